@@ -1,0 +1,92 @@
+# imsd — plain Makefile.
+#
+#   make            build ./build/imsd (optimised, -Werror)
+#   make run        install missing build deps, build, serve on the embedded default
+#   make test       install deps, build with ASan+UBSan, run unit, integration and short fuzz runs
+#   make asan       build the sanitizer variant into build/asan/
+#   make fuzz       build libFuzzer targets and run each for FUZZ_SECONDS (default 30)
+#   make bench      performance comparison against Postfix (not part of make test)
+#
+# Sources live in src/<module>/; every .c except src/cli/main.c goes into a static library
+# that the binary, the unit tests and the fuzz targets link.
+
+CC      ?= cc
+CSTD    := -std=gnu11
+WARN    := -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wstrict-prototypes \
+           -Wmissing-prototypes -Wformat=2 -Wno-unused-parameter
+CPPFLAGS := -Isrc -D_GNU_SOURCE
+LIBS    := -lssl -lcrypto -lcares -lcrypt -lpthread
+
+OPT     ?= -O2 -g
+B       ?= build
+
+LIBSRC  := $(filter-out src/cli/main.c,$(sort $(wildcard src/*/*.c)))
+MAINSRC := src/cli/main.c
+UNITSRC := $(sort $(wildcard tests/unit/*_test.c))
+FUZZSRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+
+LIBOBJ  := $(LIBSRC:%.c=$(B)/%.o)
+MAINOBJ := $(MAINSRC:%.c=$(B)/%.o)
+UNITBIN := $(UNITSRC:tests/unit/%.c=$(B)/tests/%)
+
+FUZZ_SECONDS ?= 30
+
+.PHONY: all run test asan fuzz fuzz-build bench clean deps unit integration
+
+all: $(B)/imsd
+
+deps:
+	@scripts/deps.sh
+
+$(B)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CSTD) $(OPT) $(WARN) $(CPPFLAGS) $(EXTRA_CFLAGS) -MMD -MP -c $< -o $@
+
+$(B)/libimsd.a: $(LIBOBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(B)/imsd: $(MAINOBJ) $(B)/libimsd.a
+	$(CC) $(OPT) $(EXTRA_CFLAGS) -o $@ $(MAINOBJ) $(B)/libimsd.a $(LIBS) $(EXTRA_LDFLAGS)
+
+$(B)/tests/%: tests/unit/%.c tests/unit/t.h $(B)/libimsd.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CSTD) $(OPT) $(WARN) -Wno-missing-prototypes $(CPPFLAGS) -Itests/unit $(EXTRA_CFLAGS) -o $@ $< $(B)/libimsd.a $(LIBS) $(EXTRA_LDFLAGS)
+
+unit-build: $(UNITBIN)
+
+run: deps all
+	./build/imsd run
+
+# The sanitizer build: everything the tests run is built with ASan+UBSan.
+ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+asan:
+	@$(MAKE) --no-print-directory B=build/asan OPT="-O1 -g" EXTRA_CFLAGS="$(ASAN_FLAGS)" \
+		EXTRA_LDFLAGS="$(ASAN_FLAGS)" build/asan/imsd unit-build
+
+test: deps asan
+	@$(MAKE) --no-print-directory fuzz-build
+	@python3 tests/run.py --build build/asan --fuzz-build build/fuzz --fuzz-seconds 10
+
+# libFuzzer targets: clang only.
+FUZZ_FLAGS := -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer
+fuzz-build:
+	@$(MAKE) --no-print-directory B=build/fuzz CC=clang OPT="-O1 -g" EXTRA_CFLAGS="$(FUZZ_FLAGS)" \
+		build/fuzz/libimsd.a
+	@mkdir -p build/fuzz/bin
+	@set -e; for f in $(FUZZSRC); do n=$$(basename $$f .c); \
+		if [ ! build/fuzz/bin/$$n -nt $$f ] || [ build/fuzz/libimsd.a -nt build/fuzz/bin/$$n ]; then \
+		echo "clang $$f"; \
+		clang $(CSTD) -O1 -g $(CPPFLAGS) -fsanitize=fuzzer,address,undefined -o build/fuzz/bin/$$n $$f \
+			build/fuzz/libimsd.a $(LIBS); fi; done
+
+fuzz: deps fuzz-build
+	@python3 tests/run.py --only fuzz --fuzz-build build/fuzz --fuzz-seconds $(FUZZ_SECONDS)
+
+bench: deps all
+	bench/run.sh
+
+clean:
+	rm -rf build
+
+-include $(shell find build -name '*.d' 2>/dev/null)

@@ -1,0 +1,50 @@
+#!/bin/sh
+# Install what imsd needs to build and test, from Debian's packages, when it is missing.
+# Run as root on a fresh Debian 12; as another user it only says what is missing.
+set -e
+
+# name of a command or header to test : Debian package that provides it
+need="
+/usr/include/openssl/ssl.h:libssl-dev
+/usr/include/ares.h:libc-ares-dev
+/usr/include/crypt.h:libcrypt-dev
+/usr/bin/cc:gcc
+/usr/bin/make:make
+/usr/bin/clang:clang
+/usr/lib/llvm-14/lib/clang/14.0.6/lib/linux/libclang_rt.fuzzer-x86_64.a:libclang-rt-14-dev
+/usr/bin/python3:python3
+/usr/bin/openssl:openssl
+/usr/bin/swaks:swaks
+/usr/sbin/smtp-source:postfix
+/usr/sbin/dnsmasq:dnsmasq-base
+/usr/sbin/ip:iproute2
+"
+
+missing=""
+for item in $need; do
+	path=${item%%:*}
+	pkg=${item##*:}
+	case "$path" in
+	*libclang_rt.fuzzer*)
+		# any clang version's fuzzer runtime will do
+		ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1 && continue ;;
+	esac
+	[ -e "$path" ] || missing="$missing $pkg"
+done
+
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" != 0 ]; then
+	echo "imsd needs these Debian packages:$missing" >&2
+	echo "install them as root: apt-get install$missing" >&2
+	exit 1
+fi
+echo "installing:$missing"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q >/dev/null || true
+# postfix is only a test peer and a source of smtp-source/smtp-sink: keep it from starting
+# a system instance on port 25.
+if echo "$missing" | grep -q postfix; then
+	echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections 2>/dev/null || true
+fi
+apt-get install -y -q --no-install-recommends $missing

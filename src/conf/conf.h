@@ -1,0 +1,103 @@
+/*
+ * conf — the configuration: one schema row per key of SPEC.md, parsed and validated.
+ *
+ * Text format: `key = value` lines, `#` comments (whole-line, or after whitespace), blank
+ * lines ignored, list values separated by commas and/or spaces, sizes in bytes (an optional
+ * k/m/g suffix, powers of 1024, is accepted as an extension), durations with a unit suffix
+ * (s, m, h, d). Unknown keys, repeated keys and bad values are errors; every error message
+ * reads "FILE:LINE: KEY: why". Loading never half-succeeds: on error *out is left untouched
+ * (zeroed) and everything allocated is freed.
+ *
+ * Ownership: a loaded struct conf owns all its strings and arrays; conf_free releases them.
+ * conf_load_* do not touch the network, and read only the file named (recipients_file,
+ * certificates and the like are loaded by their own modules, after this).
+ */
+#ifndef IMSD_CONF_H
+#define IMSD_CONF_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "util/addr.h"
+
+enum conf_key {
+	CK_HOSTNAME, CK_LISTEN, CK_SUBMISSION_LISTEN, CK_SMTPS_LISTEN, CK_SPOOL_DIR, CK_MAIL_DIR,
+	CK_LOCAL_DOMAINS, CK_RECIPIENTS_FILE, CK_RELAY_NETWORKS, CK_TLS_CERT_FILE, CK_TLS_KEY_FILE,
+	CK_TLS_LOOPBACK, CK_AUTH_USERS_FILE, CK_MESSAGE_SIZE_LIMIT, CK_RECIPIENT_LIMIT,
+	CK_MAX_CONNECTIONS, CK_MAX_CONNECTIONS_PER_IP, CK_COMMAND_TIMEOUT, CK_DATA_TIMEOUT,
+	CK_RELAYHOST, CK_DNS_SERVERS, CK_SMTP_PORT, CK_RETRY_MIN, CK_RETRY_MAX, CK_QUEUE_LIFETIME,
+	CK_DELAY_WARNING, CK_LOG_LEVEL,
+	CK__COUNT
+};
+
+struct conf {
+	char *source;			/* file path, or "(embedded default)" */
+
+	char *hostname;
+	struct hostport *listen;		size_t nlisten;
+	struct hostport *submission_listen;	size_t nsubmission_listen;
+	struct hostport *smtps_listen;		size_t nsmtps_listen;
+	char *spool_dir;
+	char *mail_dir;
+	char **local_domains;		size_t nlocal_domains;	/* lower-case, no trailing dot */
+	char *recipients_file;		/* NULL = unset */
+	struct cidr *relay_networks;	size_t nrelay_networks;
+	char *tls_cert_file;		/* NULL = unset */
+	char *tls_key_file;		/* NULL = unset */
+	int tls_loopback;
+	char *auth_users_file;		/* NULL = unset */
+	uint64_t message_size_limit;
+	unsigned recipient_limit;
+	unsigned max_connections;
+	unsigned max_connections_per_ip;
+	unsigned command_timeout;	/* seconds */
+	unsigned data_timeout;		/* seconds */
+	char *relayhost;		/* NULL = unset; the host part, brackets removed */
+	int relayhost_literal;		/* written as [addr]: no MX lookup */
+	uint16_t relayhost_port;	/* 25 unless given */
+	struct hostport *dns_servers;	size_t ndns_servers;	/* 0 = use /etc/resolv.conf */
+	uint16_t smtp_port;
+	unsigned retry_min, retry_max, queue_lifetime, delay_warning;	/* seconds */
+	int log_level;			/* enum log_level */
+
+	unsigned char set[CK__COUNT];	/* 1 when the key was given in the file */
+	unsigned set_line[CK__COUNT];	/* its line number */
+};
+
+/* The embedded default configuration (SPEC.md "Command line"), as text. */
+extern const char conf_default_text[];
+
+/*
+ * Parse configuration text. name is used in error messages. hostname_default is the value
+ * of `hostname` when the text does not set it (the system host name, passed in so this
+ * stays pure). 0 ok; -1 with "NAME:LINE: KEY: why" in err.
+ */
+int conf_parse(const char *name, const char *text, size_t len, const char *hostname_default,
+    struct conf *out, char *err, size_t errlen);
+
+/* Read FILE (NULL = the embedded default) and parse it; errors as conf_parse, plus
+ * "FILE: cannot read: why". */
+int conf_load(const char *path, struct conf *out, char *err, size_t errlen);
+
+void conf_free(struct conf *c);
+
+const char *conf_key_name(enum conf_key k);
+
+/*
+ * Keys this build parses and validates but does not act on yet. conf_not_in_effect(c, k)
+ * is true when the key is set (or defaults to a value that would matter) and its capability
+ * is missing; `imsd check` marks such keys "not yet in effect" and `imsd run` warns once.
+ */
+int conf_not_in_effect(const struct conf *c, enum conf_key k);
+
+/* Print every key with its effective value, one "key = value" line each, marking defaults
+ * with "# default" and keys not in effect with "# not yet in effect". */
+void conf_print(const struct conf *c, FILE *fp);
+
+/* Helpers shared with other modules (pure). 0 ok, -1 bad. */
+int conf_parse_size(const char *s, uint64_t *out);
+int conf_parse_duration(const char *s, unsigned *out);
+int conf_is_local_domain(const struct conf *c, const char *domain_lc);
+
+#endif

@@ -1,0 +1,433 @@
+/*
+ * recipients — the recipients_file: which local addresses exist, and aliases.
+ *
+ * Entries live in one array in file order; an open-addressing hash table (linear probing,
+ * FNV-1a, at most half full) maps a lower-case address to its entry.
+ */
+#include "policy/recipients.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define RCPT_FILE_MAX	(256u << 20)	/* largest recipients_file read */
+#define LOCAL_MAX	64		/* RFC 5321 §4.5.3.1.1 */
+#define DOMAIN_MAX	255		/* RFC 5321 §4.5.3.1.2 */
+
+struct entry {
+	char *addr;		/* lower-case local@domain */
+	char **targets;		/* lower-case local@domain each; NULL when not an alias */
+	size_t ntargets;
+	unsigned line;
+	uint64_t hash;
+};
+
+struct recipients {
+	struct entry *e;
+	size_t n, cap;
+	uint32_t *slot;		/* entry index + 1; 0 = empty */
+	size_t nslots;		/* a power of two, or 0 */
+};
+
+/* FNV-1a over the lower-cased bytes of s. */
+static uint64_t hash_lc(const char *s)
+{
+	uint64_t h = 14695981039346656037ull;
+
+	for (; *s; s++) {
+		h ^= (unsigned char)tolower((unsigned char)*s);
+		h *= 1099511628211ull;
+	}
+	return h;
+}
+
+/* Quote s for an error message: "..." with bytes outside printable ASCII as \xHH. */
+static const char *quote(const char *s, char *buf, size_t len)
+{
+	size_t o = 0, i;
+
+	if (len < 8) {
+		if (len)
+			buf[0] = '\0';
+		return buf;
+	}
+	buf[o++] = '"';
+	for (i = 0; s[i] && o + 8 < len && i < 100; i++) {
+		unsigned char ch = (unsigned char)s[i];
+
+		if (ch < 0x20 || ch >= 0x7f || ch == '"' || ch == '\\')
+			o += (size_t)snprintf(buf + o, len - o, "\\x%02x", ch);
+		else
+			buf[o++] = (char)ch;
+	}
+	if (s[i]) {
+		memcpy(buf + o, "...", 3);
+		o += 3;
+	}
+	buf[o++] = '"';
+	buf[o] = '\0';
+	return buf;
+}
+
+#define QBUF 440
+
+static void entry_free(struct entry *e)
+{
+	free(e->addr);
+	for (size_t i = 0; i < e->ntargets; i++)
+		free(e->targets[i]);
+	free(e->targets);
+}
+
+/* Release r and everything it owns. NULL is fine. */
+void recipients_free(struct recipients *r)
+{
+	if (r == NULL)
+		return;
+	for (size_t i = 0; i < r->n; i++)
+		entry_free(&r->e[i]);
+	free(r->e);
+	free(r->slot);
+	free(r);
+}
+
+/* The entry for addr, or NULL. */
+static const struct entry *find(const struct recipients *r, const char *addr, uint64_t h)
+{
+	size_t mask, i;
+
+	if (r == NULL || r->nslots == 0)
+		return NULL;
+	mask = r->nslots - 1;
+	for (i = (size_t)h & mask; r->slot[i]; i = (i + 1) & mask) {
+		const struct entry *e = &r->e[r->slot[i] - 1];
+
+		if (e->hash == h && strcasecmp(e->addr, addr) == 0)
+			return e;
+	}
+	return NULL;
+}
+
+/* Put entry index idx into the table (which has room). */
+static void slot_put(struct recipients *r, size_t idx)
+{
+	size_t mask = r->nslots - 1, i;
+
+	for (i = (size_t)r->e[idx].hash & mask; r->slot[i]; i = (i + 1) & mask)
+		;
+	r->slot[i] = (uint32_t)(idx + 1);
+}
+
+/* Make room for one more entry in the array and the table. -1 on ENOMEM or overflow. */
+static int make_room(struct recipients *r)
+{
+	if (r->n == r->cap) {
+		size_t nc = r->cap ? r->cap * 2 : 64;
+		struct entry *ne;
+
+		if (nc > UINT32_MAX - 1 || (ne = realloc(r->e, nc * sizeof *ne)) == NULL)
+			return -1;
+		r->e = ne;
+		r->cap = nc;
+	}
+	if ((r->n + 1) * 2 > r->nslots) {
+		size_t ns = r->nslots ? r->nslots * 2 : 128;
+		uint32_t *s = calloc(ns, sizeof *s);
+
+		if (s == NULL)
+			return -1;
+		free(r->slot);
+		r->slot = s;
+		r->nslots = ns;
+		for (size_t i = 0; i < r->n; i++)
+			slot_put(r, i);
+	}
+	return 0;
+}
+
+/*
+ * Check and normalise one address (s, NUL-terminated): lower-case it and drop a trailing
+ * dot of the domain. *out is malloc'd. 0 ok; -1 with why set (*out NULL).
+ */
+static int addr_norm(const char *s, int is_target, char **out, char *why, size_t wl)
+{
+	char q[QBUF];
+	const char *at = strchr(s, '@');
+	size_t len = strlen(s), llen, dlen;
+	char *d;
+
+	*out = NULL;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char ch = (unsigned char)s[i];
+
+		if (ch <= 0x20 || ch >= 0x7f || ch == ',' || ch == '<' || ch == '>' || ch == ':') {
+			snprintf(why, wl, "%s%s: only printable ASCII, without blanks, ',', ':', '<' "
+			    "or '>'", is_target ? "target " : "", quote(s, q, sizeof q));
+			return -1;
+		}
+	}
+	if (at == NULL && is_target) {
+		snprintf(why, wl, "target %s needs a domain", quote(s, q, sizeof q));
+		return -1;
+	}
+	if (at == NULL || strchr(at + 1, '@') != NULL) {
+		snprintf(why, wl, "%s%s is not local@domain", is_target ? "target " : "",
+		    quote(s, q, sizeof q));
+		return -1;
+	}
+	llen = (size_t)(at - s);
+	dlen = len - llen - 1;
+	if (dlen > 0 && at[dlen] == '.')
+		dlen--;
+	if (llen == 0 || dlen == 0 || at[1] == '.') {
+		snprintf(why, wl, "%s%s is not local@domain", is_target ? "target " : "",
+		    quote(s, q, sizeof q));
+		return -1;
+	}
+	if (llen > LOCAL_MAX || dlen > DOMAIN_MAX) {
+		snprintf(why, wl, "%s%s is too long (local part 64, domain 255 at most)",
+		    is_target ? "target " : "", quote(s, q, sizeof q));
+		return -1;
+	}
+	d = malloc(llen + 1 + dlen + 1);
+	if (d == NULL) {
+		snprintf(why, wl, "out of memory");
+		return -1;
+	}
+	for (size_t i = 0; i < llen + 1 + dlen; i++)
+		d[i] = (char)tolower((unsigned char)s[i]);
+	d[llen + 1 + dlen] = '\0';
+	*out = d;
+	return 0;
+}
+
+static int is_blank(char ch)
+{
+	return ch == ' ' || ch == '\t';
+}
+
+/*
+ * Parse one line (NUL-terminated, comment and line ending already removed, not blank)
+ * into a new entry of r. 0 ok; -1 with why set.
+ */
+static int parse_line(struct recipients *r, char *s, unsigned lineno, char *why, size_t wl)
+{
+	char q[QBUF];
+	struct entry e;
+	const struct entry *old;
+	char *colon, *p, *end;
+	size_t cap = 0;
+
+	memset(&e, 0, sizeof e);
+	e.line = lineno;
+	colon = strchr(s, ':');
+	if (colon)
+		*colon = '\0';
+	end = s + strlen(s);
+	while (end > s && is_blank(end[-1]))
+		*--end = '\0';
+	if (addr_norm(s, 0, &e.addr, why, wl) != 0)
+		return -1;
+
+	if (colon) {
+		p = colon + 1;
+		for (;;) {
+			char *t, **nt;
+
+			while (*p == ',' || is_blank(*p))
+				p++;
+			if (*p == '\0')
+				break;
+			t = p;
+			while (*p && *p != ',' && !is_blank(*p))
+				p++;
+			if (*p)
+				*p++ = '\0';
+			if (e.ntargets == cap) {
+				cap = cap ? cap * 2 : 4;
+				nt = realloc(e.targets, cap * sizeof *nt);
+				if (nt == NULL) {
+					snprintf(why, wl, "out of memory");
+					goto fail;
+				}
+				e.targets = nt;
+			}
+			if (addr_norm(t, 1, &e.targets[e.ntargets], why, wl) != 0)
+				goto fail;
+			e.ntargets++;
+		}
+		if (e.ntargets == 0) {
+			snprintf(why, wl, "%s: no targets after ':'", quote(e.addr, q, sizeof q));
+			goto fail;
+		}
+	}
+
+	e.hash = hash_lc(e.addr);
+	old = find(r, e.addr, e.hash);
+	if (old) {
+		snprintf(why, wl, "%s is listed twice (first on line %u)", quote(e.addr, q, sizeof q),
+		    old->line);
+		goto fail;
+	}
+	if (make_room(r) != 0) {
+		snprintf(why, wl, "out of memory");
+		goto fail;
+	}
+	r->e[r->n] = e;
+	slot_put(r, r->n);
+	r->n++;
+	return 0;
+fail:
+	entry_free(&e);
+	return -1;
+}
+
+/* Parse recipients text; see recipients.h. */
+struct recipients *recipients_parse(const char *name, const char *text, size_t len,
+    char *err, size_t errlen)
+{
+	struct recipients *r = calloc(1, sizeof *r);
+	char *buf = NULL, why[1024];
+	size_t bufcap = 0, pos = 0;
+	unsigned lineno = 0;
+
+	if (name == NULL)
+		name = "(recipients)";
+	if (errlen)
+		err[0] = '\0';
+	if (r == NULL) {
+		snprintf(err, errlen, "%s: out of memory", name);
+		return NULL;
+	}
+	while (pos < len) {
+		const char *ls = text + pos, *nl = memchr(ls, '\n', len - pos);
+		size_t ll = nl ? (size_t)(nl - ls) : len - pos;
+		char *s, *e;
+
+		lineno++;
+		pos += ll + (nl != NULL);
+		if (ll && ls[ll - 1] == '\r')
+			ll--;
+		if (memchr(ls, '\0', ll) != NULL) {
+			snprintf(err, errlen, "%s:%u: NUL byte in line", name, lineno);
+			goto fail;
+		}
+		if (ll + 1 > bufcap) {
+			char *nb = realloc(buf, ll + 1);
+
+			if (nb == NULL) {
+				snprintf(err, errlen, "%s:%u: out of memory", name, lineno);
+				goto fail;
+			}
+			buf = nb;
+			bufcap = ll + 1;
+		}
+		memcpy(buf, ls, ll);
+		buf[ll] = '\0';
+		for (s = buf; *s; s++) {
+			if (*s == '#' && (s == buf || is_blank(s[-1]))) {
+				*s = '\0';
+				break;
+			}
+		}
+		for (s = buf; is_blank(*s); s++)
+			;
+		for (e = s + strlen(s); e > s && is_blank(e[-1]); )
+			*--e = '\0';
+		if (*s == '\0')
+			continue;
+		if (parse_line(r, s, lineno, why, sizeof why) != 0) {
+			snprintf(err, errlen, "%s:%u: %s", name, lineno, why);
+			goto fail;
+		}
+	}
+	free(buf);
+	return r;
+fail:
+	free(buf);
+	recipients_free(r);
+	return NULL;
+}
+
+/* Read path and parse it; see recipients.h. */
+struct recipients *recipients_load(const char *path, char *err, size_t errlen)
+{
+	struct recipients *r;
+	char *buf = NULL, *nb;
+	size_t len = 0, cap = 0, n;
+	FILE *fp;
+
+	fp = fopen(path, "r");
+	if (fp == NULL) {
+		snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+		return NULL;
+	}
+	for (;;) {
+		if (len == cap) {
+			if (cap >= RCPT_FILE_MAX) {
+				snprintf(err, errlen, "%s: cannot read: larger than %u bytes", path,
+				    RCPT_FILE_MAX);
+				goto fail;
+			}
+			cap = cap ? cap * 2 : 65536;
+			if ((nb = realloc(buf, cap)) == NULL) {
+				snprintf(err, errlen, "%s: cannot read: %s", path, strerror(ENOMEM));
+				goto fail;
+			}
+			buf = nb;
+		}
+		n = fread(buf + len, 1, cap - len, fp);
+		len += n;
+		if (n == 0) {
+			if (ferror(fp)) {
+				int e = errno;
+
+				snprintf(err, errlen, "%s: cannot read: %s", path, strerror(e ? e : EIO));
+				goto fail;
+			}
+			break;
+		}
+	}
+	fclose(fp);
+	r = recipients_parse(path, buf ? buf : "", len, err, errlen);
+	free(buf);
+	return r;
+fail:
+	fclose(fp);
+	free(buf);
+	return NULL;
+}
+
+/* Is addr_lc a known address or alias? See recipients.h. */
+int recipients_lookup(const struct recipients *r, const char *addr_lc, char *const **targets,
+    size_t *ntargets)
+{
+	const struct entry *e;
+
+	if (ntargets)
+		*ntargets = 0;
+	if (targets)
+		*targets = NULL;
+	if (addr_lc == NULL)
+		return 0;
+	e = find(r, addr_lc, hash_lc(addr_lc));
+	if (e == NULL)
+		return 0;
+	if (e->ntargets) {
+		if (targets)
+			*targets = e->targets;
+		if (ntargets)
+			*ntargets = e->ntargets;
+	}
+	return 1;
+}
+
+/* Number of entries in r (0 for NULL). */
+size_t recipients_count(const struct recipients *r)
+{
+	return r ? r->n : 0;
+}

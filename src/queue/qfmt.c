@@ -1,0 +1,371 @@
+/*
+ * qfmt — encode/decode of queue files and journals; see qfmt.h.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "queue/qfmt.h"
+
+/* Printable ASCII only (TAB too when tab_ok). */
+static int
+value_ok(const char *s, int tab_ok)
+{
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if ((c < 0x20 && !(tab_ok && c == '\t')) || c > 0x7e)
+			return 0;
+	}
+	return 1;
+}
+
+struct sbuf {
+	char *p;
+	size_t len, cap;
+	int bad;
+};
+
+static void
+sb_add(struct sbuf *b, const char *s, size_t n)
+{
+	if (b->bad)
+		return;
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 512;
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		char *np = realloc(b->p, cap);
+		if (np == NULL) {
+			b->bad = 1;
+			return;
+		}
+		b->p = np;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+static void
+sb_rec(struct sbuf *b, const char *tag, const char *v1, const char *v2)
+{
+	sb_add(b, tag, strlen(tag));
+	sb_add(b, " ", 1);
+	sb_add(b, v1, strlen(v1));
+	if (v2 != NULL) {
+		sb_add(b, "\t", 1);
+		sb_add(b, v2, strlen(v2));
+	}
+	sb_add(b, "\n", 1);
+}
+
+/* Encode the header; see qfmt.h. */
+int
+qfmt_header_encode(const struct qenv *e, char **out, size_t *outlen)
+{
+	struct sbuf b = { 0 };
+	char num[32];
+
+	if (!value_ok(e->qid, 0) || !value_ok(e->client, 0) || !value_ok(e->helo, 0) ||
+	    !value_ok(e->sender, 0) || e->qid[0] == '\0')
+		return -1;
+	for (size_t i = 0; i < e->nrcpts; i++)
+		if (!value_ok(e->rcpts[i].addr, 0) || !value_ok(e->rcpts[i].orcpt, 0) ||
+		    e->rcpts[i].addr[0] == '\0')
+			return -1;
+	sb_add(&b, QFMT_MAGIC, strlen(QFMT_MAGIC));
+	sb_rec(&b, "id", e->qid, NULL);
+	snprintf(num, sizeof(num), "%lld", (long long)e->arrival);
+	sb_rec(&b, "arrival", num, NULL);
+	sb_rec(&b, "client", e->client, NULL);
+	sb_rec(&b, "helo", e->helo, NULL);
+	sb_rec(&b, "sender", e->sender, NULL);
+	sb_rec(&b, "body", e->body_8bit ? "8bit" : "7bit", NULL);
+	for (size_t i = 0; i < e->nrcpts; i++)
+		sb_rec(&b, "rcpt", e->rcpts[i].addr, e->rcpts[i].orcpt);
+	sb_add(&b, "\n", 1);
+	if (b.bad) {
+		free(b.p);
+		return -1;
+	}
+	*out = b.p;
+	*outlen = b.len;
+	return 0;
+}
+
+static char *
+xstrndup(const char *s, size_t n)
+{
+	char *p = malloc(n + 1);
+	if (p != NULL) {
+		memcpy(p, s, n);
+		p[n] = '\0';
+	}
+	return p;
+}
+
+/* Copy a value of at most cap-1 bytes. -1 if longer. */
+static int
+copy_fixed(char *dst, size_t cap, const char *v, size_t n)
+{
+	if (n >= cap)
+		return -1;
+	memcpy(dst, v, n);
+	dst[n] = '\0';
+	return 0;
+}
+
+static int
+parse_i64(const char *v, size_t n, long long *out)
+{
+	char tmp[24];
+	char *end;
+
+	if (n == 0 || n >= sizeof(tmp))
+		return -1;
+	memcpy(tmp, v, n);
+	tmp[n] = '\0';
+	if (tmp[0] == '-' ? !(tmp[1] >= '0' && tmp[1] <= '9') : !(tmp[0] >= '0' && tmp[0] <= '9'))
+		return -1;
+	errno = 0;
+	*out = strtoll(tmp, &end, 10);
+	return (*end != '\0' || errno != 0) ? -1 : 0;
+}
+
+/* Decode a header; see qfmt.h. */
+int
+qfmt_header_decode(const char *buf, size_t len, struct qenv *e, size_t *hdrlen, char *err,
+    size_t errlen)
+{
+	size_t mlen = strlen(QFMT_MAGIC), pos, cap = 0;
+	int have_id = 0, have_sender = 0, have_arrival = 0;
+
+	memset(e, 0, sizeof(*e));
+	if (len < mlen)
+		return memcmp(buf, QFMT_MAGIC, len) == 0 ? 1 : (snprintf(err, errlen,
+		    "not a queue file (bad magic)"), -1);
+	if (memcmp(buf, QFMT_MAGIC, mlen) != 0) {
+		snprintf(err, errlen, "not a queue file or unknown version");
+		return -1;
+	}
+	pos = mlen;
+	for (;;) {
+		const char *line = buf + pos, *nl, *sp, *v;
+		size_t llen, tlen, vlen;
+
+		if (pos >= len || pos > QFMT_HEADER_MAX) {
+			qenv_free(e);
+			if (pos > QFMT_HEADER_MAX) {
+				snprintf(err, errlen, "header too large");
+				return -1;
+			}
+			return 1;
+		}
+		nl = memchr(line, '\n', len - pos);
+		if (nl == NULL) {
+			qenv_free(e);
+			return 1;
+		}
+		llen = (size_t)(nl - line);
+		pos += llen + 1;
+		if (llen == 0)
+			break;
+		sp = memchr(line, ' ', llen);
+		if (sp == NULL) {
+			snprintf(err, errlen, "malformed record");
+			goto bad;
+		}
+		tlen = (size_t)(sp - line);
+		v = sp + 1;
+		vlen = llen - tlen - 1;
+		for (size_t i = 0; i < vlen; i++) {
+			unsigned char c = (unsigned char)v[i];
+			if ((c < 0x20 && c != '\t') || c > 0x7e || c == '\0') {
+				snprintf(err, errlen, "bad byte in record");
+				goto bad;
+			}
+		}
+#define TAG(s) (tlen == strlen(s) && memcmp(line, s, tlen) == 0)
+		if (TAG("id")) {
+			if (vlen == 0 || copy_fixed(e->qid, sizeof(e->qid), v, vlen) < 0 ||
+			    memchr(v, '\t', vlen) != NULL) {
+				snprintf(err, errlen, "bad id");
+				goto bad;
+			}
+			have_id = 1;
+		} else if (TAG("arrival")) {
+			long long t;
+			if (parse_i64(v, vlen, &t) < 0) {
+				snprintf(err, errlen, "bad arrival");
+				goto bad;
+			}
+			e->arrival = (time_t)t;
+			have_arrival = 1;
+		} else if (TAG("client")) {
+			if (copy_fixed(e->client, sizeof(e->client), v, vlen) < 0) {
+				snprintf(err, errlen, "bad client");
+				goto bad;
+			}
+		} else if (TAG("helo")) {
+			if (copy_fixed(e->helo, sizeof(e->helo), v, vlen) < 0) {
+				snprintf(err, errlen, "bad helo");
+				goto bad;
+			}
+		} else if (TAG("sender")) {
+			if (have_sender || (e->sender = xstrndup(v, vlen)) == NULL) {
+				snprintf(err, errlen, "bad sender");
+				goto bad;
+			}
+			have_sender = 1;
+		} else if (TAG("body")) {
+			if (vlen == 4 && memcmp(v, "8bit", 4) == 0)
+				e->body_8bit = 1;
+			else if (vlen == 4 && memcmp(v, "7bit", 4) == 0)
+				e->body_8bit = 0;
+			else {
+				snprintf(err, errlen, "bad body type");
+				goto bad;
+			}
+		} else if (TAG("rcpt")) {
+			const char *tab = memchr(v, '\t', vlen);
+			struct qrcpt *r;
+			if (tab == NULL || tab == v || memchr(tab + 1, '\t',
+			    vlen - (size_t)(tab - v) - 1) != NULL) {
+				snprintf(err, errlen, "bad rcpt");
+				goto bad;
+			}
+			if (e->nrcpts >= QFMT_RCPT_MAX) {
+				snprintf(err, errlen, "too many recipients");
+				goto bad;
+			}
+			if (e->nrcpts == cap) {
+				size_t ncap = cap ? cap * 2 : 4;
+				struct qrcpt *n = realloc(e->rcpts, ncap * sizeof(*n));
+				if (n == NULL) {
+					snprintf(err, errlen, "out of memory");
+					goto bad;
+				}
+				e->rcpts = n;
+				cap = ncap;
+			}
+			r = &e->rcpts[e->nrcpts];
+			memset(r, 0, sizeof(*r));
+			r->addr = xstrndup(v, (size_t)(tab - v));
+			r->orcpt = xstrndup(tab + 1, vlen - (size_t)(tab - v) - 1);
+			e->nrcpts++;
+			if (r->addr == NULL || r->orcpt == NULL) {
+				snprintf(err, errlen, "out of memory");
+				goto bad;
+			}
+		} else {
+			snprintf(err, errlen, "unknown record type");
+			goto bad;
+		}
+#undef TAG
+	}
+	if (!have_id || !have_sender || !have_arrival || e->nrcpts == 0) {
+		snprintf(err, errlen, "incomplete header");
+		goto bad;
+	}
+	*hdrlen = pos;
+	return 0;
+bad:
+	qenv_free(e);
+	return -1;
+}
+
+/* Write the fixed-size trailer for a body of bodylen bytes. */
+void
+qfmt_trailer_encode(uint64_t bodylen, char out[QFMT_TRAILER_LEN])
+{
+	char tmp[QFMT_TRAILER_LEN + 1];
+
+	snprintf(tmp, sizeof(tmp), "\nEND %020" PRIu64 "\n", bodylen);
+	memcpy(out, tmp, QFMT_TRAILER_LEN);
+}
+
+/* Parse a trailer (exactly QFMT_TRAILER_LEN bytes). */
+int
+qfmt_trailer_decode(const char *buf, size_t len, uint64_t *bodylen)
+{
+	uint64_t v = 0;
+
+	if (len != QFMT_TRAILER_LEN || memcmp(buf, "\nEND ", 5) != 0 || buf[25] != '\n')
+		return -1;
+	for (int i = 5; i < 25; i++) {
+		if (buf[i] < '0' || buf[i] > '9')
+			return -1;
+		if (v > (UINT64_MAX - 9) / 10)
+			return -1;
+		v = v * 10 + (uint64_t)(buf[i] - '0');
+	}
+	*bodylen = v;
+	return 0;
+}
+
+/* Apply journal lines; see qfmt.h. */
+int
+qfmt_journal_apply(const char *buf, size_t len, struct qenv *e, char *err, size_t errlen)
+{
+	size_t pos = 0;
+
+	while (pos < len) {
+		const char *line = buf + pos, *nl = memchr(line, '\n', len - pos);
+		char tmp[512];
+		long long idx, att, next;
+		int n = 0;
+
+		if (nl == NULL)
+			break;	/* torn final line: the event never completed */
+		size_t llen = (size_t)(nl - line);
+		pos += llen + 1;
+		if (llen == 0 || llen >= sizeof(tmp)) {
+			snprintf(err, errlen, "malformed journal line");
+			return -1;
+		}
+		memcpy(tmp, line, llen);
+		tmp[llen] = '\0';
+		if (memchr(tmp, '\0', llen) != NULL) {
+			snprintf(err, errlen, "malformed journal line");
+			return -1;
+		}
+		if (sscanf(tmp, "done %lld%n", &idx, &n) == 1 && tmp[n] == '\0') {
+			if (idx < 0 || (size_t)idx >= e->nrcpts) {
+				snprintf(err, errlen, "journal names recipient %lld of %zu", idx,
+				    e->nrcpts);
+				return -1;
+			}
+			e->rcpts[idx].state = QR_DONE;
+		} else if (sscanf(tmp, "defer %lld %lld %lld %n", &idx, &att, &next, &n) == 3 &&
+		    n > 0) {
+			if (idx < 0 || (size_t)idx >= e->nrcpts || att < 0 || att > 1000000) {
+				snprintf(err, errlen, "bad defer record");
+				return -1;
+			}
+			e->rcpts[idx].attempts = (unsigned)att;
+			e->rcpts[idx].next_try = (time_t)next;
+			snprintf(e->rcpts[idx].last_error, sizeof(e->rcpts[idx].last_error), "%s",
+			    tmp + n);
+		} else {
+			snprintf(err, errlen, "unknown journal record");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Free what a decode allocated; e is left zeroed. */
+void
+qenv_free(struct qenv *e)
+{
+	for (size_t i = 0; i < e->nrcpts; i++) {
+		free(e->rcpts[i].addr);
+		free(e->rcpts[i].orcpt);
+	}
+	free(e->rcpts);
+	free(e->sender);
+	memset(e, 0, sizeof(*e));
+}

@@ -1,0 +1,68 @@
+/*
+ * qfmt — the on-disk format of a queued message. PURE: encode and decode only.
+ *
+ * A queue file is   HEADER  BODY  TRAILER
+ *   HEADER  = "IMSDQ 1\n" then records "<tag> <value>\n" and an empty line. Tags:
+ *             id, arrival (unix seconds), client (address), helo, sender ("" = <>),
+ *             body (7bit|8bit), rcpt ("<addr>\t<orcpt>", one per recipient, in order).
+ *             Values are printable ASCII (plus TAB in rcpt); unknown tags are refused.
+ *   BODY    = the message exactly as stored: CRLF lines, Received header first.
+ *   TRAILER = "\nEND " + 20-digit zero-padded body length + "\n" (QFMT_TRAILER_LEN bytes).
+ * A file is complete only when the trailer is present and its length matches what lies
+ * between header and trailer; a reader never guesses about anything else.
+ *
+ * Beside it, an append-only journal "<qid>.j" records per-recipient progress, one line
+ * per event: "done <i>\n", "defer <i> <attempts> <next-unix> <reason>\n". A torn last
+ * line (no newline) is ignored; anything else malformed is refused.
+ */
+#ifndef IMSD_QFMT_H
+#define IMSD_QFMT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#define QFMT_MAGIC		"IMSDQ 1\n"
+#define QFMT_TRAILER_LEN	26	/* "\nEND " (5) + 20 digits + "\n" */
+#define QFMT_HEADER_MAX		(1024 * 1024)
+#define QFMT_RCPT_MAX		100000
+
+enum qrcpt_state { QR_PENDING = 0, QR_DONE = 1 };
+
+struct qrcpt {
+	char *addr;
+	char *orcpt;
+	enum qrcpt_state state;
+	unsigned attempts;
+	time_t next_try;
+	char last_error[200];
+};
+
+struct qenv {
+	char qid[32];
+	time_t arrival;
+	char client[64];
+	char helo[256];
+	char *sender;		/* "" for the null sender */
+	int body_8bit;
+	struct qrcpt *rcpts;
+	size_t nrcpts;
+};
+
+/* Encode the header into a malloc'd buffer (*out, *outlen). 0 ok, -1 bad value/no memory. */
+int qfmt_header_encode(const struct qenv *e, char **out, size_t *outlen);
+/*
+ * Decode a header at the start of buf. On success fills e (caller frees with qenv_free)
+ * and *hdrlen (bytes up to and including the empty line). 0 ok; 1 need more bytes
+ * (no empty line yet within len); -1 malformed (err says why).
+ */
+int qfmt_header_decode(const char *buf, size_t len, struct qenv *e, size_t *hdrlen,
+    char *err, size_t errlen);
+void qfmt_trailer_encode(uint64_t bodylen, char out[QFMT_TRAILER_LEN]);
+/* 0 ok, -1 not a trailer. */
+int qfmt_trailer_decode(const char *buf, size_t len, uint64_t *bodylen);
+/* Apply journal text to e (states, attempts, errors). 0 ok, -1 malformed (err). */
+int qfmt_journal_apply(const char *buf, size_t len, struct qenv *e, char *err, size_t errlen);
+void qenv_free(struct qenv *e);
+
+#endif

@@ -1,0 +1,74 @@
+/*
+ * queue — the durable spool on disk (spool_dir).
+ *
+ *   spool_dir/lock        flock'd by the running server (one server per spool)
+ *   spool_dir/incoming/   messages being received; never acknowledged; removed at start
+ *   spool_dir/queue/      committed messages "<qid>" and their journals "<qid>.j"
+ *
+ * Writing (event-loop thread): queue_create writes the header into incoming/<qid>;
+ * queue_append adds body bytes; queue_finish adds the trailer. Making it durable is split
+ * so that many messages share the expensive part (group commit): queue_sync_file
+ * (fdatasync, any thread), queue_publish (rename into queue/), then ONE queue_sync_dir for
+ * the whole batch. Only after queue_sync_dir returns 0 may the 250 be sent.
+ *
+ * Reading (delivery): queue_load reads and verifies a committed message (header, body
+ * length against the trailer, journal) and returns the envelope and the body's offset.
+ *
+ * All functions return 0 or -1 with a reason in err (no logging here), and are safe to
+ * call from several threads on different messages.
+ */
+#ifndef IMSD_QUEUE_H
+#define IMSD_QUEUE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "queue/qfmt.h"
+
+struct queue {
+	char *dir;
+	int dirfd, incfd, qfd;	/* spool_dir, incoming/, queue/ */
+	int lockfd;
+};
+
+struct queue_writer {
+	int fd;
+	char qid[32];
+	uint64_t bodylen;
+	size_t hdrlen;
+};
+
+/* Create the directories if needed and open them. lock: take spool_dir/lock exclusively
+ * (the server does; read-only tools do not). */
+int queue_open(const char *spool_dir, int lock, struct queue *q, char *err, size_t errlen);
+void queue_close(struct queue *q);
+/* Is a server holding the lock? 1 yes, 0 no. */
+int queue_locked_by_other(const char *spool_dir);
+
+/* A new queue id: 16 upper-case hex digits, time-ordered, unique within this spool. */
+void queue_new_id(char out[32]);
+
+int queue_create(struct queue *q, struct qenv *env, struct queue_writer *w, char *err, size_t errlen);
+int queue_append(struct queue_writer *w, const void *buf, size_t len, char *err, size_t errlen);
+int queue_finish(struct queue_writer *w, char *err, size_t errlen);
+void queue_discard(struct queue *q, struct queue_writer *w);
+int queue_sync_file(struct queue_writer *w, char *err, size_t errlen);
+/* Rename incoming/<qid> to queue/<qid> and close the writer's fd. */
+int queue_publish(struct queue *q, struct queue_writer *w, char *err, size_t errlen);
+int queue_sync_dir(struct queue *q, char *err, size_t errlen);
+
+/* Load queue/<qid>: fills env (qenv_free it), opens the file (*fd, positioned nowhere in
+ * particular), *body_off and *body_len. */
+int queue_load(struct queue *q, const char *qid, struct qenv *env, int *fd, uint64_t *body_off,
+    uint64_t *body_len, char *err, size_t errlen);
+/* Append one journal line (ending in \n) and fdatasync it. */
+int queue_journal(struct queue *q, const char *qid, const char *line, char *err, size_t errlen);
+/* Remove a message and its journal. */
+int queue_remove(struct queue *q, const char *qid, char *err, size_t errlen);
+/* List committed qids (malloc'd array of malloc'd strings), sorted. */
+int queue_list(struct queue *q, char ***ids, size_t *n, char *err, size_t errlen);
+void queue_list_free(char **ids, size_t n);
+/* Remove everything in incoming/ (unacknowledged leftovers of a crash). Returns count. */
+int queue_clean_incoming(struct queue *q);
+
+#endif

@@ -1,0 +1,502 @@
+/*
+ * queue_fs — the spool directory; see queue.h.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "queue/queue.h"
+
+#define E(...) snprintf(err, errlen, __VA_ARGS__)
+
+/* mkdir -p for one path (mode for the last component and any created parent). */
+static int
+mkdirs(const char *path, mode_t mode)
+{
+	char tmp[4096];
+	size_t len = strlen(path);
+
+	if (len == 0 || len >= sizeof(tmp))
+		return -1;
+	memcpy(tmp, path, len + 1);
+	for (char *p = tmp + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(tmp, mode) < 0 && errno != EEXIST)
+			return -1;
+		*p = '/';
+	}
+	if (mkdir(tmp, mode) < 0 && errno != EEXIST)
+		return -1;
+	return 0;
+}
+
+static int
+open_subdir(int dirfd, const char *name)
+{
+	if (mkdirat(dirfd, name, 0700) < 0 && errno != EEXIST)
+		return -1;
+	return openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+}
+
+/* Open (and create) the spool; see queue.h. */
+int
+queue_open(const char *spool_dir, int lock, struct queue *q, char *err, size_t errlen)
+{
+	memset(q, 0, sizeof(*q));
+	q->dirfd = q->incfd = q->qfd = q->lockfd = -1;
+	if (mkdirs(spool_dir, 0700) < 0) {
+		E("%s: cannot create spool directory: %s", spool_dir, strerror(errno));
+		return -1;
+	}
+	if ((q->dirfd = open(spool_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+		E("%s: cannot open spool directory: %s", spool_dir, strerror(errno));
+		goto fail;
+	}
+	if ((q->incfd = open_subdir(q->dirfd, "incoming")) < 0 ||
+	    (q->qfd = open_subdir(q->dirfd, "queue")) < 0) {
+		E("%s: cannot open spool subdirectory: %s", spool_dir, strerror(errno));
+		goto fail;
+	}
+	if (lock) {
+		q->lockfd = openat(q->dirfd, "lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+		if (q->lockfd < 0) {
+			E("%s/lock: %s", spool_dir, strerror(errno));
+			goto fail;
+		}
+		if (flock(q->lockfd, LOCK_EX | LOCK_NB) < 0) {
+			E("%s: another imsd is already using this spool (%s/lock is locked)",
+			    spool_dir, spool_dir);
+			goto fail;
+		}
+	}
+	if ((q->dir = strdup(spool_dir)) == NULL) {
+		E("out of memory");
+		goto fail;
+	}
+	return 0;
+fail:
+	queue_close(q);
+	return -1;
+}
+
+void
+queue_close(struct queue *q)
+{
+	if (q->lockfd >= 0)
+		close(q->lockfd);
+	if (q->qfd >= 0)
+		close(q->qfd);
+	if (q->incfd >= 0)
+		close(q->incfd);
+	if (q->dirfd >= 0)
+		close(q->dirfd);
+	free(q->dir);
+	memset(q, 0, sizeof(*q));
+	q->dirfd = q->incfd = q->qfd = q->lockfd = -1;
+}
+
+/* 1 when some other process holds spool_dir/lock. */
+int
+queue_locked_by_other(const char *spool_dir)
+{
+	char path[4096];
+	int fd, r = 0;
+
+	snprintf(path, sizeof(path), "%s/lock", spool_dir);
+	if ((fd = open(path, O_RDWR | O_CLOEXEC)) < 0)
+		return 0;
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0 && errno == EWOULDBLOCK)
+		r = 1;
+	close(fd);
+	return r;
+}
+
+/* Time-ordered ids: microseconds since the epoch (13 hex digits) + a 12-bit counter. */
+void
+queue_new_id(char out[32])
+{
+	static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+	static unsigned long long last;
+	struct timespec ts;
+	unsigned long long v;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	v = ((unsigned long long)ts.tv_sec * 1000000ULL + (unsigned long long)ts.tv_nsec / 1000)
+	    << 12;
+	pthread_mutex_lock(&mu);
+	if (v <= last)
+		v = last + 1;
+	last = v;
+	pthread_mutex_unlock(&mu);
+	snprintf(out, 32, "%016llX", v);
+}
+
+static int
+write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* Start incoming/<qid> with the header; env->qid is filled in. */
+int
+queue_create(struct queue *q, struct qenv *env, struct queue_writer *w, char *err, size_t errlen)
+{
+	char *hdr;
+	size_t hlen;
+
+	memset(w, 0, sizeof(*w));
+	w->fd = -1;
+	for (int tries = 0; tries < 5; tries++) {
+		queue_new_id(env->qid);
+		w->fd = openat(q->incfd, env->qid, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (w->fd >= 0 || errno != EEXIST)
+			break;
+	}
+	if (w->fd < 0) {
+		E("%s/incoming: cannot create queue file: %s", q->dir, strerror(errno));
+		return -1;
+	}
+	memcpy(w->qid, env->qid, sizeof(w->qid));
+	if (qfmt_header_encode(env, &hdr, &hlen) < 0) {
+		E("cannot encode envelope");
+		queue_discard(q, w);
+		return -1;
+	}
+	if (write_all(w->fd, hdr, hlen) < 0) {
+		E("%s/incoming/%s: write: %s", q->dir, w->qid, strerror(errno));
+		free(hdr);
+		queue_discard(q, w);
+		return -1;
+	}
+	free(hdr);
+	w->hdrlen = hlen;
+	return 0;
+}
+
+int
+queue_append(struct queue_writer *w, const void *buf, size_t len, char *err, size_t errlen)
+{
+	if (write_all(w->fd, buf, len) < 0) {
+		E("queue file %s: write: %s", w->qid, strerror(errno));
+		return -1;
+	}
+	w->bodylen += len;
+	return 0;
+}
+
+int
+queue_finish(struct queue_writer *w, char *err, size_t errlen)
+{
+	char t[QFMT_TRAILER_LEN];
+
+	qfmt_trailer_encode(w->bodylen, t);
+	if (write_all(w->fd, t, sizeof(t)) < 0) {
+		E("queue file %s: write: %s", w->qid, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* Drop an unacknowledged message. */
+void
+queue_discard(struct queue *q, struct queue_writer *w)
+{
+	if (w->fd >= 0) {
+		close(w->fd);
+		w->fd = -1;
+	}
+	if (w->qid[0] != '\0')
+		unlinkat(q->incfd, w->qid, 0);
+	w->qid[0] = '\0';
+}
+
+int
+queue_sync_file(struct queue_writer *w, char *err, size_t errlen)
+{
+	if (fdatasync(w->fd) < 0) {
+		E("queue file %s: fdatasync: %s", w->qid, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+int
+queue_publish(struct queue *q, struct queue_writer *w, char *err, size_t errlen)
+{
+	if (renameat(q->incfd, w->qid, q->qfd, w->qid) < 0) {
+		E("queue file %s: rename into queue/: %s", w->qid, strerror(errno));
+		return -1;
+	}
+	close(w->fd);
+	w->fd = -1;
+	return 0;
+}
+
+int
+queue_sync_dir(struct queue *q, char *err, size_t errlen)
+{
+	if (fsync(q->qfd) < 0) {
+		E("%s/queue: fsync: %s", q->dir, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static int
+read_at(int fd, void *buf, size_t len, off_t off)
+{
+	char *p = buf;
+
+	while (len > 0) {
+		ssize_t n = pread(fd, p, len, off);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (n == 0)
+			return -1;
+		p += n;
+		off += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* Load and verify queue/<qid>; see queue.h. */
+int
+queue_load(struct queue *q, const char *qid, struct qenv *env, int *fdp, uint64_t *body_off,
+    uint64_t *body_len, char *err, size_t errlen)
+{
+	struct stat st;
+	char trailer[QFMT_TRAILER_LEN], jname[48];
+	char *buf = NULL;
+	size_t cap = 8192, have = 0, hdrlen = 0;
+	uint64_t blen;
+	int fd, jfd, r;
+
+	memset(env, 0, sizeof(*env));
+	if ((fd = openat(q->qfd, qid, O_RDONLY | O_CLOEXEC)) < 0) {
+		E("%s: open: %s", qid, strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) < 0 || (uint64_t)st.st_size < QFMT_TRAILER_LEN) {
+		E("%s: truncated queue file", qid);
+		goto fail;
+	}
+	if (read_at(fd, trailer, sizeof(trailer), st.st_size - QFMT_TRAILER_LEN) < 0 ||
+	    qfmt_trailer_decode(trailer, sizeof(trailer), &blen) < 0) {
+		E("%s: queue file has no valid trailer (truncated or corrupt)", qid);
+		goto fail;
+	}
+	for (;;) {
+		char *nb = realloc(buf, cap);
+		size_t want;
+		ssize_t n;
+		if (nb == NULL) {
+			E("out of memory");
+			goto fail;
+		}
+		buf = nb;
+		want = cap - have;
+		if ((uint64_t)have + want > (uint64_t)st.st_size)
+			want = (size_t)st.st_size - have;
+		n = want ? pread(fd, buf + have, want, (off_t)have) : 0;
+		if (n < 0) {
+			E("%s: read: %s", qid, strerror(errno));
+			goto fail;
+		}
+		have += (size_t)n;
+		r = qfmt_header_decode(buf, have, env, &hdrlen, err, errlen);
+		if (r == 0)
+			break;
+		if (r < 0 || n == 0 || cap >= QFMT_HEADER_MAX * 2) {
+			if (r > 0)
+				E("%s: queue file header incomplete", qid);
+			goto fail;
+		}
+		cap *= 2;
+	}
+	free(buf);
+	buf = NULL;
+	if ((uint64_t)hdrlen + blen + QFMT_TRAILER_LEN != (uint64_t)st.st_size) {
+		E("%s: body length does not match the trailer", qid);
+		qenv_free(env);
+		goto fail;
+	}
+	if (strcmp(env->qid, qid) != 0) {
+		E("%s: queue file names another id", qid);
+		qenv_free(env);
+		goto fail;
+	}
+	snprintf(jname, sizeof(jname), "%s.j", qid);
+	if ((jfd = openat(q->qfd, jname, O_RDONLY | O_CLOEXEC)) >= 0) {
+		struct stat js;
+		if (fstat(jfd, &js) == 0 && js.st_size > 0 && js.st_size < 64 * 1024 * 1024) {
+			char *j = malloc((size_t)js.st_size);
+			if (j == NULL || read_at(jfd, j, (size_t)js.st_size, 0) < 0 ||
+			    qfmt_journal_apply(j, (size_t)js.st_size, env, err, errlen) < 0) {
+				if (j == NULL)
+					E("out of memory");
+				free(j);
+				close(jfd);
+				qenv_free(env);
+				goto fail;
+			}
+			free(j);
+		}
+		close(jfd);
+	}
+	*fdp = fd;
+	*body_off = hdrlen;
+	*body_len = blen;
+	return 0;
+fail:
+	free(buf);
+	close(fd);
+	return -1;
+}
+
+int
+queue_journal(struct queue *q, const char *qid, const char *line, char *err, size_t errlen)
+{
+	char jname[48];
+	int fd;
+
+	snprintf(jname, sizeof(jname), "%s.j", qid);
+	fd = openat(q->qfd, jname, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		E("%s: journal: %s", jname, strerror(errno));
+		return -1;
+	}
+	if (write_all(fd, line, strlen(line)) < 0 || fdatasync(fd) < 0) {
+		E("%s: journal write: %s", jname, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
+int
+queue_remove(struct queue *q, const char *qid, char *err, size_t errlen)
+{
+	char jname[48];
+
+	snprintf(jname, sizeof(jname), "%s.j", qid);
+	if (unlinkat(q->qfd, qid, 0) < 0 && errno != ENOENT) {
+		E("%s: unlink: %s", qid, strerror(errno));
+		return -1;
+	}
+	unlinkat(q->qfd, jname, 0);
+	return 0;
+}
+
+static int
+is_qid(const char *s)
+{
+	size_t n = 0;
+
+	for (; s[n]; n++)
+		if (!((s[n] >= '0' && s[n] <= '9') || (s[n] >= 'A' && s[n] <= 'F')))
+			return 0;
+	return n == 16;
+}
+
+static int
+cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int
+queue_list(struct queue *q, char ***idsp, size_t *np, char *err, size_t errlen)
+{
+	int fd = dup(q->qfd);
+	DIR *d;
+	struct dirent *de;
+	char **ids = NULL;
+	size_t n = 0, cap = 0;
+
+	if (fd < 0 || (d = fdopendir(fd)) == NULL) {
+		if (fd >= 0)
+			close(fd);
+		E("%s/queue: %s", q->dir, strerror(errno));
+		return -1;
+	}
+	rewinddir(d);
+	while ((de = readdir(d)) != NULL) {
+		if (!is_qid(de->d_name))
+			continue;
+		if (n == cap) {
+			size_t ncap = cap ? cap * 2 : 64;
+			char **nids = realloc(ids, ncap * sizeof(*nids));
+			if (nids == NULL)
+				break;
+			ids = nids;
+			cap = ncap;
+		}
+		if ((ids[n] = strdup(de->d_name)) == NULL)
+			break;
+		n++;
+	}
+	closedir(d);
+	if (n > 0)
+		qsort(ids, n, sizeof(*ids), cmp_str);
+	*idsp = ids;
+	*np = n;
+	return 0;
+}
+
+void
+queue_list_free(char **ids, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(ids[i]);
+	free(ids);
+}
+
+int
+queue_clean_incoming(struct queue *q)
+{
+	int fd = dup(q->incfd), count = 0;
+	DIR *d;
+	struct dirent *de;
+
+	if (fd < 0 || (d = fdopendir(fd)) == NULL) {
+		if (fd >= 0)
+			close(fd);
+		return 0;
+	}
+	rewinddir(d);
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		if (unlinkat(q->incfd, de->d_name, 0) == 0)
+			count++;
+	}
+	closedir(d);
+	return count;
+}

@@ -1,0 +1,967 @@
+/*
+ * server — `imsd run`; see server.h.
+ *
+ * Threads: the event-loop thread owns every socket and session; the commit thread makes
+ * batches of finished messages durable (fdatasync each file, rename into queue/, one fsync
+ * of queue/ for the whole batch: group commit) and hands them back through an eventfd;
+ * the delivery thread writes Maildirs. Signals arrive through a signalfd on the loop.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "net/ev.h"
+#include "queue/queue.h"
+#include "server/cfg.h"
+#include "server/delivery.h"
+#include "server/server.h"
+#include "session/session.h"
+#include "util/log.h"
+#include "util/version.h"
+
+#define IN_MAX		(64 * 1024)	/* input held while a session waits (pipelining) */
+#define OUT_MAX		(256 * 1024)	/* unsent replies before we stop reading */
+#define READ_CHUNK	(64 * 1024)
+#define DRAIN_SECONDS	10		/* SIGTERM: SPEC says finish within 10 s */
+#define PERIP_BUCKETS	4096
+
+struct commit_job;
+
+struct conn {
+	struct ev_io io;
+	struct server *srv;
+	struct cfg *cfg;
+	struct session *s;
+	struct netaddr peer;
+	struct conn *prev, *next;
+	char sid[24];
+
+	char *in;		/* leftover input (malloc'd only while non-empty) */
+	size_t inlen, incap;
+	char *out;		/* unsent reply bytes */
+	size_t outlen, outoff, outcap;
+
+	struct queue_writer w;	/* the message being received (w.fd >= 0) */
+	char werr[256];
+	struct commit_job *job;	/* commit in flight */
+
+	time_t deadline;	/* command or data timeout */
+	unsigned long last_cmds;
+	int closing;		/* close after output drains */
+	int dead;		/* socket gone; waiting for the commit job to return */
+	struct conn *grave;	/* next in the server's list of conns to free */
+	int buried;		/* on that list */
+};
+
+struct commit_job {
+	struct commit_job *next;
+	struct conn *conn;	/* NULL once the client is gone */
+	struct queue_writer w;
+	int ok;
+	char err[256];
+};
+
+struct listener {
+	struct ev_io io;
+	struct server *srv;
+	struct hostport hp;
+	int fd;
+};
+
+struct perip {
+	struct perip *next;
+	struct netaddr addr;
+	unsigned count;
+};
+
+struct server {
+	const char *conf_path;
+	struct cfg *cfg;
+	struct ev_loop *loop;
+	struct queue q;
+	struct delivery *delivery;
+	struct listener *listeners;
+	size_t nlisteners;
+	struct conn *conns;
+	unsigned nconns;
+	struct conn *graveyard;	/* closed conns, freed before the loop sleeps */
+	struct perip *perip[PERIP_BUCKETS];
+	unsigned long long nsessions;
+
+	struct ev_io sigio;
+	int sigfd;
+
+	/* group commit */
+	pthread_t cthread;
+	pthread_mutex_t cmu;
+	pthread_cond_t ccv;
+	struct commit_job *pending, **pending_tail;
+	struct commit_job *done;
+	int cstop;
+	int cevfd;
+	struct ev_io cio;
+	unsigned commits_in_flight;
+
+	int stopping;
+	time_t stop_deadline;
+	int exit_status;
+};
+
+static void conn_close(struct conn *c);
+static void conn_process(struct conn *c);
+static void conn_flush(struct conn *c);
+
+/* ---- per-IP connection counts ---- */
+
+static unsigned
+perip_hash(const struct netaddr *a)
+{
+	unsigned h = 2166136261u;
+	int n = a->family == AF_INET ? 4 : 16;
+
+	for (int i = 0; i < n; i++)
+		h = (h ^ a->a[i]) * 16777619u;
+	return h % PERIP_BUCKETS;
+}
+
+static struct perip **
+perip_find(struct server *srv, const struct netaddr *a)
+{
+	struct perip **pp = &srv->perip[perip_hash(a)];
+
+	while (*pp != NULL && !netaddr_equal(&(*pp)->addr, a))
+		pp = &(*pp)->next;
+	return pp;
+}
+
+static unsigned
+perip_count(struct server *srv, const struct netaddr *a)
+{
+	struct perip **pp = perip_find(srv, a);
+
+	return *pp ? (*pp)->count : 0;
+}
+
+static void
+perip_add(struct server *srv, const struct netaddr *a, int delta)
+{
+	struct perip **pp = perip_find(srv, a), *p = *pp;
+
+	if (p == NULL) {
+		if (delta < 0 || (p = calloc(1, sizeof(*p))) == NULL)
+			return;
+		p->addr = *a;
+		*pp = p;
+	}
+	p->count += (unsigned)delta;
+	if (p->count == 0) {
+		*pp = p->next;
+		free(p);
+	}
+}
+
+/* ---- session callbacks ---- */
+
+static void
+cb_output(void *arg, const char *buf, size_t len)
+{
+	struct conn *c = arg;
+
+	if (c->dead)
+		return;
+	if (c->outlen + len > c->outcap) {
+		size_t cap = c->outcap ? c->outcap : 512;
+		while (cap < c->outlen + len)
+			cap *= 2;
+		char *n = realloc(c->out, cap);
+		if (n == NULL) {
+			c->closing = 1;
+			return;
+		}
+		c->out = n;
+		c->outcap = cap;
+	}
+	memcpy(c->out + c->outlen, buf, len);
+	c->outlen += len;
+}
+
+static int
+cb_tx_open(void *arg, struct session_tx *tx)
+{
+	struct conn *c = arg;
+	struct qenv env;
+	struct qrcpt *r;
+	int ret;
+
+	memset(&env, 0, sizeof(env));
+	env.arrival = time(NULL);
+	netaddr_str(&c->peer, env.client, sizeof(env.client));
+	env.sender = tx->sender;
+	env.body_8bit = tx->body_8bit;
+	if ((r = calloc(tx->nrcpts, sizeof(*r))) == NULL)
+		return -1;
+	for (size_t i = 0; i < tx->nrcpts; i++) {
+		r[i].addr = tx->rcpts[i].addr;
+		r[i].orcpt = tx->rcpts[i].orcpt;
+	}
+	env.rcpts = r;
+	env.nrcpts = tx->nrcpts;
+	ret = queue_create(&c->srv->q, &env, &c->w, c->werr, sizeof(c->werr));
+	free(r);
+	if (ret < 0) {
+		log_error("sid=%s event=queue-error reason=\"%s\"", c->sid, c->werr);
+		return -1;
+	}
+	memcpy(tx->qid, env.qid, sizeof(tx->qid));
+	return 0;
+}
+
+static int
+cb_tx_write(void *arg, const char *buf, size_t len)
+{
+	struct conn *c = arg;
+
+	if (queue_append(&c->w, buf, len, c->werr, sizeof(c->werr)) < 0) {
+		log_error("sid=%s event=queue-error reason=\"%s\"", c->sid, c->werr);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+cb_tx_abort(void *arg)
+{
+	struct conn *c = arg;
+
+	if (c->w.fd >= 0 || c->w.qid[0] != '\0')
+		queue_discard(&c->srv->q, &c->w);
+	c->w.fd = -1;
+	c->w.qid[0] = '\0';
+}
+
+static void
+cb_tx_commit(void *arg, struct session_tx *tx)
+{
+	struct conn *c = arg;
+	struct server *srv = c->srv;
+	struct commit_job *j;
+
+	if (queue_finish(&c->w, c->werr, sizeof(c->werr)) < 0 ||
+	    (j = calloc(1, sizeof(*j))) == NULL) {
+		log_error("sid=%s qid=%s event=queue-error reason=\"%s\"", c->sid, c->w.qid,
+		    c->werr);
+		cb_tx_abort(c);
+		session_commit_done(c->s, 0);
+		return;
+	}
+	j->conn = c;
+	j->w = c->w;
+	c->w.fd = -1;
+	c->w.qid[0] = '\0';
+	c->job = j;
+	srv->commits_in_flight++;
+	pthread_mutex_lock(&srv->cmu);
+	*srv->pending_tail = j;
+	srv->pending_tail = &j->next;
+	pthread_cond_signal(&srv->ccv);
+	pthread_mutex_unlock(&srv->cmu);
+}
+
+static void
+cb_log(void *arg, int level, const char *line)
+{
+	log_msg((enum log_level)level, "%s", line);
+}
+
+static const struct session_ops session_ops = {
+	.output = cb_output,
+	.tx_open = cb_tx_open,
+	.tx_write = cb_tx_write,
+	.tx_commit = cb_tx_commit,
+	.tx_abort = cb_tx_abort,
+	.log = cb_log,
+};
+
+/* ---- group commit ---- */
+
+static void *
+commit_main(void *arg)
+{
+	struct server *srv = arg;
+
+	pthread_mutex_lock(&srv->cmu);
+	for (;;) {
+		while (srv->pending == NULL && !srv->cstop)
+			pthread_cond_wait(&srv->ccv, &srv->cmu);
+		if (srv->pending == NULL && srv->cstop)
+			break;
+		struct commit_job *batch = srv->pending, *j;
+		srv->pending = NULL;
+		srv->pending_tail = &srv->pending;
+		pthread_mutex_unlock(&srv->cmu);
+
+		/* Every file of the batch reaches the disk, then the directory once. */
+		int published = 0;
+		for (j = batch; j != NULL; j = j->next) {
+			j->ok = queue_sync_file(&j->w, j->err, sizeof(j->err)) == 0 &&
+			    queue_publish(&srv->q, &j->w, j->err, sizeof(j->err)) == 0;
+			published += j->ok;
+		}
+		if (published > 0) {
+			char err[256];
+			if (queue_sync_dir(&srv->q, err, sizeof(err)) < 0) {
+				for (j = batch; j != NULL; j = j->next) {
+					/* Published but not known durable: it will still be
+					 * delivered, but the client is not told 250. */
+					if (j->ok)
+						snprintf(j->err, sizeof(j->err), "%s", err);
+					j->ok = 0;
+				}
+			}
+		}
+
+		pthread_mutex_lock(&srv->cmu);
+		struct commit_job *last = batch;
+		while (last->next != NULL)
+			last = last->next;
+		last->next = srv->done;
+		srv->done = batch;
+		uint64_t one = 1;
+		if (write(srv->cevfd, &one, sizeof(one)) < 0) {
+			/* eventfd counter overflow is impossible here; nothing to do */
+		}
+	}
+	pthread_mutex_unlock(&srv->cmu);
+	return NULL;
+}
+
+/* The loop side: committed batches come back here. */
+static void
+commit_done_cb(struct ev_io *io, uint32_t events)
+{
+	struct server *srv = io->arg;
+	struct commit_job *list, *j, *rev = NULL;
+	uint64_t v;
+
+	if (read(srv->cevfd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		return;
+	pthread_mutex_lock(&srv->cmu);
+	list = srv->done;
+	srv->done = NULL;
+	pthread_mutex_unlock(&srv->cmu);
+	/* The list is newest-first; answer in arrival order. */
+	while (list != NULL) {
+		j = list;
+		list = list->next;
+		j->next = rev;
+		rev = j;
+	}
+	while ((j = rev) != NULL) {
+		struct conn *c = j->conn;
+		rev = j->next;
+		srv->commits_in_flight--;
+		if (j->ok)
+			delivery_enqueue(srv->delivery, j->w.qid, 0);
+		else {
+			log_error("qid=%s event=queue-error stage=commit reason=\"%s\"", j->w.qid,
+			    j->err);
+			if (j->w.fd >= 0)
+				queue_discard(&srv->q, &j->w);
+		}
+		if (c != NULL) {
+			c->job = NULL;
+			if (c->dead) {
+				if (j->ok)
+					log_info("sid=%s qid=%s event=committed-after-disconnect "
+					    "note=client-not-told-250", c->sid, j->w.qid);
+				conn_close(c);
+			} else {
+				session_set_time(c->s, time(NULL));
+				session_commit_done(c->s, j->ok);
+				conn_process(c);
+			}
+		}
+		free(j);
+	}
+}
+
+/* ---- connections ---- */
+
+static time_t
+conn_deadline(struct conn *c)
+{
+	const struct conf *cf = &c->cfg->conf;
+
+	return time(NULL) + (session_state(c->s) == SS_DATA ? cf->data_timeout : cf->command_timeout);
+}
+
+static void
+conn_update_events(struct conn *c)
+{
+	uint32_t ev = 0;
+	enum session_state st = session_state(c->s);
+
+	if (c->dead)
+		return;
+	if (c->outoff < c->outlen)
+		ev |= EPOLLOUT;
+	if (!c->closing && st != SS_CLOSING && c->inlen < IN_MAX &&
+	    c->outlen - c->outoff < OUT_MAX)
+		ev |= EPOLLIN;
+	ev_io_set(c->srv->loop, &c->io, ev);
+}
+
+/* Feed buffered input to the session, as far as it takes it. */
+static void
+conn_process(struct conn *c)
+{
+	if (c->dead)
+		return;
+	if (c->inlen > 0) {
+		session_set_time(c->s, time(NULL));
+		size_t used = session_feed(c->s, c->in, c->inlen);
+		if (used > 0) {
+			memmove(c->in, c->in + used, c->inlen - used);
+			c->inlen -= used;
+		}
+		if (c->inlen == 0) {
+			free(c->in);
+			c->in = NULL;
+			c->incap = 0;
+		}
+	}
+	if (session_commands(c->s) != c->last_cmds) {
+		c->last_cmds = session_commands(c->s);
+		c->deadline = conn_deadline(c);
+	}
+	if (session_state(c->s) == SS_CLOSING)
+		c->closing = 1;
+	conn_flush(c);
+}
+
+/* Write what we can; close when closing and drained. */
+static void
+conn_flush(struct conn *c)
+{
+	if (c->dead)
+		return;
+	while (c->outoff < c->outlen) {
+		ssize_t n = send(c->io.fd, c->out + c->outoff, c->outlen - c->outoff, MSG_NOSIGNAL);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN)
+				break;
+			conn_close(c);
+			return;
+		}
+		c->outoff += (size_t)n;
+	}
+	if (c->outoff == c->outlen) {
+		c->outoff = c->outlen = 0;
+		if (c->outcap > 4096) {
+			free(c->out);
+			c->out = NULL;
+			c->outcap = 0;
+		}
+		if (c->closing) {
+			conn_close(c);
+			return;
+		}
+	}
+	conn_update_events(c);
+}
+
+static void
+conn_read(struct conn *c)
+{
+	static char rbuf[READ_CHUNK];
+	int eof = 0;
+
+	for (int round = 0; round < 4 && !eof; round++) {
+		ssize_t n;
+		size_t room = IN_MAX - c->inlen;
+		if (room == 0)
+			break;
+		if (c->inlen == 0) {
+			n = recv(c->io.fd, rbuf, room < sizeof(rbuf) ? room : sizeof(rbuf), 0);
+			if (n > 0) {
+				session_set_time(c->s, time(NULL));
+				size_t used = session_feed(c->s, rbuf, (size_t)n);
+				if (used < (size_t)n) {
+					size_t rest = (size_t)n - used;
+					c->incap = rest < 1024 ? 1024 : rest;
+					if ((c->in = malloc(c->incap)) == NULL) {
+						conn_close(c);
+						return;
+					}
+					memcpy(c->in, rbuf + used, rest);
+					c->inlen = rest;
+				}
+			}
+		} else {
+			if (c->incap < IN_MAX) {
+				char *p = realloc(c->in, IN_MAX);
+				if (p == NULL) {
+					conn_close(c);
+					return;
+				}
+				c->in = p;
+				c->incap = IN_MAX;
+			}
+			n = recv(c->io.fd, c->in + c->inlen, room, 0);
+			if (n > 0) {
+				c->inlen += (size_t)n;
+				conn_process(c);
+				if (c->dead)
+					return;
+			}
+		}
+		if (n == 0)
+			eof = 1;
+		else if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno != EAGAIN)
+				eof = 1;
+			break;
+		} else {
+			if (session_state(c->s) == SS_DATA)
+				c->deadline = conn_deadline(c);
+			if ((size_t)n < room)
+				break;
+		}
+		if (session_state(c->s) == SS_COMMIT || session_state(c->s) == SS_CLOSING)
+			break;
+	}
+	if (c->dead)
+		return;
+	if (eof) {
+		session_disconnected(c->s);
+		conn_close(c);
+		return;
+	}
+	conn_process(c);
+}
+
+static void
+conn_cb(struct ev_io *io, uint32_t events)
+{
+	struct conn *c = io->arg;
+
+	if (c->dead)
+		return;
+	if (events & (EPOLLERR | EPOLLHUP) && !(events & EPOLLIN)) {
+		session_disconnected(c->s);
+		conn_close(c);
+		return;
+	}
+	if (events & EPOLLIN) {
+		conn_read(c);
+		return;	/* conn may be gone */
+	}
+	if (events & EPOLLOUT)
+		conn_flush(c);
+}
+
+/* Tear down a connection; if a commit is in flight the struct waits for it. */
+static void
+conn_close(struct conn *c)
+{
+	struct server *srv = c->srv;
+
+	if (!c->dead) {
+		int fd = c->io.fd;
+		c->dead = 1;
+		ev_io_stop(srv->loop, &c->io);
+		close(fd);
+		if (c->w.fd >= 0 || c->w.qid[0] != '\0')
+			queue_discard(&srv->q, &c->w);
+		perip_add(srv, &c->peer, -1);
+		srv->nconns--;
+		if (c->prev)
+			c->prev->next = c->next;
+		else
+			srv->conns = c->next;
+		if (c->next)
+			c->next->prev = c->prev;
+		log_info("sid=%s event=disconnect", c->sid);
+	}
+	if (c->job != NULL || c->buried)
+		return;	/* commit_done_cb calls us again when the job is back */
+	c->buried = 1;
+	/* Freed later: callers up the stack may still hold c during this loop turn. */
+	c->grave = srv->graveyard;
+	srv->graveyard = c;
+}
+
+static void
+server_reap(void *arg)
+{
+	struct server *srv = arg;
+	struct conn *c;
+
+	while ((c = srv->graveyard) != NULL) {
+		srv->graveyard = c->grave;
+		session_free(c->s);
+		cfg_unref(c->cfg);
+		free(c->in);
+		free(c->out);
+		free(c);
+	}
+}
+
+static void
+accept_cb(struct ev_io *io, uint32_t events)
+{
+	struct listener *l = io->arg;
+	struct server *srv = l->srv;
+
+	for (int i = 0; i < 64; i++) {
+		struct sockaddr_storage ss, ls;
+		socklen_t sl = sizeof(ss), lsl = sizeof(ls);
+		struct session_peer peer;
+		struct conn *c;
+		const char *refuse = NULL;
+		char ra[64], la[64];
+		int fd = accept4(l->fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+		if (fd < 0) {
+			if (errno == EMFILE || errno == ENFILE)
+				log_error("event=accept-error reason=\"%s\"", strerror(errno));
+			return;
+		}
+		memset(&peer, 0, sizeof(peer));
+		if (getsockname(fd, (struct sockaddr *)&ls, &lsl) < 0 ||
+		    netaddr_from_sockaddr((struct sockaddr *)&ss, &peer.remote, &peer.remote_port) < 0 ||
+		    netaddr_from_sockaddr((struct sockaddr *)&ls, &peer.local, &peer.local_port) < 0) {
+			close(fd);
+			continue;
+		}
+		if ((c = calloc(1, sizeof(*c))) == NULL) {
+			close(fd);
+			continue;
+		}
+		c->srv = srv;
+		c->cfg = cfg_ref(srv->cfg);
+		c->peer = peer.remote;
+		c->w.fd = -1;
+		snprintf(c->sid, sizeof(c->sid), "%llx%04llx", (unsigned long long)time(NULL),
+		    ++srv->nsessions & 0xffff);
+		c->s = session_new(&c->cfg->conf, c->cfg->recipients, &peer, c->sid, &session_ops, c);
+		if (c->s == NULL || ev_io_start(srv->loop, &c->io, fd, 0, conn_cb, c) < 0) {
+			session_free(c->s);
+			cfg_unref(c->cfg);
+			free(c);
+			close(fd);
+			continue;
+		}
+		int one = 1;
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		c->next = srv->conns;
+		if (srv->conns)
+			srv->conns->prev = c;
+		srv->conns = c;
+		srv->nconns++;
+		if (srv->nconns > srv->cfg->conf.max_connections)
+			refuse = "4.7.0 Too many connections; try again later";
+		else if (perip_count(srv, &c->peer) >= srv->cfg->conf.max_connections_per_ip)
+			refuse = "4.7.0 Too many connections from your address; try again later";
+		perip_add(srv, &c->peer, 1);
+		log_info("sid=%s event=connect client=%s:%u local=%s:%u%s", c->sid,
+		    netaddr_str(&peer.remote, ra, sizeof(ra)), peer.remote_port,
+		    netaddr_str(&peer.local, la, sizeof(la)), peer.local_port,
+		    refuse ? " action=refused reason=connection-limit" : "");
+		c->deadline = conn_deadline(c);
+		session_start(c->s, refuse);
+		c->last_cmds = session_commands(c->s);
+		conn_process(c);
+	}
+}
+
+/* ---- listeners ---- */
+
+static int
+listen_on(struct server *srv, const struct hostport *hp, char *err, size_t errlen)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = netaddr_to_sockaddr(&hp->addr, hp->port, &ss);
+	struct listener *l, *nl;
+	char buf[NETADDR_STRLEN];
+	int fd, one = 1;
+
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		snprintf(err, errlen, "listen %s: socket: %s", hostport_str(hp, buf, sizeof(buf)),
+		    strerror(errno));
+		return -1;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (ss.ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&ss, sl) < 0 || listen(fd, 1024) < 0) {
+		snprintf(err, errlen, "listen %s: %s", hostport_str(hp, buf, sizeof(buf)),
+		    strerror(errno));
+		close(fd);
+		return -1;
+	}
+	nl = realloc(srv->listeners, (srv->nlisteners + 1) * sizeof(*nl));
+	if (nl == NULL) {
+		close(fd);
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	/* ev_io lives inside the array: re-register after a move. */
+	for (size_t i = 0; i < srv->nlisteners; i++)
+		ev_io_stop(srv->loop, &srv->listeners[i].io);
+	srv->listeners = nl;
+	for (size_t i = 0; i < srv->nlisteners; i++)
+		ev_io_start(srv->loop, &nl[i].io, nl[i].fd, EPOLLIN, accept_cb, &nl[i]);
+	l = &nl[srv->nlisteners++];
+	memset(l, 0, sizeof(*l));
+	l->srv = srv;
+	l->hp = *hp;
+	l->fd = fd;
+	ev_io_start(srv->loop, &l->io, fd, EPOLLIN, accept_cb, l);
+	log_info("event=listening address=%s", hostport_str(hp, buf, sizeof(buf)));
+	return 0;
+}
+
+static void
+close_listeners(struct server *srv)
+{
+	for (size_t i = 0; i < srv->nlisteners; i++) {
+		ev_io_stop(srv->loop, &srv->listeners[i].io);
+		close(srv->listeners[i].fd);
+	}
+	free(srv->listeners);
+	srv->listeners = NULL;
+	srv->nlisteners = 0;
+}
+
+/* ---- configuration ---- */
+
+static void
+warn_not_in_effect(const struct conf *c)
+{
+	for (int k = 0; k < CK__COUNT; k++)
+		if (conf_not_in_effect(c, (enum conf_key)k))
+			log_warn("event=config-warning key=%s reason=\"set, but not yet in effect "
+			    "in this version of imsd\"", conf_key_name((enum conf_key)k));
+}
+
+static int
+listeners_equal(const struct conf *a, const struct conf *b)
+{
+	if (a->nlisten != b->nlisten)
+		return 0;
+	for (size_t i = 0; i < a->nlisten; i++)
+		if (!netaddr_equal(&a->listen[i].addr, &b->listen[i].addr) ||
+		    a->listen[i].port != b->listen[i].port)
+			return 0;
+	return 1;
+}
+
+static void
+server_reload(struct server *srv)
+{
+	char err[1024];
+	struct cfg *n = cfg_load(srv->conf_path, err, sizeof(err));
+
+	if (n == NULL) {
+		log_error("event=reload-failed reason=\"%s\" action=kept-old-configuration", err);
+		return;
+	}
+	if (!listeners_equal(&srv->cfg->conf, &n->conf))
+		log_warn("event=reload-warning reason=\"listen changed; new listeners take effect "
+		    "after a restart\"");
+	if (strcmp(srv->cfg->conf.spool_dir, n->conf.spool_dir) != 0)
+		log_warn("event=reload-warning reason=\"spool_dir changed; takes effect after a "
+		    "restart\"");
+	log_threshold = n->conf.log_level;
+	warn_not_in_effect(&n->conf);
+	delivery_set_cfg(srv->delivery, n);
+	cfg_unref(srv->cfg);
+	srv->cfg = n;
+	log_info("event=reloaded config=%s", n->conf.source);
+}
+
+/* ---- signals, tick ---- */
+
+static void
+server_begin_stop(struct server *srv)
+{
+	struct conn *c, *next;
+
+	if (srv->stopping)
+		return;
+	srv->stopping = 1;
+	srv->stop_deadline = time(NULL) + DRAIN_SECONDS;
+	log_info("event=stopping connections=%u commits_in_flight=%u", srv->nconns,
+	    srv->commits_in_flight);
+	close_listeners(srv);
+	for (c = srv->conns; c != NULL; c = next) {
+		next = c->next;
+		if (session_state(c->s) == SS_COMMIT)
+			continue;	/* gets its 250, then the 421 below on the next tick */
+		session_shutdown(c->s);
+		conn_process(c);
+	}
+}
+
+static void
+signal_cb(struct ev_io *io, uint32_t events)
+{
+	struct server *srv = io->arg;
+	struct signalfd_siginfo si;
+
+	while (read(srv->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		if (si.ssi_signo == SIGHUP)
+			server_reload(srv);
+		else
+			server_begin_stop(srv);
+	}
+}
+
+static void
+server_tick(void *arg)
+{
+	struct server *srv = arg;
+	time_t now = time(NULL);
+	struct conn *c, *next;
+
+	for (c = srv->conns; c != NULL; c = next) {
+		next = c->next;
+		if (srv->stopping && session_state(c->s) != SS_COMMIT &&
+		    session_state(c->s) != SS_CLOSING) {
+			session_shutdown(c->s);
+			conn_process(c);
+			continue;
+		}
+		if (now >= c->deadline && session_state(c->s) != SS_COMMIT) {
+			if (c->closing) {
+				/* The client does not read its 421: give up on it. */
+				conn_close(c);
+				continue;
+			}
+			session_timeout(c->s);
+			c->deadline = now + 5;
+			conn_process(c);
+		}
+	}
+	if (srv->stopping && ((srv->nconns == 0 && srv->commits_in_flight == 0) ||
+	    now >= srv->stop_deadline))
+		ev_loop_break(srv->loop);
+}
+
+static int
+server_setup_signals(struct server *srv)
+{
+	sigset_t set;
+
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	/* Blocked before any thread starts, so only the signalfd sees them. */
+	if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0)
+		return -1;
+	srv->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (srv->sigfd < 0)
+		return -1;
+	return ev_io_start(srv->loop, &srv->sigio, srv->sigfd, EPOLLIN, signal_cb, srv);
+}
+
+/* Serve; see server.h. */
+int
+server_run(const char *conf_path)
+{
+	struct server srv;
+	char err[1024];
+	int n;
+
+	memset(&srv, 0, sizeof(srv));
+	srv.conf_path = conf_path;
+	srv.sigfd = srv.cevfd = -1;
+	srv.pending_tail = &srv.pending;
+	if ((srv.cfg = cfg_load(conf_path, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "imsd: %s\n", err);
+		return 1;
+	}
+	log_threshold = srv.cfg->conf.log_level;
+	warn_not_in_effect(&srv.cfg->conf);
+	if ((srv.loop = ev_loop_new()) == NULL)
+		fatal("event=startup-error reason=\"epoll: %s\"", strerror(errno));
+	if (server_setup_signals(&srv) < 0)
+		fatal("event=startup-error reason=\"signals: %s\"", strerror(errno));
+	if (queue_open(srv.cfg->conf.spool_dir, 1, &srv.q, err, sizeof(err)) < 0) {
+		log_error("event=startup-error reason=\"%s\"", err);
+		return 2;
+	}
+	for (size_t i = 0; i < srv.cfg->conf.nlisten; i++) {
+		if (listen_on(&srv, &srv.cfg->conf.listen[i], err, sizeof(err)) < 0) {
+			log_error("event=startup-error reason=\"%s\"", err);
+			return 2;
+		}
+	}
+	if ((n = queue_clean_incoming(&srv.q)) > 0)
+		log_info("event=recovery removed_incomplete=%d", n);
+
+	pthread_mutex_init(&srv.cmu, NULL);
+	pthread_cond_init(&srv.ccv, NULL);
+	if ((srv.cevfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0 ||
+	    ev_io_start(srv.loop, &srv.cio, srv.cevfd, EPOLLIN, commit_done_cb, &srv) < 0 ||
+	    pthread_create(&srv.cthread, NULL, commit_main, &srv) != 0)
+		fatal("event=startup-error reason=\"commit thread: %s\"", strerror(errno));
+	if ((srv.delivery = delivery_start(&srv.q, srv.cfg)) == NULL)
+		fatal("event=startup-error reason=\"delivery thread\"");
+	n = delivery_recover(srv.delivery);
+	log_info("event=started version=%s config=%s hostname=%s queued=%d", IMSD_VERSION,
+	    srv.cfg->conf.source, srv.cfg->conf.hostname, n);
+
+	ev_loop_run(srv.loop, server_tick, server_reap, &srv);
+
+	/* Drain: sessions still open past the deadline are cut; nothing they sent was
+	 * acknowledged. */
+	while (srv.conns != NULL) {
+		struct conn *c = srv.conns;
+		session_disconnected(c->s);
+		conn_close(c);
+	}
+	pthread_mutex_lock(&srv.cmu);
+	srv.cstop = 1;
+	pthread_cond_signal(&srv.ccv);
+	pthread_mutex_unlock(&srv.cmu);
+	pthread_join(srv.cthread, NULL);
+	commit_done_cb(&srv.cio, EPOLLIN);	/* enqueue what the last batch committed */
+	delivery_stop(srv.delivery);
+	server_reap(&srv);
+	close(srv.cevfd);
+	close(srv.sigfd);
+	close_listeners(&srv);
+	for (int b = 0; b < PERIP_BUCKETS; b++)
+		while (srv.perip[b] != NULL) {
+			struct perip *p = srv.perip[b];
+			srv.perip[b] = p->next;
+			free(p);
+		}
+	queue_close(&srv.q);
+	ev_loop_free(srv.loop);
+	log_info("event=stopped");
+	cfg_unref(srv.cfg);
+	pthread_mutex_destroy(&srv.cmu);
+	pthread_cond_destroy(&srv.ccv);
+	return 0;
+}

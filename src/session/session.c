@@ -1,0 +1,1079 @@
+/*
+ * session — the pure SMTP server state machine; see session.h for the contract.
+ */
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "session/session.h"
+#include "util/log.h"
+
+/* Body scanner states (see body_scan). */
+enum body_st { B_BOL, B_DOT, B_DOTCR, B_MID, B_CR };
+
+enum session_data_err {
+	DERR_NONE = 0,
+	DERR_SIZE,	/* message_size_limit exceeded */
+	DERR_LINE,	/* text line over 1000 octets */
+	DERR_WRITE,	/* spool write failed */
+};
+
+#define BODY_CHUNK	16384	/* bytes gathered before one tx_write */
+
+struct session {
+	const struct conf *conf;
+	const struct recipients *recipients;
+	struct session_peer peer;
+	char sid[24];
+	const struct session_ops *ops;
+	void *arg;
+	time_t now;
+
+	enum session_state state;
+	int helo_kind;			/* 0 none, 1 HELO, 2 EHLO */
+	char helo[256];
+	int in_tx;			/* MAIL accepted */
+	struct session_tx tx;
+
+	int skipping;			/* discarding an over-long command line up to its LF */
+	unsigned errors, junk;
+	unsigned long ncommands;
+	unsigned long nmessages;
+
+	/* DATA */
+	enum body_st bst;
+	int bcrlf;			/* the last line ended with CRLF (or DATA just began) */
+	size_t blinelen;
+	char *chunk;			/* BODY_CHUNK bytes while in DATA, else NULL */
+	size_t chunklen;
+};
+
+static void cmd_helo(struct session *, const char *, int);
+static void cmd_mail(struct session *, const char *);
+static void cmd_rcpt(struct session *, const char *);
+static void cmd_data(struct session *, const char *);
+static void cmd_rset(struct session *, const char *);
+static void cmd_noop(struct session *, const char *);
+static void cmd_quit(struct session *, const char *);
+static void cmd_vrfy(struct session *, const char *);
+static void cmd_expn(struct session *, const char *);
+static void cmd_help(struct session *, const char *);
+
+static void
+reply(struct session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Send one reply line; the format carries code and enhanced code. */
+static void
+reply(struct session *s, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line) - 2, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if ((size_t)n > sizeof(line) - 3)
+		n = (int)sizeof(line) - 3;
+	if (log_threshold >= LOG_DEBUG) {
+		char dbg[1100];
+		snprintf(dbg, sizeof(dbg), "sid=%s smtp=out line=\"%.*s\"", s->sid, n, line);
+		s->ops->log(s->arg, LOG_DEBUG, dbg);
+	}
+	line[n++] = '\r';
+	line[n++] = '\n';
+	s->ops->output(s->arg, line, (size_t)n);
+}
+
+static void
+slog(struct session *s, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Log an event with this session's id first. */
+static void
+slog(struct session *s, int level, const char *fmt, ...)
+{
+	char line[2048];
+	va_list ap;
+	int n;
+
+	if (level > log_threshold)
+		return;
+	n = snprintf(line, sizeof(line), "sid=%s ", s->sid);
+	va_start(ap, fmt);
+	vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
+	va_end(ap);
+	s->ops->log(s->arg, level, line);
+}
+
+static void
+tx_clear(struct session *s)
+{
+	for (size_t i = 0; i < s->tx.nrcpts; i++) {
+		if (s->tx.rcpts[i].orcpt != s->tx.rcpts[i].addr)
+			free(s->tx.rcpts[i].orcpt);
+		free(s->tx.rcpts[i].addr);
+	}
+	free(s->tx.rcpts);
+	memset(&s->tx, 0, sizeof(s->tx));
+	s->in_tx = 0;
+	free(s->chunk);
+	s->chunk = NULL;
+	s->chunklen = 0;
+}
+
+/* Create a session; see session.h. */
+struct session *
+session_new(const struct conf *conf, const struct recipients *rcpts,
+    const struct session_peer *peer, const char *sid, const struct session_ops *ops, void *arg)
+{
+	struct session *s = calloc(1, sizeof(*s));
+
+	if (s == NULL)
+		return NULL;
+	s->conf = conf;
+	s->recipients = rcpts;
+	s->peer = *peer;
+	snprintf(s->sid, sizeof(s->sid), "%s", sid);
+	s->ops = ops;
+	s->arg = arg;
+	s->state = SS_GREETING;
+	return s;
+}
+
+/* Free the session and everything it owns. */
+void
+session_free(struct session *s)
+{
+	if (s == NULL)
+		return;
+	tx_clear(s);
+	free(s);
+}
+
+void
+session_set_time(struct session *s, time_t now)
+{
+	s->now = now;
+}
+
+enum session_state
+session_state(const struct session *s)
+{
+	return s->state;
+}
+
+unsigned long
+session_commands(const struct session *s)
+{
+	return s->ncommands;
+}
+
+/* Greet, or refuse with the given 421 text. */
+void
+session_start(struct session *s, const char *refuse)
+{
+	if (refuse != NULL) {
+		reply(s, "421 %s %s", s->conf->hostname, refuse);
+		s->state = SS_CLOSING;
+		return;
+	}
+	reply(s, "220 %s ESMTP imsd", s->conf->hostname);
+	s->state = SS_CMD;
+}
+
+static void
+session_close(struct session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Say a final 421 line and go to CLOSING, dropping any open transaction. */
+static void
+session_close(struct session *s, const char *fmt, ...)
+{
+	char text[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	if (s->state == SS_DATA || s->state == SS_COMMIT)
+		s->ops->tx_abort(s->arg);
+	reply(s, "%s", text);
+	tx_clear(s);
+	s->state = SS_CLOSING;
+}
+
+/* Spend one unit of the error budget; end the session when it is gone. */
+static void
+session_error(struct session *s)
+{
+	if (++s->errors >= SESSION_ERROR_LIMIT) {
+		slog(s, LOG_WARN, "event=too-many-errors errors=%u", s->errors);
+		session_close(s, "421 4.7.0 %s Too many errors; closing connection",
+		    s->conf->hostname);
+	}
+}
+
+static void
+session_junk(struct session *s)
+{
+	if (++s->junk > SESSION_JUNK_LIMIT) {
+		slog(s, LOG_WARN, "event=too-many-commands junk=%u", s->junk);
+		session_close(s, "421 4.7.0 %s Too many commands without a message; closing connection",
+		    s->conf->hostname);
+	}
+}
+
+void
+session_timeout(struct session *s)
+{
+	if (s->state == SS_CLOSING)
+		return;
+	slog(s, LOG_INFO, "event=timeout state=%s", s->state == SS_DATA ? "data" : "command");
+	session_close(s, "421 4.4.2 %s Timeout exceeded; closing connection", s->conf->hostname);
+}
+
+void
+session_shutdown(struct session *s)
+{
+	if (s->state == SS_CLOSING)
+		return;
+	session_close(s, "421 4.3.2 %s Service shutting down; closing connection",
+	    s->conf->hostname);
+}
+
+void
+session_disconnected(struct session *s)
+{
+	if (s->state == SS_DATA || s->state == SS_COMMIT) {
+		slog(s, LOG_INFO, "event=disconnect-in-data qid=%s received=%llu",
+		    s->tx.qid, (unsigned long long)s->tx.size);
+		s->ops->tx_abort(s->arg);
+	}
+	tx_clear(s);
+	s->state = SS_CLOSING;
+}
+
+/* The commit finished: this is the only place a message gets its 250. */
+void
+session_commit_done(struct session *s, int ok)
+{
+	if (s->state != SS_COMMIT)
+		return;
+	if (ok) {
+		reply(s, "250 2.0.0 Ok: queued as %s", s->tx.qid);
+		s->nmessages++;
+		s->junk = 0;
+	} else
+		reply(s, "451 4.3.0 Local error in processing; message not accepted, try again later");
+	tx_clear(s);
+	s->state = SS_CMD;
+}
+
+/* ---- command dispatch ---- */
+
+struct command {
+	const char *verb;
+	void (*fn)(struct session *, const char *);
+};
+
+static const struct command commands[] = {
+	{ "MAIL", cmd_mail },
+	{ "RCPT", cmd_rcpt },
+	{ "DATA", cmd_data },
+	{ "RSET", cmd_rset },
+	{ "NOOP", cmd_noop },
+	{ "QUIT", cmd_quit },
+	{ "VRFY", cmd_vrfy },
+	{ "EXPN", cmd_expn },
+	{ "HELP", cmd_help },
+};
+
+static int
+is_http_verb(const char *line)
+{
+	static const char *const verbs[] = { "GET ", "POST ", "HEAD ", "PUT ", "CONNECT ",
+	    "OPTIONS " };
+
+	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
+		if (strncmp(line, verbs[i], strlen(verbs[i])) == 0)
+			return 1;
+	return 0;
+}
+
+/* Execute one complete command line (no CRLF, NUL-terminated). */
+static void
+session_command(struct session *s, char *line, size_t len)
+{
+	char verb[16];
+	const char *args;
+	size_t vlen = 0;
+
+	s->ncommands++;
+	if (log_threshold >= LOG_DEBUG) {
+		char safe[600];
+		/* Never log what follows AUTH: it carries credentials. */
+		if (strncasecmp(line, "AUTH ", 5) == 0)
+			slog(s, LOG_DEBUG, "smtp=in line=\"AUTH ********\"");
+		else
+			slog(s, LOG_DEBUG, "smtp=in line=\"%s\"", log_safe(safe, sizeof(safe), line, len));
+	}
+	if (memchr(line, '\0', len) != NULL) {
+		reply(s, "500 5.5.2 Syntax error: NUL byte in command");
+		session_error(s);
+		return;
+	}
+	if (is_http_verb(line)) {
+		slog(s, LOG_WARN, "event=non-smtp-command reason=http");
+		session_close(s, "421 4.7.0 %s This is an SMTP server, not a web server; closing",
+		    s->conf->hostname);
+		return;
+	}
+	while (vlen < len && line[vlen] != ' ' && vlen < sizeof(verb) - 1) {
+		verb[vlen] = (char)toupper((unsigned char)line[vlen]);
+		vlen++;
+	}
+	verb[vlen] = '\0';
+	if (vlen < len && line[vlen] != ' ') {
+		reply(s, "500 5.5.1 Error: command not recognized");
+		session_error(s);
+		return;
+	}
+	args = line + vlen;
+	while (*args == ' ')
+		args++;
+
+	if (strcmp(verb, "EHLO") == 0 || strcmp(verb, "HELO") == 0) {
+		cmd_helo(s, args, verb[0] == 'E' ? 2 : 1);
+		return;
+	}
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		if (strcmp(verb, commands[i].verb) == 0) {
+			commands[i].fn(s, args);
+			return;
+		}
+	}
+	if (strcmp(verb, "BDAT") == 0) {
+		/* A chunk of raw bytes follows BDAT; reading it as commands would let a client
+		 * inject them, so the session ends here. */
+		slog(s, LOG_WARN, "event=bdat-refused reason=chunking-not-offered");
+		session_close(s, "421 4.7.0 %s BDAT without CHUNKING being offered; closing connection",
+		    s->conf->hostname);
+		return;
+	}
+	reply(s, "500 5.5.1 Error: command not recognized");
+	session_error(s);
+}
+
+/* Copy the HELO/EHLO argument, printable ASCII only. 0 ok, -1 invalid. */
+static int
+helo_arg(const char *args, char *out, size_t outlen)
+{
+	size_t n = 0;
+
+	for (const char *p = args; *p != '\0' && *p != ' '; p++) {
+		unsigned char c = (unsigned char)*p;
+		if (c <= 0x20 || c >= 0x7f || n + 1 >= outlen)
+			return -1;
+		out[n++] = (char)c;
+	}
+	out[n] = '\0';
+	return n > 0 ? 0 : -1;
+}
+
+static void
+cmd_helo(struct session *s, const char *args, int kind)
+{
+	char name[256];
+
+	if (helo_arg(args, name, sizeof(name)) < 0) {
+		reply(s, "501 5.5.4 Syntax: %s hostname", kind == 2 ? "EHLO" : "HELO");
+		session_error(s);
+		return;
+	}
+	/* RFC 5321 §4.1.4: EHLO/HELO resets the transaction. */
+	tx_clear(s);
+	memcpy(s->helo, name, strlen(name) + 1);
+	s->helo_kind = kind;
+	if (kind == 1) {
+		reply(s, "250 %s", s->conf->hostname);
+		return;
+	}
+	reply(s, "250-%s", s->conf->hostname);
+	reply(s, "250-PIPELINING");
+	reply(s, "250-SIZE %llu", (unsigned long long)s->conf->message_size_limit);
+	reply(s, "250-8BITMIME");
+	reply(s, "250 ENHANCEDSTATUSCODES");
+}
+
+/* Match "FROM:" / "TO:" case-insensitively, tolerating spaces after the colon. */
+static const char *
+path_keyword(const char *args, const char *kw)
+{
+	size_t n = strlen(kw);
+
+	if (strncasecmp(args, kw, n) != 0)
+		return NULL;
+	args += n;
+	while (*args == ' ')
+		args++;
+	return args;
+}
+
+static void
+cmd_mail(struct session *s, const char *args)
+{
+	struct smtp_path path;
+	struct smtp_param params[8];
+	const char *p, *rest, *why;
+	int np, body8 = 0;
+	uint64_t size = 0;
+
+	if (s->helo_kind == 0) {
+		reply(s, "503 5.5.1 Error: send HELO/EHLO first");
+		session_error(s);
+		return;
+	}
+	if (s->in_tx) {
+		reply(s, "503 5.5.1 Error: nested MAIL command");
+		session_error(s);
+		return;
+	}
+	if ((p = path_keyword(args, "FROM:")) == NULL) {
+		reply(s, "501 5.5.4 Syntax: MAIL FROM:<address>");
+		session_error(s);
+		return;
+	}
+	switch (smtp_path_parse(p, strlen(p), 1, 0, &path, &rest, &why)) {
+	case SMTP_PATH_OK:
+		break;
+	case SMTP_PATH_TOO_LONG:
+		reply(s, "501 5.1.7 Bad sender address syntax: %s", why);
+		session_error(s);
+		return;
+	case SMTP_PATH_8BIT:
+		reply(s, "553 5.6.7 Non-ASCII sender address requires SMTPUTF8, which is not offered");
+		session_error(s);
+		return;
+	default:
+		reply(s, "501 5.1.7 Bad sender address syntax: %s", why);
+		session_error(s);
+		return;
+	}
+	np = smtp_params_parse(rest, strlen(rest), params, sizeof(params) / sizeof(params[0]), &why);
+	if (np < 0) {
+		reply(s, "501 5.5.4 Bad MAIL parameters: %s", why);
+		session_error(s);
+		return;
+	}
+	for (int i = 0; i < np; i++) {
+		if (smtp_param_is(&params[i], "SIZE") && params[i].value != NULL) {
+			char num[24];
+			char *end;
+			if (params[i].valuelen == 0 || params[i].valuelen >= sizeof(num)) {
+				reply(s, "501 5.5.4 Bad SIZE parameter");
+				session_error(s);
+				return;
+			}
+			memcpy(num, params[i].value, params[i].valuelen);
+			num[params[i].valuelen] = '\0';
+			if (!isdigit((unsigned char)num[0])) {
+				reply(s, "501 5.5.4 Bad SIZE parameter");
+				session_error(s);
+				return;
+			}
+			size = strtoull(num, &end, 10);
+			if (*end != '\0') {
+				reply(s, "501 5.5.4 Bad SIZE parameter");
+				session_error(s);
+				return;
+			}
+		} else if (smtp_param_is(&params[i], "BODY") && params[i].value != NULL &&
+		    s->helo_kind == 2) {
+			if (params[i].valuelen == 8 && strncasecmp(params[i].value, "8BITMIME", 8) == 0)
+				body8 = 1;
+			else if (params[i].valuelen == 4 && strncasecmp(params[i].value, "7BIT", 4) == 0)
+				body8 = 0;
+			else {
+				reply(s, "501 5.5.4 Unsupported BODY type");
+				session_error(s);
+				return;
+			}
+		} else {
+			reply(s, "555 5.5.4 Unsupported MAIL parameter %.*s",
+			    (int)(params[i].keylen > 32 ? 32 : params[i].keylen), params[i].key);
+			session_error(s);
+			return;
+		}
+	}
+	if (size > s->conf->message_size_limit) {
+		slog(s, LOG_INFO, "event=reject stage=mail reason=size declared=%llu limit=%llu",
+		    (unsigned long long)size, (unsigned long long)s->conf->message_size_limit);
+		reply(s, "552 5.3.4 Message size exceeds fixed limit of %llu bytes",
+		    (unsigned long long)s->conf->message_size_limit);
+		return;
+	}
+	tx_clear(s);
+	if (smtp_path_addr(&path, s->tx.sender, sizeof(s->tx.sender)) < 0) {
+		reply(s, "501 5.1.7 Bad sender address syntax: too long");
+		session_error(s);
+		return;
+	}
+	s->tx.body_8bit = body8;
+	s->tx.declared_size = size;
+	s->in_tx = 1;
+	reply(s, "250 2.1.0 Ok");
+}
+
+static void
+lowercase(char *p)
+{
+	for (; *p; p++)
+		*p = (char)tolower((unsigned char)*p);
+}
+
+/* Add a delivery address to the transaction unless it is already there. */
+static int
+tx_add_rcpt(struct session *s, const char *addr, const char *orcpt)
+{
+	struct tx_rcpt *r;
+
+	for (size_t i = 0; i < s->tx.nrcpts; i++)
+		if (strcmp(s->tx.rcpts[i].addr, addr) == 0)
+			return 0;
+	if (s->tx.nrcpts == s->tx.rcpts_cap) {
+		size_t cap = s->tx.rcpts_cap ? s->tx.rcpts_cap * 2 : 4;
+		struct tx_rcpt *n = realloc(s->tx.rcpts, cap * sizeof(*n));
+		if (n == NULL)
+			return -1;
+		s->tx.rcpts = n;
+		s->tx.rcpts_cap = cap;
+	}
+	r = &s->tx.rcpts[s->tx.nrcpts];
+	if ((r->addr = strdup(addr)) == NULL)
+		return -1;
+	if (strcmp(addr, orcpt) == 0)
+		r->orcpt = r->addr;
+	else if ((r->orcpt = strdup(orcpt)) == NULL) {
+		free(r->addr);
+		return -1;
+	}
+	s->tx.nrcpts++;
+	return 0;
+}
+
+#define ALIAS_DEPTH_MAX	10
+#define ALIAS_EXPANSION_MAX 1000
+
+/*
+ * Expand addr through the aliases of recipients_file into the transaction. Returns 0, or
+ * -1 with *why set when the expansion is unusable (loop too deep, a target outside
+ * local_domains, too many targets).
+ */
+static int
+expand_rcpt(struct session *s, const char *addr, const char *orcpt, int depth, size_t *count,
+    const char **why)
+{
+	char *const *targets;
+	size_t nt = 0;
+
+	if (depth > ALIAS_DEPTH_MAX) {
+		*why = "alias nesting too deep";
+		return -1;
+	}
+	if (s->recipients != NULL && recipients_lookup(s->recipients, addr, &targets, &nt) == 1 &&
+	    nt > 0) {
+		for (size_t i = 0; i < nt; i++) {
+			const char *at = strrchr(targets[i], '@');
+			if (strcmp(targets[i], addr) == 0) {
+				/* An alias may list itself to keep a copy. */
+				if (tx_add_rcpt(s, addr, orcpt) < 0) {
+					*why = "out of memory";
+					return -1;
+				}
+				continue;
+			}
+			if (at == NULL || !conf_is_local_domain(s->conf, at + 1)) {
+				*why = "alias target is not in local_domains";
+				return -1;
+			}
+			if (expand_rcpt(s, targets[i], orcpt, depth + 1, count, why) < 0)
+				return -1;
+		}
+		return 0;
+	}
+	if (++*count > ALIAS_EXPANSION_MAX) {
+		*why = "alias expands to too many addresses";
+		return -1;
+	}
+	if (tx_add_rcpt(s, addr, orcpt) < 0) {
+		*why = "out of memory";
+		return -1;
+	}
+	return 0;
+}
+
+static void
+cmd_rcpt(struct session *s, const char *args)
+{
+	struct smtp_path path;
+	struct smtp_param params[8];
+	char addr[SMTP_LOCAL_MAX + SMTP_DOMAIN_MAX + 64], safe[400];
+	const char *p, *rest, *why;
+	char *const *targets;
+	size_t nt, count = 0;
+	int np;
+
+	if (!s->in_tx) {
+		reply(s, "503 5.5.1 Error: need MAIL command");
+		session_error(s);
+		return;
+	}
+	if ((p = path_keyword(args, "TO:")) == NULL) {
+		reply(s, "501 5.5.4 Syntax: RCPT TO:<address>");
+		session_error(s);
+		return;
+	}
+	switch (smtp_path_parse(p, strlen(p), 0, 1, &path, &rest, &why)) {
+	case SMTP_PATH_OK:
+		break;
+	case SMTP_PATH_8BIT:
+		reply(s, "553 5.6.7 Non-ASCII recipient address requires SMTPUTF8, which is not offered");
+		session_error(s);
+		return;
+	default:
+		reply(s, "501 5.1.3 Bad recipient address syntax: %s", why);
+		session_error(s);
+		return;
+	}
+	np = smtp_params_parse(rest, strlen(rest), params, sizeof(params) / sizeof(params[0]), &why);
+	if (np < 0) {
+		reply(s, "501 5.5.4 Bad RCPT parameters: %s", why);
+		session_error(s);
+		return;
+	}
+	if (np > 0) {
+		reply(s, "555 5.5.4 Unsupported RCPT parameter %.*s",
+		    (int)(params[0].keylen > 32 ? 32 : params[0].keylen), params[0].key);
+		session_error(s);
+		return;
+	}
+	if (s->tx.naccepted >= s->conf->recipient_limit) {
+		reply(s, "452 4.5.3 Error: too many recipients");
+		return;
+	}
+	if (path.is_postmaster) {
+		/* RFC 5321 §4.5.1: <Postmaster> without a domain is always accepted. */
+		snprintf(path.domain, sizeof(path.domain), "%s", s->conf->local_domains[0]);
+		snprintf(path.local, sizeof(path.local), "postmaster");
+	}
+	if (smtp_path_addr(&path, addr, sizeof(addr)) < 0) {
+		reply(s, "501 5.1.3 Bad recipient address syntax: too long");
+		session_error(s);
+		return;
+	}
+	log_safe(safe, sizeof(safe), addr, strlen(addr));
+
+	/* Domains compare case-insensitively, with a trailing dot meaning the same domain. */
+	{
+		char dom[SMTP_DOMAIN_MAX + 1];
+		size_t dl;
+		snprintf(dom, sizeof(dom), "%s", path.domain);
+		lowercase(dom);
+		dl = strlen(dom);
+		if (dl > 0 && dom[dl - 1] == '.')
+			dom[dl - 1] = '\0';
+		if (path.is_literal || !conf_is_local_domain(s->conf, dom)) {
+			slog(s, LOG_INFO, "event=reject stage=rcpt from=<%s> to=<%s> status=5.7.1 "
+			    "reason=relay-denied", s->tx.sender, safe);
+			reply(s, "554 5.7.1 <%s>: Relay access denied", safe);
+			return;
+		}
+		if (path.local[0] == '.' || strchr(path.local, '/') != NULL) {
+			reply(s, "550 5.1.3 <%s>: Bad recipient address: local part may not contain "
+			    "'/' or start with '.'", safe);
+			return;
+		}
+		snprintf(addr, sizeof(addr), "%s@%s", path.local, dom);
+		lowercase(addr);
+	}
+	/* Every local domain has a postmaster (RFC 5321 §4.5.1), listed or not. */
+	if (s->recipients != NULL && strncmp(addr, "postmaster@", 11) != 0 &&
+	    recipients_lookup(s->recipients, addr, &targets, &nt) != 1) {
+		slog(s, LOG_INFO, "event=reject stage=rcpt from=<%s> to=<%s> status=5.1.1 "
+		    "reason=unknown-user", s->tx.sender, safe);
+		reply(s, "550 5.1.1 <%s>: Recipient address rejected: User unknown", safe);
+		return;
+	}
+	if (expand_rcpt(s, addr, addr, 0, &count, &why) < 0) {
+		slog(s, LOG_WARN, "event=reject stage=rcpt to=<%s> status=4.3.0 reason=\"%s\"", safe,
+		    why);
+		reply(s, "451 4.3.0 <%s>: Temporary lookup failure: %s", safe, why);
+		return;
+	}
+	s->tx.naccepted++;
+	reply(s, "250 2.1.5 Ok");
+}
+
+/* RFC 5322 date in UTC for the Received header. Pure apart from gmtime_r. */
+static void
+rfc5322_date(time_t t, char *buf, size_t len)
+{
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(buf, len, "%a, %d %b %Y %H:%M:%S +0000", &tm);
+}
+
+/* Gather body bytes; one tx_write per BODY_CHUNK. */
+static void
+body_flush(struct session *s)
+{
+	if (s->chunklen == 0)
+		return;
+	if (s->tx.err == DERR_NONE && s->ops->tx_write(s->arg, s->chunk, s->chunklen) < 0)
+		s->tx.err = DERR_WRITE;
+	s->chunklen = 0;
+}
+
+static inline void
+body_put(struct session *s, const char *p, size_t n)
+{
+	if (s->tx.err != DERR_NONE)
+		return;
+	s->tx.size += n;
+	if (s->tx.size > s->conf->message_size_limit) {
+		s->tx.err = DERR_SIZE;
+		return;
+	}
+	if (s->chunklen + n > BODY_CHUNK)
+		body_flush(s);
+	memcpy(s->chunk + s->chunklen, p, n);
+	s->chunklen += n;
+}
+
+static void
+cmd_data(struct session *s, const char *args)
+{
+	char date[64], hdr[1200], rip[64];
+	const char *proto;
+	int n;
+
+	if (*args != '\0') {
+		reply(s, "501 5.5.4 Syntax: DATA takes no arguments");
+		session_error(s);
+		return;
+	}
+	if (!s->in_tx) {
+		reply(s, "503 5.5.1 Error: need MAIL command");
+		session_error(s);
+		return;
+	}
+	if (s->tx.nrcpts == 0) {
+		reply(s, "554 5.5.1 Error: no valid recipients");
+		session_error(s);
+		return;
+	}
+	if ((s->chunk = malloc(BODY_CHUNK)) == NULL || s->ops->tx_open(s->arg, &s->tx) < 0) {
+		slog(s, LOG_ERROR, "event=queue-error stage=data reason=cannot-open-spool-file");
+		free(s->chunk);
+		s->chunk = NULL;
+		reply(s, "451 4.3.0 Local error in processing: cannot queue message now");
+		return;
+	}
+	s->state = SS_DATA;
+	s->bst = B_BOL;
+	s->bcrlf = 1;
+	s->blinelen = 0;
+	reply(s, "354 End data with <CR><LF>.<CR><LF>");
+
+	/* RFC 5321 §4.4: the trace header goes first. */
+	proto = s->helo_kind == 2 ? "ESMTP" : "SMTP";
+	rfc5322_date(s->now, date, sizeof(date));
+	netaddr_str(&s->peer.remote, rip, sizeof(rip));
+	n = snprintf(hdr, sizeof(hdr),
+	    "Received: from %s ([%s%s])\r\n\tby %s (imsd) with %s id %s%s%s%s;\r\n\t%s\r\n",
+	    s->helo, s->peer.remote.family == AF_INET6 ? "IPv6:" : "", rip, s->conf->hostname,
+	    proto, s->tx.qid, s->tx.nrcpts == 1 ? "\r\n\tfor <" : "",
+	    s->tx.nrcpts == 1 ? s->tx.rcpts[0].orcpt : "", s->tx.nrcpts == 1 ? ">" : "", date);
+	if (n > 0 && (size_t)n < sizeof(hdr))
+		body_put(s, hdr, (size_t)n);
+}
+
+/* The final dot arrived: hand over to the queue or refuse. */
+static void
+data_end(struct session *s)
+{
+	body_flush(s);
+	free(s->chunk);
+	s->chunk = NULL;
+	switch (s->tx.err) {
+	case DERR_NONE:
+		s->state = SS_COMMIT;
+		slog(s, LOG_INFO, "qid=%s event=received from=<%s> nrcpt=%zu size=%llu",
+		    s->tx.qid, s->tx.sender, s->tx.nrcpts, (unsigned long long)s->tx.size);
+		s->ops->tx_commit(s->arg, &s->tx);
+		return;
+	case DERR_SIZE:
+		slog(s, LOG_INFO, "qid=%s event=reject stage=data reason=size limit=%llu", s->tx.qid,
+		    (unsigned long long)s->conf->message_size_limit);
+		reply(s, "552 5.3.4 Message size exceeds fixed limit of %llu bytes",
+		    (unsigned long long)s->conf->message_size_limit);
+		break;
+	case DERR_LINE:
+		slog(s, LOG_INFO, "qid=%s event=reject stage=data reason=line-too-long", s->tx.qid);
+		reply(s, "500 5.5.6 Message rejected: a text line exceeds %d octets "
+		    "(RFC 5321 4.5.3.1.6)", SESSION_TEXT_MAX);
+		break;
+	default:
+		slog(s, LOG_ERROR, "qid=%s event=queue-error stage=data reason=write-failed",
+		    s->tx.qid);
+		reply(s, "451 4.3.0 Local error in processing: cannot queue message now");
+		break;
+	}
+	s->ops->tx_abort(s->arg);
+	tx_clear(s);
+	s->state = SS_CMD;
+}
+
+/* Count a content byte against the line limit. */
+static inline void
+body_linechar(struct session *s)
+{
+	if (++s->blinelen > SESSION_TEXT_MAX - 2 && s->tx.err == DERR_NONE)
+		s->tx.err = DERR_LINE;
+}
+
+/*
+ * Scan DATA bytes. Returns the bytes consumed; stops right after the final <CR><LF> of
+ * <CR><LF>.<CR><LF> (state changes away from SS_DATA). See session.h for the rules.
+ */
+static size_t
+body_scan(struct session *s, const char *buf, size_t len)
+{
+	size_t i = 0;
+
+	while (i < len) {
+		char c = buf[i];
+
+		switch (s->bst) {
+		case B_BOL:
+			if (c == '.') {
+				s->bst = B_DOT;
+				i++;
+				continue;
+			}
+			s->bst = B_MID;
+			continue;	/* reprocess c as line content */
+		case B_DOT:
+			if (c == '\r') {
+				s->bst = B_DOTCR;
+				i++;
+				continue;
+			}
+			if (c == '\n') {
+				/* "." ended by a bare LF: not an end of data; keep the dot. */
+				body_put(s, ".\r\n", 3);
+				s->bcrlf = 0;
+				s->blinelen = 0;
+				s->bst = B_BOL;
+				i++;
+				continue;
+			}
+			/* RFC 5321 §4.5.2: remove the stuffed dot. */
+			body_linechar(s);
+			s->bst = B_MID;
+			continue;
+		case B_DOTCR:
+			if (c == '\n') {
+				i++;
+				if (s->bcrlf) {
+					data_end(s);
+					return i;
+				}
+				/* ".\r\n" after a bare-LF line: a line holding one dot. */
+				body_put(s, ".\r\n", 3);
+				s->bcrlf = 1;
+				s->blinelen = 0;
+				s->bst = B_BOL;
+				continue;
+			}
+			/* ".\r" then more: the dot was stuffing; the CR is content. */
+			body_linechar(s);
+			body_put(s, "\r", 1);
+			body_linechar(s);
+			s->bst = B_MID;
+			if (c == '\r') {
+				s->bst = B_CR;
+				i++;
+			}
+			continue;
+		case B_MID: {
+			/* Fast path: copy a run of ordinary bytes at once. */
+			size_t j = i;
+			while (j < len && buf[j] != '\r' && buf[j] != '\n')
+				j++;
+			if (j > i) {
+				size_t run = j - i;
+				s->blinelen += run;
+				if (s->blinelen > SESSION_TEXT_MAX - 2 && s->tx.err == DERR_NONE)
+					s->tx.err = DERR_LINE;
+				body_put(s, buf + i, run);
+				i = j;
+				continue;
+			}
+			if (c == '\r') {
+				s->bst = B_CR;
+			} else {
+				/* Bare LF ends the line; stored as CRLF, never ends DATA. */
+				body_put(s, "\r\n", 2);
+				s->bcrlf = 0;
+				s->blinelen = 0;
+				s->bst = B_BOL;
+			}
+			i++;
+			continue;
+		}
+		case B_CR:
+			if (c == '\n') {
+				body_put(s, "\r\n", 2);
+				s->bcrlf = 1;
+				s->blinelen = 0;
+				s->bst = B_BOL;
+				i++;
+				continue;
+			}
+			/* A bare CR is content. */
+			body_linechar(s);
+			body_put(s, "\r", 1);
+			if (c == '\r') {
+				i++;	/* stay in B_CR for this one */
+				continue;
+			}
+			s->bst = B_MID;
+			continue;
+		}
+	}
+	return i;
+}
+
+static void
+cmd_rset(struct session *s, const char *args)
+{
+	if (*args != '\0') {
+		reply(s, "501 5.5.4 Syntax: RSET takes no arguments");
+		session_error(s);
+		return;
+	}
+	tx_clear(s);
+	reply(s, "250 2.0.0 Ok");
+	session_junk(s);
+}
+
+static void
+cmd_noop(struct session *s, const char *args)
+{
+	reply(s, "250 2.0.0 Ok");
+	session_junk(s);
+}
+
+static void
+cmd_quit(struct session *s, const char *args)
+{
+	tx_clear(s);
+	reply(s, "221 2.0.0 %s closing connection", s->conf->hostname);
+	s->state = SS_CLOSING;
+}
+
+static void
+cmd_vrfy(struct session *s, const char *args)
+{
+	if (*args == '\0') {
+		reply(s, "501 5.5.4 Syntax: VRFY address");
+		session_error(s);
+		return;
+	}
+	/* RFC 5321 §3.5.3: do not confirm or deny, but do not refuse either. */
+	reply(s, "252 2.5.0 Cannot VRFY user, but will accept message and attempt delivery");
+	session_junk(s);
+}
+
+static void
+cmd_expn(struct session *s, const char *args)
+{
+	reply(s, "502 5.5.1 EXPN is not available");
+	session_error(s);
+}
+
+static void
+cmd_help(struct session *s, const char *args)
+{
+	reply(s, "214-2.0.0 Commands supported:");
+	reply(s, "214-2.0.0   EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP");
+	reply(s, "214 2.0.0 See RFC 5321");
+	session_junk(s);
+}
+
+/* Consume input; see session.h. */
+size_t
+session_feed(struct session *s, const char *buf, size_t len)
+{
+	size_t used = 0;
+
+	while (used < len) {
+		if (s->state == SS_DATA) {
+			used += body_scan(s, buf + used, len - used);
+			if (s->state == SS_DATA)
+				body_flush(s);
+			continue;
+		}
+		if (s->state != SS_CMD)
+			break;
+
+		const char *p = buf + used;
+		size_t avail = len - used;
+		const char *lf = memchr(p, '\n', avail);
+
+		if (s->skipping) {
+			if (lf == NULL) {
+				used = len;
+				break;
+			}
+			used += (size_t)(lf - p) + 1;
+			s->skipping = 0;
+			reply(s, "500 5.5.2 Error: command line too long (limit %d octets)",
+			    SESSION_CMD_MAX);
+			slog(s, LOG_INFO, "event=bad-input reason=command-line-too-long");
+			session_error(s);
+			continue;
+		}
+		if (lf == NULL) {
+			if (avail >= SESSION_CMD_MAX) {
+				s->skipping = 1;
+				used = len;
+			}
+			break;
+		}
+		size_t linelen = (size_t)(lf - p) + 1;	/* with LF */
+		if (linelen > SESSION_CMD_MAX) {
+			used += linelen;
+			reply(s, "500 5.5.2 Error: command line too long (limit %d octets)",
+			    SESSION_CMD_MAX);
+			slog(s, LOG_INFO, "event=bad-input reason=command-line-too-long");
+			session_error(s);
+			continue;
+		}
+		char line[SESSION_CMD_MAX + 1];
+		size_t n = linelen - 1;
+		if (n > 0 && p[n - 1] == '\r')
+			n--;
+		memcpy(line, p, n);
+		line[n] = '\0';
+		used += linelen;
+		session_command(s, line, n);
+	}
+	return used;
+}

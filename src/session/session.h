@@ -1,0 +1,129 @@
+/*
+ * session — the pure state machine of one inbound SMTP session (RFC 5321, with
+ * PIPELINING RFC 2920, SIZE RFC 1870, 8BITMIME RFC 6152, ENHANCEDSTATUSCODES RFC 2034).
+ *
+ * Bytes in, replies and transaction actions out; no I/O, no clock, no globals. The server
+ * owns the socket and calls session_feed() with whatever it has buffered; the session
+ * consumes complete command lines (and DATA bytes as they come) and returns how many bytes
+ * it used. Replies go out through ops->output; the server writes them when the batch of
+ * input is done, which is how pipelined replies leave in one segment.
+ *
+ * The end of DATA hands the transaction to ops->tx_commit and the session waits: it
+ * consumes nothing until the server calls session_commit_done() (after the queue made the
+ * message durable, possibly as part of a group commit), which sends 250 or 451. This is
+ * the only place a 250 for a message is produced.
+ *
+ * Limits (RFC 5321 §4.5.3.1): a command line over 512 octets (CRLF included) is skipped
+ * to its LF and refused with 500 5.5.2; a text line over 1000 octets latches an error
+ * replied after the final dot; message_size_limit is enforced on the bytes stored; at
+ * most recipient_limit recipients. Bad commands spend an error budget; when it is gone the
+ * session ends with 421.
+ *
+ * DATA ends only at <CR><LF>.<CR><LF>; a bare <LF> ends a line (stored as CRLF) but can
+ * never take part in an end of data (SMTP smuggling).
+ */
+#ifndef IMSD_SESSION_H
+#define IMSD_SESSION_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "conf/conf.h"
+#include "policy/recipients.h"
+#include "proto/smtp_path.h"
+#include "util/addr.h"
+
+#define SESSION_CMD_MAX		512	/* octets, CRLF included (RFC 5321 §4.5.3.1.4) */
+#define SESSION_TEXT_MAX	1000	/* octets, CRLF included (RFC 5321 §4.5.3.1.6) */
+#define SESSION_ERROR_LIMIT	20	/* bad commands before 421 */
+#define SESSION_JUNK_LIMIT	100	/* NOOP/RSET/VRFY/HELP without a message in between */
+#define SESSION_QID_MAX		32
+
+/* One accepted recipient after alias expansion: where to deliver, and as what it came. */
+struct tx_rcpt {
+	char *addr;		/* delivery address, "local@domain" (local ones lower-case) */
+	char *orcpt;		/* the address the client gave (RFC 3461 ORCPT), same if no alias */
+};
+
+struct session_tx {
+	char qid[SESSION_QID_MAX];
+	char sender[SMTP_PATH_MAX + 1];	/* "local@domain", "" for <> */
+	struct tx_rcpt *rcpts;
+	size_t nrcpts, rcpts_cap;
+	size_t naccepted;		/* RCPT commands accepted (the recipient_limit counter) */
+	int body_8bit;			/* BODY=8BITMIME */
+	uint64_t declared_size;		/* SIZE= or 0 */
+	uint64_t size;			/* bytes stored so far (CRLF form, Received header included) */
+	int err;			/* latched DATA error (enum session_data_err) */
+};
+
+struct session;
+
+struct session_ops {
+	/* Send reply bytes (complete lines). */
+	void (*output)(void *arg, const char *buf, size_t len);
+	/* Begin the spool file for tx (envelope complete). Fill tx->qid. 0 ok, -1 → 451. */
+	int (*tx_open)(void *arg, struct session_tx *tx);
+	/* Append body bytes (CRLF lines, unstuffed). 0 ok, -1 → the DATA ends in 451. */
+	int (*tx_write)(void *arg, const char *buf, size_t len);
+	/* The final dot arrived: make it durable, later call session_commit_done. */
+	void (*tx_commit)(void *arg, struct session_tx *tx);
+	/* Forget the open spool file (error, RSET during DATA is impossible, disconnect). */
+	void (*tx_abort)(void *arg);
+	/* A log event for this session (already formatted, no newline). */
+	void (*log)(void *arg, int level, const char *line);
+};
+
+struct session_peer {
+	struct netaddr local;	uint16_t local_port;
+	struct netaddr remote;	uint16_t remote_port;
+};
+
+enum session_state {
+	SS_GREETING,	/* before session_start */
+	SS_CMD,		/* reading commands */
+	SS_DATA,	/* reading message text */
+	SS_COMMIT,	/* waiting for session_commit_done */
+	SS_CLOSING,	/* said 221/421: the server flushes and closes */
+};
+
+/*
+ * Create a session; conf and recipients (may be NULL) are borrowed and must outlive it.
+ * Returns NULL only on allocation failure.
+ */
+struct session *session_new(const struct conf *conf, const struct recipients *rcpts,
+    const struct session_peer *peer, const char *sid, const struct session_ops *ops, void *arg);
+void session_free(struct session *s);
+
+/* Send the 220 greeting (or 421 refusal when refuse is non-NULL: that text is used). */
+void session_start(struct session *s, const char *refuse);
+
+/* Set the clock the session uses for the Received header. */
+void session_set_time(struct session *s, time_t now);
+
+/*
+ * Consume input: returns the number of bytes used (≤ len). Unused bytes stay with the
+ * caller and must be presented again, with more appended, on the next call. A return of
+ * less than len with a full command line available means the session is waiting
+ * (SS_COMMIT) or closing.
+ */
+size_t session_feed(struct session *s, const char *buf, size_t len);
+
+/* The queue's answer to tx_commit. ok = durable. */
+void session_commit_done(struct session *s, int ok);
+
+/* A timeout fired: reply 421 4.4.2 and close. in_data selects the wording. */
+void session_timeout(struct session *s);
+
+/* The server is stopping: 421 4.3.2 to an idle session (SPEC: SIGTERM). */
+void session_shutdown(struct session *s);
+
+/* The client vanished: abort any open transaction (nothing is acknowledged). */
+void session_disconnected(struct session *s);
+
+enum session_state session_state(const struct session *s);
+/* Completed command lines so far: the server restarts command_timeout when it grows. */
+unsigned long session_commands(const struct session *s);
+
+#endif

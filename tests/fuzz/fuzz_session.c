@@ -1,0 +1,126 @@
+/*
+ * fuzz_session — drive the SMTP state machine with arbitrary client bytes.
+ *
+ * The first byte picks the shape of the run: bit 0 answers commits with failure, bits 1-2
+ * pick how input is split (whole, 1-byte, 7-byte, 64-byte pieces), bit 3 gives a tiny
+ * message_size_limit and recipient_limit, bit 4 fails tx_write. Everything the session
+ * writes must be whole reply lines ("ddd[ -]...\r\n"), and a 250 to the end of DATA must
+ * only ever follow a commit.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conf/conf.h"
+#include "session/session.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static struct conf conf;
+static int conf_ready;
+static int committed, fail_write;
+
+static void
+f_output(void *arg, const char *buf, size_t len)
+{
+	if (len < 5 || buf[len - 2] != '\r' || buf[len - 1] != '\n' ||
+	    buf[0] < '2' || buf[0] > '5' || (buf[3] != ' ' && buf[3] != '-'))
+		abort();
+	if (len >= 25 && memcmp(buf, "250 2.0.0 Ok: queued as ", 24) == 0) {
+		if (!committed)
+			abort();
+		committed = 0;
+	}
+}
+
+static int
+f_open(void *arg, struct session_tx *tx)
+{
+	if (tx->nrcpts == 0)
+		abort();
+	memcpy(tx->qid, "FUZZ", 5);
+	return 0;
+}
+
+static int
+f_write(void *arg, const char *buf, size_t len)
+{
+	if (len == 0)
+		abort();
+	return fail_write ? -1 : 0;
+}
+
+static void
+f_commit(void *arg, struct session_tx *tx)
+{
+	committed = 1;
+}
+
+static void
+f_abort(void *arg)
+{
+}
+
+static void
+f_log(void *arg, int level, const char *line)
+{
+}
+
+static const struct session_ops ops = { f_output, f_open, f_write, f_commit, f_abort, f_log };
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static const size_t splits[] = { 0, 1, 7, 64 };
+	struct session_peer peer;
+	struct session *s;
+	char err[256];
+	size_t pos = 0, piece, pendlen = 0;
+	char *pend;
+
+	if (!conf_ready) {
+		if (conf_parse("fuzz", "", 0, "mx.example", &conf, err, sizeof(err)) < 0)
+			abort();
+		conf_ready = 1;
+	}
+	if (size < 1)
+		return 0;
+	uint8_t mode = data[0];
+	data++;
+	size--;
+	conf.message_size_limit = (mode & 8) ? 2048 : 10485760;
+	conf.recipient_limit = (mode & 8) ? 2 : 1000;
+	fail_write = (mode & 16) != 0;
+	piece = splits[(mode >> 1) & 3];
+	if (piece == 0)
+		piece = size ? size : 1;
+	committed = 0;
+
+	memset(&peer, 0, sizeof(peer));
+	netaddr_parse("127.0.0.1", &peer.local);
+	netaddr_parse("192.0.2.1", &peer.remote);
+	s = session_new(&conf, NULL, &peer, "fz", &ops, NULL);
+	session_start(s, NULL);
+	pend = malloc(size + 1);
+	while (pos < size || pendlen > 0) {
+		size_t n = size - pos < piece ? size - pos : piece;
+		memcpy(pend + pendlen, data + pos, n);
+		pendlen += n;
+		pos += n;
+		size_t used = session_feed(s, pend, pendlen);
+		if (used > pendlen)
+			abort();
+		memmove(pend, pend + used, pendlen - used);
+		pendlen -= used;
+		if (session_state(s) == SS_COMMIT)
+			session_commit_done(s, !(mode & 1));
+		else if (session_state(s) == SS_CLOSING)
+			break;
+		else if (used == 0 && pos >= size)
+			break;
+	}
+	session_timeout(s);
+	free(pend);
+	session_free(s);
+	return 0;
+}

@@ -1,0 +1,527 @@
+/*
+ * session_test — the SMTP state machine driven with bytes, a fake queue and no sockets.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "conf/conf.h"
+#include "session/session.h"
+#include "t.h"
+
+struct fake {
+	char out[65536];
+	size_t outlen;
+	char body[262144];
+	size_t bodylen;
+	int opened, commits, aborts;
+	int fail_open;
+	struct session_tx last;	/* shallow copy at commit */
+	char rcpts[8][300];
+	size_t nrcpts;
+	char sender[300];
+};
+
+static void
+f_output(void *arg, const char *buf, size_t len)
+{
+	struct fake *f = arg;
+	if (f->outlen + len < sizeof(f->out)) {
+		memcpy(f->out + f->outlen, buf, len);
+		f->outlen += len;
+		f->out[f->outlen] = '\0';
+	}
+}
+
+static int
+f_open(void *arg, struct session_tx *tx)
+{
+	struct fake *f = arg;
+	if (f->fail_open)
+		return -1;
+	f->opened++;
+	f->bodylen = 0;
+	snprintf(tx->qid, sizeof(tx->qid), "Q%d", f->opened);
+	snprintf(f->sender, sizeof(f->sender), "%s", tx->sender);
+	f->nrcpts = 0;
+	for (size_t i = 0; i < tx->nrcpts && i < 8; i++, f->nrcpts++)
+		snprintf(f->rcpts[i], sizeof(f->rcpts[i]), "%s", tx->rcpts[i].addr);
+	return 0;
+}
+
+static int
+f_write(void *arg, const char *buf, size_t len)
+{
+	struct fake *f = arg;
+	if (f->bodylen + len < sizeof(f->body)) {
+		memcpy(f->body + f->bodylen, buf, len);
+		f->bodylen += len;
+		f->body[f->bodylen] = '\0';
+	}
+	return 0;
+}
+
+static void
+f_commit(void *arg, struct session_tx *tx)
+{
+	struct fake *f = arg;
+	f->commits++;
+}
+
+static void
+f_abort(void *arg)
+{
+	struct fake *f = arg;
+	f->aborts++;
+}
+
+static void
+f_log(void *arg, int level, const char *line)
+{
+}
+
+static const struct session_ops ops = { f_output, f_open, f_write, f_commit, f_abort, f_log };
+
+static struct conf conf;
+static struct fake fk;
+
+static struct session *
+start(void)
+{
+	struct session_peer peer;
+	struct session *s;
+
+	memset(&fk, 0, sizeof(fk));
+	memset(&peer, 0, sizeof(peer));
+	netaddr_parse("127.0.0.1", &peer.local);
+	netaddr_parse("192.0.2.7", &peer.remote);
+	s = session_new(&conf, NULL, &peer, "t1", &ops, &fk);
+	session_set_time(s, 1700000000);
+	session_start(s, NULL);
+	return s;
+}
+
+/* Feed all of str; the session must take every byte unless it is waiting. */
+static size_t
+feed(struct session *s, const char *str)
+{
+	return session_feed(s, str, strlen(str));
+}
+
+/* Feed one byte at a time (the worst fragmentation a socket can give). */
+static void
+feed_bytewise(struct session *s, const char *str, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		size_t used = session_feed(s, str + i, 1);
+		if (used == 0) {
+			/* the session keeps nothing: present the line again with more */
+			size_t j = i + 1;
+			while (j <= len && session_feed(s, str + i, j - i) == 0)
+				j++;
+			i = j - 1;
+		}
+	}
+}
+
+static int
+count(const char *hay, const char *needle)
+{
+	int n = 0;
+	for (const char *p = hay; (p = strstr(p, needle)) != NULL; p++)
+		n++;
+	return n;
+}
+
+static const char *
+body_after_received(void)
+{
+	/* the Received header ends with the date line: skip to the first line without
+	 * leading whitespace after it */
+	const char *p = fk.body;
+	while ((p = strstr(p, "\r\n")) != NULL) {
+		p += 2;
+		if (*p != '\t' && *p != ' ')
+			return p;
+	}
+	return "";
+}
+
+TEST(greeting_is_220_and_ehlo_lists_the_four_extensions)
+{
+	struct session *s = start();
+	feed(s, "EHLO client.example\r\n");
+	CHECK(strncmp(fk.out, "220 ", 4) == 0);
+	CHECK(strstr(fk.out, "250-PIPELINING\r\n") != NULL);
+	CHECK(strstr(fk.out, "250-SIZE 10485760\r\n") != NULL);
+	CHECK(strstr(fk.out, "250-8BITMIME\r\n") != NULL);
+	CHECK(strstr(fk.out, "250 ENHANCEDSTATUSCODES\r\n") != NULL);
+	session_free(s);
+}
+
+TEST(full_transaction_commits_once_and_250_waits_for_commit_done)
+{
+	struct session *s = start();
+	feed(s, "EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<Alice@LocalHost>\r\nDATA\r\n");
+	CHECK(strstr(fk.out, "354 ") != NULL);
+	feed(s, "Subject: x\r\n\r\nhello\r\n.\r\n");
+	CHECK(fk.commits == 1);
+	CHECK(strstr(fk.out, "250 2.0.0 Ok: queued") == NULL);
+	CHECK(session_state(s) == SS_COMMIT);
+	session_commit_done(s, 1);
+	CHECK(strstr(fk.out, "250 2.0.0 Ok: queued as Q1\r\n") != NULL);
+	CHECK_STR(fk.rcpts[0], "alice@localhost");
+	CHECK_STR(fk.sender, "a@b.example");
+	CHECK_STR(body_after_received(), "Subject: x\r\n\r\nhello\r\n");
+	CHECK(strncmp(fk.body, "Received: from c ([192.0.2.7])\r\n\tby ", 36) == 0);
+	session_free(s);
+}
+
+TEST(failed_commit_answers_451_not_250)
+{
+	struct session *s = start();
+	feed(s, "HELO c\r\nMAIL FROM:<>\r\nRCPT TO:<bob@localhost>\r\nDATA\r\nx\r\n.\r\n");
+	session_commit_done(s, 0);
+	CHECK(strstr(fk.out, "451 4.3.0") != NULL);
+	CHECK(strstr(fk.out, "queued as") == NULL);
+	session_free(s);
+}
+
+TEST(input_after_final_dot_waits_until_commit_is_done)
+{
+	struct session *s = start();
+	const char *in = "EHLO c\r\nMAIL FROM:<>\r\nRCPT TO:<bob@localhost>\r\nDATA\r\nx\r\n.\r\nQUIT\r\n";
+	size_t used = feed(s, in);
+	CHECK(used == strlen(in) - strlen("QUIT\r\n"));
+	CHECK(strstr(fk.out, "221") == NULL);
+	session_commit_done(s, 1);
+	used = feed(s, "QUIT\r\n");
+	CHECK(used == 6);
+	CHECK(strstr(fk.out, "250 2.0.0 Ok: queued as Q1\r\n221 2.0.0") != NULL);
+	session_free(s);
+}
+
+TEST(dot_stuffing_is_removed)
+{
+	struct session *s = start();
+	feed(s, "EHLO c\r\nMAIL FROM:<>\r\nRCPT TO:<bob@localhost>\r\nDATA\r\n");
+	feed(s, "..leading\r\n...\r\n.\r\n");
+	CHECK_STR(body_after_received(), ".leading\r\n..\r\n");
+	session_free(s);
+}
+
+TEST(bare_lf_lines_are_stored_as_crlf_and_never_end_data)
+{
+	struct session *s = start();
+	feed(s, "EHLO c\r\nMAIL FROM:<>\r\nRCPT TO:<bob@localhost>\r\nDATA\r\n");
+	feed(s, "a\n.\nMAIL FROM:<evil@x>\n");
+	CHECK(fk.commits == 0);
+	CHECK(session_state(s) == SS_DATA);
+	feed(s, "b\r\n.\r\n");
+	CHECK(fk.commits == 1);
+	CHECK_STR(body_after_received(), "a\r\n.\r\nMAIL FROM:<evil@x>\r\nb\r\n");
+	session_free(s);
+}
+
+TEST(smuggling_sequences_do_not_end_data)
+{
+	static const char *const seqs[] = { "\n.\n", "\n.\r\n", "\r.\r\n", "\r\n.\r", "\r\n.\n" };
+	for (size_t i = 0; i < sizeof(seqs) / sizeof(seqs[0]); i++) {
+		struct session *s = start();
+		char in[256];
+		feed(s, "EHLO c\r\nMAIL FROM:<>\r\nRCPT TO:<bob@localhost>\r\nDATA\r\n");
+		snprintf(in, sizeof(in), "x%sMAIL FROM:<e@x>\r\nRCPT TO:<bob@localhost>\r\nDATA\r\n"
+		    "smuggled\r\n", seqs[i]);
+		feed(s, in);
+		CHECK(fk.commits == 0);
+		CHECK(count(fk.out, "354") == 1);
+		feed(s, ".\r\n");
+		CHECK(fk.commits == 1);
+		CHECK(strstr(fk.body, "smuggled") != NULL);
+		session_free(s);
+	}
+}
+
+TEST(data_split_at_every_byte_gives_the_same_body)
+{
+	const char *msg = "Subject: y\r\n\r\n..a\r\nb\nc\r\rd\r\n.\r";
+	struct session *s = start();
+	char whole[4096];
+
+	feed(s, "EHLO c\r\nMAIL FROM:<>\r\nRCPT TO:<bob@localhost>\r\nDATA\r\n");
+	feed(s, msg);
+	feed(s, "\n.\r\n");
+	snprintf(whole, sizeof(whole), "%s", body_after_received());
+	session_free(s);
+
+	s = start();
+	const char *cmds = "EHLO c\r\nMAIL FROM:<>\r\nRCPT TO:<bob@localhost>\r\nDATA\r\n";
+	feed_bytewise(s, cmds, strlen(cmds));
+	feed_bytewise(s, msg, strlen(msg));
+	feed_bytewise(s, "\n.\r\n", 4);
+	CHECK(fk.commits == 1);
+	CHECK_STR(body_after_received(), whole);
+	/* "\r\n.\r" + "\n" is the end of data, wherever the split falls */
+	CHECK_STR(whole, "Subject: y\r\n\r\n.a\r\nb\r\nc\r\rd\r\n");
+	session_free(s);
+}
+
+TEST(command_line_over_512_octets_gets_500_5_5_2_and_session_continues)
+{
+	struct session *s = start();
+	char line[700];
+	memset(line, 'A', sizeof(line));
+	memcpy(line, "NOOP ", 5);
+	line[sizeof(line) - 3] = '\r';
+	line[sizeof(line) - 2] = '\n';
+	line[sizeof(line) - 1] = '\0';
+	/* in two pieces, as a socket might deliver it */
+	feed(s, line + 0 * 0);
+	CHECK(strstr(fk.out, "500 5.5.2") != NULL);
+	feed(s, "NOOP\r\n");
+	CHECK(strstr(fk.out, "250 2.0.0 Ok\r\n") != NULL);
+	session_free(s);
+}
+
+TEST(partial_overlong_line_is_skipped_without_buffering)
+{
+	struct session *s = start();
+	char chunk[600];
+	memset(chunk, 'B', sizeof(chunk));
+	CHECK(session_feed(s, chunk, sizeof(chunk)) == sizeof(chunk));
+	CHECK(session_feed(s, chunk, sizeof(chunk)) == sizeof(chunk));
+	CHECK(strstr(fk.out, "500") == NULL);
+	feed(s, "\r\n");
+	CHECK(strstr(fk.out, "500 5.5.2") != NULL);
+	session_free(s);
+}
+
+TEST(text_line_over_1000_octets_is_refused_after_the_dot)
+{
+	struct session *s = start();
+	char line[1100];
+	feed(s, "EHLO c\r\nMAIL FROM:<>\r\nRCPT TO:<bob@localhost>\r\nDATA\r\n");
+	memset(line, 'x', sizeof(line));
+	line[sizeof(line) - 1] = '\0';
+	feed(s, line);
+	feed(s, "\r\n.\r\n");
+	CHECK(fk.commits == 0);
+	CHECK(fk.aborts == 1);
+	CHECK(strstr(fk.out, "500 5.5.6") != NULL);
+	session_free(s);
+}
+
+TEST(line_of_exactly_998_octets_is_accepted)
+{
+	struct session *s = start();
+	char line[999];
+	feed(s, "EHLO c\r\nMAIL FROM:<>\r\nRCPT TO:<bob@localhost>\r\nDATA\r\n");
+	memset(line, 'x', 998);
+	line[998] = '\0';
+	feed(s, line);
+	feed(s, "\r\n.\r\n");
+	CHECK(fk.commits == 1);
+	session_free(s);
+}
+
+TEST(size_parameter_over_limit_is_552_5_3_4)
+{
+	struct session *s = start();
+	feed(s, "EHLO c\r\nMAIL FROM:<a@b> SIZE=99999999999\r\n");
+	CHECK(strstr(fk.out, "552 5.3.4") != NULL);
+	feed(s, "MAIL FROM:<a@b> SIZE=1000\r\n");
+	CHECK(strstr(fk.out, "250 2.1.0") != NULL);
+	session_free(s);
+}
+
+TEST(actual_size_over_limit_is_552_after_the_dot_and_aborted)
+{
+	struct session *s = start();
+	char chunk[1001];
+	conf.message_size_limit = 4096;
+	feed(s, "EHLO c\r\nMAIL FROM:<>\r\nRCPT TO:<bob@localhost>\r\nDATA\r\n");
+	memset(chunk, 'y', 900);
+	memcpy(chunk + 900, "\r\n", 3);
+	for (int i = 0; i < 10; i++)
+		feed(s, chunk);
+	CHECK(strstr(fk.out, "552") == NULL);
+	feed(s, ".\r\n");
+	CHECK(strstr(fk.out, "552 5.3.4") != NULL);
+	CHECK(fk.commits == 0 && fk.aborts == 1);
+	conf.message_size_limit = 10485760;
+	session_free(s);
+}
+
+TEST(recipient_limit_gives_452_4_5_3)
+{
+	struct session *s = start();
+	conf.recipient_limit = 2;
+	feed(s, "EHLO c\r\nMAIL FROM:<>\r\nRCPT TO:<a@localhost>\r\nRCPT TO:<b@localhost>\r\n"
+	    "RCPT TO:<c@localhost>\r\n");
+	CHECK(strstr(fk.out, "452 4.5.3") != NULL);
+	CHECK(count(fk.out, "250 2.1.5") == 2);
+	conf.recipient_limit = 1000;
+	session_free(s);
+}
+
+TEST(non_local_recipient_is_relay_denied_554_5_7_1)
+{
+	struct session *s = start();
+	feed(s, "EHLO c\r\nMAIL FROM:<>\r\nRCPT TO:<x@example.org>\r\nRCPT TO:<x@[127.0.0.1]>\r\n");
+	CHECK(count(fk.out, "554 5.7.1") == 2);
+	session_free(s);
+}
+
+TEST(source_route_to_remote_is_judged_by_the_real_address)
+{
+	struct session *s = start();
+	feed(s, "EHLO c\r\nMAIL FROM:<>\r\nRCPT TO:<@localhost:x@example.org>\r\n");
+	CHECK(strstr(fk.out, "554 5.7.1") != NULL);
+	session_free(s);
+}
+
+TEST(local_part_with_slash_or_leading_dot_is_550_5_1_3)
+{
+	struct session *s = start();
+	feed(s, "EHLO c\r\nMAIL FROM:<>\r\nRCPT TO:<\"a/b\"@localhost>\r\nRCPT TO:<.x@localhost>\r\n");
+	CHECK(count(fk.out, "5.1.3") == 2);
+	session_free(s);
+}
+
+TEST(bad_sequence_is_503_5_5_1)
+{
+	struct session *s = start();
+	feed(s, "MAIL FROM:<>\r\nEHLO c\r\nRCPT TO:<a@localhost>\r\nDATA\r\n");
+	CHECK(count(fk.out, "503 5.5.1") == 3);
+	session_free(s);
+}
+
+TEST(pipelined_group_gets_replies_in_order)
+{
+	struct session *s = start();
+	feed(s, "EHLO c\r\nMAIL FROM:<a@b>\r\nRCPT TO:<x@localhost>\r\nRCPT TO:<y@nowhere.example>\r\n"
+	    "RCPT TO:<z@localhost>\r\nDATA\r\n");
+	const char *p = strstr(fk.out, "250 2.1.0");
+	CHECK(p != NULL);
+	p = p ? strstr(p, "250 2.1.5") : NULL;
+	CHECK(p != NULL);
+	p = p ? strstr(p, "554 5.7.1") : NULL;
+	CHECK(p != NULL);
+	p = p ? strstr(p, "250 2.1.5") : NULL;
+	CHECK(p != NULL);
+	p = p ? strstr(p, "354 ") : NULL;
+	CHECK(p != NULL);
+	session_free(s);
+}
+
+TEST(vrfy_is_252_and_unknown_command_500_5_5_1)
+{
+	struct session *s = start();
+	feed(s, "VRFY bob\r\nFROB\r\n");
+	CHECK(strstr(fk.out, "252 2.5.0") != NULL);
+	CHECK(strstr(fk.out, "500 5.5.1") != NULL);
+	session_free(s);
+}
+
+TEST(error_budget_ends_the_session_with_421)
+{
+	struct session *s = start();
+	for (int i = 0; i < SESSION_ERROR_LIMIT + 5; i++)
+		feed(s, "FROB\r\n");
+	CHECK(strstr(fk.out, "421 4.7.0") != NULL);
+	CHECK(session_state(s) == SS_CLOSING);
+	session_free(s);
+}
+
+TEST(http_request_is_refused_and_closed)
+{
+	struct session *s = start();
+	feed(s, "GET / HTTP/1.1\r\nHost: x\r\n");
+	CHECK(strstr(fk.out, "421 4.7.0") != NULL);
+	CHECK(session_state(s) == SS_CLOSING);
+	session_free(s);
+}
+
+TEST(every_reply_after_the_greeting_has_an_enhanced_code)
+{
+	struct session *s = start();
+	feed(s, "HELO c\r\nNOOP\r\nRSET\r\nVRFY x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<q@localhost>\r\n"
+	    "RCPT TO:<q@else.example>\r\nFROB\r\nDATA x\r\nHELP\r\nQUIT\r\n");
+	/* skip "220 ..." and "250 hostname" (HELO: no enhanced code by RFC 2034) */
+	const char *p = strstr(fk.out, "\r\n") + 2;
+	p = strstr(p, "\r\n") + 2;
+	while (*p) {
+		CHECK(p[3] == ' ' || p[3] == '-');
+		CHECK(p[4] >= '2' && p[4] <= '5' && p[5] == '.');
+		p = strstr(p, "\r\n") + 2;
+	}
+	session_free(s);
+}
+
+TEST(timeout_gives_421_4_4_2_and_aborts_data)
+{
+	struct session *s = start();
+	feed(s, "EHLO c\r\nMAIL FROM:<>\r\nRCPT TO:<bob@localhost>\r\nDATA\r\npartial");
+	session_timeout(s);
+	CHECK(strstr(fk.out, "421 4.4.2") != NULL);
+	CHECK(fk.aborts == 1);
+	CHECK(session_state(s) == SS_CLOSING);
+	session_free(s);
+}
+
+TEST(bdat_without_chunking_closes_instead_of_reading_payload_as_commands)
+{
+	struct session *s = start();
+	feed(s, "EHLO c\r\nBDAT 10 LAST\r\nQUIT\r\nxxxx");
+	CHECK(strstr(fk.out, "421 4.7.0") != NULL);
+	CHECK(strstr(fk.out, "221") == NULL);
+	session_free(s);
+}
+
+TEST(postmaster_without_domain_is_accepted)
+{
+	struct session *s = start();
+	feed(s, "EHLO c\r\nMAIL FROM:<>\r\nRCPT TO:<Postmaster>\r\nDATA\r\nx\r\n.\r\n");
+	CHECK(fk.commits == 1);
+	CHECK_STR(fk.rcpts[0], "postmaster@localhost");
+	session_free(s);
+}
+
+int
+main(void)
+{
+	char err[512];
+
+	if (conf_parse("test", "", 0, "mx.example", &conf, err, sizeof(err)) < 0) {
+		fprintf(stderr, "conf: %s\n", err);
+		return 1;
+	}
+	RUN(greeting_is_220_and_ehlo_lists_the_four_extensions);
+	RUN(full_transaction_commits_once_and_250_waits_for_commit_done);
+	RUN(failed_commit_answers_451_not_250);
+	RUN(input_after_final_dot_waits_until_commit_is_done);
+	RUN(dot_stuffing_is_removed);
+	RUN(bare_lf_lines_are_stored_as_crlf_and_never_end_data);
+	RUN(smuggling_sequences_do_not_end_data);
+	RUN(data_split_at_every_byte_gives_the_same_body);
+	RUN(command_line_over_512_octets_gets_500_5_5_2_and_session_continues);
+	RUN(partial_overlong_line_is_skipped_without_buffering);
+	RUN(text_line_over_1000_octets_is_refused_after_the_dot);
+	RUN(line_of_exactly_998_octets_is_accepted);
+	RUN(size_parameter_over_limit_is_552_5_3_4);
+	RUN(actual_size_over_limit_is_552_after_the_dot_and_aborted);
+	RUN(recipient_limit_gives_452_4_5_3);
+	RUN(non_local_recipient_is_relay_denied_554_5_7_1);
+	RUN(source_route_to_remote_is_judged_by_the_real_address);
+	RUN(local_part_with_slash_or_leading_dot_is_550_5_1_3);
+	RUN(bad_sequence_is_503_5_5_1);
+	RUN(pipelined_group_gets_replies_in_order);
+	RUN(vrfy_is_252_and_unknown_command_500_5_5_1);
+	RUN(error_budget_ends_the_session_with_421);
+	RUN(http_request_is_refused_and_closed);
+	RUN(every_reply_after_the_greeting_has_an_enhanced_code);
+	RUN(timeout_gives_421_4_4_2_and_aborts_data);
+	RUN(bdat_without_chunking_closes_instead_of_reading_payload_as_commands);
+	RUN(postmaster_without_domain_is_accepted);
+	conf_free(&conf);
+	T_EXIT();
+}
