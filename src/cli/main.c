@@ -68,7 +68,7 @@ cmd_check(int argc, char **argv)
 
 	if (i < 0 || i != argc)
 		return usage();
-	if ((c = cfg_load(path, err, sizeof(err))) == NULL) {
+	if ((c = cfg_load(path, 0, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "imsd: %s\n", err);
 		return 1;
 	}
@@ -104,7 +104,7 @@ cmd_queue(int argc, char **argv)
 
 	if (i < 0 || i != argc)
 		return usage();
-	if ((c = cfg_load(path, err, sizeof(err))) == NULL) {
+	if ((c = cfg_load(path, 0, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "imsd: %s\n", err);
 		return 1;
 	}

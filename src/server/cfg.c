@@ -1,38 +1,72 @@
 /*
  * cfg — configuration snapshots; see cfg.h.
  */
+#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "server/cfg.h"
+#include "util/log.h"
 
 /* Load a snapshot; see cfg.h. */
 struct cfg *
-cfg_load(const char *conf_path, char *err, size_t errlen)
+cfg_load(const char *conf_path, int generate, char *err, size_t errlen)
 {
 	struct cfg *c = calloc(1, sizeof(*c));
+	struct conf *cf;
 
 	if (c == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
+	c->refs = 1;
 	if (conf_load(conf_path, &c->conf, err, errlen) < 0) {
 		free(c);
 		return NULL;
 	}
-	if (c->conf.recipients_file != NULL) {
-		c->recipients = recipients_load(c->conf.recipients_file, err, errlen);
-		if (c->recipients == NULL) {
-			conf_free(&c->conf);
-			free(c);
-			return NULL;
-		}
+	cf = &c->conf;
+	if (cf->recipients_file != NULL &&
+	    (c->recipients = recipients_load(cf->recipients_file, err, errlen)) == NULL)
+		goto fail;
+	if (cf->auth_users_file != NULL &&
+	    (c->authusers = authusers_load(cf->auth_users_file, err, errlen)) == NULL)
+		goto fail;
+	if ((cf->tls_cert_file == NULL) != (cf->tls_key_file == NULL)) {
+		snprintf(err, errlen, "%s: %s is set but %s is not; set both or neither", cf->source,
+		    cf->tls_cert_file ? "tls_cert_file" : "tls_key_file",
+		    cf->tls_cert_file ? "tls_key_file" : "tls_cert_file");
+		goto fail;
 	}
-	c->refs = 1;
+	if (cf->tls_cert_file != NULL) {
+		struct stat st;
+		if (conf_path == NULL && generate && stat(cf->tls_cert_file, &st) < 0 &&
+		    errno == ENOENT) {
+			if (tls_selfsigned_generate(cf->hostname, cf->tls_cert_file, cf->tls_key_file,
+			    err, errlen) < 0)
+				goto fail;
+			log_info("event=tls-certificate-generated cert=%s key=%s subject=CN=%s "
+			    "note=self-signed", cf->tls_cert_file, cf->tls_key_file, cf->hostname);
+		}
+		if (conf_path == NULL && !generate && stat(cf->tls_cert_file, &st) < 0) {
+			/* `imsd check` on the embedded default: nothing to load yet. */
+		} else if ((c->tls = tls_server_ctx_new(cf->tls_cert_file, cf->tls_key_file, err,
+		    errlen)) == NULL)
+			goto fail;
+	}
+	if ((cf->nsmtps_listen > 0) && c->tls == NULL && !(conf_path == NULL && !generate)) {
+		snprintf(err, errlen, "%s: smtps_listen: implicit TLS needs tls_cert_file and "
+		    "tls_key_file", cf->source);
+		goto fail;
+	}
 	return c;
+fail:
+	c->refs = 1;
+	cfg_unref(c);
+	return NULL;
 }
 
 struct cfg *
@@ -49,6 +83,10 @@ cfg_unref(struct cfg *c)
 		return;
 	if (c->recipients != NULL)
 		recipients_free(c->recipients);
+	if (c->authusers != NULL)
+		authusers_free(c->authusers);
+	if (c->tls != NULL)
+		tls_ctx_unref(c->tls);
 	conf_free(&c->conf);
 	free(c);
 }

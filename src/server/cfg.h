@@ -6,16 +6,25 @@
 #define IMSD_CFG_H
 
 #include "conf/conf.h"
+#include "policy/authusers.h"
 #include "policy/recipients.h"
+#include "tls/tls.h"
 
 struct cfg {
 	struct conf conf;
 	struct recipients *recipients;	/* NULL when recipients_file is unset */
+	struct authusers *authusers;	/* NULL when auth_users_file is unset */
+	struct tls_ctx *tls;		/* NULL when no certificate is configured */
 	int refs;			/* atomic */
 };
 
-/* Load conf_path (NULL = embedded default) and what it names. NULL with err on failure. */
-struct cfg *cfg_load(const char *conf_path, char *err, size_t errlen);
+/*
+ * Load conf_path (NULL = embedded default) and everything it names: recipients_file,
+ * auth_users_file, the certificate and key (checked to match). With the embedded default
+ * and generate set, a missing certificate under ./var/tls is created first (self-signed
+ * for hostname). NULL with err on failure; err names the file at fault.
+ */
+struct cfg *cfg_load(const char *conf_path, int generate, char *err, size_t errlen);
 struct cfg *cfg_ref(struct cfg *c);
 void cfg_unref(struct cfg *c);
 

@@ -26,7 +26,9 @@
 #include "server/cfg.h"
 #include "server/delivery.h"
 #include "server/server.h"
+#include "server/workq.h"
 #include "session/session.h"
+#include "tls/tls.h"
 #include "util/log.h"
 #include "util/version.h"
 
@@ -35,8 +37,12 @@
 #define READ_CHUNK	(64 * 1024)
 #define DRAIN_SECONDS	10		/* SIGTERM: SPEC says finish within 10 s */
 #define PERIP_BUCKETS	4096
+#define HANDSHAKE_SECONDS 60		/* a TLS handshake must finish within this */
+#define AUTH_FAIL_DELAY	2		/* seconds before a failed AUTH is answered */
 
 struct commit_job;
+
+enum conn_tls { CT_PLAIN, CT_HANDSHAKE, CT_TLS };
 
 struct conn {
 	struct ev_io io;
@@ -54,7 +60,14 @@ struct conn {
 
 	struct queue_writer w;	/* the message being received (w.fd >= 0) */
 	char werr[256];
-	struct commit_job *job;	/* commit in flight */
+	unsigned busy;		/* jobs in flight (commit, auth) that point at this conn */
+
+	enum session_listener kind;
+	enum conn_tls tstate;
+	struct tls_conn *tls;
+	int tls_want;		/* EPOLLIN/EPOLLOUT the TLS layer is waiting for */
+	int starttls_pending;	/* 220 queued: discard input, then handshake */
+	time_t auth_fail_at;	/* answer a failed AUTH at this time */
 
 	time_t deadline;	/* command or data timeout */
 	unsigned long last_cmds;
@@ -76,6 +89,7 @@ struct listener {
 	struct ev_io io;
 	struct server *srv;
 	struct hostport hp;
+	enum session_listener kind;
 	int fd;
 };
 
@@ -91,7 +105,7 @@ struct server {
 	struct ev_loop *loop;
 	struct queue q;
 	struct delivery *delivery;
-	struct listener *listeners;
+	struct listener **listeners;
 	size_t nlisteners;
 	struct conn *conns;
 	unsigned nconns;
@@ -113,6 +127,8 @@ struct server {
 	struct ev_io cio;
 	unsigned commits_in_flight;
 
+	struct workq *authq;
+
 	int stopping;
 	time_t stop_deadline;
 	int exit_status;
@@ -121,6 +137,9 @@ struct server {
 static void conn_close(struct conn *c);
 static void conn_process(struct conn *c);
 static void conn_flush(struct conn *c);
+static void conn_read(struct conn *c);
+static void conn_kick(struct conn *c);
+static void conn_handshake(struct conn *c);
 
 /* ---- per-IP connection counts ---- */
 
@@ -269,7 +288,7 @@ cb_tx_commit(void *arg, struct session_tx *tx)
 	j->w = c->w;
 	c->w.fd = -1;
 	c->w.qid[0] = '\0';
-	c->job = j;
+	c->busy++;
 	srv->commits_in_flight++;
 	pthread_mutex_lock(&srv->cmu);
 	*srv->pending_tail = j;
@@ -284,6 +303,72 @@ cb_log(void *arg, int level, const char *line)
 	log_msg((enum log_level)level, "%s", line);
 }
 
+static void
+cb_starttls(void *arg)
+{
+	struct conn *c = arg;
+
+	c->starttls_pending = 1;	/* conn_process discards input; conn_flush starts TLS */
+}
+
+struct auth_job {
+	struct work w;
+	struct conn *c;
+	struct cfg *cfg;
+	char user[256];
+	char pass[256];
+	int ok;
+};
+
+static void
+auth_run(struct work *w)
+{
+	struct auth_job *j = (struct auth_job *)w;
+
+	j->ok = authusers_verify(j->cfg->authusers, j->user, j->pass);
+	explicit_bzero(j->pass, sizeof(j->pass));
+}
+
+static void
+auth_done(struct work *w)
+{
+	struct auth_job *j = (struct auth_job *)w;
+	struct conn *c = j->c;
+
+	c->busy--;
+	if (c->dead)
+		conn_close(c);
+	else if (j->ok) {
+		session_auth_done(c->s, 1);
+		conn_process(c);
+		conn_kick(c);
+	} else
+		c->auth_fail_at = time(NULL) + AUTH_FAIL_DELAY;	/* the tick answers */
+	cfg_unref(j->cfg);
+	free(j);
+}
+
+static void
+cb_auth_check(void *arg, const char *user, const char *pass)
+{
+	struct conn *c = arg;
+	struct auth_job *j = calloc(1, sizeof(*j));
+
+	if (j == NULL || c->cfg->authusers == NULL) {
+		free(j);
+		c->auth_fail_at = time(NULL) + AUTH_FAIL_DELAY;
+		return;
+	}
+	j->w.run = auth_run;
+	j->w.done = auth_done;
+	j->c = c;
+	j->cfg = cfg_ref(c->cfg);
+	snprintf(j->user, sizeof(j->user), "%s", user);
+	snprintf(j->pass, sizeof(j->pass), "%s", pass);
+	c->busy++;
+	workq_submit(c->srv->authq, &j->w);
+}
+
 static const struct session_ops session_ops = {
 	.output = cb_output,
 	.tx_open = cb_tx_open,
@@ -291,6 +376,8 @@ static const struct session_ops session_ops = {
 	.tx_commit = cb_tx_commit,
 	.tx_abort = cb_tx_abort,
 	.log = cb_log,
+	.starttls = cb_starttls,
+	.auth_check = cb_auth_check,
 };
 
 /* ---- group commit ---- */
@@ -380,7 +467,7 @@ commit_done_cb(struct ev_io *io, uint32_t events)
 				queue_discard(&srv->q, &j->w);
 		}
 		if (c != NULL) {
-			c->job = NULL;
+			c->busy--;
 			if (c->dead) {
 				if (j->ok)
 					log_info("sid=%s qid=%s event=committed-after-disconnect "
@@ -390,6 +477,7 @@ commit_done_cb(struct ev_io *io, uint32_t events)
 				session_set_time(c->s, time(NULL));
 				session_commit_done(c->s, j->ok);
 				conn_process(c);
+				conn_kick(c);
 			}
 		}
 		free(j);
@@ -403,23 +491,88 @@ conn_deadline(struct conn *c)
 {
 	const struct conf *cf = &c->cfg->conf;
 
+	if (c->tstate == CT_HANDSHAKE)
+		return time(NULL) + (cf->command_timeout < HANDSHAKE_SECONDS ? cf->command_timeout :
+		    HANDSHAKE_SECONDS);
 	return time(NULL) + (session_state(c->s) == SS_DATA ? cf->data_timeout : cf->command_timeout);
+}
+
+/* Does the session want input now? */
+static int
+conn_wants_input(struct conn *c)
+{
+	enum session_state st = session_state(c->s);
+
+	return !c->closing && !c->starttls_pending && st != SS_CLOSING && st != SS_STARTTLS &&
+	    c->inlen < IN_MAX && c->outlen - c->outoff < OUT_MAX;
 }
 
 static void
 conn_update_events(struct conn *c)
 {
 	uint32_t ev = 0;
-	enum session_state st = session_state(c->s);
 
 	if (c->dead)
 		return;
-	if (c->outoff < c->outlen)
-		ev |= EPOLLOUT;
-	if (!c->closing && st != SS_CLOSING && c->inlen < IN_MAX &&
-	    c->outlen - c->outoff < OUT_MAX)
-		ev |= EPOLLIN;
+	if (c->tstate == CT_HANDSHAKE)
+		ev = (uint32_t)c->tls_want;
+	else {
+		if (c->outoff < c->outlen)
+			ev |= EPOLLOUT;
+		if (conn_wants_input(c))
+			ev |= EPOLLIN;
+		if (c->tstate == CT_TLS && c->tls_want)
+			ev |= (uint32_t)c->tls_want;
+	}
 	ev_io_set(c->srv->loop, &c->io, ev);
+}
+
+/* recv(2) or TLS read: > 0 bytes, 0 end of stream, -1 with errno (EAGAIN: wait). */
+static ssize_t
+conn_recv(struct conn *c, void *buf, size_t len)
+{
+	ssize_t n;
+
+	if (c->tstate != CT_TLS)
+		return recv(c->io.fd, buf, len, 0);
+	n = tls_read(c->tls, buf, len);
+	c->tls_want = 0;
+	if (n > 0)
+		return n;
+	switch (n) {
+	case TLS_WANT_READ:
+		errno = EAGAIN;
+		return -1;
+	case TLS_WANT_WRITE:
+		c->tls_want = EPOLLOUT;
+		errno = EAGAIN;
+		return -1;
+	case TLS_CLOSED:
+		return 0;
+	default:
+		log_info("sid=%s event=tls-error reason=\"%s\"", c->sid, tls_conn_error(c->tls));
+		errno = EIO;
+		return -1;
+	}
+}
+
+static ssize_t
+conn_send(struct conn *c, const void *buf, size_t len)
+{
+	ssize_t n;
+
+	if (c->tstate != CT_TLS)
+		return send(c->io.fd, buf, len, MSG_NOSIGNAL);
+	n = tls_write(c->tls, buf, len);
+	if (n > 0)
+		return n;
+	if (n == TLS_WANT_READ || n == TLS_WANT_WRITE) {
+		c->tls_want = n == TLS_WANT_READ ? EPOLLIN : EPOLLOUT;
+		errno = EAGAIN;
+		return -1;
+	}
+	errno = EPIPE;
+	return -1;
 }
 
 /* Feed buffered input to the session, as far as it takes it. */
@@ -428,18 +581,24 @@ conn_process(struct conn *c)
 {
 	if (c->dead)
 		return;
-	if (c->inlen > 0) {
+	if (c->inlen > 0 && !c->starttls_pending) {
 		session_set_time(c->s, time(NULL));
 		size_t used = session_feed(c->s, c->in, c->inlen);
 		if (used > 0) {
 			memmove(c->in, c->in + used, c->inlen - used);
 			c->inlen -= used;
 		}
-		if (c->inlen == 0) {
-			free(c->in);
-			c->in = NULL;
-			c->incap = 0;
-		}
+	}
+	if (c->starttls_pending && c->inlen > 0) {
+		/* RFC 3207 §4.2: nothing the client sent after STARTTLS in the clear may be
+		 * executed (CVE-2011-0411). */
+		log_info("sid=%s event=starttls-discarded-input bytes=%zu", c->sid, c->inlen);
+		c->inlen = 0;
+	}
+	if (c->inlen == 0 && c->in != NULL) {
+		free(c->in);
+		c->in = NULL;
+		c->incap = 0;
 	}
 	if (session_commands(c->s) != c->last_cmds) {
 		c->last_cmds = session_commands(c->s);
@@ -450,19 +609,20 @@ conn_process(struct conn *c)
 	conn_flush(c);
 }
 
-/* Write what we can; close when closing and drained. */
+/* Write what we can; close when closing and drained; start TLS when the 220 is out. */
 static void
 conn_flush(struct conn *c)
 {
 	if (c->dead)
 		return;
 	while (c->outoff < c->outlen) {
-		ssize_t n = send(c->io.fd, c->out + c->outoff, c->outlen - c->outoff, MSG_NOSIGNAL);
+		ssize_t n = conn_send(c, c->out + c->outoff, c->outlen - c->outoff);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
 			if (errno == EAGAIN)
 				break;
+			session_disconnected(c->s);
 			conn_close(c);
 			return;
 		}
@@ -479,8 +639,68 @@ conn_flush(struct conn *c)
 			conn_close(c);
 			return;
 		}
+		if (c->starttls_pending) {
+			c->starttls_pending = 0;
+			c->tls = tls_conn_new(c->cfg->tls, c->io.fd, 1, NULL);
+			if (c->tls == NULL) {
+				log_error("sid=%s event=tls-error reason=\"cannot create TLS session\"",
+				    c->sid);
+				session_disconnected(c->s);
+				conn_close(c);
+				return;
+			}
+			c->tstate = CT_HANDSHAKE;
+			c->tls_want = EPOLLIN;
+			c->deadline = conn_deadline(c);
+			conn_handshake(c);
+			return;
+		}
 	}
 	conn_update_events(c);
+}
+
+/* Drive the TLS handshake (after STARTTLS, or first thing on an smtps listener). */
+static void
+conn_handshake(struct conn *c)
+{
+	char desc[128];
+	int r = tls_handshake(c->tls);
+
+	if (r == TLS_WANT_READ || r == TLS_WANT_WRITE) {
+		c->tls_want = r == TLS_WANT_READ ? EPOLLIN : EPOLLOUT;
+		conn_update_events(c);
+		return;
+	}
+	if (r != TLS_OK) {
+		log_info("sid=%s event=tls-handshake-failed reason=\"%s\"", c->sid,
+		    tls_conn_error(c->tls));
+		session_disconnected(c->s);
+		conn_close(c);
+		return;
+	}
+	c->tstate = CT_TLS;
+	c->tls_want = 0;
+	snprintf(desc, sizeof(desc), "%s with cipher %s (%d bits)", tls_conn_version(c->tls),
+	    tls_conn_cipher(c->tls), tls_conn_bits(c->tls));
+	session_set_time(c->s, time(NULL));
+	if (session_state(c->s) == SS_GREETING) {
+		/* smtps: TLS first, then the greeting (RFC 8314 §3.3). */
+		session_tls_done(c->s, desc);
+		session_start(c->s, NULL);
+	} else
+		session_tls_done(c->s, desc);
+	c->last_cmds = session_commands(c->s);
+	c->deadline = conn_deadline(c);
+	conn_process(c);
+	conn_kick(c);
+}
+
+/* Read what TLS already decrypted: epoll cannot report it. */
+static void
+conn_kick(struct conn *c)
+{
+	if (!c->dead && c->tstate == CT_TLS && tls_pending(c->tls) > 0 && conn_wants_input(c))
+		conn_read(c);
 }
 
 static void
@@ -489,38 +709,42 @@ conn_read(struct conn *c)
 	static char rbuf[READ_CHUNK];
 	int eof = 0;
 
-	for (int round = 0; round < 4 && !eof; round++) {
+	for (int round = 0; round < 16 && !eof; round++) {
 		ssize_t n;
 		size_t room = IN_MAX - c->inlen;
-		if (room == 0)
+		if (room == 0 || !conn_wants_input(c))
 			break;
 		if (c->inlen == 0) {
-			n = recv(c->io.fd, rbuf, room < sizeof(rbuf) ? room : sizeof(rbuf), 0);
+			n = conn_recv(c, rbuf, room < sizeof(rbuf) ? room : sizeof(rbuf));
 			if (n > 0) {
 				session_set_time(c->s, time(NULL));
 				size_t used = session_feed(c->s, rbuf, (size_t)n);
-				if (used < (size_t)n) {
+				if (used < (size_t)n && !c->starttls_pending) {
 					size_t rest = (size_t)n - used;
 					c->incap = rest < 1024 ? 1024 : rest;
 					if ((c->in = malloc(c->incap)) == NULL) {
+						session_disconnected(c->s);
 						conn_close(c);
 						return;
 					}
 					memcpy(c->in, rbuf + used, rest);
 					c->inlen = rest;
-				}
+				} else if (used < (size_t)n)
+					log_info("sid=%s event=starttls-discarded-input bytes=%zu",
+					    c->sid, (size_t)n - used);
 			}
 		} else {
 			if (c->incap < IN_MAX) {
 				char *p = realloc(c->in, IN_MAX);
 				if (p == NULL) {
+					session_disconnected(c->s);
 					conn_close(c);
 					return;
 				}
 				c->in = p;
 				c->incap = IN_MAX;
 			}
-			n = recv(c->io.fd, c->in + c->inlen, room, 0);
+			n = conn_recv(c, c->in + c->inlen, room);
 			if (n > 0) {
 				c->inlen += (size_t)n;
 				conn_process(c);
@@ -539,11 +763,9 @@ conn_read(struct conn *c)
 		} else {
 			if (session_state(c->s) == SS_DATA)
 				c->deadline = conn_deadline(c);
-			if ((size_t)n < room)
+			if ((size_t)n < room && (c->tstate != CT_TLS || tls_pending(c->tls) == 0))
 				break;
 		}
-		if (session_state(c->s) == SS_COMMIT || session_state(c->s) == SS_CLOSING)
-			break;
 	}
 	if (c->dead)
 		return;
@@ -562,9 +784,19 @@ conn_cb(struct ev_io *io, uint32_t events)
 
 	if (c->dead)
 		return;
+	if (c->tstate == CT_HANDSHAKE) {
+		conn_handshake(c);
+		return;
+	}
 	if (events & (EPOLLERR | EPOLLHUP) && !(events & EPOLLIN)) {
 		session_disconnected(c->s);
 		conn_close(c);
+		return;
+	}
+	if (c->tstate == CT_TLS && c->tls_want == EPOLLOUT && (events & EPOLLOUT) &&
+	    c->outoff == c->outlen) {
+		/* a read was waiting for the socket to take a TLS write */
+		conn_read(c);
 		return;
 	}
 	if (events & EPOLLIN) {
@@ -575,7 +807,7 @@ conn_cb(struct ev_io *io, uint32_t events)
 		conn_flush(c);
 }
 
-/* Tear down a connection; if a commit is in flight the struct waits for it. */
+/* Tear down a connection; while a job still points at it the struct waits. */
 static void
 conn_close(struct conn *c)
 {
@@ -585,6 +817,8 @@ conn_close(struct conn *c)
 		int fd = c->io.fd;
 		c->dead = 1;
 		ev_io_stop(srv->loop, &c->io);
+		if (c->tstate == CT_TLS)
+			tls_shutdown(c->tls);
 		close(fd);
 		if (c->w.fd >= 0 || c->w.qid[0] != '\0')
 			queue_discard(&srv->q, &c->w);
@@ -598,8 +832,8 @@ conn_close(struct conn *c)
 			c->next->prev = c->prev;
 		log_info("sid=%s event=disconnect", c->sid);
 	}
-	if (c->job != NULL || c->buried)
-		return;	/* commit_done_cb calls us again when the job is back */
+	if (c->busy > 0 || c->buried)
+		return;	/* the job's completion calls us again */
 	c->buried = 1;
 	/* Freed later: callers up the stack may still hold c during this loop turn. */
 	c->grave = srv->graveyard;
@@ -615,6 +849,8 @@ server_reap(void *arg)
 	while ((c = srv->graveyard) != NULL) {
 		srv->graveyard = c->grave;
 		session_free(c->s);
+		if (c->tls != NULL)
+			tls_conn_free(c->tls);
 		cfg_unref(c->cfg);
 		free(c->in);
 		free(c->out);
@@ -632,6 +868,7 @@ accept_cb(struct ev_io *io, uint32_t events)
 		struct sockaddr_storage ss, ls;
 		socklen_t sl = sizeof(ss), lsl = sizeof(ls);
 		struct session_peer peer;
+		struct session_opts opts;
 		struct conn *c;
 		const char *refuse = NULL;
 		char ra[64], la[64];
@@ -656,10 +893,16 @@ accept_cb(struct ev_io *io, uint32_t events)
 		c->srv = srv;
 		c->cfg = cfg_ref(srv->cfg);
 		c->peer = peer.remote;
+		c->kind = l->kind;
 		c->w.fd = -1;
 		snprintf(c->sid, sizeof(c->sid), "%llx%04llx", (unsigned long long)time(NULL),
 		    ++srv->nsessions & 0xffff);
-		c->s = session_new(&c->cfg->conf, c->cfg->recipients, &peer, c->sid, &session_ops, c);
+		memset(&opts, 0, sizeof(opts));
+		opts.kind = l->kind;
+		opts.cert_loaded = c->cfg->tls != NULL;
+		opts.auth_available = c->cfg->authusers != NULL;
+		c->s = session_new(&c->cfg->conf, c->cfg->recipients, &peer, &opts, c->sid,
+		    &session_ops, c);
 		if (c->s == NULL || ev_io_start(srv->loop, &c->io, fd, 0, conn_cb, c) < 0) {
 			session_free(c->s);
 			cfg_unref(c->cfg);
@@ -679,10 +922,23 @@ accept_cb(struct ev_io *io, uint32_t events)
 		else if (perip_count(srv, &c->peer) >= srv->cfg->conf.max_connections_per_ip)
 			refuse = "4.7.0 Too many connections from your address; try again later";
 		perip_add(srv, &c->peer, 1);
-		log_info("sid=%s event=connect client=%s:%u local=%s:%u%s", c->sid,
+		log_info("sid=%s event=connect client=%s:%u local=%s:%u listener=%s%s", c->sid,
 		    netaddr_str(&peer.remote, ra, sizeof(ra)), peer.remote_port,
 		    netaddr_str(&peer.local, la, sizeof(la)), peer.local_port,
+		    l->kind == SL_SMTPS ? "smtps" : l->kind == SL_SUBMISSION ? "submission" : "smtp",
 		    refuse ? " action=refused reason=connection-limit" : "");
+		if (l->kind == SL_SMTPS && refuse == NULL) {
+			/* RFC 8314: the handshake comes first, whatever the address. */
+			if ((c->tls = tls_conn_new(c->cfg->tls, fd, 1, NULL)) == NULL) {
+				conn_close(c);
+				continue;
+			}
+			c->tstate = CT_HANDSHAKE;
+			c->tls_want = EPOLLIN;
+			c->deadline = conn_deadline(c);
+			conn_handshake(c);
+			continue;
+		}
 		c->deadline = conn_deadline(c);
 		session_start(c->s, refuse);
 		c->last_cmds = session_commands(c->s);
@@ -693,11 +949,12 @@ accept_cb(struct ev_io *io, uint32_t events)
 /* ---- listeners ---- */
 
 static int
-listen_on(struct server *srv, const struct hostport *hp, char *err, size_t errlen)
+listen_on(struct server *srv, const struct hostport *hp, enum session_listener kind, char *err,
+    size_t errlen)
 {
 	struct sockaddr_storage ss;
 	socklen_t sl = netaddr_to_sockaddr(&hp->addr, hp->port, &ss);
-	struct listener *l, *nl;
+	struct listener *l, **nl;
 	char buf[NETADDR_STRLEN];
 	int fd, one = 1;
 
@@ -717,24 +974,22 @@ listen_on(struct server *srv, const struct hostport *hp, char *err, size_t errle
 		return -1;
 	}
 	nl = realloc(srv->listeners, (srv->nlisteners + 1) * sizeof(*nl));
-	if (nl == NULL) {
+	if (nl == NULL || (l = calloc(1, sizeof(*l))) == NULL) {
+		if (nl != NULL)
+			srv->listeners = nl;
 		close(fd);
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	/* ev_io lives inside the array: re-register after a move. */
-	for (size_t i = 0; i < srv->nlisteners; i++)
-		ev_io_stop(srv->loop, &srv->listeners[i].io);
 	srv->listeners = nl;
-	for (size_t i = 0; i < srv->nlisteners; i++)
-		ev_io_start(srv->loop, &nl[i].io, nl[i].fd, EPOLLIN, accept_cb, &nl[i]);
-	l = &nl[srv->nlisteners++];
-	memset(l, 0, sizeof(*l));
+	nl[srv->nlisteners++] = l;
 	l->srv = srv;
 	l->hp = *hp;
+	l->kind = kind;
 	l->fd = fd;
 	ev_io_start(srv->loop, &l->io, fd, EPOLLIN, accept_cb, l);
-	log_info("event=listening address=%s", hostport_str(hp, buf, sizeof(buf)));
+	log_info("event=listening address=%s listener=%s", hostport_str(hp, buf, sizeof(buf)),
+	    kind == SL_SMTPS ? "smtps" : kind == SL_SUBMISSION ? "submission" : "smtp");
 	return 0;
 }
 
@@ -742,8 +997,9 @@ static void
 close_listeners(struct server *srv)
 {
 	for (size_t i = 0; i < srv->nlisteners; i++) {
-		ev_io_stop(srv->loop, &srv->listeners[i].io);
-		close(srv->listeners[i].fd);
+		ev_io_stop(srv->loop, &srv->listeners[i]->io);
+		close(srv->listeners[i]->fd);
+		free(srv->listeners[i]);
 	}
 	free(srv->listeners);
 	srv->listeners = NULL;
@@ -777,7 +1033,7 @@ static void
 server_reload(struct server *srv)
 {
 	char err[1024];
-	struct cfg *n = cfg_load(srv->conf_path, err, sizeof(err));
+	struct cfg *n = cfg_load(srv->conf_path, 1, err, sizeof(err));
 
 	if (n == NULL) {
 		log_error("event=reload-failed reason=\"%s\" action=kept-old-configuration", err);
@@ -843,6 +1099,21 @@ server_tick(void *arg)
 
 	for (c = srv->conns; c != NULL; c = next) {
 		next = c->next;
+		if (c->auth_fail_at != 0 && now >= c->auth_fail_at) {
+			c->auth_fail_at = 0;
+			session_auth_done(c->s, 0);
+			conn_process(c);
+			if (c->dead)
+				continue;
+		}
+		if (c->tstate == CT_HANDSHAKE) {
+			if (now >= c->deadline || srv->stopping) {
+				log_info("sid=%s event=tls-handshake-failed reason=timeout", c->sid);
+				session_disconnected(c->s);
+				conn_close(c);
+			}
+			continue;
+		}
 		if (srv->stopping && session_state(c->s) != SS_COMMIT &&
 		    session_state(c->s) != SS_CLOSING) {
 			session_shutdown(c->s);
@@ -896,7 +1167,7 @@ server_run(const char *conf_path)
 	srv.conf_path = conf_path;
 	srv.sigfd = srv.cevfd = -1;
 	srv.pending_tail = &srv.pending;
-	if ((srv.cfg = cfg_load(conf_path, err, sizeof(err))) == NULL) {
+	if ((srv.cfg = cfg_load(conf_path, 1, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "imsd: %s\n", err);
 		return 1;
 	}
@@ -910,11 +1181,19 @@ server_run(const char *conf_path)
 		log_error("event=startup-error reason=\"%s\"", err);
 		return 2;
 	}
-	for (size_t i = 0; i < srv.cfg->conf.nlisten; i++) {
-		if (listen_on(&srv, &srv.cfg->conf.listen[i], err, sizeof(err)) < 0) {
-			log_error("event=startup-error reason=\"%s\"", err);
-			return 2;
-		}
+	{
+		const struct conf *cf = &srv.cfg->conf;
+		const struct { const struct hostport *hp; size_t n; enum session_listener k; } ls[] = {
+			{ cf->listen, cf->nlisten, SL_SMTP },
+			{ cf->submission_listen, cf->nsubmission_listen, SL_SUBMISSION },
+			{ cf->smtps_listen, cf->nsmtps_listen, SL_SMTPS },
+		};
+		for (size_t k = 0; k < 3; k++)
+			for (size_t i = 0; i < ls[k].n; i++)
+				if (listen_on(&srv, &ls[k].hp[i], ls[k].k, err, sizeof(err)) < 0) {
+					log_error("event=startup-error reason=\"%s\"", err);
+					return 2;
+				}
 	}
 	if ((n = queue_clean_incoming(&srv.q)) > 0)
 		log_info("event=recovery removed_incomplete=%d", n);
@@ -925,6 +1204,8 @@ server_run(const char *conf_path)
 	    ev_io_start(srv.loop, &srv.cio, srv.cevfd, EPOLLIN, commit_done_cb, &srv) < 0 ||
 	    pthread_create(&srv.cthread, NULL, commit_main, &srv) != 0)
 		fatal("event=startup-error reason=\"commit thread: %s\"", strerror(errno));
+	if ((srv.authq = workq_start(srv.loop, 2)) == NULL)
+		fatal("event=startup-error reason=\"auth workers\"");
 	if ((srv.delivery = delivery_start(&srv.q, srv.cfg)) == NULL)
 		fatal("event=startup-error reason=\"delivery thread\"");
 	n = delivery_recover(srv.delivery);
@@ -940,6 +1221,7 @@ server_run(const char *conf_path)
 		session_disconnected(c->s);
 		conn_close(c);
 	}
+	workq_stop(srv.authq);
 	pthread_mutex_lock(&srv.cmu);
 	srv.cstop = 1;
 	pthread_cond_signal(&srv.ccv);

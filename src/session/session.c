@@ -8,8 +8,11 @@
 #include <string.h>
 #include <strings.h>
 
+#include "policy/tls_policy.h"
+#include "proto/sasl.h"
 #include "session/session.h"
 #include "util/log.h"
+#include "util/str.h"
 
 /* Body scanner states (see body_scan). */
 enum body_st { B_BOL, B_DOT, B_DOTCR, B_MID, B_CR };
@@ -31,6 +34,17 @@ struct session {
 	const struct session_ops *ops;
 	void *arg;
 	time_t now;
+
+	enum session_listener kind;
+	int auth_available;
+	struct tls_decision tlsd;	/* STARTTLS offered here, and why */
+	int tls;			/* TLS is up */
+	char tls_desc[128];
+	char auth_user[256];		/* authenticated as (empty: not) */
+	int auth_mech;			/* enum sasl_mech in progress */
+	int auth_step;			/* LOGIN: 0 = want user, 1 = want password */
+	char login_user[256];
+	unsigned auth_failures;
 
 	enum session_state state;
 	int helo_kind;			/* 0 none, 1 HELO, 2 EHLO */
@@ -61,6 +75,8 @@ static void cmd_quit(struct session *, const char *);
 static void cmd_vrfy(struct session *, const char *);
 static void cmd_expn(struct session *, const char *);
 static void cmd_help(struct session *, const char *);
+static void cmd_starttls(struct session *, const char *);
+static void cmd_auth(struct session *, const char *);
 
 static void
 reply(struct session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -129,7 +145,8 @@ tx_clear(struct session *s)
 /* Create a session; see session.h. */
 struct session *
 session_new(const struct conf *conf, const struct recipients *rcpts,
-    const struct session_peer *peer, const char *sid, const struct session_ops *ops, void *arg)
+    const struct session_peer *peer, const struct session_opts *opts, const char *sid,
+    const struct session_ops *ops, void *arg)
 {
 	struct session *s = calloc(1, sizeof(*s));
 
@@ -138,6 +155,13 @@ session_new(const struct conf *conf, const struct recipients *rcpts,
 	s->conf = conf;
 	s->recipients = rcpts;
 	s->peer = *peer;
+	s->kind = opts->kind;
+	s->auth_available = opts->auth_available;
+	tls_offer(conf, opts->cert_loaded, &peer->local, &s->tlsd);
+	if (opts->tls_desc != NULL) {
+		s->tls = 1;
+		str_copy(s->tls_desc, sizeof(s->tls_desc), opts->tls_desc);
+	}
 	snprintf(s->sid, sizeof(s->sid), "%s", sid);
 	s->ops = ops;
 	s->arg = arg;
@@ -199,7 +223,7 @@ session_close(struct session *s, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
-	if (s->state == SS_DATA || s->state == SS_COMMIT)
+	if (s->state == SS_DATA)
 		s->ops->tx_abort(s->arg);
 	reply(s, "%s", text);
 	tx_clear(s);
@@ -290,6 +314,8 @@ static const struct command commands[] = {
 	{ "VRFY", cmd_vrfy },
 	{ "EXPN", cmd_expn },
 	{ "HELP", cmd_help },
+	{ "STARTTLS", cmd_starttls },
+	{ "AUTH", cmd_auth },
 };
 
 static int
@@ -384,6 +410,13 @@ helo_arg(const char *args, char *out, size_t outlen)
 	return n > 0 ? 0 : -1;
 }
 
+/* SPEC.md: AUTH is offered under TLS, and on loopback connections without it. */
+static int
+auth_offered(const struct session *s)
+{
+	return s->auth_available && (s->tls || netaddr_is_loopback(&s->peer.local));
+}
+
 static void
 cmd_helo(struct session *s, const char *args, int kind)
 {
@@ -406,6 +439,10 @@ cmd_helo(struct session *s, const char *args, int kind)
 	reply(s, "250-PIPELINING");
 	reply(s, "250-SIZE %llu", (unsigned long long)s->conf->message_size_limit);
 	reply(s, "250-8BITMIME");
+	if (s->tlsd.offer && !s->tls)
+		reply(s, "250-STARTTLS");
+	if (auth_offered(s))
+		reply(s, "250-AUTH PLAIN LOGIN");
 	reply(s, "250 ENHANCEDSTATUSCODES");
 }
 
@@ -439,6 +476,12 @@ cmd_mail(struct session *s, const char *args)
 	}
 	if (s->in_tx) {
 		reply(s, "503 5.5.1 Error: nested MAIL command");
+		session_error(s);
+		return;
+	}
+	if (s->kind == SL_SUBMISSION && s->auth_user[0] == '\0') {
+		/* RFC 6409 §4.3: submission requires authentication. */
+		reply(s, "530 5.7.0 Authentication required");
 		session_error(s);
 		return;
 	}
@@ -758,7 +801,7 @@ body_put(struct session *s, const char *p, size_t n)
 static void
 cmd_data(struct session *s, const char *args)
 {
-	char date[64], hdr[1200], rip[64];
+	char date[64], hdr[1400], rip[64];
 	const char *proto;
 	int n;
 
@@ -791,13 +834,20 @@ cmd_data(struct session *s, const char *args)
 	reply(s, "354 End data with <CR><LF>.<CR><LF>");
 
 	/* RFC 5321 §4.4: the trace header goes first. */
-	proto = s->helo_kind == 2 ? "ESMTP" : "SMTP";
+	/* RFC 3848 protocol keywords: ESMTP, plus S for TLS and A for AUTH. */
+	if (s->helo_kind != 2)
+		proto = "SMTP";
+	else if (s->tls)
+		proto = s->auth_user[0] ? "ESMTPSA" : "ESMTPS";
+	else
+		proto = s->auth_user[0] ? "ESMTPA" : "ESMTP";
 	rfc5322_date(s->now, date, sizeof(date));
 	netaddr_str(&s->peer.remote, rip, sizeof(rip));
 	n = snprintf(hdr, sizeof(hdr),
-	    "Received: from %s ([%s%s])\r\n\tby %s (imsd) with %s id %s%s%s%s;\r\n\t%s\r\n",
+	    "Received: from %s ([%s%s])\r\n\tby %s (imsd) with %s%s%s%s id %s%s%s%s;\r\n\t%s\r\n",
 	    s->helo, s->peer.remote.family == AF_INET6 ? "IPv6:" : "", rip, s->conf->hostname,
-	    proto, s->tx.qid, s->tx.nrcpts == 1 ? "\r\n\tfor <" : "",
+	    proto, s->tls ? " (" : "", s->tls ? s->tls_desc : "", s->tls ? ")" : "",
+	    s->tx.qid, s->tx.nrcpts == 1 ? "\r\n\tfor <" : "",
 	    s->tx.nrcpts == 1 ? s->tx.rcpts[0].orcpt : "", s->tx.nrcpts == 1 ? ">" : "", date);
 	if (n > 0 && (size_t)n < sizeof(hdr))
 		body_put(s, hdr, (size_t)n);
@@ -813,8 +863,9 @@ data_end(struct session *s)
 	switch (s->tx.err) {
 	case DERR_NONE:
 		s->state = SS_COMMIT;
-		slog(s, LOG_INFO, "qid=%s event=received from=<%s> nrcpt=%zu size=%llu",
-		    s->tx.qid, s->tx.sender, s->tx.nrcpts, (unsigned long long)s->tx.size);
+		slog(s, LOG_INFO, "qid=%s event=received from=<%s> nrcpt=%zu size=%llu tls=%s%s%s",
+		    s->tx.qid, s->tx.sender, s->tx.nrcpts, (unsigned long long)s->tx.size,
+		    s->tls ? "yes" : "no", s->auth_user[0] ? " auth=" : "", s->auth_user);
 		s->ops->tx_commit(s->arg, &s->tx);
 		return;
 	case DERR_SIZE:
@@ -1012,9 +1063,255 @@ static void
 cmd_help(struct session *s, const char *args)
 {
 	reply(s, "214-2.0.0 Commands supported:");
-	reply(s, "214-2.0.0   EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP");
+	reply(s, "214-2.0.0   EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP STARTTLS AUTH");
 	reply(s, "214 2.0.0 See RFC 5321");
 	session_junk(s);
+}
+
+/* ---- STARTTLS (RFC 3207) ---- */
+
+static void
+cmd_starttls(struct session *s, const char *args)
+{
+	char la[64];
+
+	if (*args != '\0') {
+		reply(s, "501 5.5.4 Syntax: STARTTLS takes no arguments");
+		session_error(s);
+		return;
+	}
+	if (s->tls) {
+		reply(s, "503 5.5.1 Error: TLS already active");
+		session_error(s);
+		return;
+	}
+	if (!s->tlsd.offer) {
+		netaddr_str(&s->peer.local, la, sizeof(la));
+		slog(s, LOG_INFO, "event=starttls-refused reason=%s local=%s%s", s->tlsd.reason, la,
+		    s->tlsd.why == TLS_WHY_LOOPBACK ? " explain=\"loopback connections do not get "
+		    "STARTTLS by design; connect to a non-loopback address or set tls_loopback = yes\"" :
+		    " explain=\"set tls_cert_file and tls_key_file\"");
+		reply(s, "454 %s", tls_refusal_text(&s->tlsd));
+		return;
+	}
+	reply(s, "220 2.0.0 Ready to start TLS");
+	s->state = SS_STARTTLS;
+	s->ops->starttls(s->arg);
+}
+
+/* RFC 3207 §4.2: forget everything learned before TLS. */
+void
+session_tls_done(struct session *s, const char *desc)
+{
+	if (s->state == SS_GREETING) {
+		/* implicit TLS (smtps): up before the greeting */
+		s->tls = 1;
+		str_copy(s->tls_desc, sizeof(s->tls_desc), desc);
+		slog(s, LOG_INFO, "event=tls-established tls=\"%s\"", desc);
+		return;
+	}
+	if (s->state != SS_STARTTLS)
+		return;
+	tx_clear(s);
+	s->helo_kind = 0;
+	s->helo[0] = '\0';
+	s->auth_user[0] = '\0';
+	s->tls = 1;
+	str_copy(s->tls_desc, sizeof(s->tls_desc), desc);
+	s->state = SS_CMD;
+	slog(s, LOG_INFO, "event=tls-established tls=\"%s\"", desc);
+}
+
+/* ---- AUTH (RFC 4954) ---- */
+
+static void
+auth_fail(struct session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* End the AUTH exchange with an error reply (not a credentials failure). */
+static void
+auth_fail(struct session *s, const char *fmt, ...)
+{
+	char text[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	s->state = SS_CMD;
+	s->login_user[0] = '\0';
+	reply(s, "%s", text);
+	session_error(s);
+}
+
+/* Decode one base64 SASL response into buf (NUL-terminated). -1 when not base64. */
+static int
+auth_decode(const char *line, size_t len, unsigned char *buf, size_t cap, size_t *outlen)
+{
+	if (sasl_b64_decode(line, len, buf, cap - 1, outlen) < 0)
+		return -1;
+	buf[*outlen] = '\0';
+	return 0;
+}
+
+static void
+auth_check(struct session *s, const char *user, const char *pass)
+{
+	str_copy(s->login_user, sizeof(s->login_user), user);
+	s->state = SS_AUTHWAIT;
+	s->ops->auth_check(s->arg, user, pass);
+}
+
+/* Handle a SASL response (initial or continuation) for the mechanism in progress. */
+static void
+auth_response(struct session *s, const char *line, size_t len)
+{
+	unsigned char buf[SASL_LINE_MAX];
+	char authz[256], user[256], pass[256];
+	size_t n;
+
+	if (sasl_is_cancel(line, len)) {
+		slog(s, LOG_INFO, "event=auth-cancelled");
+		auth_fail(s, "501 5.0.0 Authentication cancelled");
+		return;
+	}
+	if (auth_decode(line, len, buf, sizeof(buf), &n) < 0) {
+		auth_fail(s, "501 5.5.2 Cannot decode response");
+		return;
+	}
+	if (s->auth_mech == SASL_PLAIN) {
+		if (sasl_plain_parse(buf, n, authz, sizeof(authz), user, sizeof(user), pass,
+		    sizeof(pass)) < 0) {
+			explicit_bzero(buf, sizeof(buf));
+			auth_fail(s, "501 5.5.2 Malformed PLAIN response");
+			return;
+		}
+		explicit_bzero(buf, sizeof(buf));
+		if (authz[0] != '\0' && strcmp(authz, user) != 0) {
+			explicit_bzero(pass, sizeof(pass));
+			auth_fail(s, "535 5.7.8 Authentication credentials invalid (authorization "
+			    "identity must match)");
+			return;
+		}
+		auth_check(s, user, pass);
+		explicit_bzero(pass, sizeof(pass));
+		return;
+	}
+	/* LOGIN: user, then password, each base64 on its own line. */
+	if (memchr(buf, '\0', n) != NULL || n == 0 || n > 255) {
+		explicit_bzero(buf, sizeof(buf));
+		auth_fail(s, "501 5.5.2 Malformed LOGIN response");
+		return;
+	}
+	if (s->auth_step == 0) {
+		str_copy(s->login_user, sizeof(s->login_user), (const char *)buf);
+		s->auth_step = 1;
+		s->state = SS_AUTH;
+		reply(s, "334 UGFzc3dvcmQ6");
+		return;
+	}
+	str_copy(user, sizeof(user), s->login_user);
+	auth_check(s, user, (const char *)buf);
+	explicit_bzero(buf, sizeof(buf));
+}
+
+static void
+cmd_auth(struct session *s, const char *args)
+{
+	char mech[32];
+	const char *sp;
+	size_t ml;
+
+	if (!s->auth_available) {
+		reply(s, "503 5.5.1 Error: authentication not enabled");
+		session_error(s);
+		return;
+	}
+	if (!auth_offered(s)) {
+		/* RFC 4954 §4: 538 when the mechanism needs an encrypted connection. */
+		slog(s, LOG_INFO, "event=auth-refused reason=plaintext-non-loopback");
+		reply(s, "538 5.7.11 Encryption required for requested authentication mechanism");
+		session_error(s);
+		return;
+	}
+	if (s->helo_kind != 2) {
+		reply(s, "503 5.5.1 Error: send EHLO first");
+		session_error(s);
+		return;
+	}
+	if (s->auth_user[0] != '\0') {
+		reply(s, "503 5.5.1 Error: already authenticated");
+		session_error(s);
+		return;
+	}
+	if (s->in_tx) {
+		reply(s, "503 5.5.1 Error: AUTH not permitted during a mail transaction");
+		session_error(s);
+		return;
+	}
+	sp = strchr(args, ' ');
+	ml = sp ? (size_t)(sp - args) : strlen(args);
+	if (ml == 0 || ml >= sizeof(mech)) {
+		reply(s, "501 5.5.4 Syntax: AUTH mechanism [initial-response]");
+		session_error(s);
+		return;
+	}
+	memcpy(mech, args, ml);
+	mech[ml] = '\0';
+	s->auth_mech = sasl_mech_parse(mech);
+	if (s->auth_mech == SASL_UNKNOWN) {
+		reply(s, "504 5.5.4 Unrecognized authentication type");
+		session_error(s);
+		return;
+	}
+	s->auth_step = 0;
+	s->login_user[0] = '\0';
+	if (sp != NULL) {
+		const char *ir = sp + 1;
+		/* RFC 4954 §4: "=" is an empty initial response. */
+		if (strcmp(ir, "=") == 0) {
+			if (s->auth_mech == SASL_PLAIN)
+				auth_fail(s, "501 5.5.2 Malformed PLAIN response");
+			else
+				auth_fail(s, "501 5.5.2 Malformed LOGIN response");
+			return;
+		}
+		auth_response(s, ir, strlen(ir));
+		return;
+	}
+	s->state = SS_AUTH;
+	if (s->auth_mech == SASL_PLAIN)
+		reply(s, "334 ");
+	else
+		reply(s, "334 VXNlcm5hbWU6");
+}
+
+/* The verdict on credentials. Failures spend the error budget faster. */
+void
+session_auth_done(struct session *s, int ok)
+{
+	char safe[300];
+
+	if (s->state != SS_AUTHWAIT)
+		return;
+	s->state = SS_CMD;
+	log_safe(safe, sizeof(safe), s->login_user, strlen(s->login_user));
+	if (ok) {
+		str_copy(s->auth_user, sizeof(s->auth_user), s->login_user);
+		slog(s, LOG_INFO, "event=auth-ok user=\"%s\" mech=%s tls=%s", safe,
+		    s->auth_mech == SASL_PLAIN ? "PLAIN" : "LOGIN", s->tls ? "yes" : "no");
+		reply(s, "235 2.7.0 Authentication successful");
+	} else {
+		s->auth_failures++;
+		slog(s, LOG_WARN, "event=auth-failed user=\"%s\" mech=%s failures=%u", safe,
+		    s->auth_mech == SASL_PLAIN ? "PLAIN" : "LOGIN", s->auth_failures);
+		reply(s, "535 5.7.8 Authentication credentials invalid");
+		if (s->auth_failures >= SESSION_AUTH_FAILURES)
+			session_close(s, "421 4.7.0 %s Too many failed authentication attempts; "
+			    "closing connection", s->conf->hostname);
+		else
+			session_error(s);
+	}
+	s->login_user[0] = '\0';
 }
 
 /* Consume input; see session.h. */
@@ -1030,10 +1327,14 @@ session_feed(struct session *s, const char *buf, size_t len)
 				body_flush(s);
 			continue;
 		}
-		if (s->state != SS_CMD)
+		if (s->state != SS_CMD && s->state != SS_AUTH)
 			break;
 
 		const char *p = buf + used;
+		/* RFC 4954 §4: SASL lines (and AUTH with an initial response) may be longer
+		 * than a command line. */
+		size_t limit = (s->state == SS_AUTH || (len - used >= 5 &&
+		    strncasecmp(p, "AUTH ", 5) == 0)) ? SASL_LINE_MAX : SESSION_CMD_MAX;
 		size_t avail = len - used;
 		const char *lf = memchr(p, '\n', avail);
 
@@ -1051,14 +1352,18 @@ session_feed(struct session *s, const char *buf, size_t len)
 			continue;
 		}
 		if (lf == NULL) {
-			if (avail >= SESSION_CMD_MAX) {
+			if (avail >= limit) {
 				s->skipping = 1;
 				used = len;
+				if (s->state == SS_AUTH)
+					s->state = SS_CMD;
 			}
 			break;
 		}
 		size_t linelen = (size_t)(lf - p) + 1;	/* with LF */
-		if (linelen > SESSION_CMD_MAX) {
+		if (linelen > limit) {
+			if (s->state == SS_AUTH)
+				s->state = SS_CMD;
 			used += linelen;
 			reply(s, "500 5.5.2 Error: command line too long (limit %d octets)",
 			    SESSION_CMD_MAX);
@@ -1066,14 +1371,21 @@ session_feed(struct session *s, const char *buf, size_t len)
 			session_error(s);
 			continue;
 		}
-		char line[SESSION_CMD_MAX + 1];
+		char line[SASL_LINE_MAX + 1];
 		size_t n = linelen - 1;
 		if (n > 0 && p[n - 1] == '\r')
 			n--;
 		memcpy(line, p, n);
 		line[n] = '\0';
 		used += linelen;
-		session_command(s, line, n);
+		if (s->state == SS_AUTH) {
+			s->ncommands++;
+			auth_response(s, line, n);
+		} else
+			session_command(s, line, n);
+		explicit_bzero(line, n);
+		if (s->state == SS_STARTTLS)
+			break;	/* the server discards whatever follows (RFC 3207 §4.2) */
 	}
 	return used;
 }

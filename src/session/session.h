@@ -39,6 +39,7 @@
 #define SESSION_ERROR_LIMIT	20	/* bad commands before 421 */
 #define SESSION_JUNK_LIMIT	100	/* NOOP/RSET/VRFY/HELP without a message in between */
 #define SESSION_QID_MAX		32
+#define SESSION_AUTH_FAILURES	3	/* failed AUTH attempts before 421 */
 
 /* One accepted recipient after alias expansion: where to deliver, and as what it came. */
 struct tx_rcpt {
@@ -73,6 +74,22 @@ struct session_ops {
 	void (*tx_abort)(void *arg);
 	/* A log event for this session (already formatted, no newline). */
 	void (*log)(void *arg, int level, const char *line);
+	/* STARTTLS was accepted and its 220 queued: send it, DISCARD every input byte
+	 * buffered after the STARTTLS line (RFC 3207 §4.2, CVE-2011-0411), run the
+	 * handshake, then call session_tls_done (or close on failure). */
+	void (*starttls)(void *arg);
+	/* Check credentials (possibly slow: crypt) and answer with session_auth_done. */
+	void (*auth_check)(void *arg, const char *user, const char *pass);
+};
+
+enum session_listener { SL_SMTP, SL_SUBMISSION, SL_SMTPS };
+
+/* What the server knows about the connection when it creates the session. */
+struct session_opts {
+	enum session_listener kind;
+	int cert_loaded;	/* a server certificate is loaded (STARTTLS possible) */
+	int auth_available;	/* auth_users_file is loaded */
+	const char *tls_desc;	/* non-NULL when TLS is already up (smtps) */
 };
 
 struct session_peer {
@@ -85,6 +102,9 @@ enum session_state {
 	SS_CMD,		/* reading commands */
 	SS_DATA,	/* reading message text */
 	SS_COMMIT,	/* waiting for session_commit_done */
+	SS_STARTTLS,	/* 220 to STARTTLS sent; waiting for session_tls_done */
+	SS_AUTH,	/* AUTH in progress: the next line is a SASL response */
+	SS_AUTHWAIT,	/* waiting for session_auth_done */
 	SS_CLOSING,	/* said 221/421: the server flushes and closes */
 };
 
@@ -93,7 +113,8 @@ enum session_state {
  * Returns NULL only on allocation failure.
  */
 struct session *session_new(const struct conf *conf, const struct recipients *rcpts,
-    const struct session_peer *peer, const char *sid, const struct session_ops *ops, void *arg);
+    const struct session_peer *peer, const struct session_opts *opts, const char *sid,
+    const struct session_ops *ops, void *arg);
 void session_free(struct session *s);
 
 /* Send the 220 greeting (or 421 refusal when refuse is non-NULL: that text is used). */
@@ -112,6 +133,13 @@ size_t session_feed(struct session *s, const char *buf, size_t len);
 
 /* The queue's answer to tx_commit. ok = durable. */
 void session_commit_done(struct session *s, int ok);
+
+/* The TLS handshake after STARTTLS succeeded: reset the session (RFC 3207 §4.2). desc
+ * names protocol and cipher for the Received header, e.g. "TLSv1.3 TLS_AES_256_GCM_SHA384". */
+void session_tls_done(struct session *s, const char *desc);
+
+/* The answer to ops->auth_check. */
+void session_auth_done(struct session *s, int ok);
 
 /* A timeout fired: reply 421 4.4.2 and close. in_data selects the wording. */
 void session_timeout(struct session *s);

@@ -66,7 +66,24 @@ f_log(void *arg, int level, const char *line)
 {
 }
 
-static const struct session_ops ops = { f_output, f_open, f_write, f_commit, f_abort, f_log };
+static int tls_requested, auth_requested;
+
+static void
+f_starttls(void *arg)
+{
+	tls_requested = 1;
+}
+
+static void
+f_auth(void *arg, const char *user, const char *pass)
+{
+	if (user == NULL || pass == NULL)
+		abort();
+	auth_requested = 1;
+}
+
+static const struct session_ops ops = { f_output, f_open, f_write, f_commit, f_abort, f_log,
+    f_starttls, f_auth };
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -97,9 +114,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	committed = 0;
 
 	memset(&peer, 0, sizeof(peer));
-	netaddr_parse("127.0.0.1", &peer.local);
+	netaddr_parse((mode & 32) ? "198.51.100.10" : "127.0.0.1", &peer.local);
 	netaddr_parse("192.0.2.1", &peer.remote);
-	s = session_new(&conf, NULL, &peer, "fz", &ops, NULL);
+	struct session_opts opts = { .kind = (mode & 128) ? SL_SUBMISSION : SL_SMTP,
+	    .cert_loaded = (mode & 32) != 0, .auth_available = (mode & 64) != 0 };
+	tls_requested = auth_requested = 0;
+	s = session_new(&conf, NULL, &peer, &opts, "fz", &ops, NULL);
 	session_start(s, NULL);
 	pend = malloc(size + 1);
 	while (pos < size || pendlen > 0) {
@@ -114,6 +134,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		pendlen -= used;
 		if (session_state(s) == SS_COMMIT)
 			session_commit_done(s, !(mode & 1));
+		else if (session_state(s) == SS_STARTTLS) {
+			/* the server discards what was pipelined behind STARTTLS */
+			pendlen = 0;
+			session_tls_done(s, "TLSv1.3 with cipher FUZZ (256 bits)");
+		} else if (session_state(s) == SS_AUTHWAIT)
+			session_auth_done(s, (mode & 1));
 		else if (session_state(s) == SS_CLOSING)
 			break;
 		else if (used == 0 && pos >= size)

@@ -689,12 +689,12 @@ TEST(print_marks_keys_not_yet_in_effect)
 	    "submission_listen = 127.0.0.1:587\nrecipient_limit = 3\nlocal_domains = example.com\n",
 	    &c) == 0);
 	out = printed(&c);
-	CHECK_STR(line_of(out, "tls_loopback", l, sizeof l), "tls_loopback = yes  # not yet in effect");
+	CHECK_STR(line_of(out, "tls_loopback", l, sizeof l), "tls_loopback = yes");
 	CHECK_STR(line_of(out, "relayhost", l, sizeof l),
 	    "relayhost = [192.0.2.1]:2525  # not yet in effect");
 	CHECK_STR(line_of(out, "smtp_port", l, sizeof l), "smtp_port = 25  # not yet in effect");
 	CHECK_STR(line_of(out, "submission_listen", l, sizeof l),
-	    "submission_listen = 127.0.0.1:587  # not yet in effect");
+	    "submission_listen = 127.0.0.1:587");
 	CHECK_STR(line_of(out, "recipient_limit", l, sizeof l), "recipient_limit = 3");
 	CHECK_STR(line_of(out, "local_domains", l, sizeof l), "local_domains = example.com");
 	free(out);
@@ -723,10 +723,11 @@ TEST(not_in_effect_follows_the_brief)
 	    "auth_users_file = u\ndns_servers = 192.0.2.53\nrelay_networks = 10.0.0.0/8\n"
 	    "queue_lifetime = 5d\ndelay_warning = 1h\nrecipients_file = r\nlog_level = warn\n"
 	    "hostname = a.example\nmessage_size_limit = 2048\n", &c) == 0);
-	CHECK(conf_not_in_effect(&c, CK_SMTPS_LISTEN));
-	CHECK(conf_not_in_effect(&c, CK_TLS_CERT_FILE));
-	CHECK(conf_not_in_effect(&c, CK_TLS_KEY_FILE));
-	CHECK(conf_not_in_effect(&c, CK_AUTH_USERS_FILE));
+	/* TLS, AUTH and the submission/smtps listeners are in effect */
+	CHECK(!conf_not_in_effect(&c, CK_SMTPS_LISTEN));
+	CHECK(!conf_not_in_effect(&c, CK_TLS_CERT_FILE));
+	CHECK(!conf_not_in_effect(&c, CK_TLS_KEY_FILE));
+	CHECK(!conf_not_in_effect(&c, CK_AUTH_USERS_FILE));
 	CHECK(conf_not_in_effect(&c, CK_DNS_SERVERS));
 	CHECK(conf_not_in_effect(&c, CK_RELAY_NETWORKS));
 	CHECK(conf_not_in_effect(&c, CK_QUEUE_LIFETIME));

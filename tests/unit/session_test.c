@@ -79,25 +79,51 @@ f_log(void *arg, int level, const char *line)
 {
 }
 
-static const struct session_ops ops = { f_output, f_open, f_write, f_commit, f_abort, f_log };
+static int starttls_calls, auth_calls;
+static char auth_user_seen[256], auth_pass_seen[256];
+
+static void
+f_starttls(void *arg)
+{
+	starttls_calls++;
+}
+
+static void
+f_auth(void *arg, const char *user, const char *pass)
+{
+	auth_calls++;
+	snprintf(auth_user_seen, sizeof(auth_user_seen), "%s", user);
+	snprintf(auth_pass_seen, sizeof(auth_pass_seen), "%s", pass);
+}
+
+static const struct session_ops ops = { f_output, f_open, f_write, f_commit, f_abort, f_log,
+    f_starttls, f_auth };
 
 static struct conf conf;
 static struct fake fk;
 
 static struct session *
-start(void)
+start_with(const char *local, int cert, int auth, enum session_listener kind)
 {
 	struct session_peer peer;
+	struct session_opts opts = { .kind = kind, .cert_loaded = cert, .auth_available = auth };
 	struct session *s;
 
 	memset(&fk, 0, sizeof(fk));
+	starttls_calls = auth_calls = 0;
 	memset(&peer, 0, sizeof(peer));
-	netaddr_parse("127.0.0.1", &peer.local);
+	netaddr_parse(local, &peer.local);
 	netaddr_parse("192.0.2.7", &peer.remote);
-	s = session_new(&conf, NULL, &peer, "t1", &ops, &fk);
+	s = session_new(&conf, NULL, &peer, &opts, "t1", &ops, &fk);
 	session_set_time(s, 1700000000);
 	session_start(s, NULL);
 	return s;
+}
+
+static struct session *
+start(void)
+{
+	return start_with("127.0.0.1", 0, 0, SL_SMTP);
 }
 
 /* Feed all of str; the session must take every byte unless it is waiting. */
@@ -486,6 +512,181 @@ TEST(postmaster_without_domain_is_accepted)
 	session_free(s);
 }
 
+
+TEST(starttls_is_advertised_on_non_loopback_with_a_certificate)
+{
+	struct session *s = start_with("198.51.100.10", 1, 0, SL_SMTP);
+	feed(s, "EHLO c\r\n");
+	CHECK(strstr(fk.out, "250-STARTTLS\r\n") != NULL);
+	session_free(s);
+}
+
+TEST(starttls_is_not_advertised_on_loopback_and_gets_the_454_explanation)
+{
+	struct session *s = start_with("127.0.0.1", 1, 0, SL_SMTP);
+	feed(s, "EHLO c\r\nSTARTTLS\r\n");
+	CHECK(strstr(fk.out, "STARTTLS\r\n") == NULL);
+	CHECK(strstr(fk.out, "454 4.7.0 TLS not available on loopback connections; connect to a "
+	    "non-loopback address of this server\r\n") != NULL);
+	CHECK(starttls_calls == 0);
+	session_free(s);
+}
+
+TEST(v4_mapped_loopback_counts_as_loopback)
+{
+	struct session *s = start_with("::ffff:127.0.0.2", 1, 0, SL_SMTP);
+	feed(s, "EHLO c\r\n");
+	CHECK(strstr(fk.out, "STARTTLS") == NULL);
+	session_free(s);
+}
+
+TEST(tls_loopback_yes_offers_starttls_on_loopback)
+{
+	conf.tls_loopback = 1;
+	struct session *s = start_with("::1", 1, 0, SL_SMTP);
+	feed(s, "EHLO c\r\n");
+	CHECK(strstr(fk.out, "250-STARTTLS\r\n") != NULL);
+	conf.tls_loopback = 0;
+	session_free(s);
+}
+
+TEST(starttls_without_certificate_says_so)
+{
+	struct session *s = start_with("198.51.100.10", 0, 0, SL_SMTP);
+	feed(s, "EHLO c\r\nSTARTTLS\r\n");
+	CHECK(strstr(fk.out, "454 4.7.0 TLS not available: no certificate configured\r\n") != NULL);
+	session_free(s);
+}
+
+TEST(input_pipelined_after_starttls_is_left_unconsumed_for_the_server_to_discard)
+{
+	struct session *s = start_with("198.51.100.10", 1, 0, SL_SMTP);
+	const char *in = "EHLO c\r\nSTARTTLS\r\nRSET\r\nMAIL FROM:<a@b>\r\n";
+	size_t used = feed(s, in);
+	CHECK(used == strlen("EHLO c\r\nSTARTTLS\r\n"));
+	CHECK(starttls_calls == 1);
+	CHECK(strstr(fk.out, "220 2.0.0") != NULL);
+	CHECK(session_feed(s, "RSET\r\n", 6) == 0);
+	CHECK(strstr(fk.out, "250 2.0.0 Ok") == NULL);
+	session_free(s);
+}
+
+TEST(after_tls_the_session_is_reset_and_starttls_is_not_offered_again)
+{
+	struct session *s = start_with("198.51.100.10", 1, 0, SL_SMTP);
+	feed(s, "EHLO c\r\nMAIL FROM:<a@b>\r\nSTARTTLS\r\n");
+	session_tls_done(s, "TLSv1.3 with cipher X (256 bits)");
+	fk.outlen = 0;
+	fk.out[0] = '\0';
+	feed(s, "MAIL FROM:<a@b>\r\nEHLO c\r\nSTARTTLS\r\n");
+	CHECK(strstr(fk.out, "503 5.5.1 Error: send HELO/EHLO first") != NULL);
+	CHECK(strstr(fk.out, "250-STARTTLS") == NULL);
+	CHECK(strstr(fk.out, "503 5.5.1 Error: TLS already active") != NULL);
+	session_free(s);
+}
+
+TEST(starttls_with_arguments_is_501)
+{
+	struct session *s = start_with("198.51.100.10", 1, 0, SL_SMTP);
+	feed(s, "EHLO c\r\nSTARTTLS now\r\n");
+	CHECK(strstr(fk.out, "501 5.5.4") != NULL);
+	CHECK(starttls_calls == 0);
+	session_free(s);
+}
+
+TEST(received_header_says_esmtps_with_the_cipher_after_tls)
+{
+	struct session *s = start_with("198.51.100.10", 1, 0, SL_SMTP);
+	feed(s, "EHLO c\r\nSTARTTLS\r\n");
+	session_tls_done(s, "TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256 bits)");
+	feed(s, "EHLO c\r\nMAIL FROM:<>\r\nRCPT TO:<bob@localhost>\r\nDATA\r\nx\r\n.\r\n");
+	CHECK(strstr(fk.body, "with ESMTPS (TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256 bits))")
+	    != NULL);
+	session_free(s);
+}
+
+TEST(auth_is_offered_on_loopback_without_tls_but_not_elsewhere)
+{
+	struct session *s = start_with("127.0.0.1", 1, 1, SL_SMTP);
+	feed(s, "EHLO c\r\n");
+	CHECK(strstr(fk.out, "250-AUTH PLAIN LOGIN\r\n") != NULL);
+	session_free(s);
+	s = start_with("198.51.100.10", 1, 1, SL_SMTP);
+	feed(s, "EHLO c\r\nAUTH PLAIN AGJvYgBzZWNyZXQ=\r\n");
+	CHECK(strstr(fk.out, "AUTH PLAIN") == NULL || strstr(fk.out, "250-AUTH") == NULL);
+	CHECK(strstr(fk.out, "538 5.7.11") != NULL);
+	CHECK(auth_calls == 0);
+	session_free(s);
+}
+
+TEST(auth_plain_initial_response_is_decoded_and_checked)
+{
+	struct session *s = start_with("127.0.0.1", 0, 1, SL_SMTP);
+	/* "\0bob\0secret" */
+	feed(s, "EHLO c\r\nAUTH PLAIN AGJvYgBzZWNyZXQ=\r\n");
+	CHECK(auth_calls == 1);
+	CHECK_STR(auth_user_seen, "bob");
+	CHECK_STR(auth_pass_seen, "secret");
+	CHECK(session_state(s) == SS_AUTHWAIT);
+	session_auth_done(s, 1);
+	CHECK(strstr(fk.out, "235 2.7.0") != NULL);
+	feed(s, "MAIL FROM:<bob@localhost>\r\nRCPT TO:<x@localhost>\r\nDATA\r\nx\r\n.\r\n");
+	CHECK(strstr(fk.body, "with ESMTPA id") != NULL);
+	session_free(s);
+}
+
+TEST(auth_login_asks_for_user_then_password)
+{
+	struct session *s = start_with("127.0.0.1", 0, 1, SL_SMTP);
+	feed(s, "EHLO c\r\nAUTH LOGIN\r\n");
+	CHECK(strstr(fk.out, "334 VXNlcm5hbWU6\r\n") != NULL);
+	feed(s, "Ym9i\r\n");
+	CHECK(strstr(fk.out, "334 UGFzc3dvcmQ6\r\n") != NULL);
+	feed(s, "c2VjcmV0\r\n");
+	CHECK(auth_calls == 1);
+	CHECK_STR(auth_user_seen, "bob");
+	CHECK_STR(auth_pass_seen, "secret");
+	session_auth_done(s, 0);
+	CHECK(strstr(fk.out, "535 5.7.8") != NULL);
+	session_free(s);
+}
+
+TEST(three_failed_auth_attempts_close_the_session)
+{
+	struct session *s = start_with("127.0.0.1", 0, 1, SL_SMTP);
+	feed(s, "EHLO c\r\n");
+	for (int i = 0; i < 3; i++) {
+		feed(s, "AUTH PLAIN AGJvYgB3cm9uZw==\r\n");
+		session_auth_done(s, 0);
+	}
+	CHECK(strstr(fk.out, "421 4.7.0") != NULL);
+	CHECK(session_state(s) == SS_CLOSING);
+	session_free(s);
+}
+
+TEST(auth_cancel_and_garbage_are_501)
+{
+	struct session *s = start_with("127.0.0.1", 0, 1, SL_SMTP);
+	feed(s, "EHLO c\r\nAUTH PLAIN\r\n*\r\nAUTH PLAIN !!!!\r\nAUTH CRAM-MD5\r\n");
+	CHECK(strstr(fk.out, "501 5.0.0") != NULL);
+	CHECK(strstr(fk.out, "501 5.5.2") != NULL);
+	CHECK(strstr(fk.out, "504 5.5.4") != NULL);
+	CHECK(auth_calls == 0);
+	session_free(s);
+}
+
+TEST(submission_refuses_mail_before_auth_with_530)
+{
+	struct session *s = start_with("127.0.0.1", 0, 1, SL_SUBMISSION);
+	feed(s, "EHLO c\r\nMAIL FROM:<a@b>\r\n");
+	CHECK(strstr(fk.out, "530 5.7.0") != NULL);
+	feed(s, "AUTH PLAIN AGJvYgBzZWNyZXQ=\r\n");
+	session_auth_done(s, 1);
+	feed(s, "MAIL FROM:<a@b>\r\n");
+	CHECK(strstr(fk.out, "250 2.1.0") != NULL);
+	session_free(s);
+}
+
 int
 main(void)
 {
@@ -522,6 +723,21 @@ main(void)
 	RUN(timeout_gives_421_4_4_2_and_aborts_data);
 	RUN(bdat_without_chunking_closes_instead_of_reading_payload_as_commands);
 	RUN(postmaster_without_domain_is_accepted);
+	RUN(starttls_is_advertised_on_non_loopback_with_a_certificate);
+	RUN(starttls_is_not_advertised_on_loopback_and_gets_the_454_explanation);
+	RUN(v4_mapped_loopback_counts_as_loopback);
+	RUN(tls_loopback_yes_offers_starttls_on_loopback);
+	RUN(starttls_without_certificate_says_so);
+	RUN(input_pipelined_after_starttls_is_left_unconsumed_for_the_server_to_discard);
+	RUN(after_tls_the_session_is_reset_and_starttls_is_not_offered_again);
+	RUN(starttls_with_arguments_is_501);
+	RUN(received_header_says_esmtps_with_the_cipher_after_tls);
+	RUN(auth_is_offered_on_loopback_without_tls_but_not_elsewhere);
+	RUN(auth_plain_initial_response_is_decoded_and_checked);
+	RUN(auth_login_asks_for_user_then_password);
+	RUN(three_failed_auth_attempts_close_the_session);
+	RUN(auth_cancel_and_garbage_are_501);
+	RUN(submission_refuses_mail_before_auth_with_530);
 	conf_free(&conf);
 	T_EXIT();
 }
