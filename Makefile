@@ -40,18 +40,21 @@ deps:
 
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CSTD) $(OPT) $(WARN) $(CPPFLAGS) $(EXTRA_CFLAGS) -MMD -MP -c $< -o $@
+	@echo "  CC      $@"
+	@$(CC) $(CSTD) $(OPT) $(WARN) $(CPPFLAGS) $(EXTRA_CFLAGS) -MMD -MP -c $< -o $@
 
 $(B)/libimsd.a: $(LIBOBJ)
 	@rm -f $@
-	ar rcs $@ $^
+	@ar rcs $@ $^
 
 $(B)/imsd: $(MAINOBJ) $(B)/libimsd.a
-	$(CC) $(OPT) $(EXTRA_CFLAGS) -o $@ $(MAINOBJ) $(B)/libimsd.a $(LIBS) $(EXTRA_LDFLAGS)
+	@echo "  LINK    $@"
+	@$(CC) $(OPT) $(EXTRA_CFLAGS) -o $@ $(MAINOBJ) $(B)/libimsd.a $(LIBS) $(EXTRA_LDFLAGS)
 
 $(B)/tests/%: tests/unit/%.c tests/unit/t.h $(B)/libimsd.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CSTD) $(OPT) $(WARN) -Wno-missing-prototypes $(CPPFLAGS) -Itests/unit $(EXTRA_CFLAGS) -o $@ $< $(B)/libimsd.a $(LIBS) $(EXTRA_LDFLAGS)
+	@echo "  TEST    $@"
+	@$(CC) $(CSTD) $(OPT) $(WARN) -Wno-missing-prototypes $(CPPFLAGS) -Itests/unit $(EXTRA_CFLAGS) -o $@ $< $(B)/libimsd.a $(LIBS) $(EXTRA_LDFLAGS)
 
 unit-build: $(UNITBIN)
 
@@ -76,7 +79,7 @@ fuzz-build:
 	@mkdir -p build/fuzz/bin
 	@set -e; for f in $(FUZZSRC); do n=$$(basename $$f .c); \
 		if [ ! build/fuzz/bin/$$n -nt $$f ] || [ build/fuzz/libimsd.a -nt build/fuzz/bin/$$n ]; then \
-		echo "clang $$f"; \
+		echo "  FUZZ    build/fuzz/bin/$$n"; \
 		clang $(CSTD) -O1 -g $(CPPFLAGS) -fsanitize=fuzzer,address,undefined -o build/fuzz/bin/$$n $$f \
 			build/fuzz/libimsd.a $(LIBS); fi; done
 

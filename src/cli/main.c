@@ -8,7 +8,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <netdb.h>
+
 #include "conf/conf.h"
+#include "policy/tls_policy.h"
 #include "queue/queue.h"
 #include "server/cfg.h"
 #include "server/server.h"
@@ -19,6 +22,7 @@ static const char usage_text[] =
     "usage: imsd run     [-c FILE]            serve in the foreground; logs to stderr\n"
     "       imsd check   [-c FILE]            validate the configuration, print effective settings\n"
     "       imsd queue   [-c FILE]            list queued messages\n"
+    "       imsd explain-tls [-c FILE] ADDRESS  would a client connecting to ADDRESS get STARTTLS?\n"
     "       imsd version\n";
 
 static int
@@ -146,6 +150,87 @@ cmd_queue(int argc, char **argv)
 	return 0;
 }
 
+/* Does a listener of this list accept connections on addr? */
+static int
+listens_on(const struct hostport *hp, size_t n, const struct netaddr *addr)
+{
+	for (size_t i = 0; i < n; i++)
+		if (netaddr_equal(&hp[i].addr, addr) ||
+		    (netaddr_is_any(&hp[i].addr) && hp[i].addr.family == addr->family))
+			return 1;
+	return 0;
+}
+
+/*
+ * explain-tls: the same decision the server makes at EHLO, for a client connecting to
+ * ADDRESS. The first word is yes or no; exit 0 either way.
+ */
+static int
+cmd_explain_tls(int argc, char **argv)
+{
+	const char *path, *arg;
+	char err[1024], text[1024], abuf[NETADDR_STRLEN], subj[512], na[64], host[300];
+	struct tls_decision d;
+	struct netaddr addr;
+	struct cfg *c;
+	int cert_loaded, generated_later = 0;
+	int i = parse_c(argc, argv, &path);
+	size_t al;
+
+	if (i < 0 || i + 1 != argc)
+		return usage();
+	arg = argv[i];
+	/* accept [v6] too */
+	al = strlen(arg);
+	if (al >= 2 && al < sizeof(host) && arg[0] == '[' && arg[al - 1] == ']') {
+		memcpy(host, arg + 1, al - 2);
+		host[al - 2] = '\0';
+	} else
+		snprintf(host, sizeof(host), "%s", arg);
+	if (netaddr_parse(host, &addr) < 0) {
+		struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res;
+		int r = getaddrinfo(host, NULL, &hints, &res);
+		if (r != 0 || netaddr_from_sockaddr(res->ai_addr, &addr, NULL) < 0) {
+			fprintf(stderr, "imsd: explain-tls: %s is not an address and does not resolve%s%s\n",
+			    arg, r ? ": " : "", r ? gai_strerror(r) : "");
+			if (r == 0)
+				freeaddrinfo(res);
+			return 1;
+		}
+		freeaddrinfo(res);
+	}
+	if ((c = cfg_load(path, 0, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "imsd: %s\n", err);
+		return 1;
+	}
+	cert_loaded = c->tls != NULL;
+	if (!cert_loaded && path == NULL && c->conf.tls_cert_file != NULL) {
+		/* the embedded default creates its certificate on first start */
+		cert_loaded = 1;
+		generated_later = 1;
+	}
+	tls_offer(&c->conf, cert_loaded, &addr, &d);
+	netaddr_str(&addr, abuf, sizeof(abuf));
+	tls_explain(&d, abuf, text, sizeof(text));
+	printf("%s  %s\n", d.offer ? "yes" : "no", text);
+	if (d.offer && c->tls != NULL &&
+	    tls_ctx_cert_info(c->tls, subj, sizeof(subj), na, sizeof(na), NULL) == 0)
+		printf("certificate: %s (%s), subject %s, expires %s\n", c->conf.tls_cert_file,
+		    c->conf.tls_key_file, subj, na);
+	else if (d.offer && generated_later)
+		printf("certificate: a self-signed certificate for %s is generated under %s on "
+		    "first start\n", c->conf.hostname, c->conf.tls_cert_file);
+	if (!listens_on(c->conf.listen, c->conf.nlisten, &addr) &&
+	    !listens_on(c->conf.submission_listen, c->conf.nsubmission_listen, &addr))
+		printf("note: no listen or submission_listen address of this configuration "
+		    "accepts connections on %s\n", abuf);
+	if (listens_on(c->conf.smtps_listen, c->conf.nsmtps_listen, &addr))
+		printf("note: smtps_listen on %s uses implicit TLS, which the loopback policy "
+		    "does not affect\n", abuf);
+	cfg_unref(c);
+	return 0;
+}
+
 static int
 cmd_version(int argc, char **argv)
 {
@@ -160,6 +245,7 @@ static const struct {
 	{ "run", cmd_run },
 	{ "check", cmd_check },
 	{ "queue", cmd_queue },
+	{ "explain-tls", cmd_explain_tls },
 	{ "version", cmd_version },
 };
 

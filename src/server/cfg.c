@@ -12,6 +12,20 @@
 #include "server/cfg.h"
 #include "util/log.h"
 
+/* Prefix err with "FILE:LINE: key: " so every file error names the setting behind it. */
+static void
+blame_key(const struct conf *cf, enum conf_key k, char *err, size_t errlen)
+{
+	char tmp[1024];
+
+	snprintf(tmp, sizeof(tmp), "%s", err);
+	if (cf->set[k])
+		snprintf(err, errlen, "%s:%u: %s: %s", cf->source, cf->set_line[k], conf_key_name(k),
+		    tmp);
+	else
+		snprintf(err, errlen, "%s: %s: %s", cf->source, conf_key_name(k), tmp);
+}
+
 /* Load a snapshot; see cfg.h. */
 struct cfg *
 cfg_load(const char *conf_path, int generate, char *err, size_t errlen)
@@ -30,11 +44,15 @@ cfg_load(const char *conf_path, int generate, char *err, size_t errlen)
 	}
 	cf = &c->conf;
 	if (cf->recipients_file != NULL &&
-	    (c->recipients = recipients_load(cf->recipients_file, err, errlen)) == NULL)
+	    (c->recipients = recipients_load(cf->recipients_file, err, errlen)) == NULL) {
+		blame_key(cf, CK_RECIPIENTS_FILE, err, errlen);
 		goto fail;
+	}
 	if (cf->auth_users_file != NULL &&
-	    (c->authusers = authusers_load(cf->auth_users_file, err, errlen)) == NULL)
+	    (c->authusers = authusers_load(cf->auth_users_file, err, errlen)) == NULL) {
+		blame_key(cf, CK_AUTH_USERS_FILE, err, errlen);
 		goto fail;
+	}
 	if ((cf->tls_cert_file == NULL) != (cf->tls_key_file == NULL)) {
 		snprintf(err, errlen, "%s: %s is set but %s is not; set both or neither", cf->source,
 		    cf->tls_cert_file ? "tls_cert_file" : "tls_key_file",
@@ -46,16 +64,23 @@ cfg_load(const char *conf_path, int generate, char *err, size_t errlen)
 		if (conf_path == NULL && generate && stat(cf->tls_cert_file, &st) < 0 &&
 		    errno == ENOENT) {
 			if (tls_selfsigned_generate(cf->hostname, cf->tls_cert_file, cf->tls_key_file,
-			    err, errlen) < 0)
+			    err, errlen) < 0) {
+				blame_key(cf, CK_TLS_CERT_FILE, err, errlen);
 				goto fail;
+			}
 			log_info("event=tls-certificate-generated cert=%s key=%s subject=CN=%s "
 			    "note=self-signed", cf->tls_cert_file, cf->tls_key_file, cf->hostname);
 		}
 		if (conf_path == NULL && !generate && stat(cf->tls_cert_file, &st) < 0) {
 			/* `imsd check` on the embedded default: nothing to load yet. */
 		} else if ((c->tls = tls_server_ctx_new(cf->tls_cert_file, cf->tls_key_file, err,
-		    errlen)) == NULL)
+		    errlen)) == NULL) {
+			/* the message names the file at fault; name the key of that file */
+			blame_key(cf, strncmp(err, cf->tls_key_file, strlen(cf->tls_key_file)) == 0 &&
+			    strcmp(cf->tls_key_file, cf->tls_cert_file) != 0 ? CK_TLS_KEY_FILE :
+			    CK_TLS_CERT_FILE, err, errlen);
 			goto fail;
+		}
 	}
 	if ((cf->nsmtps_listen > 0) && c->tls == NULL && !(conf_path == NULL && !generate)) {
 		snprintf(err, errlen, "%s: smtps_listen: implicit TLS needs tls_cert_file and "

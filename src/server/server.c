@@ -918,9 +918,9 @@ accept_cb(struct ev_io *io, uint32_t events)
 		srv->conns = c;
 		srv->nconns++;
 		if (srv->nconns > srv->cfg->conf.max_connections)
-			refuse = "4.7.0 Too many connections; try again later";
+			refuse = "Too many connections; try again later";
 		else if (perip_count(srv, &c->peer) >= srv->cfg->conf.max_connections_per_ip)
-			refuse = "4.7.0 Too many connections from your address; try again later";
+			refuse = "Too many connections from your address; try again later";
 		perip_add(srv, &c->peer, 1);
 		log_info("sid=%s event=connect client=%s:%u local=%s:%u listener=%s%s", c->sid,
 		    netaddr_str(&peer.remote, ra, sizeof(ra)), peer.remote_port,

@@ -202,7 +202,7 @@ void
 session_start(struct session *s, const char *refuse)
 {
 	if (refuse != NULL) {
-		reply(s, "421 %s %s", s->conf->hostname, refuse);
+		reply(s, "421 4.7.0 %s %s", s->conf->hostname, refuse);
 		s->state = SS_CLOSING;
 		return;
 	}

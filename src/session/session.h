@@ -117,7 +117,7 @@ struct session *session_new(const struct conf *conf, const struct recipients *rc
     const struct session_ops *ops, void *arg);
 void session_free(struct session *s);
 
-/* Send the 220 greeting (or 421 refusal when refuse is non-NULL: that text is used). */
+/* Send the 220 greeting, or "421 4.7.0 <hostname> <refuse>" when refuse is non-NULL. */
 void session_start(struct session *s, const char *refuse);
 
 /* Set the clock the session uses for the Received header. */
