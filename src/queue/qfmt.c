@@ -332,7 +332,19 @@ qfmt_journal_apply(const char *buf, size_t len, struct qenv *e, char *err, size_
 			snprintf(err, errlen, "malformed journal line");
 			return -1;
 		}
-		if (sscanf(tmp, "done %lld%n", &idx, &n) == 1 && tmp[n] == '\0') {
+		char st[16];
+		if (strcmp(tmp, "warned") == 0) {
+			e->warned = 1;
+		} else if (sscanf(tmp, "fail %lld %15s %n", &idx, st, &n) == 2 && n > 0) {
+			if (idx < 0 || (size_t)idx >= e->nrcpts) {
+				snprintf(err, errlen, "bad fail record");
+				return -1;
+			}
+			e->rcpts[idx].state = QR_FAILED;
+			snprintf(e->rcpts[idx].status, sizeof(e->rcpts[idx].status), "%s", st);
+			snprintf(e->rcpts[idx].last_error, sizeof(e->rcpts[idx].last_error), "%s",
+			    tmp + n);
+		} else if (sscanf(tmp, "done %lld%n", &idx, &n) == 1 && tmp[n] == '\0') {
 			if (idx < 0 || (size_t)idx >= e->nrcpts) {
 				snprintf(err, errlen, "journal names recipient %lld of %zu", idx,
 				    e->nrcpts);

@@ -12,8 +12,10 @@
  * between header and trailer; a reader never guesses about anything else.
  *
  * Beside it, an append-only journal "<qid>.j" records per-recipient progress, one line
- * per event: "done <i>\n", "defer <i> <attempts> <next-unix> <reason>\n". A torn last
- * line (no newline) is ignored; anything else malformed is refused.
+ * per event: "done <i>\n" (delivered), "defer <i> <attempts> <next-unix> <reason>\n"
+ * (temporary failure, retry then), "fail <i> <status> <reason>\n" (permanent failure,
+ * bounced), "warned\n" (the delay notice was sent). A torn last line (no newline) is
+ * ignored; anything else malformed is refused.
  */
 #ifndef IMSD_QFMT_H
 #define IMSD_QFMT_H
@@ -27,7 +29,7 @@
 #define QFMT_HEADER_MAX		(1024 * 1024)
 #define QFMT_RCPT_MAX		100000
 
-enum qrcpt_state { QR_PENDING = 0, QR_DONE = 1 };
+enum qrcpt_state { QR_PENDING = 0, QR_DONE = 1, QR_FAILED = 2 };
 
 struct qrcpt {
 	char *addr;
@@ -36,6 +38,7 @@ struct qrcpt {
 	unsigned attempts;
 	time_t next_try;
 	char last_error[200];
+	char status[16];	/* enhanced status of the last failure ("4.4.1", "5.1.1") */
 };
 
 struct qenv {
@@ -45,6 +48,7 @@ struct qenv {
 	char helo[256];
 	char *sender;		/* "" for the null sender */
 	int body_8bit;
+	int warned;		/* delay notice sent */
 	struct qrcpt *rcpts;
 	size_t nrcpts;
 };

@@ -24,7 +24,9 @@
 #include "net/ev.h"
 #include "queue/queue.h"
 #include "server/cfg.h"
-#include "server/delivery.h"
+#include "deliver/dns.h"
+#include "deliver/relay.h"
+#include "sched/qmgr.h"
 #include "server/server.h"
 #include "server/workq.h"
 #include "session/session.h"
@@ -104,7 +106,10 @@ struct server {
 	struct cfg *cfg;
 	struct ev_loop *loop;
 	struct queue q;
-	struct delivery *delivery;
+	struct dns *dns;
+	struct relay *relay;
+	struct qmgr *qmgr;
+	struct workq *deliveryq;
 	struct listener **listeners;
 	size_t nlisteners;
 	struct conn *conns;
@@ -459,7 +464,7 @@ commit_done_cb(struct ev_io *io, uint32_t events)
 		rev = j->next;
 		srv->commits_in_flight--;
 		if (j->ok)
-			delivery_enqueue(srv->delivery, j->w.qid, 0);
+			qmgr_add(srv->qmgr, j->w.qid);
 		else {
 			log_error("qid=%s event=queue-error stage=commit reason=\"%s\"", j->w.qid,
 			    j->err);
@@ -1047,7 +1052,7 @@ server_reload(struct server *srv)
 		    "restart\"");
 	log_threshold = n->conf.log_level;
 	warn_not_in_effect(&n->conf);
-	delivery_set_cfg(srv->delivery, n);
+	qmgr_set_cfg(srv->qmgr, n);
 	cfg_unref(srv->cfg);
 	srv->cfg = n;
 	log_info("event=reloaded config=%s", n->conf.source);
@@ -1131,8 +1136,12 @@ server_tick(void *arg)
 			conn_process(c);
 		}
 	}
-	if (srv->stopping && ((srv->nconns == 0 && srv->commits_in_flight == 0) ||
-	    now >= srv->stop_deadline))
+	if (!srv->stopping)
+		qmgr_tick(srv->qmgr, now);
+	relay_tick(srv->relay, now);
+	dns_tick(srv->dns);
+	if (srv->stopping && ((srv->nconns == 0 && srv->commits_in_flight == 0 &&
+	    qmgr_busy(srv->qmgr) == 0) || now >= srv->stop_deadline))
 		ev_loop_break(srv->loop);
 }
 
@@ -1206,9 +1215,20 @@ server_run(const char *conf_path)
 		fatal("event=startup-error reason=\"commit thread: %s\"", strerror(errno));
 	if ((srv.authq = workq_start(srv.loop, 2)) == NULL)
 		fatal("event=startup-error reason=\"auth workers\"");
-	if ((srv.delivery = delivery_start(&srv.q, srv.cfg)) == NULL)
-		fatal("event=startup-error reason=\"delivery thread\"");
-	n = delivery_recover(srv.delivery);
+	if ((srv.deliveryq = workq_start(srv.loop, 4)) == NULL)
+		fatal("event=startup-error reason=\"delivery workers\"");
+	if ((srv.dns = dns_new(srv.loop, srv.cfg->conf.dns_servers, srv.cfg->conf.ndns_servers, err,
+	    sizeof(err))) == NULL) {
+		log_error("event=startup-error reason=\"dns: %s\"", err);
+		return 2;
+	}
+	if ((srv.relay = relay_new(srv.loop, srv.dns, err, sizeof(err))) == NULL) {
+		log_error("event=startup-error reason=\"relay: %s\"", err);
+		return 2;
+	}
+	if ((srv.qmgr = qmgr_new(&srv.q, srv.deliveryq, srv.relay, srv.cfg)) == NULL)
+		fatal("event=startup-error reason=\"queue manager\"");
+	n = qmgr_recover(srv.qmgr);
 	log_info("event=started version=%s config=%s hostname=%s queued=%d", IMSD_VERSION,
 	    srv.cfg->conf.source, srv.cfg->conf.hostname, n);
 
@@ -1227,8 +1247,12 @@ server_run(const char *conf_path)
 	pthread_cond_signal(&srv.ccv);
 	pthread_mutex_unlock(&srv.cmu);
 	pthread_join(srv.cthread, NULL);
-	commit_done_cb(&srv.cio, EPOLLIN);	/* enqueue what the last batch committed */
-	delivery_stop(srv.delivery);
+	commit_done_cb(&srv.cio, EPOLLIN);	/* what the last batch committed stays queued */
+	qmgr_stop(srv.qmgr);
+	workq_stop(srv.deliveryq);
+	relay_free(srv.relay);
+	dns_free(srv.dns);
+	qmgr_free(srv.qmgr);
 	server_reap(&srv);
 	close(srv.cevfd);
 	close(srv.sigfd);

@@ -639,9 +639,21 @@ expand_rcpt(struct session *s, const char *addr, const char *orcpt, int depth, s
 				}
 				continue;
 			}
-			if (at == NULL || !conf_is_local_domain(s->conf, at + 1)) {
-				*why = "alias target is not in local_domains";
+			if (at == NULL) {
+				*why = "alias target has no domain";
 				return -1;
+			}
+			if (!conf_is_local_domain(s->conf, at + 1)) {
+				/* the administrator's alias forwards off-site: relay it */
+				if (++*count > ALIAS_EXPANSION_MAX) {
+					*why = "alias expands to too many addresses";
+					return -1;
+				}
+				if (tx_add_rcpt(s, targets[i], orcpt) < 0) {
+					*why = "out of memory";
+					return -1;
+				}
+				continue;
 			}
 			if (expand_rcpt(s, targets[i], orcpt, depth + 1, count, why) < 0)
 				return -1;
@@ -659,6 +671,36 @@ expand_rcpt(struct session *s, const char *addr, const char *orcpt, int depth, s
 	return 0;
 }
 
+/* A hostname (LDH labels) or an address literal in brackets. */
+static int
+domain_ok(const char *d)
+{
+	size_t n = strlen(d);
+
+	if (n == 0 || n > SMTP_DOMAIN_MAX)
+		return 0;
+	if (d[0] == '[')
+		return n > 2 && d[n - 1] == ']';
+	if (d[0] == '.' || d[0] == '-' || strstr(d, "..") != NULL)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!(isalnum((unsigned char)d[i]) || d[i] == '-' || d[i] == '.'))
+			return 0;
+	return 1;
+}
+
+/* Relaying is for clients in relay_networks and for authenticated users (SPEC.md). */
+static int
+session_may_relay(const struct session *s)
+{
+	if (s->auth_user[0] != '\0')
+		return 1;
+	for (size_t i = 0; i < s->conf->nrelay_networks; i++)
+		if (cidr_match(&s->conf->relay_networks[i], &s->peer.remote))
+			return 1;
+	return 0;
+}
+
 static void
 cmd_rcpt(struct session *s, const char *args)
 {
@@ -668,7 +710,7 @@ cmd_rcpt(struct session *s, const char *args)
 	const char *p, *rest, *why;
 	char *const *targets;
 	size_t nt, count = 0;
-	int np;
+	int np, routed = 0;
 
 	if (!s->in_tx) {
 		reply(s, "503 5.5.1 Error: need MAIL command");
@@ -722,25 +764,69 @@ cmd_rcpt(struct session *s, const char *args)
 
 	/* Domains compare case-insensitively, with a trailing dot meaning the same domain. */
 	{
-		char dom[SMTP_DOMAIN_MAX + 1];
+		struct smtp_path real = path;
+		char *cut;
 		size_t dl;
-		snprintf(dom, sizeof(dom), "%s", path.domain);
-		lowercase(dom);
-		dl = strlen(dom);
-		if (dl > 0 && dom[dl - 1] == '.')
-			dom[dl - 1] = '\0';
-		if (path.is_literal || !conf_is_local_domain(s->conf, dom)) {
-			slog(s, LOG_INFO, "event=reject stage=rcpt from=<%s> to=<%s> status=5.7.1 "
-			    "reason=relay-denied", s->tx.sender, safe);
-			reply(s, "554 5.7.1 <%s>: Relay access denied", safe);
+
+		lowercase(real.domain);
+		dl = strlen(real.domain);
+		if (dl > 0 && real.domain[dl - 1] == '.')
+			real.domain[dl - 1] = '\0';
+		if (!real.is_literal && conf_is_local_domain(s->conf, real.domain) &&
+		    (cut = strpbrk(real.local, "@%!")) != NULL) {
+			/* A routing trick in a local domain's local part hides another address:
+			 * "user@remote"@local, user%remote@local, remote!user@local. Judge the
+			 * address it really is. */
+			char hidden[SMTP_LOCAL_MAX + 1];
+			str_copy(hidden, sizeof(hidden), real.local);
+			if ((cut = strrchr(hidden, '@')) != NULL || (cut = strrchr(hidden, '%')) != NULL) {
+				*cut = '\0';
+				str_copy(real.domain, sizeof(real.domain), cut + 1);
+				str_copy(real.local, sizeof(real.local), hidden);
+			} else {
+				cut = strchr(hidden, '!');
+				*cut = '\0';
+				str_copy(real.domain, sizeof(real.domain), hidden);
+				str_copy(real.local, sizeof(real.local), cut + 1);
+			}
+			lowercase(real.domain);
+			dl = strlen(real.domain);
+			if (dl > 0 && real.domain[dl - 1] == '.')
+				real.domain[dl - 1] = '\0';
+			real.is_literal = real.domain[0] == '[';
+			if (real.local[0] == '\0' || !domain_ok(real.domain)) {
+				slog(s, LOG_INFO, "event=reject stage=rcpt to=<%s> status=5.1.3 "
+				    "reason=bad-routed-address", safe);
+				reply(s, "501 5.1.3 <%s>: Bad recipient address syntax", safe);
+				session_error(s);
+				return;
+			}
+			routed = 1;
+		}
+		if (real.is_literal || !conf_is_local_domain(s->conf, real.domain)) {
+			char raddr[SMTP_LOCAL_MAX + SMTP_DOMAIN_MAX + 64];
+			if (!session_may_relay(s)) {
+				slog(s, LOG_INFO, "event=reject stage=rcpt from=<%s> to=<%s> status=5.7.1 "
+				    "reason=relay-denied%s", s->tx.sender, safe, routed ? " routed=yes" : "");
+				reply(s, "554 5.7.1 <%s>: Relay access denied", safe);
+				return;
+			}
+			if (smtp_path_addr(&real, raddr, sizeof(raddr)) < 0 ||
+			    tx_add_rcpt(s, raddr, addr) < 0) {
+				reply(s, "501 5.1.3 Bad recipient address syntax: too long");
+				session_error(s);
+				return;
+			}
+			s->tx.naccepted++;
+			reply(s, "250 2.1.5 Ok");
 			return;
 		}
-		if (path.local[0] == '.' || strchr(path.local, '/') != NULL) {
+		if (real.local[0] == '.' || strchr(real.local, '/') != NULL) {
 			reply(s, "550 5.1.3 <%s>: Bad recipient address: local part may not contain "
 			    "'/' or start with '.'", safe);
 			return;
 		}
-		snprintf(addr, sizeof(addr), "%s@%s", path.local, dom);
+		snprintf(addr, sizeof(addr), "%s@%s", real.local, real.domain);
 		lowercase(addr);
 	}
 	/* Every local domain has a postmaster (RFC 5321 §4.5.1), listed or not. */

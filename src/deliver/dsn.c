@@ -1,0 +1,418 @@
+/*
+ * dsn — RFC 3464 delivery status notifications (contract in dsn.h).
+ *
+ * The three part bodies are built first into growable buffers, then a boundary that
+ * occurs in none of them is chosen, then the whole message is assembled. Every line goes
+ * through one of two writers: line_field() for one-line fields (sanitised and cut to fit
+ * DSN_LINE_MAX) and the original-header copier; fixed text is written as literal lines.
+ * Dates are formatted by hand from gmtime_r (no strftime: no locale, no TZ).
+ */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "deliver/dsn.h"
+
+#define BOUNDARY_SEED_MAX	40
+
+struct dbuf {
+	char *p;
+	size_t len, cap;
+	int err;
+};
+
+/* Append n bytes; on allocation failure remember the error and drop further output. */
+static void
+db_put(struct dbuf *b, const char *s, size_t n)
+{
+	if (b->err || n == 0)
+		return;
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 1024;
+		char *np;
+
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		np = realloc(b->p, cap);
+		if (np == NULL) {
+			b->err = 1;
+			return;
+		}
+		b->p = np;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+/* Append a NUL-terminated string. */
+static void
+db_puts(struct dbuf *b, const char *s)
+{
+	db_put(b, s, strlen(s));
+}
+
+/* One byte of a one-line field: controls become ' ', DEL and 8-bit become '?'. */
+static char
+clean_byte(unsigned char c)
+{
+	if (c < 0x20)
+		return ' ';
+	if (c >= 0x7f)
+		return '?';
+	return (char)c;
+}
+
+/*
+ * Write one line: pre + sanitised val + suf + CRLF, val cut so the line stays within
+ * DSN_LINE_MAX octets (pre and suf are our own short literals).
+ */
+static void
+line_field(struct dbuf *b, const char *pre, const char *val, const char *suf)
+{
+	size_t fixed = strlen(pre) + strlen(suf), n, i;
+	char tmp[DSN_LINE_MAX];
+
+	n = strlen(val);
+	if (fixed >= DSN_LINE_MAX)
+		n = 0;
+	else if (n > DSN_LINE_MAX - fixed)
+		n = DSN_LINE_MAX - fixed;
+	for (i = 0; i < n; i++)
+		tmp[i] = clean_byte((unsigned char)val[i]);
+	db_puts(b, pre);
+	db_put(b, tmp, n);
+	db_puts(b, suf);
+	db_put(b, "\r\n", 2);
+}
+
+/* Write a literal line of our own text. */
+static void
+line_lit(struct dbuf *b, const char *s)
+{
+	db_puts(b, s);
+	db_put(b, "\r\n", 2);
+}
+
+static const char *const wdays[] = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat" };
+static const char *const months[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul",
+	"Aug", "Sep", "Oct", "Nov", "Dec" };
+
+/* RFC 5322 date-time in UTC; a time that cannot be represented as such prints the epoch. */
+static void
+fmt_date(time_t t, char *out, size_t cap)
+{
+	struct tm tm;
+
+	if (gmtime_r(&t, &tm) == NULL || tm.tm_year < 0 || tm.tm_year > 9999 - 1900) {
+		t = 0;
+		gmtime_r(&t, &tm);
+	}
+	snprintf(out, cap, "%s, %02d %s %04d %02d:%02d:%02d +0000", wdays[tm.tm_wday % 7],
+	    tm.tm_mday, months[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
+	    tm.tm_sec);
+}
+
+static int
+c_alnum(int c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+/* Copy s into out (cap > 0) keeping [A-Za-z0-9._-] and turning anything else into '_'. */
+static void
+clean_token(const char *s, char *out, size_t cap)
+{
+	size_t i;
+
+	for (i = 0; s[i] != '\0' && i + 1 < cap; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		out[i] = (c_alnum(c) || c == '.' || c == '-' || c == '_') ? (char)c : '_';
+	}
+	out[i] = '\0';
+}
+
+/* Length of a leading "type;" (atom of letters, digits, '-'), the ';' included; 0 if none. */
+static size_t
+type_prefix(const char *s)
+{
+	size_t i;
+
+	for (i = 0; c_alnum((unsigned char)s[i]) || s[i] == '-'; i++)
+		;
+	return (i > 0 && s[i] == ';') ? i + 1 : 0;
+}
+
+/* Skip a leading "type;" and the spaces after it (for the human-readable text). */
+static const char *
+skip_type(const char *s)
+{
+	s += type_prefix(s);
+	while (*s == ' ')
+		s++;
+	return s;
+}
+
+/* Is s an RFC 3463 status code "c.sss.ddd" with class 2, 4 or 5? */
+static int
+status_ok(const char *s)
+{
+	int part, k;
+
+	if (s == NULL || (s[0] != '2' && s[0] != '4' && s[0] != '5') || s[1] != '.')
+		return 0;
+	s += 2;
+	for (part = 0; part < 2; part++) {
+		for (k = 0; k < 3 && *s >= '0' && *s <= '9'; k++)
+			s++;
+		if (k == 0 || *s != (part == 0 ? '.' : '\0'))
+			return 0;
+		if (part == 0)
+			s++;
+	}
+	return 1;
+}
+
+/* The human-readable first part. */
+static void
+build_text(struct dbuf *b, const struct dsn_info *in, const char *arrival)
+{
+	char tmp[128];
+	size_t i;
+
+	line_field(b, "This is the mail delivery system at ", in->hostname, ".");
+	line_lit(b, "");
+	if (in->action == DSN_FAILED) {
+		line_lit(b, "Your message could not be delivered to one or more recipients.");
+		line_lit(b, "It is returned to you; delivery will not be attempted again.");
+	} else {
+		line_lit(b, "Your message has not yet been delivered to one or more recipients.");
+		line_lit(b, "Delivery is still being attempted; you do not need to send it again.");
+		if (in->retry_hours_left > 0) {
+			snprintf(tmp, sizeof(tmp), "The mail system will keep trying for up to "
+			    "%u more hour%s.", in->retry_hours_left,
+			    in->retry_hours_left == 1 ? "" : "s");
+			line_lit(b, tmp);
+		} else
+			line_lit(b, "The mail system will keep trying for a short while longer.");
+	}
+	line_lit(b, "");
+	line_lit(b, "For each recipient, the reason reported:");
+	for (i = 0; i < in->nrcpts; i++) {
+		const struct dsn_rcpt *r = &in->rcpts[i];
+		struct dbuf reason = { 0 };
+
+		if (r->remote_mta != NULL && r->remote_mta[0] != '\0') {
+			db_puts(&reason, "host ");
+			db_puts(&reason, skip_type(r->remote_mta));
+			db_puts(&reason, " said: ");
+		}
+		if (r->diag != NULL && r->diag[0] != '\0')
+			db_puts(&reason, skip_type(r->diag));
+		else {
+			db_puts(&reason, in->action == DSN_FAILED ? "delivery failed, status " :
+			    "delivery delayed, status ");
+			db_puts(&reason, status_ok(r->status) ? r->status :
+			    in->action == DSN_FAILED ? "5.0.0" : "4.0.0");
+		}
+		if (reason.err)
+			b->err = 1;
+		line_lit(b, "");
+		/* "<addr>: reason" on one line, cut at DSN_LINE_MAX */
+		line_field(b, "<", r->addr, ">:");
+		line_field(b, "    ", reason.p ? reason.p : "", "");
+		free(reason.p);
+	}
+	line_lit(b, "");
+	line_field(b, "Queue ID: ", in->qid, "");
+	line_field(b, "It arrived on ", arrival, ".");
+	line_lit(b, "");
+	line_lit(b, "The headers of your message are attached below.");
+}
+
+/* The machine-readable message/delivery-status part. */
+static void
+build_status(struct dbuf *b, const struct dsn_info *in, const char *arrival,
+    const char *nowdate, const char *until)
+{
+	size_t i;
+
+	line_field(b, "Reporting-MTA: dns; ", in->hostname, "");
+	line_field(b, "X-Imsd-Queue-ID: ", in->qid, "");
+	line_field(b, "Arrival-Date: ", arrival, "");
+	for (i = 0; i < in->nrcpts; i++) {
+		const struct dsn_rcpt *r = &in->rcpts[i];
+		const char *st = status_ok(r->status) ? r->status :
+		    in->action == DSN_FAILED ? "5.0.0" : "4.0.0";
+
+		line_lit(b, "");
+		if (r->orcpt != NULL && r->orcpt[0] != '\0' && strcmp(r->orcpt, r->addr) != 0)
+			line_field(b, "Original-Recipient: rfc822; ", r->orcpt, "");
+		line_field(b, "Final-Recipient: rfc822; ", r->addr, "");
+		line_lit(b, in->action == DSN_FAILED ? "Action: failed" : "Action: delayed");
+		line_field(b, "Status: ", st, "");
+		if (r->remote_mta != NULL && r->remote_mta[0] != '\0')
+			line_field(b, type_prefix(r->remote_mta) ? "Remote-MTA: " :
+			    "Remote-MTA: dns; ", r->remote_mta, "");
+		if (r->diag != NULL && r->diag[0] != '\0')
+			line_field(b, type_prefix(r->diag) ? "Diagnostic-Code: " :
+			    "Diagnostic-Code: x-imsd; ", r->diag, "");
+		line_field(b, "Last-Attempt-Date: ", nowdate, "");
+		if (in->action == DSN_DELAYED)
+			line_field(b, "Will-Retry-Until: ", until, "");
+	}
+}
+
+/* The original header section, sanitised line by line, at most DSN_HEADERS_MAX octets. */
+static void
+build_headers(struct dbuf *b, const char *s, size_t len)
+{
+	char tmp[DSN_LINE_MAX];
+	size_t pos = 0, out = 0;
+
+	while (pos < len) {
+		const char *lf = memchr(s + pos, '\n', len - pos);
+		size_t end = lf ? (size_t)(lf - s) : len, n, i;
+
+		n = end - pos;
+		if (lf != NULL && n > 0 && s[end - 1] == '\r')
+			n--;
+		if (n == 0)
+			break;		/* the empty line: end of the header section */
+		if (n > DSN_LINE_MAX)
+			n = DSN_LINE_MAX;
+		if (out + n + 2 > DSN_HEADERS_MAX)
+			break;
+		for (i = 0; i < n; i++) {
+			unsigned char c = (unsigned char)s[pos + i];
+
+			tmp[i] = c == '\r' ? ' ' : (c == 0 || c >= 0x80) ? '?' : (char)c;
+		}
+		db_put(b, tmp, n);
+		db_put(b, "\r\n", 2);
+		out += n + 2;
+		pos = lf ? end + 1 : len;
+	}
+}
+
+/* Does needle occur in the n bytes at hay? */
+static int
+contains(const char *hay, size_t n, const char *needle)
+{
+	return hay != NULL && memmem(hay, n, needle, strlen(needle)) != NULL;
+}
+
+/* A boundary from the seed that none of the parts contains. */
+static void
+pick_boundary(const char *seed, struct dbuf *parts, size_t nparts, char *out, size_t cap)
+{
+	char clean[BOUNDARY_SEED_MAX + 1];
+	unsigned long k;
+	size_t i;
+
+	clean_token(seed, clean, sizeof(clean));
+	snprintf(out, cap, "=_imsd_%s", clean);
+	for (k = 1;; k++) {
+		for (i = 0; i < nparts; i++)
+			if (contains(parts[i].p, parts[i].len, out))
+				break;
+		if (i == nparts)
+			return;
+		snprintf(out, cap, "=_imsd_%s_%08lx", clean, k);
+	}
+}
+
+/* Append a part: delimiter line, its own header lines, an empty line, its body. */
+static void
+put_part(struct dbuf *m, const char *boundary, const char *hdr1, const char *hdr2,
+    const struct dbuf *body)
+{
+	db_puts(m, "\r\n--");
+	db_puts(m, boundary);
+	db_put(m, "\r\n", 2);
+	line_lit(m, hdr1);
+	line_lit(m, hdr2);
+	db_put(m, "\r\n", 2);
+	if (body->p != NULL)
+		db_put(m, body->p, body->len);
+}
+
+int
+dsn_build(const struct dsn_info *in, char **out, size_t *outlen)
+{
+	struct dbuf parts[3] = { { 0 }, { 0 }, { 0 } }, m = { 0 };
+	char arrival[64], nowdate[64], until[64], boundary[96], hostid[256], qidid[128];
+	char tmp[512];
+	long long add;
+	size_t i;
+	int ret = -1;
+
+	if (in == NULL || out == NULL || outlen == NULL)
+		return -1;
+	*out = NULL;
+	*outlen = 0;
+	if (in->hostname == NULL || in->hostname[0] == '\0' || in->qid == NULL ||
+	    in->qid[0] == '\0' || in->sender == NULL || in->sender[0] == '\0' ||
+	    in->rcpts == NULL || in->nrcpts == 0 || (in->orig == NULL && in->origlen > 0) ||
+	    (in->action != DSN_FAILED && in->action != DSN_DELAYED))
+		return -1;
+	for (i = 0; i < in->nrcpts; i++)
+		if (in->rcpts[i].addr == NULL || in->rcpts[i].addr[0] == '\0')
+			return -1;
+
+	fmt_date(in->arrival, arrival, sizeof(arrival));
+	fmt_date(in->now, nowdate, sizeof(nowdate));
+	add = (long long)in->retry_hours_left * 3600;
+	fmt_date((long long)in->now > LLONG_MAX - add ? in->now : (time_t)(in->now + add), until,
+	    sizeof(until));
+
+	build_text(&parts[0], in, arrival);
+	build_status(&parts[1], in, arrival, nowdate, until);
+	if (in->orig != NULL)
+		build_headers(&parts[2], in->orig, in->origlen);
+	for (i = 0; i < 3; i++)
+		if (parts[i].err)
+			goto done;
+	pick_boundary(in->boundary_seed ? in->boundary_seed : in->qid, parts, 3, boundary,
+	    sizeof(boundary));
+
+	line_field(&m, "From: Mail Delivery System <MAILER-DAEMON@", in->hostname, ">");
+	line_field(&m, "To: <", in->sender, ">");
+	line_lit(&m, in->action == DSN_FAILED ? "Subject: Undelivered Mail Returned to Sender" :
+	    "Subject: Delayed Mail (still being retried)");
+	line_field(&m, "Date: ", nowdate, "");
+	clean_token(in->hostname, hostid, sizeof(hostid));
+	clean_token(in->qid, qidid, sizeof(qidid));
+	snprintf(tmp, sizeof(tmp), "Message-ID: <%s.dsn.%lld@%s>", qidid, (long long)in->now,
+	    hostid);
+	line_lit(&m, tmp);
+	line_lit(&m, "Auto-Submitted: auto-replied");
+	line_lit(&m, "MIME-Version: 1.0");
+	line_field(&m, "Content-Type: multipart/report; report-type=delivery-status; "
+	    "boundary=\"", boundary, "\"");
+	line_lit(&m, "");
+	line_lit(&m, "This is a MIME-encapsulated message.");
+	put_part(&m, boundary, "Content-Description: Notification",
+	    "Content-Type: text/plain; charset=us-ascii", &parts[0]);
+	put_part(&m, boundary, "Content-Description: Delivery report",
+	    "Content-Type: message/delivery-status", &parts[1]);
+	put_part(&m, boundary, "Content-Description: Undelivered message headers",
+	    "Content-Type: text/rfc822-headers", &parts[2]);
+	db_puts(&m, "\r\n--");
+	db_puts(&m, boundary);
+	db_puts(&m, "--\r\n");
+	if (m.err || m.p == NULL)
+		goto done;
+	*out = m.p;
+	*outlen = m.len;
+	m.p = NULL;
+	ret = 0;
+done:
+	for (i = 0; i < 3; i++)
+		free(parts[i].p);
+	free(m.p);
+	return ret;
+}

@@ -1,0 +1,1175 @@
+/*
+ * relay — the outbound SMTP client; see relay.h.
+ *
+ * One task per job: resolve → a list of targets (host, address) → connect to each until
+ * one takes the transaction. One rconn per TCP connection, with its own reply parser,
+ * output buffer and optional TLS. Timeouts follow RFC 5321 §4.5.3.2.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "deliver/dns.h"
+#include "deliver/relay.h"
+#include "proto/smtp_reply.h"
+#include "tls/tls.h"
+#include "util/log.h"
+#include "util/str.h"
+
+#define T_CONNECT	30
+#define T_BANNER	300	/* RFC 5321 §4.5.3.2.1 */
+#define T_CMD		300	/* MAIL, RCPT (§4.5.3.2.2, .3) */
+#define T_DATA_INIT	120	/* §4.5.3.2.4 */
+#define T_DATA_BLOCK	180	/* §4.5.3.2.5 */
+#define T_DOT		600	/* §4.5.3.2.6 */
+#define IDLE_KEEP	5	/* seconds an idle connection waits for the next message */
+#define IDLE_MAX	64
+#define TARGETS_MAX	64
+#define BODY_CHUNK	65536
+
+enum rc_state {
+	RC_CONNECTING, RC_BANNER, RC_EHLO, RC_HELO, RC_STARTTLS, RC_HANDSHAKE, RC_READY,
+	RC_MAIL, RC_RCPT, RC_DATA, RC_BODY, RC_DOT, RC_QUIT,
+};
+
+struct target {
+	char host[256];
+	struct netaddr addr;
+	uint16_t port;
+};
+
+struct rtask;
+
+struct rconn {
+	struct ev_io io;
+	struct relay *r;
+	struct rconn *prev, *next;	/* idle list or active list */
+	struct target t;
+	enum rc_state st;
+	struct tls_conn *tls;
+	int tls_up, tls_want, no_tls;
+	struct smtp_reply_parser parser;
+	struct smtp_reply reply;
+	struct smtp_caps caps;
+	char *out;
+	size_t outlen, outoff, outcap;
+	time_t deadline, idle_since;
+	struct rtask *task;
+	int used;			/* has carried a transaction */
+	int dead;			/* closed; freed by the reaper */
+	struct rconn *grave;
+};
+
+struct rtask {
+	struct relay *r;
+	struct rtask *prev, *next;
+	struct relay_job *job;
+	struct dns_query *dq;
+	struct target targets[TARGETS_MAX];
+	size_t ntargets, cur;
+	int no_tls_for_cur;		/* retry the current target without STARTTLS */
+	struct rconn *c;
+	/* transaction */
+	size_t replies_expected;	/* pipelined replies still to read */
+	size_t mail_rcpt_sent;		/* RCPTs sent */
+	size_t rcpt_replied;
+	int mail_ok;
+	int *accepted;
+	size_t naccepted;
+	int final;			/* results are in */
+	uint64_t body_sent;
+	int body_bol, body_cr;
+	char err[300];			/* the last connection-level error, for temp results */
+	int err_perm;
+};
+
+struct relay {
+	struct ev_loop *loop;
+	struct dns *dns;
+	struct tls_ctx *client_tls;
+	struct rconn *idle;
+	unsigned nidle;
+	struct rtask *tasks;
+	unsigned ntasks;
+	struct rtask *finished;		/* done() to call from the loop */
+	struct rconn *graveyard;	/* closed connections to free */
+	int efd;
+	struct ev_io eio;
+};
+
+static void rc_close(struct rconn *c);
+static void rc_send_cmd(struct rconn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void task_next_target(struct rtask *t);
+static void task_begin_tx(struct rtask *t);
+static void rc_io(struct ev_io *io, uint32_t events);
+static void rc_update(struct rconn *c);
+
+/* ---- completion ---- */
+
+static void
+task_finish_later(struct rtask *t)
+{
+	struct relay *r = t->r;
+	uint64_t one = 1;
+
+	if (t->prev)
+		t->prev->next = t->next;
+	else
+		r->tasks = t->next;
+	if (t->next)
+		t->next->prev = t->prev;
+	t->prev = NULL;
+	t->next = r->finished;
+	r->finished = t;
+	if (write(r->efd, &one, sizeof(one)) < 0) {
+		/* cannot overflow */
+	}
+}
+
+static void
+finished_cb(struct ev_io *io, uint32_t events)
+{
+	struct relay *r = io->arg;
+	uint64_t v;
+
+	if (read(r->efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		return;
+	while (r->graveyard != NULL) {
+		struct rconn *c = r->graveyard;
+		r->graveyard = c->grave;
+		if (c->tls != NULL)
+			tls_conn_free(c->tls);
+		free(c->out);
+		free(c);
+	}
+	while (r->finished != NULL) {
+		struct rtask *t = r->finished;
+		r->finished = t->next;
+		r->ntasks--;
+		close(t->job->fd);
+		t->job->fd = -1;
+		t->job->done(t->job);
+		free(t->accepted);
+		free(t);
+	}
+}
+
+/* Give every recipient still without a result the same outcome. */
+static void
+task_fail_rest(struct rtask *t, enum relay_outcome oc, const char *status, const char *diag)
+{
+	for (size_t i = 0; i < t->job->nrcpts; i++) {
+		struct relay_result *res = &t->job->results[i];
+		if (res->status[0] != '\0')
+			continue;
+		res->outcome = oc;
+		str_copy(res->status, sizeof(res->status), status);
+		str_copy(res->diag, sizeof(res->diag), diag);
+	}
+}
+
+static void
+task_done(struct rtask *t)
+{
+	if (t->dq != NULL) {
+		dns_cancel(t->dq);
+		t->dq = NULL;
+	}
+	if (t->c != NULL) {
+		t->c->task = NULL;
+		t->c = NULL;
+	}
+	task_fail_rest(t, t->err_perm ? RELAY_PERM : RELAY_TEMP, t->err_perm ? "5.4.4" : "4.4.1",
+	    t->err[0] ? t->err : "x-imsd; delivery did not complete");
+	task_finish_later(t);
+}
+
+/* ---- results from replies ---- */
+
+static void
+diag_of(const struct smtp_reply *rp, char *out, size_t len)
+{
+	char first[400];
+	const char *nl = strchr(rp->text, '\n');
+	size_t n = nl ? (size_t)(nl - rp->text) : strlen(rp->text);
+
+	if (n >= sizeof(first))
+		n = sizeof(first) - 1;
+	memcpy(first, rp->text, n);
+	first[n] = '\0';
+	for (char *p = first; *p; p++)
+		if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
+			*p = ' ';
+	/* the text already starts with the enhanced code when there is one */
+	snprintf(out, len, "smtp; %d %s", rp->code, first);
+}
+
+static void
+set_result(struct rtask *t, size_t i, const struct smtp_reply *rp)
+{
+	struct relay_result *res = &t->job->results[i];
+
+	res->outcome = smtp_reply_completion(rp->code) ? RELAY_OK :
+	    smtp_reply_permanent(rp->code) ? RELAY_PERM : RELAY_TEMP;
+	smtp_reply_status(rp, res->status);
+	diag_of(rp, res->diag, sizeof(res->diag));
+}
+
+/* ---- connection I/O ---- */
+
+static void
+rc_out(struct rconn *c, const char *p, size_t n)
+{
+	if (c->outlen + n > c->outcap) {
+		size_t cap = c->outcap ? c->outcap : 1024;
+		while (cap < c->outlen + n)
+			cap *= 2;
+		char *np = realloc(c->out, cap);
+		if (np == NULL)
+			return;
+		c->out = np;
+		c->outcap = cap;
+	}
+	memcpy(c->out + c->outlen, p, n);
+	c->outlen += n;
+}
+
+static void
+rc_send_cmd(struct rconn *c, const char *fmt, ...)
+{
+	char line[1100];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line) - 2, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if ((size_t)n > sizeof(line) - 3)
+		n = (int)sizeof(line) - 3;
+	log_debug("relay=%s smtp=out line=\"%.*s\"", c->t.host, n, line);
+	line[n++] = '\r';
+	line[n++] = '\n';
+	rc_out(c, line, (size_t)n);
+}
+
+static ssize_t
+rc_write(struct rconn *c, const void *p, size_t n)
+{
+	if (!c->tls_up)
+		return send(c->io.fd, p, n, MSG_NOSIGNAL);
+	ssize_t r = tls_write(c->tls, p, n);
+	if (r > 0)
+		return r;
+	if (r == TLS_WANT_READ || r == TLS_WANT_WRITE) {
+		c->tls_want = r == TLS_WANT_READ ? EPOLLIN : EPOLLOUT;
+		errno = EAGAIN;
+		return -1;
+	}
+	errno = EPIPE;
+	return -1;
+}
+
+static ssize_t
+rc_read(struct rconn *c, void *p, size_t n)
+{
+	if (!c->tls_up)
+		return recv(c->io.fd, p, n, 0);
+	ssize_t r = tls_read(c->tls, p, n);
+	if (r > 0)
+		return r;
+	if (r == TLS_WANT_READ || r == TLS_WANT_WRITE) {
+		c->tls_want = r == TLS_WANT_WRITE ? EPOLLOUT : 0;
+		errno = EAGAIN;
+		return -1;
+	}
+	if (r == TLS_CLOSED)
+		return 0;
+	errno = EIO;
+	return -1;
+}
+
+static void
+rc_update(struct rconn *c)
+{
+	uint32_t ev = EPOLLIN;
+
+	if (c->dead || c->io.fd < 0)
+		return;
+	if (c->st == RC_CONNECTING)
+		ev = EPOLLOUT;
+	else if (c->st == RC_HANDSHAKE)
+		ev = (uint32_t)(c->tls_want ? c->tls_want : EPOLLIN);
+	else {
+		if (c->outoff < c->outlen || c->tls_want == EPOLLOUT)
+			ev |= EPOLLOUT;
+	}
+	ev_io_set(c->r->loop, &c->io, ev);
+}
+
+/* A connection-level failure: this target did not work out. */
+static void
+rc_fail(struct rconn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void
+rc_fail(struct rconn *c, const char *fmt, ...)
+{
+	struct rtask *t = c->task;
+	char why[250];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	if (t == NULL) {
+		rc_close(c);
+		return;
+	}
+	{
+		char a[NETADDR_STRLEN];
+		log_info("qid=%s event=relay-attempt-failed host=%s addr=%s port=%u reason=\"%s\"",
+		    t->job->qid, c->t.host, netaddr_str(&c->t.addr, a, sizeof(a)), c->t.port, why);
+	}
+	snprintf(t->err, sizeof(t->err), "x-imsd; %s: %s", c->t.host, why);
+	t->c = NULL;
+	c->task = NULL;
+	rc_close(c);
+	if (t->final || t->body_sent > 0 || c->st == RC_DOT) {
+		/* the message may have gone through: do not try another host now */
+		task_done(t);
+		return;
+	}
+	t->cur++;
+	task_next_target(t);
+}
+
+static void
+rc_flush(struct rconn *c)
+{
+	if (c->dead)
+		return;
+	while (c->outoff < c->outlen) {
+		ssize_t n = rc_write(c, c->out + c->outoff, c->outlen - c->outoff);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN)
+				break;
+			rc_fail(c, "write: %s", strerror(errno));
+			return;
+		}
+		c->outoff += (size_t)n;
+	}
+	if (c->outoff == c->outlen)
+		c->outoff = c->outlen = 0;
+	rc_update(c);
+}
+
+static void
+rc_close(struct rconn *c)
+{
+	struct relay *r = c->r;
+	uint64_t one = 1;
+
+	if (c->dead)
+		return;
+	c->dead = 1;
+	if (c->io.fd >= 0) {
+		int fd = c->io.fd;
+		ev_io_stop(r->loop, &c->io);
+		if (c->tls_up)
+			tls_shutdown(c->tls);
+		close(fd);
+	}
+	if (c->st == RC_READY && c->task == NULL) {
+		/* on the idle list */
+		if (c->prev)
+			c->prev->next = c->next;
+		else
+			r->idle = c->next;
+		if (c->next)
+			c->next->prev = c->prev;
+		r->nidle--;
+	}
+	/* freed from the loop later: callers up the stack may still hold c */
+	c->grave = r->graveyard;
+	r->graveyard = c;
+	if (write(r->efd, &one, sizeof(one)) < 0) {
+		/* cannot overflow */
+	}
+}
+
+/* ---- the body: CRLF only, dot-stuffed ---- */
+
+/* Queue up to BODY_CHUNK transformed bytes; returns 1 when the whole body and the final
+ * dot are queued. */
+static int
+body_pump(struct rtask *t, struct rconn *c)
+{
+	static char in[BODY_CHUNK];
+	char *out;
+	size_t o = 0;
+	uint64_t left = t->job->body_len - t->body_sent;
+	size_t want = left < sizeof(in) ? (size_t)left : sizeof(in);
+	ssize_t n = 0;
+
+	if (want > 0) {
+		n = pread(t->job->fd, in, want, (off_t)(t->job->body_off + t->body_sent));
+		if (n <= 0) {
+			rc_fail(c, "reading the queue file: %s", n < 0 ? strerror(errno) : "short file");
+			return -1;
+		}
+	}
+	if ((out = malloc((size_t)n * 3 + 8)) == NULL)
+		return -1;
+	for (ssize_t i = 0; i < n; i++) {
+		char ch = in[i];
+		if (t->body_cr) {
+			t->body_cr = 0;
+			/* any CR is a line end on the wire: never a bare CR */
+			out[o++] = '\r';
+			out[o++] = '\n';
+			t->body_bol = 1;
+			if (ch == '\n')
+				continue;
+		}
+		if (ch == '\r') {
+			t->body_cr = 1;
+			continue;
+		}
+		if (ch == '\n') {
+			out[o++] = '\r';
+			out[o++] = '\n';
+			t->body_bol = 1;
+			continue;
+		}
+		if (t->body_bol && ch == '.')
+			out[o++] = '.';	/* RFC 5321 §4.5.2 transparency */
+		t->body_bol = 0;
+		out[o++] = ch;
+	}
+	t->body_sent += (uint64_t)n;
+	rc_out(c, out, o);
+	free(out);
+	if (t->body_sent < t->job->body_len)
+		return 0;
+	if (t->body_cr) {
+		t->body_cr = 0;
+		rc_out(c, "\r\n", 2);
+		t->body_bol = 1;
+	}
+	if (!t->body_bol)
+		rc_out(c, "\r\n", 2);
+	rc_out(c, ".\r\n", 3);
+	log_debug("relay=%s smtp=out line=\"<%llu bytes of message>\" then \".\"", c->t.host,
+	    (unsigned long long)t->job->body_len);
+	return 1;
+}
+
+/* ---- the dialogue ---- */
+
+static void
+send_ehlo(struct rconn *c)
+{
+	rc_send_cmd(c, "EHLO %s", c->task ? c->task->job->cfg->conf.hostname : "localhost");
+	c->st = RC_EHLO;
+	c->deadline = time(NULL) + T_CMD;
+}
+
+static void
+task_begin_tx(struct rtask *t)
+{
+	struct rconn *c = t->c;
+	const struct relay_job *j = t->job;
+	char size[40] = "";
+
+	if (c->caps.size_known && c->caps.size > 0 && j->body_len > c->caps.size) {
+		char diag[200];
+		snprintf(diag, sizeof(diag), "x-imsd; message size %llu exceeds the limit of %llu "
+		    "bytes announced by %s", (unsigned long long)j->body_len,
+		    (unsigned long long)c->caps.size, c->t.host);
+		task_fail_rest(t, RELAY_PERM, "5.3.4", diag);
+		c->task = NULL;
+		t->c = NULL;
+		rc_send_cmd(c, "QUIT");
+		c->st = RC_QUIT;
+		rc_flush(c);
+		task_done(t);
+		return;
+	}
+	c->used = 1;
+	if (c->caps.size_known)
+		snprintf(size, sizeof(size), " SIZE=%llu", (unsigned long long)j->body_len);
+	t->mail_ok = 0;
+	t->mail_rcpt_sent = 0;
+	t->rcpt_replied = 0;
+	t->naccepted = 0;
+	rc_send_cmd(c, "MAIL FROM:<%s>%s%s", j->sender, size,
+	    j->body_8bit && c->caps.eightbitmime ? " BODY=8BITMIME" : "");
+	c->st = RC_MAIL;
+	c->deadline = time(NULL) + T_CMD;
+	t->replies_expected = 1;
+	if (c->caps.pipelining) {
+		/* RFC 2920: MAIL, every RCPT and DATA in one go; replies come in order */
+		for (size_t i = 0; i < j->nrcpts; i++)
+			rc_send_cmd(c, "RCPT TO:<%s>", j->rcpts[i]);
+		t->mail_rcpt_sent = j->nrcpts;
+		rc_send_cmd(c, "DATA");
+		t->replies_expected = 2 + j->nrcpts;
+	}
+	rc_flush(c);
+}
+
+static void
+rc_to_idle(struct rconn *c)
+{
+	struct relay *r = c->r;
+
+	if (r->nidle >= IDLE_MAX || !c->used) {
+		rc_send_cmd(c, "QUIT");
+		c->st = RC_QUIT;
+		rc_flush(c);
+		return;
+	}
+	c->st = RC_READY;
+	c->idle_since = time(NULL);
+	c->deadline = c->idle_since + IDLE_KEEP;
+	c->prev = NULL;
+	c->next = r->idle;
+	if (r->idle)
+		r->idle->prev = c;
+	r->idle = c;
+	r->nidle++;
+	rc_update(c);
+}
+
+/* One complete reply arrived on c. */
+static void
+rc_reply(struct rconn *c)
+{
+	struct rtask *t = c->task;
+	const struct smtp_reply *rp = &c->reply;
+	char d[400];
+
+	log_debug("relay=%s smtp=in code=%d text=\"%.200s\"", c->t.host, rp->code, rp->text);
+	if (c->st == RC_QUIT) {
+		rc_close(c);
+		return;
+	}
+	if (t == NULL) {
+		/* an idle connection spoke (421 on timeout, say): drop it */
+		rc_close(c);
+		return;
+	}
+	switch (c->st) {
+	case RC_BANNER:
+		if (rp->code != 220) {
+			diag_of(rp, d, sizeof(d));
+			rc_fail(c, "greeting: %s", d);
+			return;
+		}
+		send_ehlo(c);
+		break;
+	case RC_EHLO:
+		if (smtp_reply_completion(rp->code)) {
+			smtp_caps_parse(rp, &c->caps);
+			if (c->caps.starttls && !c->tls_up && !c->no_tls && c->r->client_tls != NULL) {
+				rc_send_cmd(c, "STARTTLS");
+				c->st = RC_STARTTLS;
+				break;
+			}
+			task_begin_tx(t);
+			return;
+		}
+		if (rp->code >= 500 && rp->code != 503) {
+			/* an old server: fall back to HELO (RFC 5321 §3.2) */
+			rc_send_cmd(c, "HELO %s", t->job->cfg->conf.hostname);
+			c->st = RC_HELO;
+			break;
+		}
+		diag_of(rp, d, sizeof(d));
+		rc_fail(c, "EHLO: %s", d);
+		return;
+	case RC_HELO:
+		if (!smtp_reply_completion(rp->code)) {
+			diag_of(rp, d, sizeof(d));
+			rc_fail(c, "HELO: %s", d);
+			return;
+		}
+		memset(&c->caps, 0, sizeof(c->caps));
+		task_begin_tx(t);
+		return;
+	case RC_STARTTLS:
+		if (rp->code != 220) {
+			/* the offer was not meant: go on in plaintext on this connection */
+			log_info("qid=%s event=relay-starttls-refused host=%s code=%d", t->job->qid,
+			    c->t.host, rp->code);
+			task_begin_tx(t);
+			return;
+		}
+		{
+			struct netaddr lit;
+			/* SNI carries a host name, never an address (RFC 6066 §3) */
+			int is_ip = netaddr_parse(c->t.host, &lit) == 0 || c->t.host[0] == '[';
+			c->tls = tls_conn_new(c->r->client_tls, c->io.fd, 0, is_ip ? NULL : c->t.host);
+		}
+		if (c->tls == NULL) {
+			rc_fail(c, "cannot start TLS");
+			return;
+		}
+		c->st = RC_HANDSHAKE;
+		c->tls_want = EPOLLOUT;
+		smtp_reply_init(&c->parser);
+		c->deadline = time(NULL) + T_CMD;
+		rc_update(c);
+		return;
+	case RC_MAIL:
+	case RC_RCPT:
+	case RC_DATA:
+		if (t->replies_expected > 0)
+			t->replies_expected--;
+		if (c->st == RC_MAIL) {
+			t->mail_ok = smtp_reply_completion(rp->code);
+			if (!t->mail_ok) {
+				diag_of(rp, d, sizeof(d));
+				for (size_t i = 0; i < t->job->nrcpts; i++)
+					set_result(t, i, rp);
+			}
+			c->st = RC_RCPT;
+			if (!c->caps.pipelining) {
+				if (!t->mail_ok)
+					goto tx_over;
+				rc_send_cmd(c, "RCPT TO:<%s>", t->job->rcpts[0]);
+				t->mail_rcpt_sent = 1;
+				t->replies_expected = 1;
+			}
+			break;
+		}
+		if (c->st == RC_RCPT && t->rcpt_replied < t->mail_rcpt_sent) {
+			size_t i = t->rcpt_replied++;
+			if (t->mail_ok) {
+				if (smtp_reply_completion(rp->code)) {
+					t->accepted[i] = 1;
+					t->naccepted++;
+				} else
+					set_result(t, i, rp);
+			}
+			if (!c->caps.pipelining) {
+				if (t->rcpt_replied < t->job->nrcpts) {
+					rc_send_cmd(c, "RCPT TO:<%s>", t->job->rcpts[t->rcpt_replied]);
+					t->mail_rcpt_sent++;
+					t->replies_expected = 1;
+					break;
+				}
+				if (t->naccepted == 0)
+					goto tx_over;
+				rc_send_cmd(c, "DATA");
+				t->replies_expected = 1;
+			}
+			if (t->rcpt_replied == t->job->nrcpts)
+				c->st = RC_DATA;
+			c->deadline = time(NULL) + (c->st == RC_DATA ? T_DATA_INIT : T_CMD);
+			break;
+		}
+		/* the DATA reply */
+		if (rp->code == 354) {
+			if (!t->mail_ok || t->naccepted == 0) {
+				/* nothing to send for: an empty message would be delivered */
+				rc_send_cmd(c, ".");
+				c->st = RC_DOT;
+				t->final = 1;
+				c->deadline = time(NULL) + T_DOT;
+				break;
+			}
+			c->st = RC_BODY;
+			c->deadline = time(NULL) + T_DATA_BLOCK;
+			t->body_sent = 0;
+			t->body_bol = 1;
+			t->body_cr = 0;
+			if (body_pump(t, c) == 1) {
+				c->st = RC_DOT;
+				c->deadline = time(NULL) + T_DOT;
+			}
+			break;
+		}
+		if (t->mail_ok && t->naccepted > 0)
+			for (size_t i = 0; i < t->job->nrcpts; i++)
+				if (t->accepted[i])
+					set_result(t, i, rp);
+		goto tx_over;
+	case RC_DOT:
+		if (!t->final || t->naccepted > 0) {
+			for (size_t i = 0; i < t->job->nrcpts; i++)
+				if (t->accepted[i])
+					set_result(t, i, rp);
+		}
+		t->final = 1;
+		snprintf(t->job->remote_mta, sizeof(t->job->remote_mta), "dns; %s", c->t.host);
+		goto tx_over;
+	default:
+		rc_fail(c, "unexpected reply %d", rp->code);
+		return;
+	}
+	rc_flush(c);
+	return;
+
+tx_over:
+	/* the transaction is over; keep the connection only if it ended cleanly */
+	snprintf(t->job->remote_mta, sizeof(t->job->remote_mta), "dns; %s", c->t.host);
+	t->c = NULL;
+	c->task = NULL;
+	{
+		int clean = t->final && smtp_reply_completion(rp->code) && t->replies_expected == 0;
+		if (!clean && t->replies_expected > 0) {
+			/* pipelined replies still to come: do not reuse */
+			rc_send_cmd(c, "QUIT");
+			c->st = RC_QUIT;
+			rc_flush(c);
+		} else if (clean)
+			rc_to_idle(c);
+		else {
+			rc_send_cmd(c, "QUIT");
+			c->st = RC_QUIT;
+			rc_flush(c);
+		}
+	}
+	t->final = 1;
+	task_done(t);
+}
+
+static void
+rc_handshake(struct rconn *c)
+{
+	int r = tls_handshake(c->tls);
+
+	if (r == TLS_WANT_READ || r == TLS_WANT_WRITE) {
+		c->tls_want = r == TLS_WANT_READ ? EPOLLIN : EPOLLOUT;
+		rc_update(c);
+		return;
+	}
+	if (r != TLS_OK) {
+		struct rtask *t = c->task;
+		log_info("qid=%s event=relay-tls-failed host=%s reason=\"%s\" action=retry-plaintext",
+		    t ? t->job->qid : "-", c->t.host, tls_conn_error(c->tls));
+		if (t != NULL) {
+			/* RFC 3207 allows going on without TLS; do it on a fresh connection */
+			t->no_tls_for_cur = 1;
+			t->c = NULL;
+			c->task = NULL;
+			rc_close(c);
+			task_next_target(t);
+			return;
+		}
+		rc_close(c);
+		return;
+	}
+	c->tls_up = 1;
+	c->tls_want = 0;
+	if (c->task != NULL)
+		log_info("qid=%s event=relay-tls host=%s tls=\"%s %s\"", c->task->job->qid, c->t.host,
+		    tls_conn_version(c->tls), tls_conn_cipher(c->tls));
+	send_ehlo(c);	/* RFC 3207 §4.2: start over */
+	c->st = RC_EHLO;
+	rc_flush(c);
+}
+
+static void
+rc_io(struct ev_io *io, uint32_t events)
+{
+	struct rconn *c = io->arg;
+	char buf[16384];
+
+	if (c->dead)
+		return;
+	if (c->st == RC_CONNECTING) {
+		int err = 0;
+		socklen_t l = sizeof(err);
+		getsockopt(c->io.fd, SOL_SOCKET, SO_ERROR, &err, &l);
+		if (err != 0 || (events & (EPOLLERR | EPOLLHUP))) {
+			rc_fail(c, "connect: %s", strerror(err ? err : ECONNREFUSED));
+			return;
+		}
+		c->st = RC_BANNER;
+		c->deadline = time(NULL) + T_BANNER;
+		rc_update(c);
+		return;
+	}
+	if (c->st == RC_HANDSHAKE) {
+		rc_handshake(c);
+		return;
+	}
+	if ((events & EPOLLOUT) || c->tls_want == EPOLLOUT) {
+		c->tls_want = 0;
+		if (c->st == RC_BODY && c->outoff == c->outlen && c->task != NULL) {
+			int r = body_pump(c->task, c);
+			if (r < 0)
+				return;
+			if (r == 1) {
+				c->st = RC_DOT;
+				c->deadline = time(NULL) + T_DOT;
+			} else
+				c->deadline = time(NULL) + T_DATA_BLOCK;
+		}
+		rc_flush(c);
+		if (c->dead)
+			return;
+	}
+	if (!(events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+		return;
+	for (;;) {
+		ssize_t n = rc_read(c, buf, sizeof(buf));
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+			if (c->task == NULL) {
+				rc_close(c);
+				return;
+			}
+			rc_fail(c, "connection lost%s%s", n < 0 ? ": " : "", n < 0 ? strerror(errno) : "");
+			return;
+		}
+		if (n < 0)
+			break;
+		size_t off = 0;
+		while (off < (size_t)n) {
+			size_t used;
+			int r = smtp_reply_feed(&c->parser, buf + off, (size_t)n - off, &used, &c->reply);
+			off += used;
+			if (r < 0) {
+				rc_fail(c, "malformed reply from server");
+				return;
+			}
+			if (r == 0)
+				break;
+			rc_reply(c);
+			/* c may be closed, idle or in a handshake now: stop reading then */
+			if (c->dead || c->st == RC_HANDSHAKE || c->st == RC_READY)
+				return;
+		}
+		if (c->st == RC_HANDSHAKE)
+			return;
+	}
+	rc_update(c);
+}
+
+/* ---- targets ---- */
+
+static int
+target_is_self(const struct rtask *t, const struct target *tg)
+{
+	const struct conf *cf = &t->job->cfg->conf;
+	const struct hostport *lists[3] = { cf->listen, cf->submission_listen, cf->smtps_listen };
+	size_t ns[3] = { cf->nlisten, cf->nsubmission_listen, cf->nsmtps_listen };
+
+	if (strcasecmp(tg->host, cf->hostname) == 0)
+		return 1;
+	for (int k = 0; k < 3; k++)
+		for (size_t i = 0; i < ns[k]; i++) {
+			const struct hostport *hp = &lists[k][i];
+			if (hp->port != tg->port)
+				continue;
+			if (netaddr_equal(&hp->addr, &tg->addr) ||
+			    (netaddr_is_any(&hp->addr) && netaddr_is_loopback(&tg->addr)))
+				return 1;
+		}
+	return 0;
+}
+
+static void
+task_next_target(struct rtask *t)
+{
+	struct relay *r = t->r;
+	struct rconn *c;
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	int fd;
+
+	while (t->cur < t->ntargets) {
+		struct target *tg = &t->targets[t->cur];
+
+		/* an idle connection to the same place is the cheapest way there */
+		for (c = r->idle; c != NULL && !t->no_tls_for_cur; c = c->next) {
+			if (netaddr_equal(&c->t.addr, &tg->addr) && c->t.port == tg->port) {
+				if (c->prev)
+					c->prev->next = c->next;
+				else
+					r->idle = c->next;
+				if (c->next)
+					c->next->prev = c->prev;
+				r->nidle--;
+				c->prev = c->next = NULL;
+				c->task = t;
+				t->c = c;
+				str_copy(c->t.host, sizeof(c->t.host), tg->host);
+				task_begin_tx(t);
+				return;
+			}
+		}
+		sl = netaddr_to_sockaddr(&tg->addr, tg->port, &ss);
+		fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (fd < 0) {
+			snprintf(t->err, sizeof(t->err), "x-imsd; socket: %s", strerror(errno));
+			t->cur++;
+			continue;
+		}
+		if (connect(fd, (struct sockaddr *)&ss, sl) < 0 && errno != EINPROGRESS) {
+			snprintf(t->err, sizeof(t->err), "x-imsd; connect to %s: %s", tg->host,
+			    strerror(errno));
+			close(fd);
+			t->cur++;
+			continue;
+		}
+		if ((c = calloc(1, sizeof(*c))) == NULL) {
+			close(fd);
+			break;
+		}
+		int one = 1;
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		c->r = r;
+		c->t = *tg;
+		c->st = RC_CONNECTING;
+		c->no_tls = t->no_tls_for_cur;
+		c->deadline = time(NULL) + T_CONNECT;
+		c->task = t;
+		smtp_reply_init(&c->parser);
+		t->c = c;
+		t->no_tls_for_cur = 0;
+		if (ev_io_start(r->loop, &c->io, fd, EPOLLOUT, rc_io, c) < 0) {
+			close(fd);
+			free(c);
+			t->c = NULL;
+			break;
+		}
+		return;
+	}
+	task_done(t);
+}
+
+static void
+add_target(struct rtask *t, const char *host, const struct netaddr *a, uint16_t port)
+{
+	struct target *tg;
+
+	if (t->ntargets >= TARGETS_MAX)
+		return;
+	tg = &t->targets[t->ntargets];
+	str_copy(tg->host, sizeof(tg->host), host);
+	tg->addr = *a;
+	tg->port = port;
+	if (target_is_self(t, tg)) {
+		t->err_perm = 1;
+		snprintf(t->err, sizeof(t->err), "x-imsd; mail for %s loops back to myself (%s)",
+		    t->job->domain, host);
+		return;
+	}
+	t->ntargets++;
+}
+
+static void
+dns_done(void *arg, const struct dns_result *res)
+{
+	struct rtask *t = arg;
+	const struct conf *cf = &t->job->cfg->conf;
+	uint16_t port = cf->relayhost != NULL ? cf->relayhost_port : cf->smtp_port;
+	int self = 0;
+
+	t->dq = NULL;
+	switch (res->status) {
+	case DNS_OK:
+		for (size_t h = 0; h < res->nhosts; h++)
+			for (size_t a = 0; a < res->hosts[h].naddrs; a++)
+				add_target(t, res->hosts[h].name, &res->hosts[h].addrs[a], port);
+		if (t->ntargets == 0 && t->err_perm) {
+			self = 1;
+			task_fail_rest(t, RELAY_PERM, "5.4.6", t->err);
+		}
+		break;
+	case DNS_NXDOMAIN:
+	case DNS_NOHOSTS:
+		snprintf(t->err, sizeof(t->err), "x-imsd; %s", res->why);
+		task_fail_rest(t, RELAY_PERM, "5.1.2", t->err);
+		break;
+	case DNS_NULLMX:
+		snprintf(t->err, sizeof(t->err), "x-imsd; %s does not accept mail (null MX, RFC 7505)",
+		    t->job->domain);
+		task_fail_rest(t, RELAY_PERM, "5.1.10", t->err);
+		break;
+	default:
+		snprintf(t->err, sizeof(t->err), "x-imsd; DNS lookup failed: %s", res->why);
+		task_fail_rest(t, RELAY_TEMP, "4.4.3", t->err);
+		break;
+	}
+	(void)self;
+	t->err_perm = 0;
+	if (t->ntargets == 0) {
+		task_done(t);
+		return;
+	}
+	task_next_target(t);
+}
+
+/* ---- public ---- */
+
+struct relay *
+relay_new(struct ev_loop *loop, struct dns *dns, char *err, size_t errlen)
+{
+	struct relay *r = calloc(1, sizeof(*r));
+
+	if (r == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	r->loop = loop;
+	r->dns = dns;
+	if ((r->client_tls = tls_client_ctx_new(err, errlen)) == NULL) {
+		free(r);
+		return NULL;
+	}
+	if ((r->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0 ||
+	    ev_io_start(loop, &r->eio, r->efd, EPOLLIN, finished_cb, r) < 0) {
+		snprintf(err, errlen, "eventfd: %s", strerror(errno));
+		tls_ctx_unref(r->client_tls);
+		free(r);
+		return NULL;
+	}
+	return r;
+}
+
+void
+relay_start(struct relay *r, struct relay_job *job)
+{
+	struct rtask *t = calloc(1, sizeof(*t));
+	const struct conf *cf = &job->cfg->conf;
+
+	for (size_t i = 0; i < job->nrcpts; i++)
+		job->results[i].status[0] = '\0';
+	if (t == NULL || (t->accepted = calloc(job->nrcpts ? job->nrcpts : 1, sizeof(int))) == NULL) {
+		/* report through the normal path so done() is never synchronous */
+		free(t);
+		t = calloc(1, sizeof(*t));
+		if (t == NULL)
+			abort();	/* out of memory with a job in hand: nothing sane remains */
+	}
+	t->r = r;
+	t->job = job;
+	t->next = r->tasks;
+	if (r->tasks)
+		r->tasks->prev = t;
+	r->tasks = t;
+	r->ntasks++;
+	if (t->accepted == NULL) {
+		snprintf(t->err, sizeof(t->err), "x-imsd; out of memory");
+		task_done(t);
+		return;
+	}
+	if (cf->relayhost != NULL) {
+		struct netaddr a;
+		if (netaddr_parse(cf->relayhost, &a) == 0) {
+			add_target(t, cf->relayhost, &a, cf->relayhost_port);
+			if (t->ntargets == 0) {
+				task_fail_rest(t, RELAY_PERM, "5.4.6", t->err);
+				task_done(t);
+				return;
+			}
+			task_next_target(t);
+			return;
+		}
+		t->dq = cf->relayhost_literal ? dns_resolve_host(r->dns, cf->relayhost, dns_done, t) :
+		    dns_resolve_mail(r->dns, cf->relayhost, dns_done, t);
+		if (t->dq == NULL) {
+			snprintf(t->err, sizeof(t->err), "x-imsd; cannot look up %s", cf->relayhost);
+			task_done(t);
+		}
+		return;
+	}
+	if (job->domain[0] == '[') {
+		/* an address literal: no DNS (RFC 5321 §5.1) */
+		char lit[256];
+		struct netaddr a;
+		const char *p = job->domain + 1;
+		if (strncasecmp(p, "IPv6:", 5) == 0)
+			p += 5;
+		str_copy(lit, sizeof(lit), p);
+		char *e = strchr(lit, ']');
+		if (e != NULL)
+			*e = '\0';
+		if (netaddr_parse(lit, &a) == 0)
+			add_target(t, job->domain, &a, cf->smtp_port);
+		if (t->ntargets == 0) {
+			if (t->err[0] == '\0')
+				snprintf(t->err, sizeof(t->err), "x-imsd; bad address literal %s",
+				    job->domain);
+			task_fail_rest(t, RELAY_PERM, t->err_perm ? "5.4.6" : "5.1.2", t->err);
+			task_done(t);
+			return;
+		}
+		task_next_target(t);
+		return;
+	}
+	t->dq = dns_resolve_mail(r->dns, job->domain, dns_done, t);
+	if (t->dq == NULL) {
+		snprintf(t->err, sizeof(t->err), "x-imsd; cannot look up %s", job->domain);
+		task_done(t);
+	}
+}
+
+void
+relay_tick(struct relay *r, time_t now)
+{
+	struct rtask *t, *tn;
+	struct rconn *c, *cn;
+
+	for (c = r->idle; c != NULL; c = cn) {
+		cn = c->next;
+		if (now >= c->deadline) {
+			/* polite, but do not wait for the answer */
+			rc_send_cmd(c, "QUIT");
+			rc_flush(c);
+			rc_close(c);
+		}
+	}
+	for (t = r->tasks; t != NULL; t = tn) {
+		tn = t->next;
+		if (t->c != NULL && !t->c->dead && now >= t->c->deadline)
+			rc_fail(t->c, "timeout in state %d", (int)t->c->st);
+	}
+}
+
+unsigned
+relay_active(const struct relay *r)
+{
+	return r->ntasks;
+}
+
+void
+relay_free(struct relay *r)
+{
+	while (r->idle != NULL)
+		rc_close(r->idle);
+	while (r->tasks != NULL) {
+		struct rtask *t = r->tasks;
+		struct rconn *c = t->c;
+		snprintf(t->err, sizeof(t->err), "x-imsd; server shutting down");
+		if (c != NULL) {
+			c->task = NULL;
+			t->c = NULL;
+			c->st = RC_QUIT;
+			rc_close(c);
+		}
+		task_done(t);
+	}
+	finished_cb(&r->eio, EPOLLIN);
+	ev_io_stop(r->loop, &r->eio);
+	close(r->efd);
+	tls_ctx_unref(r->client_tls);
+	free(r);
+}

@@ -1,0 +1,897 @@
+/*
+ * qmgr — the queue manager; see qmgr.h.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "deliver/dsn.h"
+#include "deliver/maildir.h"
+#include "deliver/relay.h"
+#include "sched/qmgr.h"
+#include "server/workq.h"
+#include "util/log.h"
+#include "util/str.h"
+
+#define HOPS_MAX	100	/* Received headers before a message is a loop (RFC 5321 §6.3) */
+#define HEADER_SCAN_MAX	(64 * 1024)
+
+struct qm_msg {
+	struct qm_msg *prev, *next;
+	struct qenv env;
+	uint64_t size;
+	unsigned inflight;	/* delivery jobs out */
+	int updating;		/* a bookkeeping job is out */
+	int deleted;
+	int loops;		/* too many Received headers */
+	/* results waiting for the next bookkeeping job */
+	char *journal;
+	size_t jlen, jcap;
+	int bounce_pending;	/* some recipients newly failed */
+	unsigned char *newly_failed;	/* per recipient, for the next bounce */
+	int warn_pending;
+};
+
+struct qmgr {
+	struct queue *q;
+	struct workq *wq;
+	struct relay *relay;
+	struct cfg *cfg;
+	struct qm_msg *msgs;
+	unsigned nmsgs;
+	unsigned local_jobs, relay_jobs, book_jobs;
+	int stopping;
+	struct destcount { char dom[256]; unsigned n; } dests[QMGR_RELAY_MAX];
+};
+
+static void qm_schedule(struct qmgr *m, struct qm_msg *msg, time_t now);
+static void qm_maybe_book(struct qmgr *m, struct qm_msg *msg);
+
+/* ---- helpers ---- */
+
+static void
+msg_free(struct qm_msg *msg)
+{
+	qenv_free(&msg->env);
+	free(msg->journal);
+	free(msg->newly_failed);
+	free(msg);
+}
+
+static void
+jappend(struct qm_msg *msg, const char *line)
+{
+	size_t n = strlen(line);
+
+	if (msg->jlen + n + 1 > msg->jcap) {
+		size_t cap = msg->jcap ? msg->jcap * 2 : 256;
+		while (cap < msg->jlen + n + 1)
+			cap *= 2;
+		char *p = realloc(msg->journal, cap);
+		if (p == NULL)
+			return;	/* state stays in memory; a restart retries (at-least-once) */
+		msg->journal = p;
+		msg->jcap = cap;
+	}
+	memcpy(msg->journal + msg->jlen, line, n + 1);
+	msg->jlen += n;
+}
+
+/* One line of text for the journal: no control bytes. */
+static void
+sanitize(char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || (unsigned char)*s >= 0x7f)
+			*s = ' ';
+}
+
+static const char *
+rcpt_domain(const char *addr)
+{
+	const char *at = strrchr(addr, '@');
+
+	return at ? at + 1 : "";
+}
+
+static int
+rcpt_is_local(const struct conf *c, const char *addr)
+{
+	char dom[256];
+
+	str_copy(dom, sizeof(dom), rcpt_domain(addr));
+	for (char *p = dom; *p; p++)
+		*p = (char)tolower((unsigned char)*p);
+	return dom[0] != '[' && conf_is_local_domain(c, dom);
+}
+
+static unsigned
+backoff(const struct conf *c, unsigned attempts)
+{
+	unsigned long long v = c->retry_min;
+
+	for (unsigned i = 1; i < attempts && v < c->retry_max; i++)
+		v *= 2;
+	return v > c->retry_max ? c->retry_max : (unsigned)v;
+}
+
+static struct destcount *
+dest_slot(struct qmgr *m, const char *dom, int create)
+{
+	struct destcount *free_slot = NULL;
+
+	for (int i = 0; i < QMGR_RELAY_MAX; i++) {
+		if (m->dests[i].n > 0 && strcmp(m->dests[i].dom, dom) == 0)
+			return &m->dests[i];
+		if (m->dests[i].n == 0 && free_slot == NULL)
+			free_slot = &m->dests[i];
+	}
+	if (create && free_slot != NULL)
+		str_copy(free_slot->dom, sizeof(free_slot->dom), dom);
+	return create ? free_slot : NULL;
+}
+
+/* Count Received: header lines in the stored message's header section. */
+static int
+count_hops(struct queue *q, const char *qid)
+{
+	struct qenv env;
+	uint64_t off, len;
+	char err[256], *buf;
+	int fd, hops = 0;
+	ssize_t n;
+
+	if (queue_load(q, qid, &env, &fd, &off, &len, err, sizeof(err)) < 0)
+		return 0;
+	qenv_free(&env);
+	if (len > HEADER_SCAN_MAX)
+		len = HEADER_SCAN_MAX;
+	if ((buf = malloc((size_t)len + 1)) == NULL) {
+		close(fd);
+		return 0;
+	}
+	n = pread(fd, buf, (size_t)len, (off_t)off);
+	close(fd);
+	if (n > 0) {
+		buf[n] = '\0';
+		for (char *p = buf; p != NULL && *p != '\0'; ) {
+			if (p[0] == '\r' || p[0] == '\n')
+				break;	/* end of the header section */
+			if (strncasecmp(p, "Received:", 9) == 0)
+				hops++;
+			p = strchr(p, '\n');
+			if (p != NULL)
+				p++;
+		}
+	}
+	free(buf);
+	return hops;
+}
+
+/* ---- results ---- */
+
+/* Record one recipient's outcome in memory and in the journal-to-be. */
+static void
+qm_result(struct qmgr *m, struct qm_msg *msg, size_t i, enum relay_outcome oc,
+    const char *status, const char *diag, time_t now)
+{
+	struct qrcpt *r = &msg->env.rcpts[i];
+	char line[600], d[320];
+
+	str_copy(d, sizeof(d), diag ? diag : "");
+	sanitize(d);
+	switch (oc) {
+	case RELAY_OK:
+		r->state = QR_DONE;
+		snprintf(line, sizeof(line), "done %zu\n", i);
+		break;
+	case RELAY_PERM:
+		r->state = QR_FAILED;
+		str_copy(r->status, sizeof(r->status), status && status[0] ? status : "5.0.0");
+		str_copy(r->last_error, sizeof(r->last_error), d);
+		snprintf(line, sizeof(line), "fail %zu %s %s\n", i, r->status, d);
+		if (msg->newly_failed != NULL)
+			msg->newly_failed[i] = 1;
+		msg->bounce_pending = 1;
+		log_info("qid=%s event=bounced to=<%s> status=%s reason=\"%s\"", msg->env.qid,
+		    r->addr, r->status, d);
+		break;
+	default:
+		r->attempts++;
+		r->next_try = now + backoff(&m->cfg->conf, r->attempts);
+		str_copy(r->status, sizeof(r->status), status && status[0] ? status : "4.0.0");
+		str_copy(r->last_error, sizeof(r->last_error), d);
+		snprintf(line, sizeof(line), "defer %zu %u %lld %s\n", i, r->attempts,
+		    (long long)r->next_try, d);
+		log_info("qid=%s event=deferred to=<%s> status=%s attempts=%u retry_in=%lds "
+		    "reason=\"%s\"", msg->env.qid, r->addr, r->status, r->attempts,
+		    (long)(r->next_try - now), d);
+		break;
+	}
+	jappend(msg, line);
+}
+
+/* ---- local delivery (worker threads) ---- */
+
+struct local_job {
+	struct work w;
+	struct qmgr *m;
+	struct qm_msg *msg;
+	struct cfg *cfg;
+	size_t n;
+	size_t *idx;
+	int *ok;
+	char (*err)[300];
+};
+
+static void
+local_run(struct work *w)
+{
+	struct local_job *j = (struct local_job *)w;
+	struct qenv env;
+	uint64_t off, len;
+	char err[300], unique[64];
+	int fd;
+
+	if (queue_load(j->m->q, j->msg->env.qid, &env, &fd, &off, &len, err, sizeof(err)) < 0) {
+		for (size_t k = 0; k < j->n; k++) {
+			j->ok[k] = 0;
+			str_copy(j->err[k], sizeof(j->err[k]), err);
+		}
+		return;
+	}
+	for (size_t k = 0; k < j->n; k++) {
+		const struct qrcpt *r = &j->msg->env.rcpts[j->idx[k]];
+		snprintf(unique, sizeof(unique), "%s_%zu", env.qid, j->idx[k]);
+		j->ok[k] = maildir_deliver(j->cfg->conf.mail_dir, r->addr, env.sender, fd, off, len,
+		    j->cfg->conf.hostname, unique, j->err[k], sizeof(j->err[k])) == 0;
+	}
+	close(fd);
+	qenv_free(&env);
+}
+
+static void
+local_done(struct work *w)
+{
+	struct local_job *j = (struct local_job *)w;
+	struct qmgr *m = j->m;
+	struct qm_msg *msg = j->msg;
+	time_t now = time(NULL);
+
+	m->local_jobs--;
+	msg->inflight--;
+	for (size_t k = 0; k < j->n; k++) {
+		const struct qrcpt *r = &msg->env.rcpts[j->idx[k]];
+		if (j->ok[k])
+			log_info("qid=%s event=delivered to=<%s> orcpt=<%s> from=<%s> size=%llu "
+			    "mailer=maildir status=2.0.0 delay=%lds", msg->env.qid, r->addr, r->orcpt,
+			    msg->env.sender, (unsigned long long)msg->size, (long)(now - msg->env.arrival));
+		qm_result(m, msg, j->idx[k], j->ok[k] ? RELAY_OK : RELAY_TEMP, j->ok[k] ? "2.0.0" :
+		    "4.3.0", j->ok[k] ? NULL : j->err[k], now);
+	}
+	cfg_unref(j->cfg);
+	free(j->idx);
+	free(j->ok);
+	free(j->err);
+	free(j);
+	qm_maybe_book(m, msg);
+}
+
+static void
+start_local(struct qmgr *m, struct qm_msg *msg, size_t *idx, size_t n)
+{
+	struct local_job *j = calloc(1, sizeof(*j));
+
+	if (j == NULL || (j->idx = calloc(n, sizeof(*j->idx))) == NULL ||
+	    (j->ok = calloc(n, sizeof(*j->ok))) == NULL ||
+	    (j->err = calloc(n, sizeof(*j->err))) == NULL) {
+		if (j != NULL) {
+			free(j->idx);
+			free(j->ok);
+		}
+		free(j);
+		return;
+	}
+	memcpy(j->idx, idx, n * sizeof(*idx));
+	j->n = n;
+	j->m = m;
+	j->msg = msg;
+	j->cfg = cfg_ref(m->cfg);
+	j->w.run = local_run;
+	j->w.done = local_done;
+	m->local_jobs++;
+	msg->inflight++;
+	workq_submit(m->wq, &j->w);
+}
+
+/* ---- remote delivery (relay, loop thread) ---- */
+
+struct rjob {
+	struct relay_job job;
+	struct qmgr *m;
+	struct qm_msg *msg;
+	size_t *idx;
+	char dest[256];
+};
+
+static void
+relay_done_cb(struct relay_job *job)
+{
+	struct rjob *rj = job->arg;
+	struct qmgr *m = rj->m;
+	struct qm_msg *msg = rj->msg;
+	struct destcount *dc = dest_slot(m, rj->dest, 0);
+	time_t now = time(NULL);
+
+	m->relay_jobs--;
+	if (dc != NULL && dc->n > 0)
+		dc->n--;
+	msg->inflight--;
+	for (size_t k = 0; k < job->nrcpts; k++) {
+		const struct relay_result *res = &job->results[k];
+		const struct qrcpt *r = &msg->env.rcpts[rj->idx[k]];
+		if (res->outcome == RELAY_OK)
+			log_info("qid=%s event=delivered to=<%s> orcpt=<%s> from=<%s> size=%llu "
+			    "mailer=smtp relay=\"%s\" status=%s delay=%lds reply=\"%s\"", msg->env.qid,
+			    r->addr, r->orcpt, msg->env.sender, (unsigned long long)msg->size,
+			    job->remote_mta, res->status, (long)(now - msg->env.arrival), res->diag);
+		qm_result(m, msg, rj->idx[k], res->outcome, res->status, res->diag, now);
+	}
+	cfg_unref(job->cfg);
+	free(job->results);
+	free(job->rcpts);
+	free(rj->idx);
+	free(rj);
+	qm_maybe_book(m, msg);
+	/* a slot freed: others may be waiting for it */
+	for (struct qm_msg *o = m->msgs; o != NULL; o = o->next)
+		if (o->inflight == 0 && !o->updating)
+			qm_schedule(m, o, now);
+}
+
+static int
+start_relay(struct qmgr *m, struct qm_msg *msg, const char *dest, size_t *idx, size_t n)
+{
+	struct rjob *rj;
+	struct destcount *dc;
+	char err[256];
+	struct qenv env;
+	int fd;
+
+	if (m->relay_jobs >= QMGR_RELAY_MAX)
+		return -1;
+	dc = dest_slot(m, dest, 1);
+	if (dc == NULL || dc->n >= QMGR_DEST_MAX)
+		return -1;
+	if ((rj = calloc(1, sizeof(*rj))) == NULL ||
+	    (rj->idx = calloc(n, sizeof(*rj->idx))) == NULL ||
+	    (rj->job.rcpts = calloc(n, sizeof(char *))) == NULL ||
+	    (rj->job.results = calloc(n, sizeof(*rj->job.results))) == NULL) {
+		if (rj != NULL) {
+			free(rj->idx);
+			free(rj->job.rcpts);
+		}
+		free(rj);
+		return -1;
+	}
+	if (queue_load(m->q, msg->env.qid, &env, &fd, &rj->job.body_off, &rj->job.body_len, err,
+	    sizeof(err)) < 0) {
+		log_error("qid=%s event=queue-error reason=\"%s\"", msg->env.qid, err);
+		free(rj->idx);
+		free(rj->job.rcpts);
+		free(rj->job.results);
+		free(rj);
+		return -1;
+	}
+	qenv_free(&env);
+	memcpy(rj->idx, idx, n * sizeof(*idx));
+	rj->m = m;
+	rj->msg = msg;
+	str_copy(rj->dest, sizeof(rj->dest), dest);
+	str_copy(rj->job.qid, sizeof(rj->job.qid), msg->env.qid);
+	rj->job.sender = msg->env.sender;
+	rj->job.body_8bit = msg->env.body_8bit;
+	rj->job.fd = fd;
+	str_copy(rj->job.domain, sizeof(rj->job.domain), dest);
+	for (size_t k = 0; k < n; k++)
+		rj->job.rcpts[k] = msg->env.rcpts[idx[k]].addr;
+	rj->job.nrcpts = n;
+	rj->job.cfg = cfg_ref(m->cfg);
+	rj->job.done = relay_done_cb;
+	rj->job.arg = rj;
+	dc->n++;
+	m->relay_jobs++;
+	msg->inflight++;
+	relay_start(m->relay, &rj->job);
+	return 0;
+}
+
+/* ---- bookkeeping (worker threads): journal, bounces, removal ---- */
+
+struct book_job {
+	struct work w;
+	struct qmgr *m;
+	struct qm_msg *msg;
+	struct cfg *cfg;
+	char *journal;
+	int remove;
+	int dsn_action;		/* -1 none, DSN_FAILED or DSN_DELAYED */
+	struct dsn_rcpt *drcpts;
+	size_t ndrcpts;
+	char newqid[32];
+	char err[300];
+};
+
+/* Write a DSN as a new queued message; it is durable before this returns 0. */
+static int
+book_write_dsn(struct book_job *j)
+{
+	struct queue *q = j->m->q;
+	struct qm_msg *msg = j->msg;
+	struct qenv env, dsnenv;
+	struct qrcpt r;
+	struct queue_writer w;
+	struct dsn_info in;
+	uint64_t off, len;
+	char *orig = NULL, *out = NULL, seed[64], *rcvd = NULL;
+	size_t outlen;
+	ssize_t n = 0;
+	int fd, ret = -1;
+	time_t now = time(NULL);
+
+	if (queue_load(q, msg->env.qid, &env, &fd, &off, &len, j->err, sizeof(j->err)) < 0)
+		return -1;
+	qenv_free(&env);
+	if (len > HEADER_SCAN_MAX)
+		len = HEADER_SCAN_MAX;
+	if ((orig = malloc((size_t)len + 1)) != NULL)
+		n = pread(fd, orig, (size_t)len, (off_t)off);
+	close(fd);
+	if (orig == NULL || n < 0) {
+		snprintf(j->err, sizeof(j->err), "cannot read the original message");
+		goto out;
+	}
+	snprintf(seed, sizeof(seed), "%s.%lld", msg->env.qid, (long long)now);
+	memset(&in, 0, sizeof(in));
+	in.hostname = j->cfg->conf.hostname;
+	in.qid = msg->env.qid;
+	in.arrival = msg->env.arrival;
+	in.now = now;
+	in.sender = msg->env.sender;
+	in.action = j->dsn_action == DSN_DELAYED ? DSN_DELAYED : DSN_FAILED;
+	in.retry_hours_left = (unsigned)((j->cfg->conf.queue_lifetime -
+	    (unsigned)(now - msg->env.arrival < 0 ? 0 : now - msg->env.arrival)) / 3600);
+	in.rcpts = j->drcpts;
+	in.nrcpts = j->ndrcpts;
+	in.orig = orig;
+	in.origlen = (size_t)n;
+	in.boundary_seed = seed;
+	if (dsn_build(&in, &out, &outlen) < 0) {
+		snprintf(j->err, sizeof(j->err), "cannot build the delivery status notification");
+		goto out;
+	}
+	memset(&dsnenv, 0, sizeof(dsnenv));
+	memset(&r, 0, sizeof(r));
+	dsnenv.arrival = now;
+	str_copy(dsnenv.client, sizeof(dsnenv.client), "local");
+	str_copy(dsnenv.helo, sizeof(dsnenv.helo), j->cfg->conf.hostname);
+	dsnenv.sender = (char *)"";
+	r.addr = msg->env.sender;
+	r.orcpt = msg->env.sender;
+	dsnenv.rcpts = &r;
+	dsnenv.nrcpts = 1;
+	/* our own trace header first, as for every message we queue */
+	if (queue_create(q, &dsnenv, &w, j->err, sizeof(j->err)) < 0)
+		goto out;
+	{
+		char date[64], hdr[600];
+		struct tm tm;
+		gmtime_r(&now, &tm);
+		strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
+		int hl = snprintf(hdr, sizeof(hdr), "Received: by %s (imsd) id %s;\r\n\t%s\r\n",
+		    j->cfg->conf.hostname, w.qid, date);
+		if (hl < 0 || (size_t)hl >= sizeof(hdr) ||
+		    queue_append(&w, hdr, (size_t)hl, j->err, sizeof(j->err)) < 0 ||
+		    queue_append(&w, out, outlen, j->err, sizeof(j->err)) < 0 ||
+		    queue_finish(&w, j->err, sizeof(j->err)) < 0 ||
+		    queue_sync_file(&w, j->err, sizeof(j->err)) < 0 ||
+		    queue_publish(q, &w, j->err, sizeof(j->err)) < 0 ||
+		    queue_sync_dir(q, j->err, sizeof(j->err)) < 0) {
+			queue_discard(q, &w);
+			goto out;
+		}
+	}
+	str_copy(j->newqid, sizeof(j->newqid), w.qid);
+	ret = 0;
+out:
+	free(rcvd);
+	free(orig);
+	free(out);
+	return ret;
+}
+
+static void
+book_run(struct work *w)
+{
+	struct book_job *j = (struct book_job *)w;
+
+	/* The notice goes into the queue before the journal says "fail": a crash in
+	 * between sends it twice rather than never. */
+	if (j->dsn_action >= 0 && book_write_dsn(j) < 0) {
+		j->remove = 0;
+		log_error("qid=%s event=bounce-error reason=\"%s\"", j->msg->env.qid, j->err);
+	}
+	if (j->journal != NULL && j->journal[0] != '\0' && !(j->remove && j->dsn_action < 0) &&
+	    queue_journal(j->m->q, j->msg->env.qid, j->journal, j->err, sizeof(j->err)) < 0) {
+		log_error("qid=%s event=queue-error reason=\"%s\"", j->msg->env.qid, j->err);
+		j->remove = 0;
+	}
+	if (j->remove && queue_remove(j->m->q, j->msg->env.qid, j->err, sizeof(j->err)) < 0) {
+		log_error("qid=%s event=queue-error reason=\"%s\"", j->msg->env.qid, j->err);
+		j->remove = 0;
+	}
+}
+
+static void
+book_done(struct work *w)
+{
+	struct book_job *j = (struct book_job *)w;
+	struct qmgr *m = j->m;
+	struct qm_msg *msg = j->msg;
+	char newqid[32];
+
+	m->book_jobs--;
+	msg->updating = 0;
+	str_copy(newqid, sizeof(newqid), j->newqid);
+	if (newqid[0] != '\0')
+		log_info("qid=%s event=%s dsn_qid=%s to=<%s>", msg->env.qid,
+		    j->dsn_action == DSN_DELAYED ? "delay-notice" : "bounce-queued", newqid,
+		    msg->env.sender);
+	if (j->remove) {
+		log_info("qid=%s event=removed", msg->env.qid);
+		if (msg->prev)
+			msg->prev->next = msg->next;
+		else
+			m->msgs = msg->next;
+		if (msg->next)
+			msg->next->prev = msg->prev;
+		m->nmsgs--;
+		msg_free(msg);
+		msg = NULL;
+	}
+	for (size_t i = 0; i < j->ndrcpts; i++) {
+		free((char *)j->drcpts[i].diag);
+		free((char *)j->drcpts[i].status);
+	}
+	free(j->drcpts);
+	free(j->journal);
+	cfg_unref(j->cfg);
+	free(j);
+	if (newqid[0] != '\0')
+		qmgr_add(m, newqid);
+	if (msg != NULL) {
+		if (msg->jlen > 0 || msg->bounce_pending || msg->warn_pending)
+			qm_maybe_book(m, msg);
+		else
+			qm_schedule(m, msg, time(NULL));
+	}
+}
+
+/* When no delivery is out, write down what happened (and bounce / warn / remove). */
+static void
+qm_maybe_book(struct qmgr *m, struct qm_msg *msg)
+{
+	struct book_job *j;
+	int all_final = 1;
+
+	if (msg->inflight > 0 || msg->updating || m->stopping)
+		return;
+	for (size_t i = 0; i < msg->env.nrcpts; i++)
+		if (msg->env.rcpts[i].state == QR_PENDING)
+			all_final = 0;
+	if (msg->deleted)
+		all_final = 1;
+	if (msg->jlen == 0 && !msg->bounce_pending && !msg->warn_pending && !all_final) {
+		qm_schedule(m, msg, time(NULL));
+		return;
+	}
+	if ((j = calloc(1, sizeof(*j))) == NULL)
+		return;
+	j->m = m;
+	j->msg = msg;
+	j->cfg = cfg_ref(m->cfg);
+	j->journal = msg->journal;
+	msg->journal = NULL;
+	msg->jlen = msg->jcap = 0;
+	j->remove = all_final;
+	j->dsn_action = -1;
+	if ((msg->bounce_pending || msg->warn_pending) && msg->env.sender[0] != '\0' &&
+	    !msg->deleted) {
+		size_t cnt = 0;
+		int delayed = !msg->bounce_pending;
+		j->drcpts = calloc(msg->env.nrcpts, sizeof(*j->drcpts));
+		for (size_t i = 0; j->drcpts != NULL && i < msg->env.nrcpts; i++) {
+			struct qrcpt *r = &msg->env.rcpts[i];
+			if (delayed ? r->state != QR_PENDING : !msg->newly_failed[i])
+				continue;
+			j->drcpts[cnt].addr = r->addr;
+			j->drcpts[cnt].orcpt = r->orcpt;
+			j->drcpts[cnt].status = strdup(r->status[0] ? r->status :
+			    (delayed ? "4.0.0" : "5.0.0"));
+			j->drcpts[cnt].diag = strdup(r->last_error);
+			cnt++;
+		}
+		j->ndrcpts = cnt;
+		if (cnt > 0)
+			j->dsn_action = delayed ? DSN_DELAYED : DSN_FAILED;
+		if (delayed)
+			jappend(msg, "warned\n");
+	} else if (msg->bounce_pending && msg->env.sender[0] == '\0')
+		log_info("qid=%s event=bounce-dropped reason=\"null sender: a failed bounce is "
+		    "never bounced\"", msg->env.qid);
+	if (msg->journal != NULL) {
+		/* "warned" was appended after the swap: merge */
+		size_t a = j->journal ? strlen(j->journal) : 0, b = strlen(msg->journal);
+		char *p = realloc(j->journal, a + b + 1);
+		if (p != NULL) {
+			memcpy(p + a, msg->journal, b + 1);
+			j->journal = p;
+		}
+		free(msg->journal);
+		msg->journal = NULL;
+		msg->jlen = msg->jcap = 0;
+	}
+	msg->bounce_pending = 0;
+	msg->warn_pending = 0;
+	if (msg->newly_failed != NULL)
+		memset(msg->newly_failed, 0, msg->env.nrcpts);
+	msg->updating = 1;
+	m->book_jobs++;
+	j->w.run = book_run;
+	j->w.done = book_done;
+	workq_submit(m->wq, &j->w);
+}
+
+/* ---- scheduling ---- */
+
+static void
+qm_schedule(struct qmgr *m, struct qm_msg *msg, time_t now)
+{
+	const struct conf *c = &m->cfg->conf;
+	size_t n = msg->env.nrcpts, nlocal = 0;
+	size_t *idx;
+	unsigned char *taken;
+	int any_pending = 0;
+
+	if (msg->inflight > 0 || msg->updating || msg->deleted || m->stopping)
+		return;
+	for (size_t i = 0; i < n; i++)
+		if (msg->env.rcpts[i].state == QR_PENDING)
+			any_pending = 1;
+	if (!any_pending) {
+		qm_maybe_book(m, msg);
+		return;
+	}
+	if (msg->loops) {
+		for (size_t i = 0; i < n; i++)
+			if (msg->env.rcpts[i].state == QR_PENDING)
+				qm_result(m, msg, i, RELAY_PERM, "5.4.6", "x-imsd; mail loop: too "
+				    "many Received headers (more than 100 hops)", now);
+		qm_maybe_book(m, msg);
+		return;
+	}
+	if (now - msg->env.arrival >= (time_t)c->queue_lifetime) {
+		for (size_t i = 0; i < n; i++) {
+			struct qrcpt *r = &msg->env.rcpts[i];
+			char diag[300];
+			if (r->state != QR_PENDING)
+				continue;
+			snprintf(diag, sizeof(diag), "x-imsd; message expired after %u days in the "
+			    "queue; last error: %s", c->queue_lifetime / 86400,
+			    r->last_error[0] ? r->last_error : "none");
+			qm_result(m, msg, i, RELAY_PERM, "5.4.7", diag, now);
+		}
+		qm_maybe_book(m, msg);
+		return;
+	}
+	if (!msg->env.warned && now - msg->env.arrival >= (time_t)c->delay_warning &&
+	    msg->env.sender[0] != '\0') {
+		msg->env.warned = 1;
+		msg->warn_pending = 1;
+		qm_maybe_book(m, msg);
+		return;
+	}
+	if ((idx = calloc(n, sizeof(*idx))) == NULL || (taken = calloc(n, 1)) == NULL) {
+		free(idx);
+		return;
+	}
+	/* local recipients: one job */
+	if (m->local_jobs < QMGR_LOCAL_MAX) {
+		for (size_t i = 0; i < n; i++) {
+			struct qrcpt *r = &msg->env.rcpts[i];
+			if (r->state == QR_PENDING && r->next_try <= now && rcpt_is_local(c, r->addr)) {
+				idx[nlocal++] = i;
+				taken[i] = 1;
+			}
+		}
+		if (nlocal > 0)
+			start_local(m, msg, idx, nlocal);
+	}
+	/* remote recipients: one job per destination (all of them when relayhost is set) */
+	for (size_t i = 0; i < n; i++) {
+		struct qrcpt *r = &msg->env.rcpts[i];
+		char dest[256];
+		size_t k = 0;
+		if (taken[i] || r->state != QR_PENDING || r->next_try > now || rcpt_is_local(c, r->addr))
+			continue;
+		if (c->relayhost != NULL)
+			str_copy(dest, sizeof(dest), "relayhost");
+		else {
+			str_copy(dest, sizeof(dest), rcpt_domain(r->addr));
+			for (char *p = dest; *p; p++)
+				*p = (char)tolower((unsigned char)*p);
+		}
+		for (size_t i2 = i; i2 < n; i2++) {
+			struct qrcpt *r2 = &msg->env.rcpts[i2];
+			char d2[256];
+			if (taken[i2] || r2->state != QR_PENDING || r2->next_try > now ||
+			    rcpt_is_local(c, r2->addr))
+				continue;
+			if (c->relayhost == NULL) {
+				str_copy(d2, sizeof(d2), rcpt_domain(r2->addr));
+				for (char *p = d2; *p; p++)
+					*p = (char)tolower((unsigned char)*p);
+				if (strcmp(d2, dest) != 0)
+					continue;
+			}
+			idx[k++] = i2;
+			taken[i2] = 1;
+		}
+		if (start_relay(m, msg, dest, idx, k) < 0)
+			break;	/* at the concurrency limit: the tick tries again */
+	}
+	free(idx);
+	free(taken);
+}
+
+/* ---- public ---- */
+
+struct qmgr *
+qmgr_new(struct queue *q, struct workq *wq, struct relay *relay, struct cfg *cfg)
+{
+	struct qmgr *m = calloc(1, sizeof(*m));
+
+	if (m == NULL)
+		return NULL;
+	m->q = q;
+	m->wq = wq;
+	m->relay = relay;
+	m->cfg = cfg_ref(cfg);
+	return m;
+}
+
+void
+qmgr_set_cfg(struct qmgr *m, struct cfg *cfg)
+{
+	struct cfg *old = m->cfg;
+
+	m->cfg = cfg_ref(cfg);
+	cfg_unref(old);
+}
+
+void
+qmgr_add(struct qmgr *m, const char *qid)
+{
+	struct qm_msg *msg;
+	char err[300];
+	uint64_t off, len;
+	int fd;
+
+	for (msg = m->msgs; msg != NULL; msg = msg->next)
+		if (strcmp(msg->env.qid, qid) == 0)
+			return;
+	if ((msg = calloc(1, sizeof(*msg))) == NULL)
+		return;
+	if (queue_load(m->q, qid, &msg->env, &fd, &off, &len, err, sizeof(err)) < 0) {
+		log_error("qid=%s event=queue-corrupt reason=\"%s\" action=kept-in-queue", qid, err);
+		free(msg);
+		return;
+	}
+	close(fd);
+	msg->size = len;
+	msg->newly_failed = calloc(msg->env.nrcpts, 1);
+	msg->loops = count_hops(m->q, qid) > HOPS_MAX;
+	msg->next = m->msgs;
+	if (m->msgs)
+		m->msgs->prev = msg;
+	m->msgs = msg;
+	m->nmsgs++;
+	qm_schedule(m, msg, time(NULL));
+}
+
+int
+qmgr_recover(struct qmgr *m)
+{
+	char **ids, err[256];
+	size_t n;
+
+	if (queue_list(m->q, &ids, &n, err, sizeof(err)) < 0) {
+		log_error("event=queue-error reason=\"%s\"", err);
+		return 0;
+	}
+	for (size_t i = 0; i < n; i++)
+		qmgr_add(m, ids[i]);
+	queue_list_free(ids, n);
+	return (int)n;
+}
+
+void
+qmgr_tick(struct qmgr *m, time_t now)
+{
+	struct qm_msg *msg, *next;
+
+	for (msg = m->msgs; msg != NULL; msg = next) {
+		next = msg->next;	/* qm_schedule never frees synchronously */
+		qm_schedule(m, msg, now);
+	}
+}
+
+int
+qmgr_flush(struct qmgr *m)
+{
+	int count = 0;
+
+	for (struct qm_msg *msg = m->msgs; msg != NULL; msg = msg->next) {
+		for (size_t i = 0; i < msg->env.nrcpts; i++)
+			msg->env.rcpts[i].next_try = 0;
+		count++;
+	}
+	qmgr_tick(m, time(NULL));
+	return count;
+}
+
+int
+qmgr_delete(struct qmgr *m, const char *qid)
+{
+	int count = 0, all = strcmp(qid, "ALL") == 0;
+
+	for (struct qm_msg *msg = m->msgs; msg != NULL; msg = msg->next) {
+		if (!all && strcmp(msg->env.qid, qid) != 0)
+			continue;
+		if (!msg->deleted) {
+			msg->deleted = 1;
+			log_info("qid=%s event=deleted-by-operator", msg->env.qid);
+			count++;
+			qm_maybe_book(m, msg);
+		}
+	}
+	return count;
+}
+
+void
+qmgr_stop(struct qmgr *m)
+{
+	m->stopping = 1;
+}
+
+unsigned
+qmgr_busy(const struct qmgr *m)
+{
+	return m->local_jobs + m->relay_jobs + m->book_jobs;
+}
+
+void
+qmgr_free(struct qmgr *m)
+{
+	while (m->msgs != NULL) {
+		struct qm_msg *msg = m->msgs;
+		m->msgs = msg->next;
+		msg_free(msg);
+	}
+	cfg_unref(m->cfg);
+	free(m);
+}
