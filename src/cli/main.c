@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include <netdb.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 
 #include "conf/conf.h"
 #include "policy/tls_policy.h"
@@ -22,6 +24,8 @@ static const char usage_text[] =
     "usage: imsd run     [-c FILE]            serve in the foreground; logs to stderr\n"
     "       imsd check   [-c FILE]            validate the configuration, print effective settings\n"
     "       imsd queue   [-c FILE]            list queued messages\n"
+    "       imsd flush   [-c FILE]            retry every deferred message now\n"
+    "       imsd delete  [-c FILE] ID...|ALL  remove messages from the queue\n"
     "       imsd explain-tls [-c FILE] ADDRESS  would a client connecting to ADDRESS get STARTTLS?\n"
     "       imsd version\n";
 
@@ -132,11 +136,16 @@ cmd_queue(int argc, char **argv)
 		print_age(time(NULL) - env.arrival, age, sizeof(age));
 		printf("%s  %8llu  %5s  <%s>\n", env.qid, (unsigned long long)len, age, env.sender);
 		for (size_t r = 0; r < env.nrcpts; r++) {
-			if (env.rcpts[r].state == QR_DONE)
+			const struct qrcpt *qr = &env.rcpts[r];
+			if (qr->state == QR_DONE)
 				continue;
-			printf("    <%s>%s%s%s\n", env.rcpts[r].addr,
-			    env.rcpts[r].last_error[0] ? "  last error: " : "",
-			    env.rcpts[r].last_error, "");
+			printf("    <%s>", qr->addr);
+			if (qr->state == QR_FAILED)
+				printf("  failed (%s): %s", qr->status, qr->last_error);
+			else if (qr->attempts > 0)
+				printf("  %u attempt%s, last error: %s", qr->attempts,
+				    qr->attempts == 1 ? "" : "s", qr->last_error);
+			printf("\n");
 		}
 		qenv_free(&env);
 	}
@@ -231,6 +240,138 @@ cmd_explain_tls(int argc, char **argv)
 	return 0;
 }
 
+/*
+ * Send one request line to a running server's control socket and print its answer.
+ * Returns 0 answered ok, 1 answered with an error, -1 no server listening.
+ */
+static int
+control_request(const char *spool_dir, const char *req)
+{
+	struct sockaddr_un sun;
+	char buf[512];
+	int fd, n, status = 0;
+	ssize_t r;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	n = snprintf(sun.sun_path, sizeof(sun.sun_path), "%s/control", spool_dir);
+	if (n < 0 || (size_t)n >= sizeof(sun.sun_path))
+		return -1;
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
+		return -1;
+	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+		close(fd);
+		return -1;
+	}
+	snprintf(buf, sizeof(buf), "%s\n", req);
+	if (write(fd, buf, strlen(buf)) < 0) {
+		close(fd);
+		return -1;
+	}
+	while ((r = read(fd, buf, sizeof(buf) - 1)) > 0) {
+		buf[r] = '\0';
+		if (strncmp(buf, "error", 5) == 0)
+			status = 1;
+		fputs(buf, status ? stderr : stdout);
+	}
+	close(fd);
+	return status;
+}
+
+static int
+cmd_flush(int argc, char **argv)
+{
+	const char *path;
+	char err[1024];
+	struct cfg *c;
+	int i = parse_c(argc, argv, &path), r;
+
+	if (i < 0 || i != argc)
+		return usage();
+	if ((c = cfg_load(path, 0, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "imsd: %s\n", err);
+		return 1;
+	}
+	r = control_request(c->conf.spool_dir, "FLUSH");
+	if (r < 0) {
+		if (queue_locked_by_other(c->conf.spool_dir))
+			fprintf(stderr, "imsd: flush: a server holds %s but its control socket does "
+			    "not answer\n", c->conf.spool_dir);
+		else
+			fprintf(stderr, "imsd: flush: imsd is not running on %s; every queued "
+			    "message is tried as soon as it starts (imsd run)\n", c->conf.spool_dir);
+		cfg_unref(c);
+		return 2;
+	}
+	cfg_unref(c);
+	return r == 0 ? 0 : 2;
+}
+
+/* Remove messages: through the running server, or straight from the spool when none runs. */
+static int
+cmd_delete(int argc, char **argv)
+{
+	const char *path;
+	char err[1024], req[128];
+	struct cfg *c;
+	struct queue q;
+	int i = parse_c(argc, argv, &path), status = 0;
+
+	if (i < 0 || i >= argc)
+		return usage();
+	if ((c = cfg_load(path, 0, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "imsd: %s\n", err);
+		return 1;
+	}
+	snprintf(req, sizeof(req), "DELETE %.100s", argv[i]);
+	int r = control_request(c->conf.spool_dir, req);
+	if (r >= 0) {
+		/* a server answered the first; it gets the rest too */
+		status = r == 0 ? 0 : 2;
+		for (i++; i < argc; i++) {
+			snprintf(req, sizeof(req), "DELETE %.100s", argv[i]);
+			if (control_request(c->conf.spool_dir, req) != 0)
+				status = 2;
+		}
+		cfg_unref(c);
+		return status;
+	}
+	/* no server: take the spool lock ourselves so none starts meanwhile */
+	if (queue_open(c->conf.spool_dir, 1, &q, err, sizeof(err)) < 0) {
+		fprintf(stderr, "imsd: %s\n", err);
+		cfg_unref(c);
+		return 2;
+	}
+	for (; i < argc; i++) {
+		char **ids;
+		size_t n, found = 0;
+		if (queue_list(&q, &ids, &n, err, sizeof(err)) < 0) {
+			fprintf(stderr, "imsd: %s\n", err);
+			status = 2;
+			break;
+		}
+		for (size_t k = 0; k < n; k++) {
+			if (strcmp(argv[i], "ALL") != 0 && strcmp(argv[i], ids[k]) != 0)
+				continue;
+			if (queue_remove(&q, ids[k], err, sizeof(err)) == 0) {
+				printf("deleted %s\n", ids[k]);
+				found++;
+			} else {
+				fprintf(stderr, "imsd: %s\n", err);
+				status = 2;
+			}
+		}
+		queue_list_free(ids, n);
+		if (found == 0 && strcmp(argv[i], "ALL") != 0) {
+			fprintf(stderr, "imsd: %s: no such message in the queue\n", argv[i]);
+			status = 2;
+		}
+	}
+	queue_close(&q);
+	cfg_unref(c);
+	return status;
+}
+
 static int
 cmd_version(int argc, char **argv)
 {
@@ -246,6 +387,8 @@ static const struct {
 	{ "check", cmd_check },
 	{ "queue", cmd_queue },
 	{ "explain-tls", cmd_explain_tls },
+	{ "flush", cmd_flush },
+	{ "delete", cmd_delete },
 	{ "version", cmd_version },
 };
 
