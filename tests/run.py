@@ -4,8 +4,8 @@
     python3 tests/run.py --build build/asan --fuzz-build build/fuzz --fuzz-seconds 10
     python3 tests/run.py --only integration smuggl      # only tests whose name contains "smuggl"
 
-(a) every executable in BUILD/tests/ is a unit-test program printing "ok FILE NAME" or
-    "FAIL FILE NAME" per test; a crash, a timeout or a non-zero exit without a FAIL line
+(a) every executable in BUILD/tests/ is a unit-test program printing "ok FILE NAME",
+    "FAIL FILE NAME" or "skip FILE NAME — why" per test; a crash, a timeout or a non-zero exit without a FAIL line
     counts as one failure;
 (b) tests/integration/test_*.py run through unittest with IMSD=<abs BUILD/imsd>;
 (c) each FUZZ_BUILD/bin/fuzz_* runs for --fuzz-seconds with a fresh temporary corpus
@@ -88,7 +88,7 @@ def run_unit(build, filters, tally):
     if not progs:
         tally.fail("unit", "no unit-test programs in %s" % tdir)
         return
-    line_re = re.compile(r"^(ok|FAIL) (\S+) (\S+)\s*$")
+    line_re = re.compile(r"^(ok|FAIL|skip) (\S+) (\S+)(?:\s+— (.*))?\s*$")
     for prog in progs:
         path = os.path.join(tdir, prog)
         whole = matches(prog, filters)
@@ -113,7 +113,7 @@ def run_unit(build, filters, tally):
             if not m:
                 pending.append(line)
                 continue
-            status, file, name = m.groups()
+            status, file, name, why = m.groups()
             full = "%s %s" % (os.path.basename(file), name)
             detail, pending = pending, []
             if not whole and not matches(full, filters):
@@ -121,6 +121,8 @@ def run_unit(build, filters, tally):
             counted += 1
             if status == "ok":
                 tally.ok("unit " + full)
+            elif status == "skip":
+                tally.skip("unit " + full, why or "")
             else:
                 saw_fail = True
                 tally.fail("unit " + full, "", "\n".join(detail[-60:]))

@@ -619,9 +619,9 @@ mx_cb(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
 
 /* ---------------------------------------------------------------- loop integration */
 
-/* Leave an entry point; the outermost one carries out a dns_free made from a callback. */
 static void dns_destroy(struct dns *d);
 
+/* Leave an entry point; the outermost one carries out a dns_free made from a callback. */
 static void
 leave(struct dns *d)
 {

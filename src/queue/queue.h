@@ -68,6 +68,8 @@ int queue_remove(struct queue *q, const char *qid, char *err, size_t errlen);
 /* List committed qids (malloc'd array of malloc'd strings), sorted. */
 int queue_list(struct queue *q, char ***ids, size_t *n, char *err, size_t errlen);
 void queue_list_free(char **ids, size_t n);
+/* Remove journals left without their message (a crash inside queue_remove). Count. */
+int queue_clean_orphans(struct queue *q);
 /* Remove everything in incoming/ (unacknowledged leftovers of a crash). Returns count. */
 int queue_clean_incoming(struct queue *q);
 

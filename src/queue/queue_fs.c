@@ -478,6 +478,39 @@ queue_list_free(char **ids, size_t n)
 	free(ids);
 }
 
+/* Remove journals whose message is gone (a crash between the two unlinks of
+ * queue_remove). Returns the count. */
+int
+queue_clean_orphans(struct queue *q)
+{
+	int fd = dup(q->qfd), count = 0;
+	DIR *d;
+	struct dirent *de;
+
+	if (fd < 0 || (d = fdopendir(fd)) == NULL) {
+		if (fd >= 0)
+			close(fd);
+		return 0;
+	}
+	rewinddir(d);
+	while ((de = readdir(d)) != NULL) {
+		char qid[64];
+		size_t n = strlen(de->d_name);
+		struct stat st;
+		if (n != 18 || strcmp(de->d_name + 16, ".j") != 0)
+			continue;
+		memcpy(qid, de->d_name, 16);
+		qid[16] = '\0';
+		if (!is_qid(qid))
+			continue;
+		if (fstatat(q->qfd, qid, &st, 0) < 0 && errno == ENOENT &&
+		    unlinkat(q->qfd, de->d_name, 0) == 0)
+			count++;
+	}
+	closedir(d);
+	return count;
+}
+
 int
 queue_clean_incoming(struct queue *q)
 {

@@ -783,8 +783,18 @@ qmgr_set_cfg(struct qmgr *m, struct cfg *cfg)
 	cfg_unref(old);
 }
 
+static void qm_add(struct qmgr *m, const char *qid, int due_now);
+
 void
 qmgr_add(struct qmgr *m, const char *qid)
+{
+	qm_add(m, qid, 0);
+}
+
+/* Load a message; due_now makes every pending recipient due (start-up: a restart is a
+ * flush, so an operator who fixed a problem and restarted sees the mail go). */
+static void
+qm_add(struct qmgr *m, const char *qid, int due_now)
 {
 	struct qm_msg *msg;
 	char err[300];
@@ -803,6 +813,9 @@ qmgr_add(struct qmgr *m, const char *qid)
 	}
 	close(fd);
 	msg->size = len;
+	if (due_now)
+		for (size_t i = 0; i < msg->env.nrcpts; i++)
+			msg->env.rcpts[i].next_try = 0;
 	msg->newly_failed = calloc(msg->env.nrcpts, 1);
 	msg->loops = count_hops(m->q, qid) > HOPS_MAX;
 	msg->next = m->msgs;
@@ -824,7 +837,7 @@ qmgr_recover(struct qmgr *m)
 		return 0;
 	}
 	for (size_t i = 0; i < n; i++)
-		qmgr_add(m, ids[i]);
+		qm_add(m, ids[i], 1);
 	queue_list_free(ids, n);
 	return (int)n;
 }

@@ -1340,6 +1340,8 @@ server_run(const char *conf_path)
 	}
 	if ((n = queue_clean_incoming(&srv.q)) > 0)
 		log_info("event=recovery removed_incomplete=%d", n);
+	if ((n = queue_clean_orphans(&srv.q)) > 0)
+		log_info("event=recovery removed_orphan_journals=%d", n);
 
 	pthread_mutex_init(&srv.cmu, NULL);
 	pthread_cond_init(&srv.ccv, NULL);

@@ -17,12 +17,15 @@ the class is skipped with the reason (unittest.SkipTest), never passed.
 Only processes started here are signalled, by pid; the namespace is deleted in tearDownClass.
 """
 
+import atexit
 import base64
 import ctypes
+import hashlib
 import json
 import os
 import secrets
 import shutil
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -69,6 +72,8 @@ class NetNS:
         if p.returncode != 0:
             raise unittest.SkipTest("`ip netns add %s` failed (status %d): %s"
                                     % (ns.name, p.returncode, p.stderr.strip()))
+        ns.deleted = False
+        atexit.register(ns.delete)       # in case tearDownClass is never reached
         try:
             for args in (["ip", "link", "set", "lo", "up"],
                          ["ip", "addr", "add", NS_ADDR + "/32", "dev", "lo"],
@@ -93,6 +98,9 @@ class NetNS:
                               capture_output=True, text=True, errors="replace", timeout=timeout)
 
     def delete(self):
+        if getattr(self, "deleted", True):
+            return
+        self.deleted = True
         subprocess.run(["ip", "netns", "delete", self.name], stdin=subprocess.DEVNULL,
                        capture_output=True, timeout=CMD_TIMEOUT)
 
@@ -128,6 +136,12 @@ def _crypt_lib():
         lib.crypt.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
         _libcrypt = lib
     return _libcrypt
+
+
+def cert_sha256(cert_file):
+    """SHA-256 of the DER form of the (first) certificate in a PEM file."""
+    with open(cert_file) as f:
+        return hashlib.sha256(ssl.PEM_cert_to_DER_cert(f.read())).hexdigest()
 
 
 def yescrypt_hash(password):

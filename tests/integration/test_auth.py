@@ -104,6 +104,18 @@ class AuthRequiresTlsAtNonLoopback(AuthChecks, NsCase):
             self.assertNotIn("AUTH", self.ehlo_keywords(rs[1]), addr)
             self.assertIn("STARTTLS", self.ehlo_keywords(rs[1]), addr)
 
+    def test_auth_offer_depends_on_address_connected_to_not_client_address(self):
+        # client bound to 127.0.0.1, connecting to 198.51.100.10: no AUTH without TLS
+        rs = self.ok(self.raw(NS_ADDR, [["read"], EHLO, auth_plain("alice"), ["cmd", "QUIT"]],
+                              source="127.0.0.1"))
+        self.assertNotIn("AUTH", self.ehlo_keywords(rs[1]))
+        self.assertCode(rs[2], 538, "5.7.11")
+        # client bound to 198.51.100.10, connecting to 127.0.0.1: AUTH without TLS
+        rs = self.ok(self.raw("127.0.0.1", [["read"], EHLO, auth_plain("alice"),
+                                            ["cmd", "QUIT"]], source=NS_ADDR))
+        self.assertIn("AUTH", self.ehlo_keywords(rs[1]))
+        self.assertCode(rs[2], 235)
+
     def test_auth_before_tls_at_non_loopback_address_gets_538(self):
         rs = self.ok(self.raw(NS_ADDR, [["read"], EHLO, auth_plain("alice"),
                                         ["cmd", "AUTH LOGIN"], ["cmd", "NOOP"],

@@ -9,12 +9,14 @@ Each class runs one imsd inside its own network namespace (netns.py) listening o
 import os
 import re
 import shutil
+import signal
 import subprocess
+import time
 import unittest
 
 import netns
-from imsdtest import ImsdCase, Server, read_bytes, run_cli, split_delivered
-from netns import NS_ADDR, NS_ADDR6, NsCase, PASSWORD, SERVER_NAME, SMTPS_PORT, PORT
+from imsdtest import ImsdCase, read_bytes, run_cli, split_delivered, wait_for
+from netns import NS_ADDR, NS_ADDR6, NsCase, PASSWORD, PORT, SERVER_NAME, SMTPS_PORT
 
 LOOPBACK_454 = ("454 4.7.0 TLS not available on loopback connections; "
                 "connect to a non-loopback address of this server")
@@ -264,6 +266,8 @@ class NoStartTlsAtLoopback(TlsChecks, NsCase):
             self.assertFalse(offered, addr)
             text = self.assertExplainAgrees(addr, offered)
             self.assertIn("loopback", text)
+        # an IPv4-mapped loopback address is loopback too (SPEC: ::ffff:127.x.y.z)
+        self.assertEqual(self.explain("::ffff:127.0.0.1")[0], "no")
         # the same configuration says yes for the non-loopback address
         self.assertExplainAgrees(NS_ADDR, True)
 
@@ -355,6 +359,48 @@ class ImplicitTlsOnSmtpsListener(TlsChecks, NsCase):
     def test_plain_listener_still_speaks_plaintext_first(self):
         rs = self.ok(self.raw(NS_ADDR, EHLO_AND_QUIT))
         self.assertIn("STARTTLS", self.ehlo_keywords(rs[1]))
+
+
+class CertificateReload(TlsChecks, NsCase):
+    """SIGHUP re-reads the certificate; a reload with a bad one keeps the old and says so."""
+
+    def reload(self, **conf):
+        """Change the configuration, SIGHUP, and wait for the server's reload log line."""
+        before = self.srv.log_text().count("event=reload")
+        self.srv.set_conf(**conf)
+        self.srv.send_signal(signal.SIGHUP)
+        ok = wait_for(lambda: self.srv.log_text().count("event=reload") > before, 5)
+        self.assertTrue(ok, "no event=reload... log line within 5 s of SIGHUP")
+        time.sleep(0.2)
+        return self.srv.log_text()
+
+    def served_cert_at(self, host):
+        """The SHA-256 of the certificate the server presents after STARTTLS at host."""
+        res, _ = self.starttls_session(host, [["cmd", "QUIT"]], cafile=None)
+        return res["tls"]["sha256"]
+
+    def test_reload_with_missing_certificate_keeps_the_old_one_and_logs_why(self):
+        missing = os.path.join(self.dir, "missing.crt")
+        try:
+            log = self.reload(tls_cert_file=missing)
+            self.assertRegex(log, r"event=reload-failed .*%s" % re.escape(missing))
+            self.assertEqual(self.served_cert_at(NS_ADDR), netns.cert_sha256(self.cert),
+                             "the old certificate is still served")
+        finally:
+            self.reload(tls_cert_file=self.cert)
+
+    def test_reload_with_new_certificate_serves_it_to_new_sessions(self):
+        d = os.path.join(self.dir, "new")
+        os.makedirs(d, exist_ok=True)
+        cert, key = netns.make_cert(d, name="mx2.imsd.test")
+        try:
+            log = self.reload(tls_cert_file=cert, tls_key_file=key)
+            self.assertIn("event=reloaded", log)
+            self.assertEqual(self.served_cert_at(NS_ADDR), netns.cert_sha256(cert),
+                             "the new certificate is served after SIGHUP")
+        finally:
+            self.reload(tls_cert_file=self.cert, tls_key_file=self.key)
+        self.assertEqual(self.served_cert_at(NS_ADDR), netns.cert_sha256(self.cert))
 
 
 class CertificateConfigurationErrors(ImsdCase):

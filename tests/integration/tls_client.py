@@ -12,7 +12,8 @@ raw: steps run in order and each adds one event to "events"; on an exception the
     ["cmd", LINE]             send LINE + CRLF and read one reply
     ["send", TEXT]            send TEXT as is (latin-1; put "\r\n" in it yourself)
     ["starttls"]              TLS handshake on the connection (client side); records version,
-                              cipher and the server certificate's subject
+                              cipher, the server certificate's subject (when verified) and
+                              the SHA-256 of its DER form
     ["silent", SECS]          wait SECS for input: records any bytes that arrive (should be none)
     ["until_close"]           read replies until the server closes the connection
     ["closed", SECS]          whether the server closes the connection within SECS
@@ -27,6 +28,7 @@ Standard library only; every wait is bounded by --timeout.
 
 import argparse
 import base64
+import hashlib
 import json
 import re
 import socket
@@ -49,7 +51,9 @@ def tls_info(sock):
     cert = sock.getpeercert() or {}
     subject = ", ".join("%s=%s" % kv for rdn in cert.get("subject", ()) for kv in rdn)
     name, proto, bits = sock.cipher()
-    return {"version": sock.version(), "cipher": name, "bits": bits, "subject": subject}
+    der = sock.getpeercert(binary_form=True) or b""
+    return {"version": sock.version(), "cipher": name, "bits": bits, "subject": subject,
+            "sha256": hashlib.sha256(der).hexdigest()}
 
 
 class Conn:

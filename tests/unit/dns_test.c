@@ -106,7 +106,8 @@ TEST(sort_shuffles_equal_preference)
 /* ---------------------------------------------------------------- live harness */
 
 static struct ev_loop *loop;
-static pid_t dnsmasq_pid = -1;
+static pid_t dnsmasq_pid = -1;	/* the watchdog process that runs dnsmasq */
+static int dnsmasq_lifeline = -1;	/* closing it stops dnsmasq */
 static uint16_t dnsmasq_port;
 static int outstanding;		/* callbacks still expected; the loop stops at 0 */
 static long long deadline;
@@ -125,7 +126,7 @@ struct got {
 	enum dns_status st;
 	int implicit;
 	char why[160];
-	char flat[1024];	/* "name/pref=addr,addr name/pref=addr" */
+	char flat[4096];	/* "name/pref=addr,addr name/pref=addr" */
 };
 
 /* Record a result in a struct got. */
@@ -154,6 +155,8 @@ record(void *arg, const struct dns_result *res)
 		if (off >= sizeof(g->flat))
 			break;
 	}
+	if (getenv("DNS_TEST_VERBOSE") != NULL)
+		fprintf(stderr, "  [%d] %s | %s\n", (int)g->st, g->why, g->flat);
 	if (--outstanding == 0)
 		ev_loop_break(loop);
 }
@@ -282,7 +285,11 @@ start_dnsmasq(void)
 			return -1;
 		snprintf(portarg, sizeof(portarg), "--port=%u", port);
 		char *argv[] = {
-			DNSMASQ, "--no-daemon", "--conf-file=/dev/null", "--pid-file=",
+			/* -k, not --no-daemon: in debug mode dnsmasq serves a TCP client in its
+			 * only process until the client hangs up, and c-ares keeps its TCP
+			 * connection open, so every later UDP query would time out */
+			DNSMASQ, "--keep-in-foreground", "--log-facility=-",
+			"--conf-file=/dev/null", "--pid-file=",
 			"--no-resolv", "--no-hosts", "--listen-address=127.0.0.1",
 			"--bind-interfaces", portarg, "--local=/test/",
 			"--mx-host=a.test,mx1.a.test,10", "--mx-host=a.test,mx2.a.test,20",
@@ -296,38 +303,86 @@ start_dnsmasq(void)
 			"--txt-record=txtonly.test,hello",
 			NULL,
 		};
+		/* big.test: 25 MX (too large for UDP: c-ares retries over TCP), prefs 99..75,
+		 * each with an address; many.test: 12 addresses */
+		char extra[64][80];
+		char *all[sizeof(argv) / sizeof(argv[0]) + 64];
+		size_t na = 0, ne = 0;
 
-		pid = fork();
-		if (pid < 0)
+		for (; argv[na] != NULL; na++)
+			all[na] = argv[na];
+		for (int i = 1; i <= 25; i++) {
+			snprintf(extra[ne], sizeof(extra[ne]),
+			    "--mx-host=big.test,a-rather-long-mail-exchanger-name-%d.big.test,%d",
+			    i, 100 - i);
+			all[na++] = extra[ne++];
+			snprintf(extra[ne], sizeof(extra[ne]),
+			    "--host-record=a-rather-long-mail-exchanger-name-%d.big.test,127.0.2.%d",
+			    i, i);
+			all[na++] = extra[ne++];
+		}
+		for (int i = 1; i <= 12; i++) {
+			snprintf(extra[ne], sizeof(extra[ne]), "--host-record=many.test,127.0.1.%d", i);
+			all[na++] = extra[ne++];
+		}
+		all[na] = NULL;
+
+		int lifeline[2];
+
+		if (pipe2(lifeline, O_CLOEXEC) < 0)
 			return -1;
+		pid = fork();
+		if (pid < 0) {
+			close(lifeline[0]);
+			close(lifeline[1]);
+			return -1;
+		}
 		if (pid == 0) {
+			/* The watchdog: runs dnsmasq and kills it when the lifeline closes, which
+			 * also happens when this test crashes, so no dnsmasq is ever left behind. */
 			int fd = open("/dev/null", O_RDWR);
+			pid_t child;
 
+			close(lifeline[1]);
 			if (fd >= 0) {
 				dup2(fd, 0);
 				dup2(fd, 1);
 				dup2(fd, 2);
 			}
-			execv(DNSMASQ, argv);
-			_exit(127);
-		}
-		for (int i = 0; i < 30; i++) {
-			int status;
+			if ((child = fork()) == 0) {
+				execv(DNSMASQ, all);
+				_exit(127);
+			}
+			if (child < 0)
+				_exit(1);
+			for (;;) {
+				struct pollfd pfd = { .fd = lifeline[0], .events = POLLIN };
 
-			if (waitpid(pid, &status, WNOHANG) == pid) {
-				pid = -1;	/* exited: port taken? try another */
+				if (waitpid(child, NULL, WNOHANG) == child)
+					_exit(1);	/* dnsmasq gave up */
+				if (poll(&pfd, 1, 200) != 0)
+					break;		/* EOF (or error): the test is gone */
+			}
+			kill(child, SIGTERM);
+			waitpid(child, NULL, 0);
+			_exit(0);
+		}
+		close(lifeline[0]);
+		for (int i = 0; i < 30; i++) {
+			if (waitpid(pid, NULL, WNOHANG) == pid) {
+				pid = -1;	/* dnsmasq exited: port taken? try another */
 				break;
 			}
 			if (dns_ping(port, 100)) {
 				dnsmasq_pid = pid;
+				dnsmasq_lifeline = lifeline[1];
 				dnsmasq_port = port;
 				return 0;
 			}
 		}
-		if (pid > 0) {
-			kill(pid, SIGTERM);
+		close(lifeline[1]);
+		if (pid > 0)
 			waitpid(pid, NULL, 0);
-		}
 	}
 	return -1;
 }
@@ -336,7 +391,7 @@ static void
 stop_dnsmasq(void)
 {
 	if (dnsmasq_pid > 0) {
-		kill(dnsmasq_pid, SIGTERM);
+		close(dnsmasq_lifeline);	/* the watchdog stops dnsmasq and exits */
 		waitpid(dnsmasq_pid, NULL, 0);
 		dnsmasq_pid = -1;
 	}
@@ -461,6 +516,43 @@ TEST(live_equal_preference_both_orders)
 			CHECK_STR(g.flat, "either order of mx1 and mx2");
 	}
 	CHECK(first1 > 0 && first2 > 0);
+}
+
+TEST(live_limits_and_tcp)
+{
+	struct got g;
+	char want[4096];
+	size_t off = 0;
+
+	mail1("big.test", &g);		/* the answer is truncated over UDP: TCP retry */
+	CHECK(g.st == DNS_OK);
+	for (int i = 25; i > 5; i--)	/* the 20 best: prefs 75..94 */
+		off += (size_t)snprintf(want + off, sizeof(want) - off,
+		    "%sa-rather-long-mail-exchanger-name-%d.big.test/%d=127.0.2.%d",
+		    i < 25 ? " " : "", i, 100 - i, i);
+	CHECK_STR(g.flat, want);
+	host1("many.test", &g);		/* 12 addresses, in dnsmasq's rotating order */
+	CHECK(g.st == DNS_OK);
+	CHECK(strncmp(g.flat, "many.test/0=", 12) == 0);
+	{
+		int n = 0, seen[13] = { 0 };
+
+		for (char *p = g.flat + 12; *p != '\0'; n++) {
+			int k = 0;
+
+			CHECK(strncmp(p, "127.0.1.", 8) == 0);
+			if (strncmp(p, "127.0.1.", 8) != 0)
+				break;
+			k = atoi(p + 8);
+			CHECK(k >= 1 && k <= 12 && !seen[k]);
+			if (k >= 1 && k <= 12)
+				seen[k] = 1;
+			p += strcspn(p, ",");
+			if (*p == ',')
+				p++;
+		}
+		CHECK(n == DNS_MAX_ADDRS);
+	}
 }
 
 TEST(live_host_lookups)
@@ -742,7 +834,8 @@ main(void)
 		static const char *const live[] = {
 			"live_mx_order", "live_no_mx_implicit_a", "live_nxdomain", "live_null_mx",
 			"live_no_mx_no_address", "live_mx_hosts_unresolvable",
-			"live_equal_preference_both_orders", "live_host_lookups",
+			"live_equal_preference_both_orders", "live_limits_and_tcp",
+			"live_host_lookups",
 			"live_refused_is_tempfail", "live_cancel",
 		};
 
@@ -756,6 +849,7 @@ main(void)
 		RUN(live_no_mx_no_address);
 		RUN(live_mx_hosts_unresolvable);
 		RUN(live_equal_preference_both_orders);
+		RUN(live_limits_and_tcp);
 		RUN(live_host_lookups);
 		RUN(live_refused_is_tempfail);
 		RUN(live_cancel);
