@@ -221,30 +221,89 @@ def iter_tests(suite):
             yield t
 
 
-def run_integration(build, filters, tally):
-    idir = os.path.join(HERE, "integration")
-    imsd = os.path.abspath(os.path.join(build, "imsd"))
-    print("== integration tests (IMSD=%s)" % imsd, flush=True)
-    if not is_executable_file(imsd):
-        tally.fail("integration", "no server binary at %s (build it with `make asan`)" % imsd)
-        return
-    os.environ["IMSD"] = imsd
-    if idir not in sys.path:
-        sys.path.insert(0, idir)
+INTEGRATION_JOBS = 3    # test modules run side by side: they mostly wait on servers
+
+# Modules that take longest start first so the parallel run ends together.
+SLOW_FIRST = ["test_relay", "test_durability", "test_bounce", "test_tls", "test_auth",
+              "test_queue_cmds", "test_smuggling", "test_data"]
+
+
+def load_integration(idir, filters, module=None):
     loader = unittest.TestLoader()
-    try:
-        suite = loader.discover(idir, pattern="test_*.py", top_level_dir=idir)
-    except Exception:
-        tally.fail("integration", "could not load the tests", traceback.format_exc())
-        return
+    suite = loader.discover(idir, pattern=(module + ".py") if module else "test_*.py",
+                            top_level_dir=idir)
     selected = unittest.TestSuite()
     for t in iter_tests(suite):
         # a module that fails to import shows up as unittest.loader._FailedTest
         if matches(t.id(), filters) or type(t).__name__ == "_FailedTest":
             selected.addTest(t)
-    result = TallyResult(tally)
-    # Tests run in this process; their servers inherit os.environ (sanitizer options, IMSD).
-    selected.run(result)
+    return selected
+
+
+def run_integration_worker(build, module, filters):
+    """One module in this process; the parent reads the result lines and the tally."""
+    idir = os.path.join(HERE, "integration")
+    os.environ["IMSD"] = os.path.abspath(os.path.join(build, "imsd"))
+    if idir not in sys.path:
+        sys.path.insert(0, idir)
+    tally = Tally()
+    try:
+        selected = load_integration(idir, filters, module)
+    except Exception:
+        tally.fail("integration " + module, "could not load the tests", traceback.format_exc())
+    else:
+        selected.run(TallyResult(tally))
+    print("@@TALLY %d %d %d" % (tally.passed, tally.failed, tally.skipped))
+    for n in tally.failures:
+        print("@@FAILED " + n)
+    return 0
+
+
+def run_integration(build, filters, tally):
+    idir = os.path.join(HERE, "integration")
+    imsd = os.path.abspath(os.path.join(build, "imsd"))
+    print("== integration tests (IMSD=%s, %d modules at a time)" % (imsd, INTEGRATION_JOBS),
+          flush=True)
+    if not is_executable_file(imsd):
+        tally.fail("integration", "no server binary at %s (build it with `make asan`)" % imsd)
+        return
+    modules = sorted(f[:-3] for f in os.listdir(idir)
+                     if f.startswith("test_") and f.endswith(".py"))
+    modules.sort(key=lambda m: SLOW_FIRST.index(m) if m in SLOW_FIRST else len(SLOW_FIRST))
+    pending = list(modules)
+    running = []            # (module, Popen, output file)
+    while pending or running:
+        while pending and len(running) < INTEGRATION_JOBS:
+            mod = pending.pop(0)
+            out = tempfile.TemporaryFile()
+            cmd = [sys.executable, os.path.abspath(__file__), "--build", build,
+                   "--integration-worker", mod] + list(filters)
+            running.append((mod, subprocess.Popen(cmd, cwd=ROOT, stdin=subprocess.DEVNULL,
+                                                  stdout=out, stderr=subprocess.STDOUT), out))
+        time.sleep(0.2)
+        for item in list(running):
+            mod, proc, out = item
+            if proc.poll() is None:
+                continue
+            running.remove(item)
+            out.seek(0)
+            text = out.read().decode("utf-8", "replace")
+            out.close()
+            got = False
+            for line in text.splitlines():
+                m = re.match(r"^@@TALLY (\d+) (\d+) (\d+)$", line)
+                if m:
+                    got = True
+                    tally.passed += int(m.group(1))
+                    tally.failed += int(m.group(2))
+                    tally.skipped += int(m.group(3))
+                elif line.startswith("@@FAILED "):
+                    tally.failures.append(line[9:])
+                else:
+                    print(line, flush=True)
+            if not got:
+                tally.fail("integration " + mod, "the test process died (exit %s)"
+                           % proc.returncode)
 
 
 # ---------------------------------------------------------------- fuzzing
@@ -327,12 +386,16 @@ def main():
     ap.add_argument("--fuzz-seconds", type=int, default=10, help="seconds per fuzz target")
     ap.add_argument("--only", action="append", choices=["unit", "integration", "fuzz"],
                     help="run only this kind (repeatable)")
+    ap.add_argument("--integration-worker", metavar="MODULE", help=argparse.SUPPRESS)
     ap.add_argument("filters", nargs="*",
                     help="run only tests whose name contains one of these strings")
     args = ap.parse_args()
 
     for k, v in SANITIZER_ENV.items():
         os.environ[k] = v
+    if args.integration_worker:
+        return run_integration_worker(os.path.abspath(args.build), args.integration_worker,
+                                      args.filters)
     kinds = args.only or ["unit", "integration", "fuzz"]
     tally = Tally()
     t0 = time.monotonic()

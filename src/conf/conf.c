@@ -998,11 +998,13 @@ static char *trim(char *s)
 	return s;
 }
 
-/* Remove a comment: '#' at the start of the line or after a blank. */
+/* Remove a comment: '#' at the start of the line, after a blank, or right after the '='
+ * (so "key =#x" means an empty value, as "key = #x" does, and a printed value can never
+ * start with '#'). */
 static void strip_comment(char *s)
 {
 	for (char *p = s; *p; p++) {
-		if (*p == '#' && (p == s || p[-1] == ' ' || p[-1] == '\t')) {
+		if (*p == '#' && (p == s || p[-1] == ' ' || p[-1] == '\t' || p[-1] == '=')) {
 			*p = '\0';
 			return;
 		}

@@ -6,6 +6,7 @@
  * output buffer and optional TLS. Timeouts follow RFC 5321 §4.5.3.2.
  */
 #include <ctype.h>
+#include <limits.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -984,15 +985,36 @@ dns_done(void *arg, const struct dns_result *res)
 
 	t->dq = NULL;
 	switch (res->status) {
-	case DNS_OK:
+	case DNS_OK: {
+		/* RFC 5321 §5.1: when we are one of the MX hosts, only hosts preferred over us
+		 * may be used; none left means the mail loops back to us. */
+		unsigned self_pref = UINT_MAX;
 		for (size_t h = 0; h < res->nhosts; h++)
+			for (size_t a = 0; a < res->hosts[h].naddrs; a++) {
+				struct target tg;
+				str_copy(tg.host, sizeof(tg.host), res->hosts[h].name);
+				tg.addr = res->hosts[h].addrs[a];
+				tg.port = port;
+				if (target_is_self(t, &tg) && res->hosts[h].pref < self_pref)
+					self_pref = res->hosts[h].pref;
+			}
+		for (size_t h = 0; h < res->nhosts; h++) {
+			if (res->hosts[h].pref >= self_pref) {
+				t->err_perm = 1;
+				snprintf(t->err, sizeof(t->err), "x-imsd; mail for %s loops back to "
+				    "myself (%s is an MX host of the domain)", t->job->domain,
+				    res->hosts[h].name);
+				continue;
+			}
 			for (size_t a = 0; a < res->hosts[h].naddrs; a++)
 				add_target(t, res->hosts[h].name, &res->hosts[h].addrs[a], port);
+		}
 		if (t->ntargets == 0 && t->err_perm) {
 			self = 1;
 			task_fail_rest(t, RELAY_PERM, "5.4.6", t->err);
 		}
 		break;
+	}
 	case DNS_NXDOMAIN:
 	case DNS_NOHOSTS:
 		snprintf(t->err, sizeof(t->err), "x-imsd; %s", res->why);

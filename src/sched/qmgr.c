@@ -17,7 +17,6 @@
 #include "util/log.h"
 #include "util/str.h"
 
-#define HOPS_MAX	100	/* Received headers before a message is a loop (RFC 5321 §6.3) */
 #define HEADER_SCAN_MAX	(64 * 1024)
 
 struct qm_msg {
@@ -27,7 +26,6 @@ struct qm_msg {
 	unsigned inflight;	/* delivery jobs out */
 	int updating;		/* a bookkeeping job is out */
 	int deleted;
-	int loops;		/* too many Received headers */
 	/* results waiting for the next bookkeeping job */
 	char *journal;
 	size_t jlen, jcap;
@@ -133,43 +131,6 @@ dest_slot(struct qmgr *m, const char *dom, int create)
 	if (create && free_slot != NULL)
 		str_copy(free_slot->dom, sizeof(free_slot->dom), dom);
 	return create ? free_slot : NULL;
-}
-
-/* Count Received: header lines in the stored message's header section. */
-static int
-count_hops(struct queue *q, const char *qid)
-{
-	struct qenv env;
-	uint64_t off, len;
-	char err[256], *buf;
-	int fd, hops = 0;
-	ssize_t n;
-
-	if (queue_load(q, qid, &env, &fd, &off, &len, err, sizeof(err)) < 0)
-		return 0;
-	qenv_free(&env);
-	if (len > HEADER_SCAN_MAX)
-		len = HEADER_SCAN_MAX;
-	if ((buf = malloc((size_t)len + 1)) == NULL) {
-		close(fd);
-		return 0;
-	}
-	n = pread(fd, buf, (size_t)len, (off_t)off);
-	close(fd);
-	if (n > 0) {
-		buf[n] = '\0';
-		for (char *p = buf; p != NULL && *p != '\0'; ) {
-			if (p[0] == '\r' || p[0] == '\n')
-				break;	/* end of the header section */
-			if (strncasecmp(p, "Received:", 9) == 0)
-				hops++;
-			p = strchr(p, '\n');
-			if (p != NULL)
-				p++;
-		}
-	}
-	free(buf);
-	return hops;
 }
 
 /* ---- results ---- */
@@ -676,14 +637,6 @@ qm_schedule(struct qmgr *m, struct qm_msg *msg, time_t now)
 		qm_maybe_book(m, msg);
 		return;
 	}
-	if (msg->loops) {
-		for (size_t i = 0; i < n; i++)
-			if (msg->env.rcpts[i].state == QR_PENDING)
-				qm_result(m, msg, i, RELAY_PERM, "5.4.6", "x-imsd; mail loop: too "
-				    "many Received headers (more than 100 hops)", now);
-		qm_maybe_book(m, msg);
-		return;
-	}
 	if (now - msg->env.arrival >= (time_t)c->queue_lifetime) {
 		for (size_t i = 0; i < n; i++) {
 			struct qrcpt *r = &msg->env.rcpts[i];
@@ -817,7 +770,6 @@ qm_add(struct qmgr *m, const char *qid, int due_now)
 		for (size_t i = 0; i < msg->env.nrcpts; i++)
 			msg->env.rcpts[i].next_try = 0;
 	msg->newly_failed = calloc(msg->env.nrcpts, 1);
-	msg->loops = count_hops(m->q, qid) > HOPS_MAX;
 	msg->next = m->msgs;
 	if (m->msgs)
 		m->msgs->prev = msg;

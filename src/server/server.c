@@ -41,6 +41,9 @@
 #define READ_CHUNK	(64 * 1024)
 #define DRAIN_SECONDS	10		/* SIGTERM: SPEC says finish within 10 s */
 #define PERIP_BUCKETS	4096
+/* Commit threads: each takes every message finished so far as one batch, so batches
+ * overlap: while one thread waits for the disk, the next batch is already syncing. */
+#define COMMIT_THREADS	4
 #define HANDSHAKE_SECONDS 60		/* a TLS handshake must finish within this */
 #define AUTH_FAIL_DELAY	2		/* seconds before a failed AUTH is answered */
 
@@ -124,7 +127,8 @@ struct server {
 	int sigfd;
 
 	/* group commit */
-	pthread_t cthread;
+	pthread_t cthreads[COMMIT_THREADS];
+	int ncthreads;
 	pthread_mutex_t cmu;
 	pthread_cond_t ccv;
 	struct commit_job *pending, **pending_tail;
@@ -1347,8 +1351,11 @@ server_run(const char *conf_path)
 	pthread_cond_init(&srv.ccv, NULL);
 	if ((srv.cevfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0 ||
 	    ev_io_start(srv.loop, &srv.cio, srv.cevfd, EPOLLIN, commit_done_cb, &srv) < 0 ||
-	    pthread_create(&srv.cthread, NULL, commit_main, &srv) != 0)
+	    pthread_create(&srv.cthreads[0], NULL, commit_main, &srv) != 0)
 		fatal("event=startup-error reason=\"commit thread: %s\"", strerror(errno));
+	for (srv.ncthreads = 1; srv.ncthreads < COMMIT_THREADS; srv.ncthreads++)
+		if (pthread_create(&srv.cthreads[srv.ncthreads], NULL, commit_main, &srv) != 0)
+			break;
 	if ((srv.authq = workq_start(srv.loop, 2)) == NULL)
 		fatal("event=startup-error reason=\"auth workers\"");
 	if ((srv.deliveryq = workq_start(srv.loop, 4)) == NULL)
@@ -1386,7 +1393,9 @@ server_run(const char *conf_path)
 	srv.cstop = 1;
 	pthread_cond_signal(&srv.ccv);
 	pthread_mutex_unlock(&srv.cmu);
-	pthread_join(srv.cthread, NULL);
+	pthread_cond_broadcast(&srv.ccv);
+	for (int i = 0; i < srv.ncthreads; i++)
+		pthread_join(srv.cthreads[i], NULL);
 	commit_done_cb(&srv.cio, EPOLLIN);	/* what the last batch committed stays queued */
 	qmgr_stop(srv.qmgr);
 	workq_stop(srv.deliveryq);

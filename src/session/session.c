@@ -22,6 +22,7 @@ enum session_data_err {
 	DERR_SIZE,	/* message_size_limit exceeded */
 	DERR_LINE,	/* text line over 1000 octets */
 	DERR_WRITE,	/* spool write failed */
+	DERR_HOPS,	/* too many Received headers: a mail loop */
 };
 
 #define BODY_CHUNK	16384	/* bytes gathered before one tx_write */
@@ -61,6 +62,10 @@ struct session {
 	enum body_st bst;
 	int bcrlf;			/* the last line ended with CRLF (or DATA just began) */
 	size_t blinelen;
+	int in_headers;			/* still in the header section (hop counting) */
+	unsigned hdr_lpos;		/* bytes into the current header line */
+	int hdr_match;			/* the line so far matches "Received:" */
+	unsigned hops;
 	char *chunk;			/* BODY_CHUNK bytes while in DATA, else NULL */
 	size_t chunklen;
 };
@@ -868,9 +873,37 @@ body_flush(struct session *s)
 	s->chunklen = 0;
 }
 
+/* Count "Received:" lines of the header section as they are stored (RFC 5321 §6.3). */
+static void
+hdr_track(struct session *s, const char *p, size_t n)
+{
+	static const char rcvd[] = "received:";
+
+	for (size_t i = 0; i < n && s->in_headers; i++) {
+		char c = p[i];
+		if (c == '\n') {
+			s->hdr_lpos = 0;
+			s->hdr_match = 1;
+			continue;
+		}
+		if (s->hdr_lpos == 0 && c == '\r') {
+			s->in_headers = 0;	/* the empty line: the body starts */
+			break;
+		}
+		if (s->hdr_lpos < 9 && s->hdr_match &&
+		    tolower((unsigned char)c) != rcvd[s->hdr_lpos])
+			s->hdr_match = 0;
+		if (++s->hdr_lpos == 9 && s->hdr_match && ++s->hops > SESSION_HOPS_MAX &&
+		    s->tx.err == DERR_NONE)
+			s->tx.err = DERR_HOPS;
+	}
+}
+
 static inline void
 body_put(struct session *s, const char *p, size_t n)
 {
+	if (s->in_headers)
+		hdr_track(s, p, n);
 	if (s->tx.err != DERR_NONE)
 		return;
 	s->tx.size += n;
@@ -917,6 +950,10 @@ cmd_data(struct session *s, const char *args)
 	s->bst = B_BOL;
 	s->bcrlf = 1;
 	s->blinelen = 0;
+	s->in_headers = 1;
+	s->hdr_lpos = 0;
+	s->hdr_match = 1;
+	s->hops = 0;
 	reply(s, "354 End data with <CR><LF>.<CR><LF>");
 
 	/* RFC 5321 §4.4: the trace header goes first. */
@@ -959,6 +996,12 @@ data_end(struct session *s)
 		    (unsigned long long)s->conf->message_size_limit);
 		reply(s, "552 5.3.4 Message size exceeds fixed limit of %llu bytes",
 		    (unsigned long long)s->conf->message_size_limit);
+		break;
+	case DERR_HOPS:
+		slog(s, LOG_WARN, "qid=%s event=reject stage=data reason=mail-loop hops=%u", s->tx.qid,
+		    s->hops);
+		reply(s, "554 5.4.6 Too many hops: more than %d Received headers; mail loop?",
+		    SESSION_HOPS_MAX);
 		break;
 	case DERR_LINE:
 		slog(s, LOG_INFO, "qid=%s event=reject stage=data reason=line-too-long", s->tx.qid);

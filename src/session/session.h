@@ -40,6 +40,7 @@
 #define SESSION_JUNK_LIMIT	100	/* NOOP/RSET/VRFY/HELP without a message in between */
 #define SESSION_QID_MAX		32
 #define SESSION_AUTH_FAILURES	3	/* failed AUTH attempts before 421 */
+#define SESSION_HOPS_MAX	100	/* Received headers before a message is a loop */
 
 /* One accepted recipient after alias expansion: where to deliver, and as what it came. */
 struct tx_rcpt {

@@ -169,7 +169,7 @@ class Dnsmasq:
                                          stderr=subprocess.STDOUT)
         # readiness probe: A queries for probe.test (NXDOMAIN), left out of queries()
         ok = wait_for(lambda: self.proc.poll() is None and
-                      dns_query("probe.test", 1, self.port, timeout=0.3) is not None, 10)
+                      dns_query("probe.test", 1, self.port, timeout=0.05) is not None, 10, 0.01)
         if not ok:
             self.stop()
             raise AssertionError("dnsmasq did not answer on 127.0.0.1:%d: %s\n%s"
@@ -242,18 +242,21 @@ class SmtpPeer:
 
     rcpt(addr, n) -> reply line, where n counts earlier RCPTs for addr (0 the first time);
     data(tx, n) -> reply line for the final dot, n counting earlier DATA on this server;
-    mail(addr, n) -> reply for MAIL FROM; ehlo: extension lines (None: EHLO refused with 502).
+    mail(addr, n) -> reply for MAIL FROM; ehlo: extension lines (None: EHLO refused with 502);
+    greeting: the banner (anything but 220 ends the session after the client's next line).
     Only *accepted* transactions (a 2xx after the dot) are in .delivered; .transactions has all.
     """
 
     def __init__(self, host, port, rcpt=None, data=None, mail=None,
-                 ehlo=("PIPELINING", "8BITMIME", "ENHANCEDSTATUSCODES"), name="peer.test"):
+                 ehlo=("PIPELINING", "8BITMIME", "ENHANCEDSTATUSCODES"), name="peer.test",
+                 greeting=None):
         self.host, self.port = host, port
         self.rcpt_policy = rcpt or (lambda addr, n: "250 2.1.5 ok")
         self.data_policy = data or (lambda tx, n: "250 2.0.0 queued as peer%d" % n)
         self.mail_policy = mail or (lambda addr, n: "250 2.1.0 ok")
         self.ehlo_ext = ehlo
         self.name = name
+        self.greeting = greeting or "220 %s ESMTP scripted test peer" % name
         self.lock = threading.Lock()
         self.transactions = []
         self.connections = 0
@@ -300,7 +303,11 @@ class SmtpPeer:
             wfile.write(text.encode("latin-1") + b"\r\n")
             wfile.flush()
 
-        send("220 %s ESMTP scripted test peer" % self.name)
+        send(self.greeting)
+        if not self.greeting.startswith("220"):
+            rfile.readline(4096)        # the client's QUIT, if it sends one
+            send("221 2.0.0 bye")
+            return
         helo = None
         tx = None
         while True:

@@ -235,6 +235,57 @@ class Survival(QueueCase):
         self.assertEqual(self.message_ids(peer), want, "each of the 20 exactly once")
         self.assertEqual(tx.all_mailboxes(), {}, "no bounce, no notice")
 
+    def stop_during_delivery(self, how):
+        """The MX takes 3 s to answer the final dot; imsd is stopped (how) while it waits.
+        SIGTERM may let the delivery finish (imsd does); kill -9 leaves it unconfirmed, so the
+        message must still be queued. After a restart it has arrived at least once (the peer
+        may have taken the first copy: SPEC, at-least-once) and the queue is empty."""
+        dns = self.dns(**MX)
+        in_data = []
+        peer = self.peer("127.0.0.3", data=lambda t, n: (in_data.append(n), time.sleep(3) if n == 0
+                                                          else None) and "250 2.0.0 ok")
+        tx = self.sender(dns, retry_min="30s", retry_max="1h")
+        self.send(tx, "bob@dest.test", "stopped in flight")
+        self.assertTrue(wait_for(lambda: in_data, 5), "the relay reached the final dot")
+        if how == "kill9":
+            tx.kill9()
+            self.assertTrue(tx.queue_files(), "still queued: the delivery was never confirmed")
+        else:
+            tx.stop()
+            self.assertLess(tx.stop_seconds, 10)
+        tx.start()
+        wait_for(lambda: len(peer.transactions) >= (2 if tx.queue_files() else 1), 10)
+        tx.wait_queue_empty(10)
+        ids = [t.header("Message-ID") for t in peer.transactions if t.data_reply.startswith("2")]
+        self.assertIn("<stopped-in-flight@imsd.test>", ids)
+        self.assertLessEqual(len(ids), 2, peer.transactions)
+
+    def test_kill9_during_a_delivery_loses_nothing(self):
+        self.stop_during_delivery("kill9")
+
+    def test_sigterm_during_a_delivery_loses_nothing(self):
+        self.stop_during_delivery("term")
+
+    def test_sigterm_with_a_stalled_delivery_finishes_within_10_seconds(self):
+        # SPEC (Durability): SIGTERM finishes within 10 seconds, also when a remote MTA sits on
+        # the final dot. The signal goes right after a wall-clock second boundary, the worst
+        # case for a deadline counted in whole seconds.
+        dns = self.dns(**MX)
+        in_data = []
+        peer = self.peer("127.0.0.3", data=lambda t, n: (in_data.append(n), time.sleep(15) if n == 0
+                                                          else None) and "250 2.0.0 ok")
+        tx = self.sender(dns, retry_min="30s", retry_max="1h")
+        self.send(tx, "bob@dest.test", "stalled")
+        self.assertTrue(wait_for(lambda: in_data, 5), "the relay reached the final dot")
+        wait_for(lambda: time.time() % 1.0 < 0.05, 2, 0.005)
+        tx.stop(timeout=15)
+        self.assertLessEqual(tx.stop_seconds, 10.0, "SIGTERM took %.2f s" % tx.stop_seconds)
+        self.assertTrue(tx.queue_files(), "the unconfirmed message is kept")
+        tx.start()
+        wait_for(lambda: any(t.data_reply.startswith("2") and t.conn_no > 1
+                             for t in peer.transactions), 10)
+        tx.wait_queue_empty()
+
     def test_sigterm_keeps_deferred_messages_and_their_state(self):
         tx, qids = self.setup_deferred(["term one", "term two"])
         before = self.queue_listing(tx)

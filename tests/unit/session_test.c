@@ -687,6 +687,35 @@ TEST(submission_refuses_mail_before_auth_with_530)
 	session_free(s);
 }
 
+
+static void
+send_with_received_headers(struct session *s, int n)
+{
+	feed(s, "EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<bob@localhost>\r\nDATA\r\n");
+	for (int i = 0; i < n; i++)
+		feed(s, i % 2 ? "Received: from x by y; Mon, 1 Jan 2024 00:00:00 +0000\r\n" :
+		    "RECEIVED: from x\r\n\tby y; Mon, 1 Jan 2024 00:00:00 +0000\r\n");
+	feed(s, "Subject: loop\r\n\r\nReceived: in the body does not count\r\n.\r\n");
+}
+
+TEST(more_than_100_received_headers_is_a_loop_refused_with_554_5_4_6)
+{
+	struct session *s = start();
+	send_with_received_headers(s, 100);	/* plus ours: 101 hops */
+	CHECK(strstr(fk.out, "554 5.4.6") != NULL);
+	CHECK(fk.commits == 0 && fk.aborts == 1);
+	session_free(s);
+}
+
+TEST(exactly_100_hops_are_accepted)
+{
+	struct session *s = start();
+	send_with_received_headers(s, 99);	/* plus ours: 100 */
+	CHECK(strstr(fk.out, "554 5.4.6") == NULL);
+	CHECK(fk.commits == 1);
+	session_free(s);
+}
+
 int
 main(void)
 {
@@ -738,6 +767,8 @@ main(void)
 	RUN(three_failed_auth_attempts_close_the_session);
 	RUN(auth_cancel_and_garbage_are_501);
 	RUN(submission_refuses_mail_before_auth_with_530);
+	RUN(more_than_100_received_headers_is_a_loop_refused_with_554_5_4_6);
+	RUN(exactly_100_hops_are_accepted);
 	conf_free(&conf);
 	T_EXIT();
 }
