@@ -509,6 +509,21 @@ task_begin_tx(struct rtask *t)
 		task_done(t);
 		return;
 	}
+	if (j->body_8bit && !c->caps.eightbitmime) {
+		/* RFC 6152 §3: 8-bit data only to a server that announced 8BITMIME. imsd does not
+		 * rewrite MIME bodies to 7 bit, so the message is returned (RFC 3463 5.6.3). */
+		char diag[300];
+		snprintf(diag, sizeof(diag), "x-imsd; the message has 8-bit content and %s does not "
+		    "support 8BITMIME", c->t.host);
+		task_fail_rest(t, RELAY_PERM, "5.6.3", diag);
+		c->task = NULL;
+		t->c = NULL;
+		rc_send_cmd(c, "QUIT");
+		c->st = RC_QUIT;
+		rc_flush(c);
+		task_done(t);
+		return;
+	}
 	c->used = 1;
 	if (c->caps.size_known)
 		snprintf(size, sizeof(size), " SIZE=%llu", (unsigned long long)j->body_len);

@@ -32,6 +32,8 @@ struct qm_msg {
 	int bounce_pending;	/* some recipients newly failed */
 	unsigned char *newly_failed;	/* per recipient, for the next bounce */
 	int warn_pending;
+	struct qm_msg *wnext;	/* on the wait list for a delivery slot */
+	int waiting;
 };
 
 struct qmgr {
@@ -44,12 +46,67 @@ struct qmgr {
 	unsigned local_jobs, relay_jobs, book_jobs;
 	int stopping;
 	struct destcount { char dom[256]; unsigned n; } dests[QMGR_RELAY_MAX];
+	struct qm_msg *whead, *wtail;	/* messages waiting for a delivery slot, FIFO */
 };
 
 static void qm_schedule(struct qmgr *m, struct qm_msg *msg, time_t now);
+static void qm_kick(struct qmgr *m);
 static void qm_maybe_book(struct qmgr *m, struct qm_msg *msg);
 
 /* ---- helpers ---- */
+
+/* Remember that msg has due recipients but no free slot. */
+static void
+wait_push(struct qmgr *m, struct qm_msg *msg)
+{
+	if (msg->waiting)
+		return;
+	msg->waiting = 1;
+	msg->wnext = NULL;
+	if (m->wtail)
+		m->wtail->wnext = msg;
+	else
+		m->whead = msg;
+	m->wtail = msg;
+}
+
+static void
+wait_remove(struct qmgr *m, struct qm_msg *msg)
+{
+	struct qm_msg **pp = &m->whead, *prev = NULL;
+
+	if (!msg->waiting)
+		return;
+	while (*pp != NULL && *pp != msg) {
+		prev = *pp;
+		pp = &(*pp)->wnext;
+	}
+	if (*pp == msg) {
+		*pp = msg->wnext;
+		if (m->wtail == msg)
+			m->wtail = prev;
+	}
+	msg->waiting = 0;
+}
+
+/* A slot freed: give it to the messages that have been waiting longest. */
+static void
+qm_kick(struct qmgr *m)
+{
+	time_t now = time(NULL);
+	unsigned budget = QMGR_LOCAL_MAX + QMGR_RELAY_MAX;
+
+	while (m->whead != NULL && budget-- > 0) {
+		struct qm_msg *msg = m->whead;
+		m->whead = msg->wnext;
+		if (m->whead == NULL)
+			m->wtail = NULL;
+		msg->waiting = 0;
+		qm_schedule(m, msg, now);
+		if (msg->waiting)
+			break;	/* still no slot: the rest waits too */
+	}
+}
 
 static void
 msg_free(struct qm_msg *msg)
@@ -240,6 +297,7 @@ local_done(struct work *w)
 	free(j->err);
 	free(j);
 	qm_maybe_book(m, msg);
+	qm_kick(m);
 }
 
 static void
@@ -308,10 +366,7 @@ relay_done_cb(struct relay_job *job)
 	free(rj->idx);
 	free(rj);
 	qm_maybe_book(m, msg);
-	/* a slot freed: others may be waiting for it */
-	for (struct qm_msg *o = m->msgs; o != NULL; o = o->next)
-		if (o->inflight == 0 && !o->updating)
-			qm_schedule(m, o, now);
+	qm_kick(m);
 }
 
 static int
@@ -514,6 +569,7 @@ book_done(struct work *w)
 		    msg->env.sender);
 	if (j->remove) {
 		log_info("qid=%s event=removed", msg->env.qid);
+		wait_remove(m, msg);
 		if (msg->prev)
 			msg->prev->next = msg->next;
 		else
@@ -663,7 +719,14 @@ qm_schedule(struct qmgr *m, struct qm_msg *msg, time_t now)
 		return;
 	}
 	/* local recipients: one job */
-	if (m->local_jobs < QMGR_LOCAL_MAX) {
+	int want_local = 0;
+	for (size_t i = 0; i < n && !want_local; i++) {
+		struct qrcpt *r = &msg->env.rcpts[i];
+		want_local = r->state == QR_PENDING && r->next_try <= now && rcpt_is_local(c, r->addr);
+	}
+	if (want_local && m->local_jobs >= QMGR_LOCAL_MAX)
+		wait_push(m, msg);
+	else if (want_local) {
 		for (size_t i = 0; i < n; i++) {
 			struct qrcpt *r = &msg->env.rcpts[i];
 			if (r->state == QR_PENDING && r->next_try <= now && rcpt_is_local(c, r->addr)) {
@@ -704,8 +767,13 @@ qm_schedule(struct qmgr *m, struct qm_msg *msg, time_t now)
 			idx[k++] = i2;
 			taken[i2] = 1;
 		}
-		if (start_relay(m, msg, dest, idx, k) < 0)
-			break;	/* at the concurrency limit: the tick tries again */
+		if (start_relay(m, msg, dest, idx, k) < 0) {
+			/* at a concurrency limit: wait for a slot */
+			for (size_t k2 = 0; k2 < k; k2++)
+				taken[idx[k2]] = 0;
+			wait_push(m, msg);
+			break;
+		}
 	}
 	free(idx);
 	free(taken);
