@@ -99,6 +99,8 @@ ev_loop_run(struct ev_loop *l, void (*tick)(void *), void (*before_sleep)(void *
 		}
 		if (before_sleep != NULL)
 			before_sleep(arg);
+		if (l->stop)
+			break;
 		timeout = (int)(next_tick - now_ms());
 		if (timeout < 0)
 			timeout = 0;

@@ -40,6 +40,8 @@ mkdirs(const char *path, mode_t mode)
 	return 0;
 }
 
+static void free_scan(struct queue *q);
+
 static int
 open_subdir(int dirfd, const char *name)
 {
@@ -53,7 +55,7 @@ int
 queue_open(const char *spool_dir, int lock, struct queue *q, char *err, size_t errlen)
 {
 	memset(q, 0, sizeof(*q));
-	q->dirfd = q->incfd = q->qfd = q->lockfd = -1;
+	q->dirfd = q->incfd = q->qfd = q->lockfd = q->freefd = -1;
 	if (mkdirs(spool_dir, 0700) < 0) {
 		E("%s: cannot create spool directory: %s", spool_dir, strerror(errno));
 		return -1;
@@ -83,6 +85,20 @@ queue_open(const char *spool_dir, int lock, struct queue *q, char *err, size_t e
 		E("out of memory");
 		goto fail;
 	}
+	if (lock) {
+		/* only the lock holder recycles files */
+		if ((q->freefd = open_subdir(q->dirfd, "free")) < 0) {
+			E("%s/free: %s", spool_dir, strerror(errno));
+			goto fail;
+		}
+		if ((q->freelock = malloc(sizeof(pthread_mutex_t))) == NULL ||
+		    (q->freenames = calloc(QUEUE_FREE_MAX, sizeof(unsigned))) == NULL) {
+			E("out of memory");
+			goto fail;
+		}
+		pthread_mutex_init(q->freelock, NULL);
+		free_scan(q);
+	}
 	return 0;
 fail:
 	queue_close(q);
@@ -92,6 +108,13 @@ fail:
 void
 queue_close(struct queue *q)
 {
+	if (q->freelock != NULL) {
+		pthread_mutex_destroy(q->freelock);
+		free(q->freelock);
+	}
+	free(q->freenames);
+	if (q->freefd >= 0)
+		close(q->freefd);
 	if (q->lockfd >= 0)
 		close(q->lockfd);
 	if (q->qfd >= 0)
@@ -102,7 +125,7 @@ queue_close(struct queue *q)
 		close(q->dirfd);
 	free(q->dir);
 	memset(q, 0, sizeof(*q));
-	q->dirfd = q->incfd = q->qfd = q->lockfd = -1;
+	q->dirfd = q->incfd = q->qfd = q->lockfd = q->freefd = -1;
 }
 
 /* 1 when some other process holds spool_dir/lock. */
@@ -159,6 +182,93 @@ write_all(int fd, const void *buf, size_t len)
 	return 0;
 }
 
+/* Learn the recycled files in free/ (start-up). */
+static void
+free_scan(struct queue *q)
+{
+	int fd = dup(q->freefd);
+	DIR *d;
+	struct dirent *de;
+
+	if (fd < 0 || (d = fdopendir(fd)) == NULL) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	rewinddir(d);
+	while ((de = readdir(d)) != NULL) {
+		char *end;
+		unsigned long n;
+		if (de->d_name[0] != 'f')
+			continue;
+		n = strtoul(de->d_name + 1, &end, 10);
+		if (*end != '\0' || end == de->d_name + 1 || n > 0xffffffffUL)
+			continue;
+		if (q->nfree < QUEUE_FREE_MAX) {
+			q->freenames[q->nfree++] = (unsigned)n;
+			if ((unsigned)n >= q->freeseq)
+				q->freeseq = (unsigned)n + 1;
+		} else
+			unlinkat(q->freefd, de->d_name, 0);
+	}
+	closedir(d);
+}
+
+/* Take a recycled file as incoming/<qid>. Returns an fd open for writing, or -1. */
+static int
+free_take(struct queue *q, const char *qid)
+{
+	char name[16];
+	unsigned n;
+	int fd;
+
+	if (q->freelock == NULL)
+		return -1;
+	pthread_mutex_lock(q->freelock);
+	if (q->nfree == 0) {
+		pthread_mutex_unlock(q->freelock);
+		return -1;
+	}
+	n = q->freenames[--q->nfree];
+	pthread_mutex_unlock(q->freelock);
+	snprintf(name, sizeof(name), "f%u", n);
+	if (renameat(q->freefd, name, q->incfd, qid) < 0)
+		return -1;
+	if ((fd = openat(q->incfd, qid, O_WRONLY | O_CLOEXEC)) < 0)
+		unlinkat(q->incfd, qid, 0);
+	return fd;
+}
+
+/* Move a removed message's file into free/ for reuse. 0 done, -1 caller unlinks. */
+static int
+free_put(struct queue *q, const char *qid)
+{
+	char name[16];
+	unsigned n;
+
+	if (q->freelock == NULL)
+		return -1;
+	pthread_mutex_lock(q->freelock);
+	if (q->nfree >= QUEUE_FREE_MAX) {
+		pthread_mutex_unlock(q->freelock);
+		return -1;
+	}
+	n = q->freeseq++;
+	pthread_mutex_unlock(q->freelock);
+	snprintf(name, sizeof(name), "f%u", n);
+	if (renameat(q->qfd, qid, q->freefd, name) < 0)
+		return -1;
+	pthread_mutex_lock(q->freelock);
+	if (q->nfree < QUEUE_FREE_MAX) {
+		q->freenames[q->nfree++] = n;
+		n = 0;
+	}
+	pthread_mutex_unlock(q->freelock);
+	if (n != 0)
+		unlinkat(q->freefd, name, 0);	/* filled up meanwhile */
+	return 0;
+}
+
 /* Start incoming/<qid> with the header; env->qid is filled in. */
 int
 queue_create(struct queue *q, struct qenv *env, struct queue_writer *w, char *err, size_t errlen)
@@ -168,7 +278,10 @@ queue_create(struct queue *q, struct qenv *env, struct queue_writer *w, char *er
 
 	memset(w, 0, sizeof(*w));
 	w->fd = -1;
-	for (int tries = 0; tries < 5; tries++) {
+	queue_new_id(env->qid);
+	if ((w->fd = free_take(q, env->qid)) >= 0)
+		w->recycled = 1;
+	for (int tries = 0; w->fd < 0 && tries < 5; tries++) {
 		queue_new_id(env->qid);
 		w->fd = openat(q->incfd, env->qid, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 		if (w->fd >= 0 || errno != EEXIST)
@@ -214,6 +327,11 @@ queue_finish(struct queue_writer *w, char *err, size_t errlen)
 	qfmt_trailer_encode(w->bodylen, t);
 	if (write_all(w->fd, t, sizeof(t)) < 0) {
 		E("queue file %s: write: %s", w->qid, strerror(errno));
+		return -1;
+	}
+	/* a recycled file may have been longer: the trailer must be the last bytes */
+	if (w->recycled && ftruncate(w->fd, (off_t)(w->hdrlen + w->bodylen + sizeof(t))) < 0) {
+		E("queue file %s: ftruncate: %s", w->qid, strerror(errno));
 		return -1;
 	}
 	return 0;
@@ -406,6 +524,10 @@ queue_remove(struct queue *q, const char *qid, char *err, size_t errlen)
 	char jname[48];
 
 	snprintf(jname, sizeof(jname), "%s.j", qid);
+	if (free_put(q, qid) == 0) {
+		unlinkat(q->qfd, jname, 0);
+		return 0;
+	}
 	if (unlinkat(q->qfd, qid, 0) < 0 && errno != ENOENT) {
 		E("%s: unlink: %s", qid, strerror(errno));
 		return -1;

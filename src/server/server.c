@@ -39,7 +39,8 @@
 #define IN_MAX		(64 * 1024)	/* input held while a session waits (pipelining) */
 #define OUT_MAX		(256 * 1024)	/* unsent replies before we stop reading */
 #define READ_CHUNK	(64 * 1024)
-#define DRAIN_SECONDS	10		/* SIGTERM: SPEC says finish within 10 s */
+#define DRAIN_SECONDS	8		/* SIGTERM: SPEC says finish within 10 s; leave room
+					 * for the threads to wind down after the drain */
 #define PERIP_BUCKETS	4096
 /* Commit threads: each takes every message finished so far as one batch, so batches
  * overlap: while one thread waits for the disk, the next batch is already syncing. */
@@ -855,11 +856,23 @@ conn_close(struct conn *c)
 	srv->graveyard = c;
 }
 
+static int
+server_drained(struct server *srv)
+{
+	return srv->nconns == 0 && srv->commits_in_flight == 0 &&
+	    (srv->qmgr == NULL || qmgr_busy(srv->qmgr) == 0);
+}
+
+/* Before the loop sleeps: free closed connections; when stopping and nothing is left to
+ * finish, stop now rather than at the next tick. */
 static void
 server_reap(void *arg)
 {
 	struct server *srv = arg;
 	struct conn *c;
+
+	if (srv->stopping && server_drained(srv))
+		ev_loop_break(srv->loop);
 
 	while ((c = srv->graveyard) != NULL) {
 		srv->graveyard = c->grave;
@@ -1278,8 +1291,7 @@ server_tick(void *arg)
 		qmgr_tick(srv->qmgr, now);
 	relay_tick(srv->relay, now);
 	dns_tick(srv->dns);
-	if (srv->stopping && ((srv->nconns == 0 && srv->commits_in_flight == 0 &&
-	    qmgr_busy(srv->qmgr) == 0) || now >= srv->stop_deadline))
+	if (srv->stopping && (server_drained(srv) || now >= srv->stop_deadline))
 		ev_loop_break(srv->loop);
 }
 
@@ -1402,6 +1414,7 @@ server_run(const char *conf_path)
 	relay_free(srv.relay);
 	dns_free(srv.dns);
 	qmgr_free(srv.qmgr);
+	srv.qmgr = NULL;
 	server_reap(&srv);
 	close(srv.cevfd);
 	close(srv.sigfd);

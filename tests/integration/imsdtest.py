@@ -396,14 +396,21 @@ class Server:
                                     len(self.maildir_files(domain, user)), self.log_tail_msg()))
         return files
 
+    # Spool entries that are not messages (src/queue/queue.h): the server's lock file and
+    # free/, the recycled files of removed messages. Anything else counts, so a new layout
+    # makes queue checks fail loudly instead of passing silently.
+    SPOOL_NOT_MESSAGES = ("lock", "free")
+
     def queue_files(self):
-        """Regular files under spool_dir except the server's lock file spool_dir/lock (the
-        queue is empty when every message is delivered)."""
+        """Regular files under spool_dir that may hold messages (the queue is empty when
+        every message is delivered)."""
         out = []
-        for dirpath, _dirs, files in os.walk(self.spool_dir):
+        for dirpath, dirs, files in os.walk(self.spool_dir):
+            if dirpath == self.spool_dir:
+                dirs[:] = [d for d in dirs if d not in self.SPOOL_NOT_MESSAGES]
             for n in files:
                 p = os.path.join(dirpath, n)
-                if dirpath == self.spool_dir and n == "lock":
+                if dirpath == self.spool_dir and n in self.SPOOL_NOT_MESSAGES:
                     continue
                 if os.path.isfile(p) and not os.path.islink(p):
                     out.append(p)

@@ -21,6 +21,7 @@ Every address used is in 127.0.0.0/8; every process started here is signalled by
 (Postfix through its own `postfix stop`); every wait is bounded.
 """
 
+import atexit
 import email
 import email.policy
 import os
@@ -60,7 +61,8 @@ def port_free(port, hosts=("127.0.0.1",), udp=False):
 
 
 def free_port_on(*hosts, udp=False):
-    """A TCP port (and UDP too when udp) free on every one of hosts."""
+    """A TCP port (and UDP too when udp) free on every one of hosts (default 127.0.0.1)."""
+    hosts = hosts or ("127.0.0.1",)
     for _ in range(200):
         p = imsdtest.free_port()
         if port_free(p, hosts) and (not udp or port_free(p, hosts, udp=True)):
@@ -167,6 +169,7 @@ class Dnsmasq:
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log,
                                          stderr=subprocess.STDOUT)
+        atexit.register(self.stop)         # even if the test's cleanup is never reached
         # readiness probe: A queries for probe.test (NXDOMAIN), left out of queries()
         ok = wait_for(lambda: self.proc.poll() is None and
                       dns_query("probe.test", 1, self.port, timeout=0.05) is not None, 10, 0.01)
@@ -414,12 +417,13 @@ class SmtpSink:
         os.chmod(tmpdir, 0o755)
         os.chmod(self.dir, 0o777)        # smtp-sink drops to the postfix user
         self.host, self.port = host, port
-        args = [SMTP_SINK, "-u", "postfix", "-d", os.path.join(self.dir, "%Y%m%d%H%M%S."),
-                "%s:%d" % (host, port), "64"]
+        args = [SMTP_SINK] + (["-u", "postfix"] if os.geteuid() == 0 else []) + [
+            "-d", os.path.join(self.dir, "%Y%m%d%H%M%S."), "%s:%d" % (host, port), "64"]
         self.log_path = self.dir + ".log"
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log,
                                          stderr=subprocess.STDOUT)
+        atexit.register(self.stop)
         if not wait_for(lambda: self.proc.poll() is None and port_accepts(host, port), 10):
             self.stop()
             raise AssertionError("smtp-sink did not listen on %s:%d: %s" % (
@@ -541,6 +545,7 @@ class Postfix:
                                     "exited %d: %s %s" % (rc, out.strip(), self.log()[-1500:]))
         rc, out = self.postfix("start")
         self.started = True
+        atexit.register(self.stop)         # in case tearDownClass is never reached
         if rc != 0 or not wait_for(lambda: port_accepts(self.host, self.port), 10):
             raise unittest.SkipTest("a private Postfix cannot be started here: `postfix start` "
                                     "exited %d: %s %s" % (rc, out.strip(), self.log()[-1500:]))
@@ -548,7 +553,10 @@ class Postfix:
     def stop(self):
         if self.started:
             self.started = False
-            self.postfix("stop")
+            try:
+                self.postfix("stop")
+            except subprocess.TimeoutExpired:
+                pass
             # master exits after its children; wait for the pid file's process to go
             pidfile = os.path.join(self.queue_dir, "pid", "master.pid")
             try:
@@ -745,6 +753,7 @@ class RelayCase(imsdtest.ImsdCase):
     def receiver(self, host="127.0.0.2", domains="dest.test", port=None, start=True, **conf):
         """A second imsd: local_domains domains, listening on host:port (default self.p2)."""
         conf.setdefault("hostname", "rx%s.imsd.test" % host.rsplit(".", 1)[1])
+        conf.setdefault("dns_servers", "127.0.0.1:%d" % free_port_on(udp=True))   # never used
         srv = self.server(start=False, local_domains=domains, **conf)
         listen_also(srv, "%s:%d" % (host, port or self.p2))
         if start:

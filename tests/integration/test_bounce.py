@@ -159,7 +159,8 @@ class Bounces(peers.RelayCase):
         t0 = time.monotonic()
         qid = self.send(tx, "bob@dest.test", "expires")
         dsn = self.wait_dsns(tx, 1, timeout=10)[0]
-        self.assertGreaterEqual(time.monotonic() - t0, 1.9, "not before queue_lifetime (3s, 1s resolution)")
+        self.assertGreaterEqual(time.monotonic() - t0, 1.9,
+                                "not before queue_lifetime (3s, with 1s resolution)")
         groups = self.assertDsn(dsn, "failed", {"bob@dest.test": "5.4.7"}, subject="expires")
         self.assertIn("451", groups[0].get("diagnostic-code", ""),
                       "the report tells the last error: %r" % groups)
