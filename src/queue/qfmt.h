@@ -39,6 +39,7 @@ struct qrcpt {
 	time_t next_try;
 	char last_error[200];
 	char status[16];	/* enhanced status of the last failure ("4.4.1", "5.1.1") */
+	char remote_mta[128];	/* who said it (memory only, for the bounce) */
 };
 
 struct qenv {

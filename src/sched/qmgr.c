@@ -358,6 +358,9 @@ relay_done_cb(struct relay_job *job)
 			    "mailer=smtp relay=\"%s\" status=%s delay=%lds reply=\"%s\"", msg->env.qid,
 			    r->addr, r->orcpt, msg->env.sender, (unsigned long long)msg->size,
 			    job->remote_mta, res->status, (long)(now - msg->env.arrival), res->diag);
+		if (job->remote_mta[0] != '\0')
+			str_copy(msg->env.rcpts[rj->idx[k]].remote_mta,
+			    sizeof(msg->env.rcpts[rj->idx[k]].remote_mta), job->remote_mta);
 		qm_result(m, msg, rj->idx[k], res->outcome, res->status, res->diag, now);
 	}
 	cfg_unref(job->cfg);
@@ -583,6 +586,7 @@ book_done(struct work *w)
 	for (size_t i = 0; i < j->ndrcpts; i++) {
 		free((char *)j->drcpts[i].diag);
 		free((char *)j->drcpts[i].status);
+		free((char *)j->drcpts[i].remote_mta);
 	}
 	free(j->drcpts);
 	free(j->journal);
@@ -640,6 +644,7 @@ qm_maybe_book(struct qmgr *m, struct qm_msg *msg)
 			j->drcpts[cnt].status = strdup(r->status[0] ? r->status :
 			    (delayed ? "4.0.0" : "5.0.0"));
 			j->drcpts[cnt].diag = strdup(r->last_error);
+			j->drcpts[cnt].remote_mta = r->remote_mta[0] ? strdup(r->remote_mta) : NULL;
 			cnt++;
 		}
 		j->ndrcpts = cnt;
@@ -699,9 +704,12 @@ qm_schedule(struct qmgr *m, struct qm_msg *msg, time_t now)
 			char diag[300];
 			if (r->state != QR_PENDING)
 				continue;
-			snprintf(diag, sizeof(diag), "x-imsd; message expired after %u days in the "
-			    "queue; last error: %s", c->queue_lifetime / 86400,
-			    r->last_error[0] ? r->last_error : "none");
+			unsigned lt = c->queue_lifetime;
+			snprintf(diag, sizeof(diag), "x-imsd; message expired after %u %s in the "
+			    "queue (queue_lifetime); last error: %s",
+			    lt >= 86400 ? lt / 86400 : lt >= 3600 ? lt / 3600 : lt >= 60 ? lt / 60 : lt,
+			    lt >= 86400 ? "days" : lt >= 3600 ? "hours" : lt >= 60 ? "minutes" :
+			    "seconds", r->last_error[0] ? r->last_error : "none");
 			qm_result(m, msg, i, RELAY_PERM, "5.4.7", diag, now);
 		}
 		qm_maybe_book(m, msg);

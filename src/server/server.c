@@ -1147,7 +1147,7 @@ ctl_read_cb(struct ev_io *io, uint32_t events)
 	} else if (strncmp(cc->buf, "DELETE ", 7) == 0) {
 		const char *id = cc->buf + 7;
 		int cnt = qmgr_delete(srv->qmgr, id);
-		if (cnt > 0)
+		if (cnt > 0 || strcmp(id, "ALL") == 0)
 			snprintf(out, sizeof(out), "ok: deleted %d message%s\n", cnt, cnt == 1 ? "" : "s");
 		else
 			snprintf(out, sizeof(out), "error: %.40s: no such message in the queue\n", id);
@@ -1199,6 +1199,8 @@ ctl_open(struct server *srv, char *err, size_t errlen)
 	old = umask(0077);	/* 0600: only the owner may flush or delete */
 	n = bind(srv->ctlfd, (struct sockaddr *)&sun, sizeof(sun));
 	umask(old);
+	if (n == 0)
+		n = chmod(srv->ctlpath, 0600);
 	if (n < 0 || listen(srv->ctlfd, 16) < 0 ||
 	    ev_io_start(srv->loop, &srv->ctlio, srv->ctlfd, EPOLLIN, ctl_accept_cb, srv) < 0) {
 		snprintf(err, errlen, "%s: %s", srv->ctlpath, strerror(errno));
