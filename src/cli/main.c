@@ -353,7 +353,7 @@ cmd_delete(int argc, char **argv)
 		for (size_t k = 0; k < n; k++) {
 			if (strcmp(argv[i], "ALL") != 0 && strcmp(argv[i], ids[k]) != 0)
 				continue;
-			if (queue_remove(&q, ids[k], err, sizeof(err)) == 0) {
+			if (queue_remove(&q, ids[k], 1, err, sizeof(err)) == 0) {
 				printf("deleted %s\n", ids[k]);
 				found++;
 			} else {

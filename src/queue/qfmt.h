@@ -50,6 +50,7 @@ struct qenv {
 	char *sender;		/* "" for the null sender */
 	int body_8bit;
 	int warned;		/* delay notice sent */
+	int has_journal;	/* a journal file exists (set by queue_load) */
 	struct qrcpt *rcpts;
 	size_t nrcpts;
 };

@@ -71,15 +71,20 @@ int queue_sync_file(struct queue_writer *w, char *err, size_t errlen);
 /* Rename incoming/<qid> to queue/<qid> and close the writer's fd. */
 int queue_publish(struct queue *q, struct queue_writer *w, char *err, size_t errlen);
 int queue_sync_dir(struct queue *q, char *err, size_t errlen);
+/* Make every file written so far durable at once (syncfs of the spool's filesystem):
+ * the group commit of a batch. Errors of any write-back on the filesystem fail it. */
+int queue_sync_data(struct queue *q, char *err, size_t errlen);
 
 /* Load queue/<qid>: fills env (qenv_free it), opens the file (*fd, positioned nowhere in
  * particular), *body_off and *body_len. */
 int queue_load(struct queue *q, const char *qid, struct qenv *env, int *fd, uint64_t *body_off,
     uint64_t *body_len, char *err, size_t errlen);
+/* Open queue/<qid> for reading the body again (its offsets are known from queue_load). */
+int queue_open_message(struct queue *q, const char *qid, char *err, size_t errlen);
 /* Append one journal line (ending in \n) and fdatasync it. */
 int queue_journal(struct queue *q, const char *qid, const char *line, char *err, size_t errlen);
-/* Remove a message and its journal. */
-int queue_remove(struct queue *q, const char *qid, char *err, size_t errlen);
+/* Remove a message and (when has_journal) its journal. */
+int queue_remove(struct queue *q, const char *qid, int has_journal, char *err, size_t errlen);
 /* List committed qids (malloc'd array of malloc'd strings), sorted. */
 int queue_list(struct queue *q, char ***ids, size_t *n, char *err, size_t errlen);
 void queue_list_free(char **ids, size_t n);

@@ -373,6 +373,16 @@ queue_publish(struct queue *q, struct queue_writer *w, char *err, size_t errlen)
 }
 
 int
+queue_sync_data(struct queue *q, char *err, size_t errlen)
+{
+	if (syncfs(q->incfd) < 0) {
+		E("%s: syncfs: %s", q->dir, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+int
 queue_sync_dir(struct queue *q, char *err, size_t errlen)
 {
 	if (fsync(q->qfd) < 0) {
@@ -472,6 +482,7 @@ queue_load(struct queue *q, const char *qid, struct qenv *env, int *fdp, uint64_
 	snprintf(jname, sizeof(jname), "%s.j", qid);
 	if ((jfd = openat(q->qfd, jname, O_RDONLY | O_CLOEXEC)) >= 0) {
 		struct stat js;
+		env->has_journal = 1;
 		if (fstat(jfd, &js) == 0 && js.st_size > 0 && js.st_size < 64 * 1024 * 1024) {
 			char *j = malloc((size_t)js.st_size);
 			if (j == NULL || read_at(jfd, j, (size_t)js.st_size, 0) < 0 ||
@@ -519,20 +530,32 @@ queue_journal(struct queue *q, const char *qid, const char *line, char *err, siz
 }
 
 int
-queue_remove(struct queue *q, const char *qid, char *err, size_t errlen)
+queue_open_message(struct queue *q, const char *qid, char *err, size_t errlen)
+{
+	int fd = openat(q->qfd, qid, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		E("%s: open: %s", qid, strerror(errno));
+	return fd;
+}
+
+int
+queue_remove(struct queue *q, const char *qid, int has_journal, char *err, size_t errlen)
 {
 	char jname[48];
 
 	snprintf(jname, sizeof(jname), "%s.j", qid);
 	if (free_put(q, qid) == 0) {
-		unlinkat(q->qfd, jname, 0);
+		if (has_journal)
+			unlinkat(q->qfd, jname, 0);
 		return 0;
 	}
 	if (unlinkat(q->qfd, qid, 0) < 0 && errno != ENOENT) {
 		E("%s: unlink: %s", qid, strerror(errno));
 		return -1;
 	}
-	unlinkat(q->qfd, jname, 0);
+	if (has_journal)
+		unlinkat(q->qfd, jname, 0);
 	return 0;
 }
 

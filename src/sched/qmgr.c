@@ -23,6 +23,8 @@ struct qm_msg {
 	struct qm_msg *prev, *next;
 	struct qenv env;
 	uint64_t size;
+	uint64_t body_off;
+	int fd;			/* the queue file, open from loading until the first delivery */
 	unsigned inflight;	/* delivery jobs out */
 	int updating;		/* a bookkeeping job is out */
 	int deleted;
@@ -111,6 +113,8 @@ qm_kick(struct qmgr *m)
 static void
 msg_free(struct qm_msg *msg)
 {
+	if (msg->fd >= 0)
+		close(msg->fd);
 	qenv_free(&msg->env);
 	free(msg->journal);
 	free(msg->newly_failed);
@@ -240,6 +244,7 @@ struct local_job {
 	struct qmgr *m;
 	struct qm_msg *msg;
 	struct cfg *cfg;
+	int fd;			/* the queue file when qmgr still had it open, else -1 */
 	size_t n;
 	size_t *idx;
 	int *ok;
@@ -250,12 +255,11 @@ static void
 local_run(struct work *w)
 {
 	struct local_job *j = (struct local_job *)w;
-	struct qenv env;
-	uint64_t off, len;
+	const struct qm_msg *msg = j->msg;
 	char err[300], unique[64];
-	int fd;
+	int fd = j->fd;
 
-	if (queue_load(j->m->q, j->msg->env.qid, &env, &fd, &off, &len, err, sizeof(err)) < 0) {
+	if (fd < 0 && (fd = queue_open_message(j->m->q, msg->env.qid, err, sizeof(err))) < 0) {
 		for (size_t k = 0; k < j->n; k++) {
 			j->ok[k] = 0;
 			str_copy(j->err[k], sizeof(j->err[k]), err);
@@ -263,13 +267,13 @@ local_run(struct work *w)
 		return;
 	}
 	for (size_t k = 0; k < j->n; k++) {
-		const struct qrcpt *r = &j->msg->env.rcpts[j->idx[k]];
-		snprintf(unique, sizeof(unique), "%s_%zu", env.qid, j->idx[k]);
-		j->ok[k] = maildir_deliver(j->cfg->conf.mail_dir, r->addr, env.sender, fd, off, len,
-		    j->cfg->conf.hostname, unique, j->err[k], sizeof(j->err[k])) == 0;
+		const struct qrcpt *r = &msg->env.rcpts[j->idx[k]];
+		snprintf(unique, sizeof(unique), "%s_%zu", msg->env.qid, j->idx[k]);
+		j->ok[k] = maildir_deliver(j->cfg->conf.mail_dir, r->addr, msg->env.sender, fd,
+		    msg->body_off, msg->size, j->cfg->conf.hostname, unique, j->err[k],
+		    sizeof(j->err[k])) == 0;
 	}
 	close(fd);
-	qenv_free(&env);
 }
 
 static void
@@ -319,6 +323,8 @@ start_local(struct qmgr *m, struct qm_msg *msg, size_t *idx, size_t n)
 	j->n = n;
 	j->m = m;
 	j->msg = msg;
+	j->fd = msg->fd;	/* the job owns it now */
+	msg->fd = -1;
 	j->cfg = cfg_ref(m->cfg);
 	j->w.run = local_run;
 	j->w.done = local_done;
@@ -378,7 +384,6 @@ start_relay(struct qmgr *m, struct qm_msg *msg, const char *dest, size_t *idx, s
 	struct rjob *rj;
 	struct destcount *dc;
 	char err[256];
-	struct qenv env;
 	int fd;
 
 	if (m->relay_jobs >= QMGR_RELAY_MAX)
@@ -397,8 +402,9 @@ start_relay(struct qmgr *m, struct qm_msg *msg, const char *dest, size_t *idx, s
 		free(rj);
 		return -1;
 	}
-	if (queue_load(m->q, msg->env.qid, &env, &fd, &rj->job.body_off, &rj->job.body_len, err,
-	    sizeof(err)) < 0) {
+	if ((fd = msg->fd) >= 0)
+		msg->fd = -1;	/* the job owns it now */
+	else if ((fd = queue_open_message(m->q, msg->env.qid, err, sizeof(err))) < 0) {
 		log_error("qid=%s event=queue-error reason=\"%s\"", msg->env.qid, err);
 		free(rj->idx);
 		free(rj->job.rcpts);
@@ -406,7 +412,8 @@ start_relay(struct qmgr *m, struct qm_msg *msg, const char *dest, size_t *idx, s
 		free(rj);
 		return -1;
 	}
-	qenv_free(&env);
+	rj->job.body_off = msg->body_off;
+	rj->job.body_len = msg->size;
 	memcpy(rj->idx, idx, n * sizeof(*idx));
 	rj->m = m;
 	rj->msg = msg;
@@ -544,12 +551,15 @@ book_run(struct work *w)
 		j->remove = 0;
 		log_error("qid=%s event=bounce-error reason=\"%s\"", j->msg->env.qid, j->err);
 	}
-	if (j->journal != NULL && j->journal[0] != '\0' && !(j->remove && j->dsn_action < 0) &&
-	    queue_journal(j->m->q, j->msg->env.qid, j->journal, j->err, sizeof(j->err)) < 0) {
-		log_error("qid=%s event=queue-error reason=\"%s\"", j->msg->env.qid, j->err);
-		j->remove = 0;
+	if (j->journal != NULL && j->journal[0] != '\0' && !(j->remove && j->dsn_action < 0)) {
+		if (queue_journal(j->m->q, j->msg->env.qid, j->journal, j->err, sizeof(j->err)) < 0) {
+			log_error("qid=%s event=queue-error reason=\"%s\"", j->msg->env.qid, j->err);
+			j->remove = 0;
+		}
+		j->msg->env.has_journal = 1;	/* even on error: it may exist */
 	}
-	if (j->remove && queue_remove(j->m->q, j->msg->env.qid, j->err, sizeof(j->err)) < 0) {
+	if (j->remove && queue_remove(j->m->q, j->msg->env.qid, j->msg->env.has_journal, j->err,
+	    sizeof(j->err)) < 0) {
 		log_error("qid=%s event=queue-error reason=\"%s\"", j->msg->env.qid, j->err);
 		j->remove = 0;
 	}
@@ -830,18 +840,21 @@ qm_add(struct qmgr *m, const char *qid, int due_now)
 	uint64_t off, len;
 	int fd;
 
-	for (msg = m->msgs; msg != NULL; msg = msg->next)
-		if (strcmp(msg->env.qid, qid) == 0)
-			return;
+	/* ids are unique: commits and bounces make new ones, recovery lists each once */
 	if ((msg = calloc(1, sizeof(*msg))) == NULL)
 		return;
+	msg->fd = -1;
 	if (queue_load(m->q, qid, &msg->env, &fd, &off, &len, err, sizeof(err)) < 0) {
 		log_error("qid=%s event=queue-corrupt reason=\"%s\" action=kept-in-queue", qid, err);
 		free(msg);
 		return;
 	}
-	close(fd);
 	msg->size = len;
+	msg->body_off = off;
+	if (m->nmsgs < QMGR_OPEN_MAX)
+		msg->fd = fd;	/* the first delivery reads through it */
+	else
+		close(fd);
 	if (due_now)
 		for (size_t i = 0; i < msg->env.nrcpts; i++)
 			msg->env.rcpts[i].next_try = 0;

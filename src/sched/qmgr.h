@@ -26,6 +26,7 @@
 #define QMGR_RELAY_MAX	32
 #define QMGR_DEST_MAX	8
 #define QMGR_LOCAL_MAX	4	/* local delivery jobs in flight */
+#define QMGR_OPEN_MAX	1000	/* messages whose file stays open until first delivery */
 
 struct qmgr;
 struct relay;
