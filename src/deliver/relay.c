@@ -313,7 +313,8 @@ rc_update(struct rconn *c)
 	else if (c->st == RC_HANDSHAKE)
 		ev = (uint32_t)(c->tls_want ? c->tls_want : EPOLLIN);
 	else {
-		if (c->outoff < c->outlen || c->tls_want == EPOLLOUT)
+		/* in RC_BODY the socket taking more is what brings the next chunk */
+		if (c->outoff < c->outlen || c->tls_want == EPOLLOUT || c->st == RC_BODY)
 			ev |= EPOLLOUT;
 	}
 	ev_io_set(c->r->loop, &c->io, ev);

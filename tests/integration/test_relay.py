@@ -133,6 +133,21 @@ class Relayhost(peers.RelayCase):
         tx.wait_queue_empty()
         self.assertNotIn("elsewhere.test", [q[1] for q in dns.queries()])
 
+    def test_message_larger_than_one_write_is_relayed_whole(self):
+        # A body of several 64 KiB chunks: the client must keep sending as the socket
+        # drains (a regression: the relay once stalled after the first chunk).
+        rx = self.receiver("127.0.0.2", domains="dest.test")
+        tx = self.sender(None, relayhost="[127.0.0.2]:%d" % self.p2)
+        lines = ["line %06d of a long message, with some text to fill it up......." % i
+                 for i in range(5000)]
+        body = "\r\n".join(lines) + "\r\n"
+        self.assertGreater(len(body), 300 * 1024)
+        self.send(tx, "bob@dest.test", "big relay", body=body)
+        files = rx.wait_mail("dest.test", "bob", 1, timeout=20)
+        tx.wait_queue_empty()
+        got = read_bytes(files[0])
+        self.assertIn(b"\n".join(l.encode() for l in lines) + b"\n", got)
+
     def test_relayhost_to_smtp_sink_delivers_every_message(self):
         sink = peers.SmtpSink(self.tmp, "127.0.0.3", self.p2)
         self.addCleanup(sink.stop)
