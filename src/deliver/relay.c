@@ -415,55 +415,65 @@ rc_close(struct rconn *c)
 /* ---- the body: CRLF only, dot-stuffed ---- */
 
 /* Queue up to BODY_CHUNK transformed bytes; returns 1 when the whole body and the final
- * dot are queued. */
+ * dot are queued, 0 when more is to come, -1 on error (c is closed). Lines are found with
+ * memchr and copied whole; only a bare CR needs a closer look. */
 static int
 body_pump(struct rtask *t, struct rconn *c)
 {
 	static char in[BODY_CHUNK];
-	char *out;
-	size_t o = 0;
+	static char out[2 * BODY_CHUNK + 16];	/* worst case: every byte a bare CR */
+	size_t o = 0, i = 0, n;
 	uint64_t left = t->job->body_len - t->body_sent;
 	size_t want = left < sizeof(in) ? (size_t)left : sizeof(in);
-	ssize_t n = 0;
+	ssize_t r = 0;
 
 	if (want > 0) {
-		n = pread(t->job->fd, in, want, (off_t)(t->job->body_off + t->body_sent));
-		if (n <= 0) {
-			rc_fail(c, "reading the queue file: %s", n < 0 ? strerror(errno) : "short file");
+		r = pread(t->job->fd, in, want, (off_t)(t->job->body_off + t->body_sent));
+		if (r <= 0) {
+			rc_fail(c, "reading the queue file: %s", r < 0 ? strerror(errno) : "short file");
 			return -1;
 		}
 	}
-	if ((out = malloc((size_t)n * 3 + 8)) == NULL)
-		return -1;
-	for (ssize_t i = 0; i < n; i++) {
-		char ch = in[i];
+	n = (size_t)r;
+	while (i < n) {
 		if (t->body_cr) {
-			t->body_cr = 0;
 			/* any CR is a line end on the wire: never a bare CR */
+			t->body_cr = 0;
 			out[o++] = '\r';
 			out[o++] = '\n';
 			t->body_bol = 1;
-			if (ch == '\n')
+			if (in[i] == '\n') {
+				i++;
 				continue;
+			}
 		}
-		if (ch == '\r') {
-			t->body_cr = 1;
+		if (t->body_bol && in[i] == '.')
+			out[o++] = '.';	/* RFC 5321 §4.5.2 transparency */
+		const char *nl = memchr(in + i, '\n', n - i);
+		size_t end = nl ? (size_t)(nl - in) : n;
+		const char *cr = memchr(in + i, '\r', end - i);
+		size_t stop = cr ? (size_t)(cr - in) : end;
+		if (stop > i) {
+			memcpy(out + o, in + i, stop - i);
+			o += stop - i;
+			t->body_bol = 0;
+		}
+		if (cr != NULL) {
+			t->body_cr = 1;	/* decided by the next byte, maybe in the next chunk */
+			i = stop + 1;
 			continue;
 		}
-		if (ch == '\n') {
+		if (nl != NULL) {
+			/* a bare LF: the line ends here too */
 			out[o++] = '\r';
 			out[o++] = '\n';
 			t->body_bol = 1;
-			continue;
-		}
-		if (t->body_bol && ch == '.')
-			out[o++] = '.';	/* RFC 5321 §4.5.2 transparency */
-		t->body_bol = 0;
-		out[o++] = ch;
+			i = end + 1;
+		} else
+			i = end;
 	}
 	t->body_sent += (uint64_t)n;
 	rc_out(c, out, o);
-	free(out);
 	if (t->body_sent < t->job->body_len)
 		return 0;
 	if (t->body_cr) {
