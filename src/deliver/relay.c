@@ -76,7 +76,8 @@ struct rtask {
 	struct rtask *prev, *next;
 	struct relay_job *job;
 	struct dns_query *dq;
-	struct target targets[TARGETS_MAX];
+	struct target *targets;		/* grown as needed, up to TARGETS_MAX */
+	size_t targets_cap;
 	size_t ntargets, cur;
 	int no_tls_for_cur;		/* retry the current target without STARTTLS */
 	struct rconn *c;
@@ -161,6 +162,7 @@ finished_cb(struct ev_io *io, uint32_t events)
 		t->job->fd = -1;
 		t->job->done(t->job);
 		free(t->accepted);
+		free(t->targets);
 		free(t);
 	}
 }
@@ -988,6 +990,15 @@ add_target(struct rtask *t, const char *host, const struct netaddr *a, uint16_t 
 
 	if (t->ntargets >= TARGETS_MAX)
 		return;
+	if (t->ntargets == t->targets_cap) {
+		/* most destinations have one or two addresses: no need to clear 64 slots */
+		size_t cap = t->targets_cap ? t->targets_cap * 2 : 2;
+		struct target *nt = realloc(t->targets, cap * sizeof(*nt));
+		if (nt == NULL)
+			return;
+		t->targets = nt;
+		t->targets_cap = cap;
+	}
 	tg = &t->targets[t->ntargets];
 	str_copy(tg->host, sizeof(tg->host), host);
 	tg->addr = *a;
