@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "util/log.h"
+#include "util/str.h"
 
 #define CONF_LINE_MAX	4096		/* longest line, without its line ending */
 #define CONF_FILE_MAX	(16u << 20)	/* largest configuration file read */
@@ -75,33 +76,10 @@ struct row {
 
 /* ---- small helpers ---- */
 
-/* Write s into buf as a double-quoted string safe for a terminal: bytes outside
- * printable ASCII as \xHH, cut at about 80 bytes with "...". Returns buf. */
+/* Quote what the user wrote for an error message (see str_quote). */
 static const char *quote(const char *s, char *buf, size_t len)
 {
-	size_t o = 0, i;
-
-	if (len < 8) {
-		if (len)
-			buf[0] = '\0';
-		return buf;
-	}
-	buf[o++] = '"';
-	for (i = 0; s[i] && o + 8 < len && i < 80; i++) {
-		unsigned char ch = (unsigned char)s[i];
-
-		if (ch < 0x20 || ch >= 0x7f || ch == '"' || ch == '\\')
-			o += (size_t)snprintf(buf + o, len - o, "\\x%02x", ch);
-		else
-			buf[o++] = (char)ch;
-	}
-	if (s[i]) {
-		memcpy(buf + o, "...", 3);
-		o += 3;
-	}
-	buf[o++] = '"';
-	buf[o] = '\0';
-	return buf;
+	return str_quote(s, 80, buf, len);
 }
 
 #define QBUF 400

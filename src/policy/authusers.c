@@ -13,6 +13,8 @@
  * default-cost yescrypt hash of a random password nobody knows, and still fails.
  */
 #include "policy/authusers.h"
+#include "util/textfile.h"
+#include "util/str.h"
 
 #include <crypt.h>
 #include <errno.h>
@@ -86,32 +88,10 @@ static uint64_t hash_str(const char *s)
 	return h;
 }
 
-/* Quote s for an error message: "..." with bytes outside printable ASCII as \xHH. */
+/* Quote what the user wrote for an error message (see str_quote). */
 static const char *quote(const char *s, char *buf, size_t len)
 {
-	size_t o = 0, i;
-
-	if (len < 8) {
-		if (len)
-			buf[0] = '\0';
-		return buf;
-	}
-	buf[o++] = '"';
-	for (i = 0; s[i] && o + 8 < len && i < 100; i++) {
-		unsigned char ch = (unsigned char)s[i];
-
-		if (ch < 0x20 || ch >= 0x7f || ch == '"' || ch == '\\')
-			o += (size_t)snprintf(buf + o, len - o, "\\x%02x", ch);
-		else
-			buf[o++] = (char)ch;
-	}
-	if (s[i]) {
-		memcpy(buf + o, "...", 3);
-		o += 3;
-	}
-	buf[o++] = '"';
-	buf[o] = '\0';
-	return buf;
+	return str_quote(s, 100, buf, len);
 }
 
 #define QBUF 440
@@ -184,10 +164,6 @@ static int make_room(struct authusers *u)
 	return 0;
 }
 
-static int is_blank(char ch)
-{
-	return ch == ' ' || ch == '\t';
-}
 
 /* 1 when ch may appear in a crypt hash we accept (the crypt base64 alphabet, '$', and
  * the '=' ',' of parameters such as rounds=N). */
@@ -352,9 +328,10 @@ struct authusers *authusers_parse(const char *name, const char *text, size_t len
     char *err, size_t errlen)
 {
 	struct authusers *u = calloc(1, sizeof *u);
-	char *buf = NULL, why[1024];
-	size_t bufcap = 0, pos = 0;
-	unsigned lineno = 0;
+	struct textlines tl;
+	const char *lwhy = "";
+	char why[1024], *s;
+	int r_;
 
 	if (name == NULL)
 		name = "(auth users)";
@@ -364,52 +341,21 @@ struct authusers *authusers_parse(const char *name, const char *text, size_t len
 		snprintf(err, errlen, "%s: out of memory", name);
 		return NULL;
 	}
-	while (pos < len) {
-		const char *ls = text + pos, *nl = memchr(ls, '\n', len - pos);
-		size_t ll = nl ? (size_t)(nl - ls) : len - pos;
-		char *s, *e;
-
-		lineno++;
-		pos += ll + (nl != NULL);
-		if (ll && ls[ll - 1] == '\r')
-			ll--;
-		if (memchr(ls, '\0', ll) != NULL) {
-			snprintf(err, errlen, "%s:%u: NUL byte in line", name, lineno);
-			goto fail;
-		}
-		if (ll + 1 > bufcap) {
-			char *nb = realloc(buf, ll + 1);
-
-			if (nb == NULL) {
-				snprintf(err, errlen, "%s:%u: out of memory", name, lineno);
-				goto fail;
-			}
-			buf = nb;
-			bufcap = ll + 1;
-		}
-		memcpy(buf, ls, ll);
-		buf[ll] = '\0';
-		for (s = buf; *s; s++) {
-			if (*s == '#' && (s == buf || is_blank(s[-1]))) {
-				*s = '\0';
-				break;
-			}
-		}
-		for (s = buf; is_blank(*s); s++)
-			;
-		for (e = s + strlen(s); e > s && is_blank(e[-1]); )
-			*--e = '\0';
-		if (*s == '\0')
-			continue;
-		if (parse_line(u, s, lineno, why, sizeof why) != 0) {
-			snprintf(err, errlen, "%s:%u: %s", name, lineno, why);
+	textlines_init(&tl, text, len);
+	while ((r_ = textlines_next(&tl, &s, &lwhy)) == 1) {
+		if (parse_line(u, s, tl.lineno, why, sizeof why) != 0) {
+			snprintf(err, errlen, "%s:%u: %s", name, tl.lineno, why);
 			goto fail;
 		}
 	}
-	free(buf);
+	if (r_ < 0) {
+		snprintf(err, errlen, "%s:%u: %s", name, tl.lineno, lwhy);
+		goto fail;
+	}
+	textlines_free(&tl);
 	return u;
 fail:
-	free(buf);
+	textlines_free(&tl);
 	authusers_free(u);
 	return NULL;
 }
@@ -418,53 +364,16 @@ fail:
 struct authusers *authusers_load(const char *path, char *err, size_t errlen)
 {
 	struct authusers *u;
-	char *buf = NULL, *nb;
-	size_t len = 0, cap = 0, n;
-	FILE *fp;
+	char *buf;
+	size_t len;
 
-	fp = fopen(path, "r");
-	if (fp == NULL) {
-		snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+	if (textfile_read(path, AUTH_FILE_MAX, &buf, &len, err, errlen) < 0)
 		return NULL;
-	}
-	for (;;) {
-		if (len == cap) {
-			if (cap >= AUTH_FILE_MAX) {
-				snprintf(err, errlen, "%s: cannot read: larger than %u bytes", path,
-				    AUTH_FILE_MAX);
-				goto fail;
-			}
-			cap = cap ? cap * 2 : 65536;
-			if ((nb = realloc(buf, cap)) == NULL) {
-				snprintf(err, errlen, "%s: cannot read: %s", path, strerror(ENOMEM));
-				goto fail;
-			}
-			buf = nb;
-		}
-		n = fread(buf + len, 1, cap - len, fp);
-		len += n;
-		if (n == 0) {
-			if (ferror(fp)) {
-				int e = errno;
-
-				snprintf(err, errlen, "%s: cannot read: %s", path, strerror(e ? e : EIO));
-				goto fail;
-			}
-			break;
-		}
-	}
-	fclose(fp);
 	u = authusers_parse(path, buf ? buf : "", len, err, errlen);
-	if (buf)
-		explicit_bzero(buf, len);
+	if (buf != NULL)
+		explicit_bzero(buf, len);	/* it held password hashes */
 	free(buf);
 	return u;
-fail:
-	fclose(fp);
-	if (buf)
-		explicit_bzero(buf, len);
-	free(buf);
-	return NULL;
 }
 
 /* Verify a password; see authusers.h. */

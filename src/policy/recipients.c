@@ -5,6 +5,7 @@
  * FNV-1a, at most half full) maps a lower-case address to its entry.
  */
 #include "policy/recipients.h"
+#include "util/textfile.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -291,9 +292,10 @@ struct recipients *recipients_parse(const char *name, const char *text, size_t l
     char *err, size_t errlen)
 {
 	struct recipients *r = calloc(1, sizeof *r);
-	char *buf = NULL, why[1024];
-	size_t bufcap = 0, pos = 0;
-	unsigned lineno = 0;
+	struct textlines tl;
+	const char *lwhy = "";
+	char why[1024], *s;
+	int r_;
 
 	if (name == NULL)
 		name = "(recipients)";
@@ -303,52 +305,21 @@ struct recipients *recipients_parse(const char *name, const char *text, size_t l
 		snprintf(err, errlen, "%s: out of memory", name);
 		return NULL;
 	}
-	while (pos < len) {
-		const char *ls = text + pos, *nl = memchr(ls, '\n', len - pos);
-		size_t ll = nl ? (size_t)(nl - ls) : len - pos;
-		char *s, *e;
-
-		lineno++;
-		pos += ll + (nl != NULL);
-		if (ll && ls[ll - 1] == '\r')
-			ll--;
-		if (memchr(ls, '\0', ll) != NULL) {
-			snprintf(err, errlen, "%s:%u: NUL byte in line", name, lineno);
-			goto fail;
-		}
-		if (ll + 1 > bufcap) {
-			char *nb = realloc(buf, ll + 1);
-
-			if (nb == NULL) {
-				snprintf(err, errlen, "%s:%u: out of memory", name, lineno);
-				goto fail;
-			}
-			buf = nb;
-			bufcap = ll + 1;
-		}
-		memcpy(buf, ls, ll);
-		buf[ll] = '\0';
-		for (s = buf; *s; s++) {
-			if (*s == '#' && (s == buf || is_blank(s[-1]))) {
-				*s = '\0';
-				break;
-			}
-		}
-		for (s = buf; is_blank(*s); s++)
-			;
-		for (e = s + strlen(s); e > s && is_blank(e[-1]); )
-			*--e = '\0';
-		if (*s == '\0')
-			continue;
-		if (parse_line(r, s, lineno, why, sizeof why) != 0) {
-			snprintf(err, errlen, "%s:%u: %s", name, lineno, why);
+	textlines_init(&tl, text, len);
+	while ((r_ = textlines_next(&tl, &s, &lwhy)) == 1) {
+		if (parse_line(r, s, tl.lineno, why, sizeof why) != 0) {
+			snprintf(err, errlen, "%s:%u: %s", name, tl.lineno, why);
 			goto fail;
 		}
 	}
-	free(buf);
+	if (r_ < 0) {
+		snprintf(err, errlen, "%s:%u: %s", name, tl.lineno, lwhy);
+		goto fail;
+	}
+	textlines_free(&tl);
 	return r;
 fail:
-	free(buf);
+	textlines_free(&tl);
 	recipients_free(r);
 	return NULL;
 }
@@ -357,49 +328,16 @@ fail:
 struct recipients *recipients_load(const char *path, char *err, size_t errlen)
 {
 	struct recipients *r;
-	char *buf = NULL, *nb;
-	size_t len = 0, cap = 0, n;
-	FILE *fp;
+	char *buf;
+	size_t len;
 
-	fp = fopen(path, "r");
-	if (fp == NULL) {
-		snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+	if (textfile_read(path, RCPT_FILE_MAX, &buf, &len, err, errlen) < 0)
 		return NULL;
-	}
-	for (;;) {
-		if (len == cap) {
-			if (cap >= RCPT_FILE_MAX) {
-				snprintf(err, errlen, "%s: cannot read: larger than %u bytes", path,
-				    RCPT_FILE_MAX);
-				goto fail;
-			}
-			cap = cap ? cap * 2 : 65536;
-			if ((nb = realloc(buf, cap)) == NULL) {
-				snprintf(err, errlen, "%s: cannot read: %s", path, strerror(ENOMEM));
-				goto fail;
-			}
-			buf = nb;
-		}
-		n = fread(buf + len, 1, cap - len, fp);
-		len += n;
-		if (n == 0) {
-			if (ferror(fp)) {
-				int e = errno;
-
-				snprintf(err, errlen, "%s: cannot read: %s", path, strerror(e ? e : EIO));
-				goto fail;
-			}
-			break;
-		}
-	}
-	fclose(fp);
 	r = recipients_parse(path, buf ? buf : "", len, err, errlen);
+	if (buf != NULL)
+		explicit_bzero(buf, len);
 	free(buf);
 	return r;
-fail:
-	fclose(fp);
-	free(buf);
-	return NULL;
 }
 
 /* Is addr_lc a known address or alias? See recipients.h. */

@@ -20,4 +20,11 @@ str_copy(char *dst, size_t cap, const char *src)
 	return dst;
 }
 
+/*
+ * Write s into buf (size len) as a double-quoted string safe for a terminal or a log:
+ * bytes outside printable ASCII, '"' and '\\' as \xHH, cut after maxchars source bytes with
+ * "...". Returns buf. For error messages that show what the user wrote.
+ */
+const char *str_quote(const char *s, size_t maxchars, char *buf, size_t len);
+
 #endif
