@@ -51,7 +51,8 @@ enh_len(const char *s, size_t n, char cls)
 	size_t i = 0, k;
 	int part;
 
-	if (n < 5 || s[0] != cls || s[1] != '.')
+	/* RFC 3463 §3.1: the class is 2, 4 or 5; a 3xx reply has no enhanced code */
+	if (n < 5 || s[0] != cls || (cls != '2' && cls != '4' && cls != '5') || s[1] != '.')
 		return 0;
 	i = 2;
 	for (part = 0; part < 2; part++) {
