@@ -669,6 +669,13 @@ rc_reply(struct rconn *c)
 		if (t->replies_expected > 0)
 			t->replies_expected--;
 		if (c->st == RC_MAIL) {
+			if (smtp_reply_transient(rp->code) && t->cur + 1 < t->ntargets) {
+				/* RFC 5321 §5.1: a host that cannot take the message now is
+				 * skipped for the next one; nothing was sent yet */
+				diag_of(rp, d, sizeof(d));
+				rc_fail(c, "MAIL FROM refused for now: %s", d);
+				return;
+			}
 			t->mail_ok = smtp_reply_completion(rp->code);
 			if (!t->mail_ok) {
 				diag_of(rp, d, sizeof(d));

@@ -938,6 +938,12 @@ qmgr_busy(const struct qmgr *m)
 	return m->local_jobs + m->relay_jobs + m->book_jobs;
 }
 
+unsigned
+qmgr_busy_local(const struct qmgr *m)
+{
+	return m->local_jobs + m->book_jobs;
+}
+
 void
 qmgr_free(struct qmgr *m)
 {

@@ -49,6 +49,8 @@ int qmgr_delete(struct qmgr *m, const char *qid);
 void qmgr_stop(struct qmgr *m);
 /* Jobs in flight (delivery or bookkeeping). */
 unsigned qmgr_busy(const struct qmgr *m);
+/* Jobs in flight on this host (Maildir writes, bookkeeping): not relay deliveries. */
+unsigned qmgr_busy_local(const struct qmgr *m);
 void qmgr_free(struct qmgr *m);
 
 #endif

@@ -39,6 +39,7 @@
 #define IN_MAX		(64 * 1024)	/* input held while a session waits (pipelining) */
 #define OUT_MAX		(256 * 1024)	/* unsent replies before we stop reading */
 #define READ_CHUNK	(64 * 1024)
+#define RELAY_DRAIN_SECONDS 3		/* how long SIGTERM waits for relay deliveries */
 #define DRAIN_SECONDS	8		/* SIGTERM: SPEC says finish within 10 s; leave room
 					 * for the threads to wind down after the drain */
 #define PERIP_BUCKETS	4096
@@ -149,6 +150,7 @@ struct server {
 
 	int stopping;
 	time_t stop_deadline;
+	time_t stop_relay_deadline;	/* after this, relay deliveries in flight are cut */
 	int exit_status;
 };
 
@@ -879,8 +881,11 @@ conn_close(struct conn *c)
 static int
 server_drained(struct server *srv)
 {
+	/* A relay delivery still talking to a slow server is given a few seconds, then cut:
+	 * its message stays queued (at worst it is sent twice). Local work always finishes. */
 	return srv->nconns == 0 && srv->commits_in_flight == 0 &&
-	    (srv->qmgr == NULL || qmgr_busy(srv->qmgr) == 0);
+	    (srv->qmgr == NULL || (qmgr_busy_local(srv->qmgr) == 0 &&
+	    (qmgr_busy(srv->qmgr) == 0 || time(NULL) >= srv->stop_relay_deadline)));
 }
 
 /* Before the loop sleeps: free closed connections; when stopping and nothing is left to
@@ -1242,6 +1247,7 @@ server_begin_stop(struct server *srv)
 		return;
 	srv->stopping = 1;
 	srv->stop_deadline = time(NULL) + DRAIN_SECONDS;
+	srv->stop_relay_deadline = time(NULL) + RELAY_DRAIN_SECONDS;
 	log_info("event=stopping connections=%u commits_in_flight=%u", srv->nconns,
 	    srv->commits_in_flight);
 	close_listeners(srv);

@@ -50,6 +50,20 @@ class MxDelivery(peers.RelayCase):
         time.sleep(SETTLE)
         self.assertEqual(len(rx.maildir_files("dest.test", "bob")), 1, "delivered exactly once")
 
+    def test_temporary_refusal_of_mail_from_moves_on_to_the_next_mx(self):
+        # RFC 5321 §5.1: the preferred MX answers 451 to MAIL FROM; the next one takes it.
+        dns = self.dns(mx=[("dest.test", "mx1.dest.test", 10), ("dest.test", "mx2.dest.test", 20)],
+                       hosts=[("mx1.dest.test", "127.0.0.3"), ("mx2.dest.test", "127.0.0.2")])
+        busy = self.peer("127.0.0.3", mail=lambda addr, n: "451 4.3.2 try again later")
+        rx = self.receiver("127.0.0.2")
+        tx = self.sender(dns)
+        self.send(tx, "bob@dest.test", "second mx after 451")
+        files = rx.wait_mail("dest.test", "bob", 1)
+        self.assertEqual(peers.parse_mail(files[0])["Subject"], "second mx after 451")
+        tx.wait_queue_empty()
+        self.assertGreaterEqual(busy.connections, 1, "the preferred MX was tried first")
+        self.assertEqual(busy.delivered, [])
+
     def test_lowest_preference_mx_is_used_first(self):
         # the preferred MX is listed second on dnsmasq's command line
         dns = self.dns(mx=[("dest.test", "mx2.dest.test", 20), ("dest.test", "mx1.dest.test", 10)],
