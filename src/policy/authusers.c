@@ -13,6 +13,7 @@
  * default-cost yescrypt hash of a random password nobody knows, and still fails.
  */
 #include "policy/authusers.h"
+#include "util/hindex.h"
 #include "util/textfile.h"
 #include "util/str.h"
 
@@ -43,8 +44,7 @@ struct entry {
 struct authusers {
 	struct entry *e;
 	size_t n, cap;
-	uint32_t *slot;		/* entry index + 1; 0 = empty */
-	size_t nslots;		/* a power of two, or 0 */
+	struct hindex ix;		/* hash -> entry */
 };
 
 /* The methods accepted: prefix, name, length of the final '$' field. */
@@ -106,20 +106,19 @@ void authusers_free(struct authusers *u)
 		free(u->e[i].hash);
 	}
 	free(u->e);
-	free(u->slot);
+	hindex_free(&u->ix);
 	free(u);
 }
 
 /* The entry for user, or NULL. */
 static const struct entry *find(const struct authusers *u, const char *user, uint64_t h)
 {
-	size_t mask, i;
+	size_t pos = 0, k;
 
-	if (u == NULL || u->nslots == 0)
+	if (u == NULL)
 		return NULL;
-	mask = u->nslots - 1;
-	for (i = (size_t)h & mask; u->slot[i]; i = (i + 1) & mask) {
-		const struct entry *e = &u->e[u->slot[i] - 1];
+	while ((k = hindex_next(&u->ix, h, &pos)) != SIZE_MAX) {
+		const struct entry *e = &u->e[k];
 
 		if (e->h == h && strcmp(e->user, user) == 0)
 			return e;
@@ -127,14 +126,16 @@ static const struct entry *find(const struct authusers *u, const char *user, uin
 	return NULL;
 }
 
+/* The hash of entry i, for rehashing. */
+static uint64_t entry_hash(const void *ctx, size_t i)
+{
+	return ((const struct authusers *)ctx)->e[i].h;
+}
+
 /* Put entry index idx into the table (which has room). */
 static void slot_put(struct authusers *u, size_t idx)
 {
-	size_t mask = u->nslots - 1, i;
-
-	for (i = (size_t)u->e[idx].h & mask; u->slot[i]; i = (i + 1) & mask)
-		;
-	u->slot[i] = (uint32_t)(idx + 1);
+	hindex_put(&u->ix, u->e[idx].h, idx);
 }
 
 /* Make room for one more entry in the array and the table. -1 on ENOMEM or overflow. */
@@ -149,18 +150,8 @@ static int make_room(struct authusers *u)
 		u->e = ne;
 		u->cap = nc;
 	}
-	if ((u->n + 1) * 2 > u->nslots) {
-		size_t ns = u->nslots ? u->nslots * 2 : 128;
-		uint32_t *s = calloc(ns, sizeof *s);
-
-		if (s == NULL)
-			return -1;
-		free(u->slot);
-		u->slot = s;
-		u->nslots = ns;
-		for (size_t i = 0; i < u->n; i++)
-			slot_put(u, i);
-	}
+	if (hindex_reserve(&u->ix, u->n + 1, u->n, entry_hash, u) < 0)
+		return -1;
 	return 0;
 }
 

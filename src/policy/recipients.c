@@ -5,6 +5,8 @@
  * FNV-1a, at most half full) maps a lower-case address to its entry.
  */
 #include "policy/recipients.h"
+#include "util/hindex.h"
+#include "util/str.h"
 #include "util/textfile.h"
 
 #include <ctype.h>
@@ -30,8 +32,7 @@ struct entry {
 struct recipients {
 	struct entry *e;
 	size_t n, cap;
-	uint32_t *slot;		/* entry index + 1; 0 = empty */
-	size_t nslots;		/* a power of two, or 0 */
+	struct hindex ix;		/* hash -> entry */
 };
 
 /* FNV-1a over the lower-cased bytes of s. */
@@ -46,32 +47,10 @@ static uint64_t hash_lc(const char *s)
 	return h;
 }
 
-/* Quote s for an error message: "..." with bytes outside printable ASCII as \xHH. */
+/* Quote what the user wrote for an error message (see str_quote). */
 static const char *quote(const char *s, char *buf, size_t len)
 {
-	size_t o = 0, i;
-
-	if (len < 8) {
-		if (len)
-			buf[0] = '\0';
-		return buf;
-	}
-	buf[o++] = '"';
-	for (i = 0; s[i] && o + 8 < len && i < 100; i++) {
-		unsigned char ch = (unsigned char)s[i];
-
-		if (ch < 0x20 || ch >= 0x7f || ch == '"' || ch == '\\')
-			o += (size_t)snprintf(buf + o, len - o, "\\x%02x", ch);
-		else
-			buf[o++] = (char)ch;
-	}
-	if (s[i]) {
-		memcpy(buf + o, "...", 3);
-		o += 3;
-	}
-	buf[o++] = '"';
-	buf[o] = '\0';
-	return buf;
+	return str_quote(s, 100, buf, len);
 }
 
 #define QBUF 440
@@ -92,20 +71,19 @@ void recipients_free(struct recipients *r)
 	for (size_t i = 0; i < r->n; i++)
 		entry_free(&r->e[i]);
 	free(r->e);
-	free(r->slot);
+	hindex_free(&r->ix);
 	free(r);
 }
 
 /* The entry for addr, or NULL. */
 static const struct entry *find(const struct recipients *r, const char *addr, uint64_t h)
 {
-	size_t mask, i;
+	size_t pos = 0, k;
 
-	if (r == NULL || r->nslots == 0)
+	if (r == NULL)
 		return NULL;
-	mask = r->nslots - 1;
-	for (i = (size_t)h & mask; r->slot[i]; i = (i + 1) & mask) {
-		const struct entry *e = &r->e[r->slot[i] - 1];
+	while ((k = hindex_next(&r->ix, h, &pos)) != SIZE_MAX) {
+		const struct entry *e = &r->e[k];
 
 		if (e->hash == h && strcasecmp(e->addr, addr) == 0)
 			return e;
@@ -113,14 +91,16 @@ static const struct entry *find(const struct recipients *r, const char *addr, ui
 	return NULL;
 }
 
+/* The hash of entry i, for rehashing. */
+static uint64_t entry_hash(const void *ctx, size_t i)
+{
+	return ((const struct recipients *)ctx)->e[i].hash;
+}
+
 /* Put entry index idx into the table (which has room). */
 static void slot_put(struct recipients *r, size_t idx)
 {
-	size_t mask = r->nslots - 1, i;
-
-	for (i = (size_t)r->e[idx].hash & mask; r->slot[i]; i = (i + 1) & mask)
-		;
-	r->slot[i] = (uint32_t)(idx + 1);
+	hindex_put(&r->ix, r->e[idx].hash, idx);
 }
 
 /* Make room for one more entry in the array and the table. -1 on ENOMEM or overflow. */
@@ -135,18 +115,8 @@ static int make_room(struct recipients *r)
 		r->e = ne;
 		r->cap = nc;
 	}
-	if ((r->n + 1) * 2 > r->nslots) {
-		size_t ns = r->nslots ? r->nslots * 2 : 128;
-		uint32_t *s = calloc(ns, sizeof *s);
-
-		if (s == NULL)
-			return -1;
-		free(r->slot);
-		r->slot = s;
-		r->nslots = ns;
-		for (size_t i = 0; i < r->n; i++)
-			slot_put(r, i);
-	}
+	if (hindex_reserve(&r->ix, r->n + 1, r->n, entry_hash, r) < 0)
+		return -1;
 	return 0;
 }
 
