@@ -1025,7 +1025,6 @@ dns_done(void *arg, const struct dns_result *res)
 	struct rtask *t = arg;
 	const struct conf *cf = &t->job->cfg->conf;
 	uint16_t port = cf->relayhost != NULL ? cf->relayhost_port : cf->smtp_port;
-	int self = 0;
 
 	t->dq = NULL;
 	switch (res->status) {
@@ -1053,10 +1052,8 @@ dns_done(void *arg, const struct dns_result *res)
 			for (size_t a = 0; a < res->hosts[h].naddrs; a++)
 				add_target(t, res->hosts[h].name, &res->hosts[h].addrs[a], port);
 		}
-		if (t->ntargets == 0 && t->err_perm) {
-			self = 1;
+		if (t->ntargets == 0 && t->err_perm)
 			task_fail_rest(t, RELAY_PERM, "5.4.6", t->err);
-		}
 		break;
 	}
 	case DNS_NXDOMAIN:
@@ -1074,7 +1071,6 @@ dns_done(void *arg, const struct dns_result *res)
 		task_fail_rest(t, RELAY_TEMP, "4.4.3", t->err);
 		break;
 	}
-	(void)self;
 	t->err_perm = 0;
 	if (t->ntargets == 0) {
 		task_done(t);

@@ -463,7 +463,7 @@ book_write_dsn(struct book_job *j)
 	struct queue_writer w;
 	struct dsn_info in;
 	uint64_t off, len;
-	char *orig = NULL, *out = NULL, seed[64], *rcvd = NULL;
+	char *orig = NULL, *out = NULL, seed[64];
 	size_t outlen;
 	ssize_t n = 0;
 	int fd, ret = -1;
@@ -534,7 +534,6 @@ book_write_dsn(struct book_job *j)
 	str_copy(j->newqid, sizeof(j->newqid), w.qid);
 	ret = 0;
 out:
-	free(rcvd);
 	free(orig);
 	free(out);
 	return ret;
@@ -635,9 +634,6 @@ qm_maybe_book(struct qmgr *m, struct qm_msg *msg)
 	j->m = m;
 	j->msg = msg;
 	j->cfg = cfg_ref(m->cfg);
-	j->journal = msg->journal;
-	msg->journal = NULL;
-	msg->jlen = msg->jcap = 0;
 	j->remove = all_final;
 	j->dsn_action = -1;
 	if ((msg->bounce_pending || msg->warn_pending) && msg->env.sender[0] != '\0' &&
@@ -665,18 +661,10 @@ qm_maybe_book(struct qmgr *m, struct qm_msg *msg)
 	} else if (msg->bounce_pending && msg->env.sender[0] == '\0')
 		log_info("qid=%s event=bounce-dropped reason=\"null sender: a failed bounce is "
 		    "never bounced\"", msg->env.qid);
-	if (msg->journal != NULL) {
-		/* "warned" was appended after the swap: merge */
-		size_t a = j->journal ? strlen(j->journal) : 0, b = strlen(msg->journal);
-		char *p = realloc(j->journal, a + b + 1);
-		if (p != NULL) {
-			memcpy(p + a, msg->journal, b + 1);
-			j->journal = p;
-		}
-		free(msg->journal);
-		msg->journal = NULL;
-		msg->jlen = msg->jcap = 0;
-	}
+	/* the job takes the journal lines gathered so far ("warned" included) */
+	j->journal = msg->journal;
+	msg->journal = NULL;
+	msg->jlen = msg->jcap = 0;
 	msg->bounce_pending = 0;
 	msg->warn_pending = 0;
 	if (msg->newly_failed != NULL)
