@@ -873,6 +873,8 @@ static const struct row schema[CK__COUNT] = {
 				    .def = "1000", .min = 1, .max = 1000000 },
 	[CK_MAX_CONNECTIONS_PER_IP] = { "max_connections_per_ip", T_UINT, OFF(max_connections_per_ip),
 				    .def = "50", .min = 1, .max = 1000000 },
+	[CK_MAX_SESSION_MEMORY]	= { "max_session_memory", T_SIZE, OFF(max_session_memory),
+				    .def = "256m", .min = 1024 * 1024, .max = 1024ull * 1024 * 1024 * 1024 },
 	[CK_COMMAND_TIMEOUT]	= { "command_timeout", T_DUR, OFF(command_timeout),
 				    .def = "5m", .min = 1, .max = DAY },
 	[CK_DATA_TIMEOUT]	= { "data_timeout", T_DUR, OFF(data_timeout),

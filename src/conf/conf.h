@@ -25,7 +25,7 @@ enum conf_key {
 	CK_HOSTNAME, CK_LISTEN, CK_SUBMISSION_LISTEN, CK_SMTPS_LISTEN, CK_SPOOL_DIR, CK_MAIL_DIR,
 	CK_LOCAL_DOMAINS, CK_RECIPIENTS_FILE, CK_RELAY_NETWORKS, CK_TLS_CERT_FILE, CK_TLS_KEY_FILE,
 	CK_TLS_LOOPBACK, CK_AUTH_USERS_FILE, CK_MESSAGE_SIZE_LIMIT, CK_RECIPIENT_LIMIT,
-	CK_MAX_CONNECTIONS, CK_MAX_CONNECTIONS_PER_IP, CK_COMMAND_TIMEOUT, CK_DATA_TIMEOUT,
+	CK_MAX_CONNECTIONS, CK_MAX_CONNECTIONS_PER_IP, CK_MAX_SESSION_MEMORY, CK_COMMAND_TIMEOUT, CK_DATA_TIMEOUT,
 	CK_RELAYHOST, CK_DNS_SERVERS, CK_SMTP_PORT, CK_RETRY_MIN, CK_RETRY_MAX, CK_QUEUE_LIFETIME,
 	CK_DELAY_WARNING, CK_LOG_LEVEL,
 	CK__COUNT
@@ -51,6 +51,7 @@ struct conf {
 	unsigned recipient_limit;
 	unsigned max_connections;
 	unsigned max_connections_per_ip;
+	uint64_t max_session_memory;	/* bytes all sessions may hold before new ones get 421 */
 	unsigned command_timeout;	/* seconds */
 	unsigned data_timeout;		/* seconds */
 	char *relayhost;		/* NULL = unset; the host part, brackets removed */

@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
@@ -16,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -24,6 +26,7 @@
 #include <unistd.h>
 
 #include "net/ev.h"
+#include "policy/clients.h"
 #include "queue/queue.h"
 #include "server/cfg.h"
 #include "deliver/dns.h"
@@ -37,12 +40,19 @@
 #include "util/version.h"
 
 #define IN_MAX		(64 * 1024)	/* input held while a session waits (pipelining) */
-#define OUT_MAX		(256 * 1024)	/* unsent replies before we stop reading */
+#define IN_MIN		1024		/* the input buffer starts this small and doubles */
+/* Unsent replies at which the session stops taking commands (and we stop reading): a
+ * client that pipelines without reading its replies costs at most this plus one reply. */
+#define OUT_MAX		(16 * 1024)
 #define READ_CHUNK	(64 * 1024)
+/* What a TLS session costs beyond our own buffers (OpenSSL's records and state): an
+ * estimate for max_session_memory, measured as RSS growth per established session. */
+#define TLS_CONN_COST	(40 * 1024)
+/* Freed this much since the last trim: give it back to the system (a flood's buffers). */
+#define TRIM_AFTER	(8 * 1024 * 1024)
 #define RELAY_DRAIN_SECONDS 3		/* how long SIGTERM waits for relay deliveries */
 #define DRAIN_SECONDS	8		/* SIGTERM: SPEC says finish within 10 s; leave room
 					 * for the threads to wind down after the drain */
-#define PERIP_BUCKETS	4096
 /* Commit threads. One is best: while it waits for the disk the next batch gathers, and a
  * batch of any size costs one syncfs and one directory fsync. Measured with smtp-source,
  * 50 sessions, 1 KiB: one thread 2,700 msgs/s received, four threads 1,100-2,100. */
@@ -79,6 +89,9 @@ struct conn {
 	int tls_want;		/* EPOLLIN/EPOLLOUT the TLS layer is waiting for */
 	int starttls_pending;	/* 220 queued: discard input, then handshake */
 	time_t auth_fail_at;	/* answer a failed AUTH at this time */
+	int auth_locked;	/* ... with SESSION_AUTH_LOCKED rather than a failure */
+	time_t hold_until;	/* the error tarpit: no output, no input until then */
+	size_t acct;		/* bytes counted for this conn in srv->mem */
 
 	time_t deadline;	/* command or data timeout */
 	unsigned long last_cmds;
@@ -104,12 +117,6 @@ struct listener {
 	int fd;
 };
 
-struct perip {
-	struct perip *next;
-	struct netaddr addr;
-	unsigned count;
-};
-
 struct server {
 	const char *conf_path;
 	struct cfg *cfg;
@@ -124,7 +131,9 @@ struct server {
 	struct conn *conns;
 	unsigned nconns;
 	struct conn *graveyard;	/* closed conns, freed before the loop sleeps */
-	struct perip *perip[PERIP_BUCKETS];
+	struct clients *clients;	/* per-client session counts and AUTH failures */
+	size_t mem;		/* bytes the sessions hold (max_session_memory) */
+	size_t freed;		/* bytes freed since the last malloc_trim */
 	unsigned long long nsessions;
 
 	struct ev_io sigio;
@@ -161,53 +170,21 @@ static void conn_read(struct conn *c);
 static void conn_kick(struct conn *c);
 static void conn_handshake(struct conn *c);
 
-/* ---- per-IP connection counts ---- */
+/* ---- memory accounting ---- */
 
-static unsigned
-perip_hash(const struct netaddr *a)
-{
-	unsigned h = 2166136261u;
-	int n = a->family == AF_INET ? 4 : 16;
-
-	for (int i = 0; i < n; i++)
-		h = (h ^ a->a[i]) * 16777619u;
-	return h % PERIP_BUCKETS;
-}
-
-static struct perip **
-perip_find(struct server *srv, const struct netaddr *a)
-{
-	struct perip **pp = &srv->perip[perip_hash(a)];
-
-	while (*pp != NULL && !netaddr_equal(&(*pp)->addr, a))
-		pp = &(*pp)->next;
-	return pp;
-}
-
-static unsigned
-perip_count(struct server *srv, const struct netaddr *a)
-{
-	struct perip **pp = perip_find(srv, a);
-
-	return *pp ? (*pp)->count : 0;
-}
-
+/* Count what c holds now in srv->mem. */
 static void
-perip_add(struct server *srv, const struct netaddr *a, int delta)
+conn_account(struct conn *c)
 {
-	struct perip **pp = perip_find(srv, a), *p = *pp;
+	size_t m = 0;
 
-	if (p == NULL) {
-		if (delta < 0 || (p = calloc(1, sizeof(*p))) == NULL)
-			return;
-		p->addr = *a;
-		*pp = p;
-	}
-	p->count += (unsigned)delta;
-	if (p->count == 0) {
-		*pp = p->next;
-		free(p);
-	}
+	if (!c->dead)
+		m = sizeof(*c) + c->incap + c->outcap + session_memory(c->s) +
+		    (c->tls != NULL ? TLS_CONN_COST : 0);
+	if (m < c->acct)
+		c->srv->freed += c->acct - m;
+	c->srv->mem = c->srv->mem - c->acct + m;
+	c->acct = m;
 }
 
 /* ---- session callbacks ---- */
@@ -323,6 +300,22 @@ cb_log(void *arg, int level, const char *line)
 	log_msg((enum log_level)level, "%s", line);
 }
 
+static int
+cb_output_full(void *arg)
+{
+	struct conn *c = arg;
+
+	return c->outlen - c->outoff >= OUT_MAX;
+}
+
+static void
+cb_pause(void *arg, unsigned seconds)
+{
+	struct conn *c = arg;
+
+	c->hold_until = time(NULL) + seconds;	/* server_tick resumes it */
+}
+
 static void
 cb_starttls(void *arg)
 {
@@ -356,6 +349,8 @@ auth_done(struct work *w)
 	struct conn *c = j->c;
 
 	c->busy--;
+	if (!j->ok)
+		clients_auth_failed(c->srv->clients, &c->peer, time(NULL));
 	if (c->dead)
 		conn_close(c);
 	else if (j->ok) {
@@ -379,6 +374,14 @@ cb_auth_check(void *arg, const char *user, const char *pass)
 		c->auth_fail_at = time(NULL) + AUTH_FAIL_DELAY;
 		return;
 	}
+	if (!clients_auth_allowed(c->srv->clients, &c->peer, time(NULL))) {
+		/* This address spent its failures across sessions: no check, no answer on the
+		 * password; the tick closes the session after the usual delay. */
+		free(j);
+		c->auth_locked = 1;
+		c->auth_fail_at = time(NULL) + AUTH_FAIL_DELAY;
+		return;
+	}
 	j->w.run = auth_run;
 	j->w.done = auth_done;
 	j->c = c;
@@ -398,6 +401,8 @@ static const struct session_ops session_ops = {
 	.log = cb_log,
 	.starttls = cb_starttls,
 	.auth_check = cb_auth_check,
+	.output_full = cb_output_full,
+	.pause = cb_pause,
 };
 
 /* ---- group commit ---- */
@@ -541,8 +546,8 @@ conn_wants_input(struct conn *c)
 {
 	enum session_state st = session_state(c->s);
 
-	return !c->closing && !c->starttls_pending && st != SS_CLOSING && st != SS_STARTTLS &&
-	    c->inlen < IN_MAX && c->outlen - c->outoff < OUT_MAX;
+	return !c->closing && !c->starttls_pending && c->hold_until == 0 && st != SS_CLOSING &&
+	    st != SS_STARTTLS && c->inlen < IN_MAX && c->outlen - c->outoff < OUT_MAX;
 }
 
 static void
@@ -555,7 +560,7 @@ conn_update_events(struct conn *c)
 	if (c->tstate == CT_HANDSHAKE)
 		ev = (uint32_t)c->tls_want;
 	else {
-		if (c->outoff < c->outlen)
+		if (c->outoff < c->outlen && c->hold_until == 0)
 			ev |= EPOLLOUT;
 		if (conn_wants_input(c))
 			ev |= EPOLLIN;
@@ -613,38 +618,51 @@ conn_send(struct conn *c, const void *buf, size_t len)
 	return -1;
 }
 
-/* Feed buffered input to the session, as far as it takes it. */
+/* Feed buffered input to the session, as far as it takes it; write the replies. The
+ * session stops at the output bound, so go on while the client reads what we write. */
 static void
 conn_process(struct conn *c)
 {
-	if (c->dead)
-		return;
-	if (c->inlen > 0 && !c->starttls_pending) {
-		session_set_time(c->s, time(NULL));
-		size_t used = session_feed(c->s, c->in, c->inlen);
-		if (used > 0) {
-			memmove(c->in, c->in + used, c->inlen - used);
-			c->inlen -= used;
+	for (;;) {
+		size_t before = c->inlen;
+
+		if (c->dead)
+			return;
+		if (c->inlen > 0 && !c->starttls_pending && c->hold_until == 0) {
+			session_set_time(c->s, time(NULL));
+			size_t used = session_feed(c->s, c->in, c->inlen);
+			if (used > 0) {
+				memmove(c->in, c->in + used, c->inlen - used);
+				c->inlen -= used;
+			}
 		}
+		if (c->starttls_pending && c->inlen > 0) {
+			/* RFC 3207 §4.2: nothing the client sent after STARTTLS in the clear may
+			 * be executed (CVE-2011-0411). */
+			log_info("sid=%s event=starttls-discarded-input bytes=%zu", c->sid, c->inlen);
+			c->inlen = 0;
+		}
+		if (c->inlen == 0 && c->in != NULL) {
+			free(c->in);
+			c->in = NULL;
+			c->incap = 0;
+		}
+		if (session_commands(c->s) != c->last_cmds) {
+			c->last_cmds = session_commands(c->s);
+			c->deadline = conn_deadline(c);
+		}
+		if (session_state(c->s) == SS_CLOSING)
+			c->closing = 1;
+		conn_flush(c);
+		if (c->dead)
+			return;
+		conn_account(c);
+		/* Stop when nothing moved, or the session waits for something else (the tarpit,
+		 * a commit, TLS), or the client is not reading (EPOLLOUT resumes us). */
+		if (c->inlen == 0 || c->inlen == before || c->hold_until != 0 || c->closing ||
+		    c->starttls_pending || c->outlen - c->outoff >= OUT_MAX)
+			break;
 	}
-	if (c->starttls_pending && c->inlen > 0) {
-		/* RFC 3207 §4.2: nothing the client sent after STARTTLS in the clear may be
-		 * executed (CVE-2011-0411). */
-		log_info("sid=%s event=starttls-discarded-input bytes=%zu", c->sid, c->inlen);
-		c->inlen = 0;
-	}
-	if (c->inlen == 0 && c->in != NULL) {
-		free(c->in);
-		c->in = NULL;
-		c->incap = 0;
-	}
-	if (session_commands(c->s) != c->last_cmds) {
-		c->last_cmds = session_commands(c->s);
-		c->deadline = conn_deadline(c);
-	}
-	if (session_state(c->s) == SS_CLOSING)
-		c->closing = 1;
-	conn_flush(c);
 }
 
 /* Write what we can; close when closing and drained; start TLS when the 220 is out. */
@@ -653,6 +671,10 @@ conn_flush(struct conn *c)
 {
 	if (c->dead)
 		return;
+	if (c->hold_until != 0) {
+		conn_update_events(c);	/* the tarpit: nothing leaves until the tick */
+		return;
+	}
 	while (c->outoff < c->outlen) {
 		ssize_t n = conn_send(c, c->out + c->outoff, c->outlen - c->outoff);
 		if (n < 0) {
@@ -741,6 +763,28 @@ conn_kick(struct conn *c)
 		conn_read(c);
 }
 
+/* Keep n more input bytes (n ≤ IN_MAX - inlen); the buffer grows by doubling, so a
+ * client that sends half a line costs IN_MIN, not IN_MAX. 0 ok, -1 out of memory. */
+static int
+conn_keep(struct conn *c, const char *p, size_t n)
+{
+	if (c->inlen + n > c->incap) {
+		size_t cap = c->incap ? c->incap : IN_MIN;
+		while (cap < c->inlen + n)
+			cap *= 2;
+		if (cap > IN_MAX)
+			cap = IN_MAX;
+		char *m = realloc(c->in, cap);
+		if (m == NULL)
+			return -1;
+		c->in = m;
+		c->incap = cap;
+	}
+	memcpy(c->in + c->inlen, p, n);
+	c->inlen += n;
+	return 0;
+}
+
 static void
 conn_read(struct conn *c)
 {
@@ -752,39 +796,24 @@ conn_read(struct conn *c)
 		size_t room = IN_MAX - c->inlen;
 		if (room == 0 || !conn_wants_input(c))
 			break;
-		if (c->inlen == 0) {
-			n = conn_recv(c, rbuf, room < sizeof(rbuf) ? room : sizeof(rbuf));
-			if (n > 0) {
+		n = conn_recv(c, rbuf, room < sizeof(rbuf) ? room : sizeof(rbuf));
+		if (n > 0) {
+			size_t used = 0;
+			if (c->inlen == 0 && c->hold_until == 0) {
+				/* The common case: the session reads straight from rbuf and only a
+				 * partial line (or what it cannot take yet) is copied. */
 				session_set_time(c->s, time(NULL));
-				size_t used = session_feed(c->s, rbuf, (size_t)n);
-				if (used < (size_t)n && !c->starttls_pending) {
-					size_t rest = (size_t)n - used;
-					c->incap = rest < 1024 ? 1024 : rest;
-					if ((c->in = malloc(c->incap)) == NULL) {
-						session_disconnected(c->s);
-						conn_close(c);
-						return;
-					}
-					memcpy(c->in, rbuf + used, rest);
-					c->inlen = rest;
-				} else if (used < (size_t)n)
-					log_info("sid=%s event=starttls-discarded-input bytes=%zu",
-					    c->sid, (size_t)n - used);
+				used = session_feed(c->s, rbuf, (size_t)n);
 			}
-		} else {
-			if (c->incap < IN_MAX) {
-				char *p = realloc(c->in, IN_MAX);
-				if (p == NULL) {
-					session_disconnected(c->s);
-					conn_close(c);
-					return;
-				}
-				c->in = p;
-				c->incap = IN_MAX;
+			if (used < (size_t)n && c->starttls_pending)
+				log_info("sid=%s event=starttls-discarded-input bytes=%zu", c->sid,
+				    (size_t)n - used);
+			else if (used < (size_t)n && conn_keep(c, rbuf + used, (size_t)n - used) < 0) {
+				session_disconnected(c->s);
+				conn_close(c);
+				return;
 			}
-			n = conn_recv(c, c->in + c->inlen, room);
-			if (n > 0) {
-				c->inlen += (size_t)n;
+			if (c->inlen > 0) {
 				conn_process(c);
 				if (c->dead)
 					return;
@@ -841,8 +870,12 @@ conn_cb(struct ev_io *io, uint32_t events)
 		conn_read(c);
 		return;	/* conn may be gone */
 	}
-	if (events & EPOLLOUT)
+	if (events & EPOLLOUT) {
 		conn_flush(c);
+		/* The client read its replies: take the commands that waited for that. */
+		if (!c->dead && c->inlen > 0 && c->outlen - c->outoff < OUT_MAX)
+			conn_process(c);
+	}
 }
 
 /* Tear down a connection; while a job still points at it the struct waits. */
@@ -860,7 +893,7 @@ conn_close(struct conn *c)
 		close(fd);
 		if (c->w.fd >= 0 || c->w.qid[0] != '\0')
 			queue_discard(&srv->q, &c->w);
-		perip_add(srv, &c->peer, -1);
+		clients_conn_add(srv->clients, &c->peer, -1);
 		srv->nconns--;
 		if (c->prev)
 			c->prev->next = c->next;
@@ -869,6 +902,7 @@ conn_close(struct conn *c)
 		if (c->next)
 			c->next->prev = c->prev;
 		log_info("sid=%s event=disconnect", c->sid);
+		conn_account(c);	/* dead: counts nothing now */
 	}
 	if (c->busy > 0 || c->buried)
 		return;	/* the job's completion calls us again */
@@ -970,16 +1004,30 @@ accept_cb(struct ev_io *io, uint32_t events)
 			srv->conns->prev = c;
 		srv->conns = c;
 		srv->nconns++;
-		if (srv->nconns > srv->cfg->conf.max_connections)
+		const char *why = NULL;
+		if (srv->nconns > srv->cfg->conf.max_connections) {
 			refuse = "Too many connections; try again later";
-		else if (perip_count(srv, &c->peer) >= srv->cfg->conf.max_connections_per_ip)
+			why = "connection-limit";
+		} else if (clients_conns(srv->clients, &c->peer) >=
+		    srv->cfg->conf.max_connections_per_ip) {
 			refuse = "Too many connections from your address; try again later";
-		perip_add(srv, &c->peer, 1);
-		log_info("sid=%s event=connect client=%s:%u local=%s:%u listener=%s%s", c->sid,
+			why = "client-connection-limit";
+		} else if (srv->mem + sizeof(*c) + session_memory(c->s) >
+		    srv->cfg->conf.max_session_memory) {
+			refuse = "Too much memory in use by other sessions; try again later";
+			why = "session-memory-limit";
+		}
+		clients_conn_add(srv->clients, &c->peer, 1);
+		conn_account(c);
+		if (why != NULL && strcmp(why, "session-memory-limit") == 0)
+			log_warn("sid=%s event=connect-refused reason=%s used=%zu limit=%llu "
+			    "sessions=%u", c->sid, why, srv->mem,
+			    (unsigned long long)srv->cfg->conf.max_session_memory, srv->nconns);
+		log_info("sid=%s event=connect client=%s:%u local=%s:%u listener=%s%s%s", c->sid,
 		    netaddr_str(&peer.remote, ra, sizeof(ra)), peer.remote_port,
 		    netaddr_str(&peer.local, la, sizeof(la)), peer.local_port,
 		    l->kind == SL_SMTPS ? "smtps" : l->kind == SL_SUBMISSION ? "submission" : "smtp",
-		    refuse ? " action=refused reason=connection-limit" : "");
+		    refuse ? " action=refused reason=" : "", refuse ? why : "");
 		if (l->kind == SL_SMTPS && refuse == NULL) {
 			/* RFC 8314: the handshake comes first, whatever the address. */
 			if ((c->tls = tls_conn_new(c->cfg->tls, fd, 1, NULL)) == NULL) {
@@ -1285,7 +1333,14 @@ server_tick(void *arg)
 		next = c->next;
 		if (c->auth_fail_at != 0 && now >= c->auth_fail_at) {
 			c->auth_fail_at = 0;
-			session_auth_done(c->s, 0);
+			session_auth_done(c->s, c->auth_locked ? SESSION_AUTH_LOCKED : 0);
+			c->auth_locked = 0;
+			conn_process(c);
+			if (c->dead)
+				continue;
+		}
+		if (c->hold_until != 0 && now >= c->hold_until) {
+			c->hold_until = 0;
 			conn_process(c);
 			if (c->dead)
 				continue;
@@ -1315,6 +1370,13 @@ server_tick(void *arg)
 			conn_process(c);
 		}
 	}
+	if (now % 60 == 0)
+		clients_expire(srv->clients, now);
+	if (srv->freed >= TRIM_AFTER) {
+		/* A flood's buffers were freed: return the memory instead of holding the peak. */
+		srv->freed = 0;
+		malloc_trim(0);
+	}
 	if (!srv->stopping)
 		qmgr_tick(srv->qmgr, now);
 	relay_tick(srv->relay, now);
@@ -1342,6 +1404,27 @@ server_setup_signals(struct server *srv)
 	return ev_io_start(srv->loop, &srv->sigio, srv->sigfd, EPOLLIN, signal_cb, srv);
 }
 
+/* Every session needs a descriptor (two while it relays nothing, one for its spool file in
+ * DATA): raise the soft limit to the hard one and say when max_connections cannot fit. */
+static void
+raise_nofile(const struct conf *cf)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+		getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (rl.rlim_cur != RLIM_INFINITY && (rlim_t)cf->max_connections * 2 + 64 > rl.rlim_cur)
+		log_warn("event=fd-limit nofile=%llu max_connections=%u effect=\"past about %llu "
+		    "sessions accept fails; raise the limit (LimitNOFILE=) or lower max_connections\"",
+		    (unsigned long long)rl.rlim_cur, cf->max_connections,
+		    (unsigned long long)(rl.rlim_cur > 64 ? (rl.rlim_cur - 64) / 2 : 0));
+}
+
 /* Serve; see server.h. */
 int
 server_run(const char *conf_path)
@@ -1360,6 +1443,9 @@ server_run(const char *conf_path)
 	}
 	log_threshold = srv.cfg->conf.log_level;
 	warn_not_in_effect(&srv.cfg->conf);
+	if ((srv.clients = clients_new()) == NULL)
+		fatal("event=startup-error reason=\"out of memory\"");
+	raise_nofile(&srv.cfg->conf);
 	if ((srv.loop = ev_loop_new()) == NULL)
 		fatal("event=startup-error reason=\"epoll: %s\"", strerror(errno));
 	if (server_setup_signals(&srv) < 0)
@@ -1452,12 +1538,7 @@ server_run(const char *conf_path)
 		close(srv.ctlfd);
 		unlink(srv.ctlpath);
 	}
-	for (int b = 0; b < PERIP_BUCKETS; b++)
-		while (srv.perip[b] != NULL) {
-			struct perip *p = srv.perip[b];
-			srv.perip[b] = p->next;
-			free(p);
-		}
+	clients_free(srv.clients);
 	queue_close(&srv.q);
 	ev_loop_free(srv.loop);
 	log_info("event=stopped");

@@ -54,6 +54,8 @@ struct session {
 	struct session_tx tx;
 
 	int skipping;			/* discarding an over-long command line up to its LF */
+	int paused;			/* asked ops->pause: stop consuming until fed again */
+	size_t rcpt_bytes;		/* strings held by tx.rcpts (session_memory) */
 	unsigned errors, junk;
 	unsigned long ncommands;
 	unsigned long nmessages;
@@ -141,6 +143,7 @@ tx_clear(struct session *s)
 	}
 	free(s->tx.rcpts);
 	memset(&s->tx, 0, sizeof(s->tx));
+	s->rcpt_bytes = 0;
 	s->in_tx = 0;
 	free(s->chunk);
 	s->chunk = NULL;
@@ -243,6 +246,18 @@ session_error(struct session *s)
 		slog(s, LOG_WARN, "event=too-many-errors errors=%u", s->errors);
 		session_close(s, "421 4.7.0 %s Too many errors; closing connection",
 		    s->conf->hostname);
+		return;
+	}
+	if (s->errors > SESSION_SOFT_ERRORS && s->ops->pause != NULL) {
+		/* The tarpit: a client that keeps getting errors (a harvester trying addresses,
+		 * a password guesser, a broken script) gets each answer later than the last. */
+		unsigned delay = s->errors - SESSION_SOFT_ERRORS;
+		if (delay > SESSION_ERROR_DELAY_MAX)
+			delay = SESSION_ERROR_DELAY_MAX;
+		if (s->errors == SESSION_SOFT_ERRORS + 1)
+			slog(s, LOG_INFO, "event=tarpit errors=%u delay=%us", s->errors, delay);
+		s->paused = 1;
+		s->ops->pause(s->arg, delay);
 	}
 }
 
@@ -435,6 +450,13 @@ cmd_helo(struct session *s, const char *args, int kind)
 	/* RFC 5321 §4.1.4: EHLO/HELO resets the transaction. */
 	tx_clear(s);
 	memcpy(s->helo, name, strlen(name) + 1);
+	/* A second greeting in the same session (TLS starts a new one) is allowed but earns
+	 * nothing: pipelined EHLO floods are the cheapest way to make a server write. */
+	if (s->helo_kind != 0) {
+		session_junk(s);
+		if (s->state == SS_CLOSING)
+			return;
+	}
 	s->helo_kind = kind;
 	if (kind == 1) {
 		reply(s, "250 %s", s->conf->hostname);
@@ -608,7 +630,9 @@ tx_add_rcpt(struct session *s, const char *addr, const char *orcpt)
 	else if ((r->orcpt = strdup(orcpt)) == NULL) {
 		free(r->addr);
 		return -1;
-	}
+	} else
+		s->rcpt_bytes += strlen(orcpt) + 1;
+	s->rcpt_bytes += strlen(addr) + 1;
 	s->tx.nrcpts++;
 	return 0;
 }
@@ -753,6 +777,7 @@ cmd_rcpt(struct session *s, const char *args)
 	}
 	if (s->tx.naccepted >= s->conf->recipient_limit) {
 		reply(s, "452 4.5.3 Error: too many recipients");
+		session_error(s);
 		return;
 	}
 	if (path.is_postmaster) {
@@ -814,6 +839,7 @@ cmd_rcpt(struct session *s, const char *args)
 				slog(s, LOG_INFO, "event=reject stage=rcpt from=<%s> to=<%s> status=5.7.1 "
 				    "reason=relay-denied%s", s->tx.sender, safe, routed ? " routed=yes" : "");
 				reply(s, "554 5.7.1 <%s>: Relay access denied", safe);
+				session_error(s);
 				return;
 			}
 			if (smtp_path_addr(&real, raddr, sizeof(raddr)) < 0 ||
@@ -829,6 +855,7 @@ cmd_rcpt(struct session *s, const char *args)
 		if (real.local[0] == '.' || strchr(real.local, '/') != NULL) {
 			reply(s, "550 5.1.3 <%s>: Bad recipient address: local part may not contain "
 			    "'/' or start with '.'", safe);
+			session_error(s);
 			return;
 		}
 		snprintf(addr, sizeof(addr), "%s@%s", real.local, real.domain);
@@ -840,6 +867,7 @@ cmd_rcpt(struct session *s, const char *args)
 		slog(s, LOG_INFO, "event=reject stage=rcpt from=<%s> to=<%s> status=5.1.1 "
 		    "reason=unknown-user", s->tx.sender, safe);
 		reply(s, "550 5.1.1 <%s>: Recipient address rejected: User unknown", safe);
+		session_error(s);
 		return;
 	}
 	if (expand_rcpt(s, addr, addr, 0, &count, &why) < 0) {
@@ -1424,7 +1452,11 @@ session_auth_done(struct session *s, int ok)
 		return;
 	s->state = SS_CMD;
 	log_safe(safe, sizeof(safe), s->login_user, strlen(s->login_user));
-	if (ok) {
+	if (ok == SESSION_AUTH_LOCKED) {
+		slog(s, LOG_WARN, "event=auth-refused user=\"%s\" reason=client-failure-limit", safe);
+		session_close(s, "421 4.7.0 %s Too many failed authentications from your address; "
+		    "try again later", s->conf->hostname);
+	} else if (ok) {
 		str_copy(s->auth_user, sizeof(s->auth_user), s->login_user);
 		slog(s, LOG_INFO, "event=auth-ok user=\"%s\" mech=%s tls=%s", safe,
 		    s->auth_mech == SASL_PLAIN ? "PLAIN" : "LOGIN", s->tls ? "yes" : "no");
@@ -1443,12 +1475,23 @@ session_auth_done(struct session *s, int ok)
 	s->login_user[0] = '\0';
 }
 
+size_t
+session_memory(const struct session *s)
+{
+	size_t m = sizeof(*s) + s->tx.rcpts_cap * sizeof(*s->tx.rcpts) + s->rcpt_bytes;
+
+	if (s->chunk != NULL)
+		m += BODY_CHUNK;
+	return m;
+}
+
 /* Consume input; see session.h. */
 size_t
 session_feed(struct session *s, const char *buf, size_t len)
 {
 	size_t used = 0;
 
+	s->paused = 0;
 	while (used < len) {
 		if (s->state == SS_DATA) {
 			used += body_scan(s, buf + used, len - used);
@@ -1457,6 +1500,10 @@ session_feed(struct session *s, const char *buf, size_t len)
 			continue;
 		}
 		if (s->state != SS_CMD && s->state != SS_AUTH)
+			break;
+		if (s->paused)
+			break;	/* the server feeds us again when the pause is over */
+		if (s->ops->output_full != NULL && s->ops->output_full(s->arg))
 			break;
 
 		const char *p = buf + used;

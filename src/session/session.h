@@ -16,8 +16,11 @@
  * Limits (RFC 5321 §4.5.3.1): a command line over 512 octets (CRLF included) is skipped
  * to its LF and refused with 500 5.5.2; a text line over 1000 octets latches an error
  * replied after the final dot; message_size_limit is enforced on the bytes stored; at
- * most recipient_limit recipients. Bad commands spend an error budget; when it is gone the
- * session ends with 421.
+ * most recipient_limit recipients. Bad commands and rejected recipients spend an error
+ * budget: past SESSION_SOFT_ERRORS each error's reply is held back a growing number of
+ * seconds (ops->pause), and when the budget is gone the session ends with 421. Replies are
+ * produced only while the server's output bound allows (ops->output_full), so a client
+ * that never reads cannot make the server hold more than that bound.
  *
  * DATA ends only at <CR><LF>.<CR><LF>; a bare <LF> ends a line (stored as CRLF) but can
  * never take part in an end of data (SMTP smuggling).
@@ -36,8 +39,11 @@
 
 #define SESSION_CMD_MAX		512	/* octets, CRLF included (RFC 5321 §4.5.3.1.4) */
 #define SESSION_TEXT_MAX	1000	/* octets, CRLF included (RFC 5321 §4.5.3.1.6) */
-#define SESSION_ERROR_LIMIT	20	/* bad commands before 421 */
-#define SESSION_JUNK_LIMIT	100	/* NOOP/RSET/VRFY/HELP without a message in between */
+#define SESSION_ERROR_LIMIT	20	/* bad commands and rejected recipients before 421 */
+#define SESSION_SOFT_ERRORS	10	/* after this many, each error's reply is delayed */
+#define SESSION_ERROR_DELAY_MAX	3	/* seconds: the delay grows by one a error up to this */
+#define SESSION_JUNK_LIMIT	100	/* NOOP/RSET/VRFY/HELP and repeated EHLO/HELO without a
+					 * message in between */
 #define SESSION_QID_MAX		32
 #define SESSION_AUTH_FAILURES	3	/* failed AUTH attempts before 421 */
 #define SESSION_HOPS_MAX	100	/* Received headers before a message is a loop */
@@ -81,6 +87,15 @@ struct session_ops {
 	void (*starttls)(void *arg);
 	/* Check credentials (possibly slow: crypt) and answer with session_auth_done. */
 	void (*auth_check)(void *arg, const char *user, const char *pass);
+	/* Optional. Non-zero when the replies not yet sent have reached the server's bound:
+	 * the session then stops consuming command lines (they stay with the caller) until
+	 * the client has read its replies. This is what bounds the memory of a client that
+	 * pipelines commands without reading. */
+	int (*output_full)(void *arg);
+	/* Optional. Hold the replies queued so far, and all further input, for this many
+	 * seconds (the error tarpit); session_feed returns at once after asking. The server
+	 * resumes by feeding input again when the time is up. */
+	void (*pause)(void *arg, unsigned seconds);
 };
 
 enum session_listener { SL_SMTP, SL_SUBMISSION, SL_SMTPS };
@@ -139,7 +154,9 @@ void session_commit_done(struct session *s, int ok);
  * names protocol and cipher for the Received header, e.g. "TLSv1.3 TLS_AES_256_GCM_SHA384". */
 void session_tls_done(struct session *s, const char *desc);
 
-/* The answer to ops->auth_check. */
+/* The answer to ops->auth_check: 1 good credentials, 0 bad, SESSION_AUTH_LOCKED when the
+ * client's address has spent its failure budget (421 4.7.0 and close, no check made). */
+#define SESSION_AUTH_LOCKED	(-1)
 void session_auth_done(struct session *s, int ok);
 
 /* A timeout fired: reply 421 4.4.2 and close. in_data selects the wording. */
@@ -152,6 +169,9 @@ void session_shutdown(struct session *s);
 void session_disconnected(struct session *s);
 
 enum session_state session_state(const struct session *s);
+/* Bytes this session holds (itself, its recipients, its DATA buffer): the server's memory
+ * accounting (max_session_memory). */
+size_t session_memory(const struct session *s);
 /* Completed command lines so far: the server restarts command_timeout when it grows. */
 unsigned long session_commands(const struct session *s);
 

@@ -82,8 +82,28 @@ f_auth(void *arg, const char *user, const char *pass)
 	auth_requested = 1;
 }
 
+static unsigned full_calls;
+static int full_hit;
+
+/* The output bound: say "full" now and then, as a server whose client reads slowly. */
+static int
+f_output_full(void *arg)
+{
+	if (++full_calls % 5 != 0)
+		return 0;
+	full_hit = 1;
+	return 1;
+}
+
+static void
+f_pause(void *arg, unsigned seconds)
+{
+	if (seconds == 0 || seconds > SESSION_ERROR_DELAY_MAX)
+		abort();
+}
+
 static const struct session_ops ops = { f_output, f_open, f_write, f_commit, f_abort, f_log,
-    f_starttls, f_auth };
+    f_starttls, f_auth, f_output_full, f_pause };
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -127,6 +147,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		memcpy(pend + pendlen, data + pos, n);
 		pendlen += n;
 		pos += n;
+		full_hit = 0;
 		size_t used = session_feed(s, pend, pendlen);
 		if (used > pendlen)
 			abort();
@@ -139,10 +160,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			pendlen = 0;
 			session_tls_done(s, "TLSv1.3 with cipher FUZZ (256 bits)");
 		} else if (session_state(s) == SS_AUTHWAIT)
-			session_auth_done(s, (mode & 1));
+			session_auth_done(s, (mode & 1) ? 1 : (pos % 3 == 0 ? SESSION_AUTH_LOCKED : 0));
 		else if (session_state(s) == SS_CLOSING)
 			break;
-		else if (used == 0 && pos >= size)
+		else if (used == 0 && pos >= size && !full_hit)
 			break;
 	}
 	session_timeout(s);

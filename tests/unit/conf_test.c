@@ -189,6 +189,7 @@ TEST(every_spec_key_is_accepted)
 	    "recipient_limit = 100\n"
 	    "max_connections = 200\n"
 	    "max_connections_per_ip = 20\n"
+	    "max_session_memory = 64m\n"
 	    "command_timeout = 2m\n"
 	    "data_timeout = 3m\n"
 	    "relayhost = [smarthost.example.net]:2525\n"

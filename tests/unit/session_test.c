@@ -97,10 +97,49 @@ f_auth(void *arg, const char *user, const char *pass)
 }
 
 static const struct session_ops ops = { f_output, f_open, f_write, f_commit, f_abort, f_log,
-    f_starttls, f_auth };
+    f_starttls, f_auth, NULL, NULL };
 
 static struct conf conf;
 static struct fake fk;
+
+/* The server side of the output bound and the tarpit. */
+static int out_full;			/* f_full says "full" */
+static unsigned pauses, last_pause;
+
+static int
+f_full(void *arg)
+{
+	return out_full;
+}
+
+static void
+f_pause(void *arg, unsigned seconds)
+{
+	pauses++;
+	last_pause = seconds;
+}
+
+static const struct session_ops ops_bounded = { f_output, f_open, f_write, f_commit, f_abort,
+    f_log, f_starttls, f_auth, f_full, f_pause };
+
+static struct session *
+start_bounded(void)
+{
+	struct session_peer peer;
+	struct session_opts opts = { .kind = SL_SMTP };
+	struct session *s;
+
+	memset(&fk, 0, sizeof(fk));
+	out_full = 0;
+	pauses = last_pause = 0;
+	memset(&peer, 0, sizeof(peer));
+	netaddr_parse("198.51.100.10", &peer.local);
+	netaddr_parse("192.0.2.7", &peer.remote);
+	s = session_new(&conf, NULL, &peer, &opts, "t2", &ops_bounded, &fk);
+	session_set_time(s, 1700000000);
+	session_start(s, NULL);
+	return s;
+}
 
 static struct session *
 start_with(const char *local, int cert, int auth, enum session_listener kind)
@@ -716,6 +755,117 @@ TEST(exactly_100_hops_are_accepted)
 	session_free(s);
 }
 
+
+TEST(output_bound_stops_consuming_commands)
+{
+	struct session *s = start_bounded();
+	const char *in = "NOOP\r\nNOOP\r\nNOOP\r\n";
+
+	out_full = 1;
+	CHECK(feed(s, in) == 0);		/* nothing taken while the client does not read */
+	CHECK(count(fk.out, "250 2.0.0 Ok") == 0);
+	out_full = 0;
+	CHECK(feed(s, in) == strlen(in));	/* it read: all of it now */
+	CHECK(count(fk.out, "250 2.0.0 Ok") == 3);
+	session_free(s);
+}
+
+TEST(output_bound_does_not_stop_data)
+{
+	struct session *s = start_bounded();
+	const char *body = "Subject: x\r\n\r\nbody\r\n";
+
+	feed(s, "EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<x@localhost>\r\nDATA\r\n");
+	CHECK(session_state(s) == SS_DATA);
+	out_full = 1;				/* DATA writes no replies: keep reading */
+	CHECK(feed(s, body) == strlen(body));
+	session_free(s);
+}
+
+TEST(repeated_ehlo_is_junk_until_421)
+{
+	struct session *s = start_bounded();
+	int i;
+
+	for (i = 0; i < 2 * SESSION_JUNK_LIMIT && session_state(s) != SS_CLOSING; i++)
+		feed(s, "EHLO a\r\n");
+	CHECK(session_state(s) == SS_CLOSING);
+	CHECK(i == SESSION_JUNK_LIMIT + 2);	/* the first EHLO is free */
+	CHECK(strstr(fk.out, "421 4.7.0 ") != NULL);
+	session_free(s);
+}
+
+TEST(ehlo_again_after_a_message_is_not_junk)
+{
+	struct session *s = start_bounded();
+
+	for (int i = 0; i < SESSION_JUNK_LIMIT + 5; i++) {
+		feed(s, "EHLO a\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<x@localhost>\r\nDATA\r\n"
+		    "x\r\n.\r\n");
+		session_commit_done(s, 1);
+	}
+	CHECK(session_state(s) == SS_CMD);
+	CHECK(strstr(fk.out, "421") == NULL);
+	session_free(s);
+}
+
+TEST(rejected_recipients_spend_the_error_budget_with_growing_pauses)
+{
+	struct session *s = start_bounded();
+	int i;
+
+	feed(s, "EHLO c\r\nMAIL FROM:<a@b.example>\r\n");
+	for (i = 1; i <= SESSION_ERROR_LIMIT && session_state(s) != SS_CLOSING; i++) {
+		feed(s, "RCPT TO:<victim@elsewhere.example>\r\n");	/* relay denied */
+		if (i <= SESSION_SOFT_ERRORS)
+			CHECK(pauses == 0);
+		else if (i < SESSION_ERROR_LIMIT) {
+			unsigned want = (unsigned)(i - SESSION_SOFT_ERRORS);
+			CHECK(last_pause == (want > SESSION_ERROR_DELAY_MAX ? SESSION_ERROR_DELAY_MAX :
+			    want));
+		}
+	}
+	CHECK(session_state(s) == SS_CLOSING);
+	CHECK(i - 1 == SESSION_ERROR_LIMIT);
+	CHECK(pauses == SESSION_ERROR_LIMIT - SESSION_SOFT_ERRORS - 1);
+	CHECK(count(fk.out, "554 5.7.1") == SESSION_ERROR_LIMIT);
+	CHECK(strstr(fk.out, "421 4.7.0 ") != NULL);
+	session_free(s);
+}
+
+TEST(a_pause_stops_the_batch_after_the_reply)
+{
+	struct session *s = start_bounded();
+	char in[4096] = "";
+	size_t used;
+
+	strcat(in, "EHLO c\r\nMAIL FROM:<a@b.example>\r\n");
+	for (int i = 0; i < SESSION_SOFT_ERRORS + 3; i++)
+		strcat(in, "RCPT TO:<v@elsewhere.example>\r\n");
+	used = feed(s, in);
+	/* consumed up to and including the first error past the soft limit, no further */
+	CHECK(pauses == 1);
+	CHECK(count(fk.out, "554 5.7.1") == SESSION_SOFT_ERRORS + 1);
+	CHECK(used < strlen(in));
+	CHECK(feed(s, in + used) > 0);		/* fed again after the pause: goes on */
+	CHECK(count(fk.out, "554 5.7.1") == SESSION_SOFT_ERRORS + 2);
+	session_free(s);
+}
+
+TEST(auth_locked_closes_with_421)
+{
+	struct session *s = start_with("127.0.0.1", 0, 1, SL_SMTP);
+
+	feed(s, "EHLO c\r\nAUTH PLAIN AGJvYgBzZWNyZXQ=\r\n");
+	CHECK(session_state(s) == SS_AUTHWAIT);
+	session_auth_done(s, SESSION_AUTH_LOCKED);
+	CHECK(session_state(s) == SS_CLOSING);
+	CHECK(strstr(fk.out, "421 4.7.0 ") != NULL);
+	CHECK(strstr(fk.out, "Too many failed authentications from your address") != NULL);
+	CHECK(strstr(fk.out, "535") == NULL);
+	session_free(s);
+}
+
 int
 main(void)
 {
@@ -769,6 +919,13 @@ main(void)
 	RUN(submission_refuses_mail_before_auth_with_530);
 	RUN(more_than_100_received_headers_is_a_loop_refused_with_554_5_4_6);
 	RUN(exactly_100_hops_are_accepted);
+	RUN(output_bound_stops_consuming_commands);
+	RUN(output_bound_does_not_stop_data);
+	RUN(repeated_ehlo_is_junk_until_421);
+	RUN(ehlo_again_after_a_message_is_not_junk);
+	RUN(rejected_recipients_spend_the_error_budget_with_growing_pauses);
+	RUN(a_pause_stops_the_batch_after_the_reply);
+	RUN(auth_locked_closes_with_421);
 	conf_free(&conf);
 	T_EXIT();
 }

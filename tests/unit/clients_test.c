@@ -1,0 +1,98 @@
+/* clients_test — per-client connection counts, the IPv6 /64 key, AUTH failure buckets. */
+#include <sys/socket.h>
+
+#include "policy/clients.h"
+#include "t.h"
+
+static struct netaddr
+A(const char *s)
+{
+	struct netaddr a;
+
+	netaddr_parse(s, &a);
+	return a;
+}
+
+TEST(ipv4_counts_each_address)
+{
+	struct clients *t = clients_new();
+	struct netaddr a = A("192.0.2.1"), b = A("192.0.2.2");
+
+	CHECK(clients_conns(t, &a) == 0);
+	CHECK(clients_conn_add(t, &a, 1) == 0);
+	CHECK(clients_conn_add(t, &a, 1) == 0);
+	CHECK(clients_conn_add(t, &b, 1) == 0);
+	CHECK(clients_conns(t, &a) == 2);
+	CHECK(clients_conns(t, &b) == 1);
+	clients_conn_add(t, &a, -1);
+	clients_conn_add(t, &a, -1);
+	clients_conn_add(t, &b, -1);
+	CHECK(clients_conns(t, &a) == 0);
+	CHECK(clients_count(t) == 0);	/* idle entries are gone at once */
+	clients_free(t);
+}
+
+TEST(ipv6_counts_the_slash64)
+{
+	struct clients *t = clients_new();
+	struct netaddr a = A("2001:db8:1:2::1"), b = A("2001:db8:1:2:ffff:ffff:ffff:ffff"),
+	    other = A("2001:db8:1:3::1");
+
+	clients_conn_add(t, &a, 1);
+	clients_conn_add(t, &b, 1);
+	CHECK(clients_conns(t, &a) == 2);
+	CHECK(clients_conns(t, &b) == 2);
+	CHECK(clients_conns(t, &other) == 0);
+	CHECK(clients_count(t) == 1);
+	clients_free(t);
+}
+
+TEST(auth_failures_lock_then_leak)
+{
+	struct clients *t = clients_new();
+	struct netaddr a = A("198.51.100.7"), b = A("198.51.100.8");
+	time_t now = 1000000;
+
+	for (int i = 0; i < CLIENTS_AUTH_BURST; i++) {
+		CHECK(clients_auth_allowed(t, &a, now));
+		clients_auth_failed(t, &a, now);
+	}
+	CHECK(!clients_auth_allowed(t, &a, now));
+	CHECK(!clients_auth_allowed(t, &a, now + CLIENTS_AUTH_LEAK - 1));
+	CHECK(clients_auth_allowed(t, &b, now));	/* another client is not affected */
+	/* one failure forgotten per CLIENTS_AUTH_LEAK seconds: one more try */
+	CHECK(clients_auth_allowed(t, &a, now + CLIENTS_AUTH_LEAK));
+	clients_auth_failed(t, &a, now + CLIENTS_AUTH_LEAK);
+	CHECK(!clients_auth_allowed(t, &a, now + CLIENTS_AUTH_LEAK + 1));
+	/* and all of it after long enough; then the entry can be dropped */
+	CHECK(clients_auth_allowed(t, &a, now + 100 * CLIENTS_AUTH_LEAK));
+	CHECK(clients_expire(t, now + 100 * CLIENTS_AUTH_LEAK) == 1);
+	CHECK(clients_count(t) == 0);
+	clients_free(t);
+}
+
+TEST(auth_bucket_outlives_connections)
+{
+	struct clients *t = clients_new();
+	struct netaddr a = A("2001:db8::5");
+	time_t now = 5000;
+
+	clients_conn_add(t, &a, 1);
+	for (int i = 0; i < CLIENTS_AUTH_BURST; i++)
+		clients_auth_failed(t, &a, now);
+	clients_conn_add(t, &a, -1);
+	CHECK(clients_count(t) == 1);	/* the failures are remembered across sessions */
+	CHECK(!clients_auth_allowed(t, &a, now + 1));
+	CHECK(clients_expire(t, now + 1) == 0);
+	clients_free(t);
+}
+
+int
+main(void)
+{
+	RUN(ipv4_counts_each_address);
+	RUN(ipv6_counts_the_slash64);
+	RUN(auth_failures_lock_then_leak);
+	RUN(auth_bucket_outlives_connections);
+	T_EXIT();
+}
