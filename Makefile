@@ -2,7 +2,8 @@
 #
 #   make            build ./build/imsd (optimised, -Werror)
 #   make run        install missing build deps, build, serve on the embedded default
-#   make test       install deps, build with ASan+UBSan, run unit, integration and short fuzz runs
+#   make test       install deps, build with ASan+UBSan (and the optimised binary, whose memory
+#                   the limit tests measure), run unit, integration and short fuzz runs
 #   make asan       build the sanitizer variant into build/asan/
 #   make fuzz       build libFuzzer targets and run each for FUZZ_SECONDS (default 30)
 #   make bench      performance comparison against Postfix (not part of make test)
@@ -72,6 +73,7 @@ asan:
 		EXTRA_LDFLAGS="$(ASAN_FLAGS)" build/asan/imsd unit-build
 
 test: deps asan
+	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory fuzz-build
 	@python3 tests/run.py --build build/asan --fuzz-build build/fuzz --fuzz-seconds 10
 

@@ -244,6 +244,8 @@ def run_integration_worker(build, module, filters):
     """One module in this process; the parent reads the result lines and the tally."""
     idir = os.path.join(HERE, "integration")
     os.environ["IMSD"] = os.path.abspath(os.path.join(build, "imsd"))
+    # the optimised build, for the memory figures (test_limits); `make test` builds it
+    os.environ.setdefault("IMSD_RELEASE", os.path.join(ROOT, "build", "imsd"))
     if idir not in sys.path:
         sys.path.insert(0, idir)
     tally = Tally()

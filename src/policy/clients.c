@@ -174,6 +174,17 @@ clients_auth_failed(struct clients *t, const struct netaddr *a, time_t now)
 		c->fails++;
 }
 
+void
+clients_auth_refund(struct clients *t, const struct netaddr *a)
+{
+	struct client *c = get(t, a, 0);
+
+	if (c != NULL && c->fails > 0)
+		c->fails--;
+	if (c != NULL && c->conns == 0 && c->fails == 0)
+		drop_if_idle(t, a);
+}
+
 size_t
 clients_expire(struct clients *t, time_t now)
 {

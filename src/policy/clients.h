@@ -42,8 +42,11 @@ int clients_conn_add(struct clients *t, const struct netaddr *a, int delta);
 
 /* May a try AUTH now? 1 yes, 0 its failure budget is spent. */
 int clients_auth_allowed(struct clients *t, const struct netaddr *a, time_t now);
-/* a failed an AUTH attempt at now. */
+/* a failed an AUTH attempt at now. The server counts an attempt as failed when it starts
+ * checking it (so attempts in flight at once cannot overrun the budget) and takes it back
+ * with clients_auth_refund when the credentials were good. */
 void clients_auth_failed(struct clients *t, const struct netaddr *a, time_t now);
+void clients_auth_refund(struct clients *t, const struct netaddr *a);
 
 /* Forget clients with no session and nothing left in their bucket; returns how many. */
 size_t clients_expire(struct clients *t, time_t now);

@@ -349,8 +349,8 @@ auth_done(struct work *w)
 	struct conn *c = j->c;
 
 	c->busy--;
-	if (!j->ok)
-		clients_auth_failed(c->srv->clients, &c->peer, time(NULL));
+	if (j->ok)
+		clients_auth_refund(c->srv->clients, &c->peer);	/* see cb_auth_check */
 	if (c->dead)
 		conn_close(c);
 	else if (j->ok) {
@@ -382,6 +382,9 @@ cb_auth_check(void *arg, const char *user, const char *pass)
 		c->auth_fail_at = time(NULL) + AUTH_FAIL_DELAY;
 		return;
 	}
+	/* Counted as a failure now, refunded if good: checks in flight at once (from parallel
+	 * sessions) cannot overrun the client's budget. */
+	clients_auth_failed(c->srv->clients, &c->peer, time(NULL));
 	j->w.run = auth_run;
 	j->w.done = auth_done;
 	j->c = c;

@@ -47,6 +47,25 @@ def imsd_binary():
     raise unittest.SkipTest("no imsd binary: set IMSD or build with `make asan`")
 
 
+def release_binary():
+    """The optimised build, for figures that a sanitizer build distorts (RSS): ASan keeps
+    freed memory in quarantine and adds shadow memory, so only the real build's memory says
+    anything. `make test` builds it; IMSD_RELEASE overrides."""
+    path = os.environ.get("IMSD_RELEASE") or os.path.join(ROOT, "build", "imsd")
+    if os.access(path, os.X_OK):
+        return path
+    raise unittest.SkipTest("no optimised imsd at %s: build it with `make`" % path)
+
+
+def rss_kib(pid):
+    """Resident set size of a process, from /proc/PID/status."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS for pid %d" % pid)
+
+
 def free_port():
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:

@@ -87,6 +87,20 @@ TEST(auth_bucket_outlives_connections)
 	clients_free(t);
 }
 
+TEST(a_good_attempt_is_refunded)
+{
+	struct clients *t = clients_new();
+	struct netaddr a = A("192.0.2.9");
+
+	for (int i = 0; i < CLIENTS_AUTH_BURST * 3; i++) {
+		CHECK(clients_auth_allowed(t, &a, 100));
+		clients_auth_failed(t, &a, 100);	/* counted when the check starts */
+		clients_auth_refund(t, &a);		/* the password was right */
+	}
+	CHECK(clients_count(t) == 0);
+	clients_free(t);
+}
+
 int
 main(void)
 {
@@ -94,5 +108,6 @@ main(void)
 	RUN(ipv6_counts_the_slash64);
 	RUN(auth_failures_lock_then_leak);
 	RUN(auth_bucket_outlives_connections);
+	RUN(a_good_attempt_is_refunded);
 	T_EXIT();
 }
