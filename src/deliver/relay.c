@@ -261,7 +261,11 @@ rc_send_cmd(struct rconn *c, const char *fmt, ...)
 		return;
 	if ((size_t)n > sizeof(line) - 3)
 		n = (int)sizeof(line) - 3;
-	log_debug("relay=%s smtp=out line=\"%.*s\"", c->t.host, n, line);
+	if (log_threshold >= LOG_DEBUG) {
+		char lh[LOG_VALUE_MAX], ll[LOG_VALUE_MAX];
+		log_debug("relay=%s smtp=out line=%s", log_value(lh, sizeof(lh), c->t.host,
+		    strlen(c->t.host)), log_value(ll, sizeof(ll), line, (size_t)n));
+	}
 	line[n++] = '\r';
 	line[n++] = '\n';
 	rc_out(c, line, (size_t)n);
@@ -341,9 +345,11 @@ rc_fail(struct rconn *c, const char *fmt, ...)
 		return;
 	}
 	{
-		char a[NETADDR_STRLEN];
-		log_info("qid=%s event=relay-attempt-failed host=%s addr=%s port=%u reason=\"%s\"",
-		    t->job->qid, c->t.host, netaddr_str(&c->t.addr, a, sizeof(a)), c->t.port, why);
+		char a[NETADDR_STRLEN], lh[LOG_VALUE_MAX], lwhy[LOG_VALUE_MAX];
+		log_info("qid=%s event=relay-attempt-failed host=%s addr=%s port=%u reason=%s",
+		    t->job->qid, log_value(lh, sizeof(lh), c->t.host, strlen(c->t.host)),
+		    netaddr_str(&c->t.addr, a, sizeof(a)), c->t.port,
+		    log_value(lwhy, sizeof(lwhy), why, strlen(why)));
 	}
 	snprintf(t->err, sizeof(t->err), "x-imsd; %s: %s", c->t.host, why);
 	t->c = NULL;
@@ -591,7 +597,13 @@ rc_reply(struct rconn *c)
 	const struct smtp_reply *rp = &c->reply;
 	char d[400];
 
-	log_debug("relay=%s smtp=in code=%d text=\"%.200s\"", c->t.host, rp->code, rp->text);
+	if (log_threshold >= LOG_DEBUG) {
+		/* a multi-line reply is one value: its line breaks are escaped, not lines */
+		char lh[LOG_VALUE_MAX], lt[LOG_VALUE_MAX];
+		log_debug("relay=%s smtp=in code=%d text=%s", log_value(lh, sizeof(lh), c->t.host,
+		    strlen(c->t.host)), rp->code, log_value(lt, sizeof(lt), rp->text,
+		    strlen(rp->text)));
+	}
 	if (c->st == RC_QUIT) {
 		rc_close(c);
 		return;

@@ -202,7 +202,7 @@ qm_result(struct qmgr *m, struct qm_msg *msg, size_t i, enum relay_outcome oc,
     const char *status, const char *diag, time_t now)
 {
 	struct qrcpt *r = &msg->env.rcpts[i];
-	char line[600], d[320];
+	char line[600], d[320], lto[LOG_VALUE_MAX], lwhy[LOG_VALUE_MAX];
 
 	str_copy(d, sizeof(d), diag ? diag : "");
 	sanitize(d);
@@ -219,8 +219,9 @@ qm_result(struct qmgr *m, struct qm_msg *msg, size_t i, enum relay_outcome oc,
 		if (msg->newly_failed != NULL)
 			msg->newly_failed[i] = 1;
 		msg->bounce_pending = 1;
-		log_info("qid=%s event=bounced to=<%s> status=%s reason=\"%s\"", msg->env.qid,
-		    r->addr, r->status, d);
+		log_info("qid=%s event=bounced to=%s status=%s reason=%s", msg->env.qid,
+		    log_addr(lto, sizeof(lto), r->addr), r->status,
+		    log_value(lwhy, sizeof(lwhy), d, strlen(d)));
 		break;
 	default:
 		r->attempts++;
@@ -229,9 +230,9 @@ qm_result(struct qmgr *m, struct qm_msg *msg, size_t i, enum relay_outcome oc,
 		str_copy(r->last_error, sizeof(r->last_error), d);
 		snprintf(line, sizeof(line), "defer %zu %u %lld %s\n", i, r->attempts,
 		    (long long)r->next_try, d);
-		log_info("qid=%s event=deferred to=<%s> status=%s attempts=%u retry_in=%lds "
-		    "reason=\"%s\"", msg->env.qid, r->addr, r->status, r->attempts,
-		    (long)(r->next_try - now), d);
+		log_info("qid=%s event=deferred to=%s status=%s attempts=%u retry_in=%lds "
+		    "reason=%s", msg->env.qid, log_addr(lto, sizeof(lto), r->addr), r->status,
+		    r->attempts, (long)(r->next_try - now), log_value(lwhy, sizeof(lwhy), d, strlen(d)));
 		break;
 	}
 	jappend(msg, line);
@@ -288,10 +289,13 @@ local_done(struct work *w)
 	msg->inflight--;
 	for (size_t k = 0; k < j->n; k++) {
 		const struct qrcpt *r = &msg->env.rcpts[j->idx[k]];
+		char lto[LOG_VALUE_MAX], lorcpt[LOG_VALUE_MAX], lfrom[LOG_VALUE_MAX];
 		if (j->ok[k])
-			log_info("qid=%s event=delivered to=<%s> orcpt=<%s> from=<%s> size=%llu "
-			    "mailer=maildir status=2.0.0 delay=%lds", msg->env.qid, r->addr, r->orcpt,
-			    msg->env.sender, (unsigned long long)msg->size, (long)(now - msg->env.arrival));
+			log_info("qid=%s event=delivered to=%s orcpt=%s from=%s size=%llu "
+			    "mailer=maildir status=2.0.0 delay=%lds", msg->env.qid,
+			    log_addr(lto, sizeof(lto), r->addr), log_addr(lorcpt, sizeof(lorcpt), r->orcpt),
+			    log_addr(lfrom, sizeof(lfrom), msg->env.sender), (unsigned long long)msg->size,
+			    (long)(now - msg->env.arrival));
 		qm_result(m, msg, j->idx[k], j->ok[k] ? RELAY_OK : RELAY_TEMP, j->ok[k] ? "2.0.0" :
 		    "4.3.0", j->ok[k] ? NULL : j->err[k], now);
 	}
@@ -359,11 +363,16 @@ relay_done_cb(struct relay_job *job)
 	for (size_t k = 0; k < job->nrcpts; k++) {
 		const struct relay_result *res = &job->results[k];
 		const struct qrcpt *r = &msg->env.rcpts[rj->idx[k]];
+		char lto[LOG_VALUE_MAX], lorcpt[LOG_VALUE_MAX], lfrom[LOG_VALUE_MAX];
+		char lrelay[LOG_VALUE_MAX], lreply[LOG_VALUE_MAX];
 		if (res->outcome == RELAY_OK)
-			log_info("qid=%s event=delivered to=<%s> orcpt=<%s> from=<%s> size=%llu "
-			    "mailer=smtp relay=\"%s\" status=%s delay=%lds reply=\"%s\"", msg->env.qid,
-			    r->addr, r->orcpt, msg->env.sender, (unsigned long long)msg->size,
-			    job->remote_mta, res->status, (long)(now - msg->env.arrival), res->diag);
+			log_info("qid=%s event=delivered to=%s orcpt=%s from=%s size=%llu "
+			    "mailer=smtp relay=%s status=%s delay=%lds reply=%s", msg->env.qid,
+			    log_addr(lto, sizeof(lto), r->addr), log_addr(lorcpt, sizeof(lorcpt), r->orcpt),
+			    log_addr(lfrom, sizeof(lfrom), msg->env.sender), (unsigned long long)msg->size,
+			    log_value(lrelay, sizeof(lrelay), job->remote_mta, strlen(job->remote_mta)),
+			    res->status, (long)(now - msg->env.arrival),
+			    log_value(lreply, sizeof(lreply), res->diag, strlen(res->diag)));
 		if (job->remote_mta[0] != '\0')
 			str_copy(msg->env.rcpts[rj->idx[k]].remote_mta,
 			    sizeof(msg->env.rcpts[rj->idx[k]].remote_mta), job->remote_mta);
@@ -575,10 +584,12 @@ book_done(struct work *w)
 	m->book_jobs--;
 	msg->updating = 0;
 	str_copy(newqid, sizeof(newqid), j->newqid);
-	if (newqid[0] != '\0')
-		log_info("qid=%s event=%s dsn_qid=%s to=<%s>", msg->env.qid,
+	if (newqid[0] != '\0') {
+		char lto[LOG_VALUE_MAX];
+		log_info("qid=%s event=%s dsn_qid=%s to=%s", msg->env.qid,
 		    j->dsn_action == DSN_DELAYED ? "delay-notice" : "bounce-queued", newqid,
-		    msg->env.sender);
+		    log_addr(lto, sizeof(lto), msg->env.sender));
+	}
 	if (j->remove) {
 		log_info("qid=%s event=removed", msg->env.qid);
 		wait_remove(m, msg);

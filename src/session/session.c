@@ -104,8 +104,9 @@ reply(struct session *s, const char *fmt, ...)
 	if ((size_t)n > sizeof(line) - 3)
 		n = (int)sizeof(line) - 3;
 	if (log_threshold >= LOG_DEBUG) {
-		char dbg[1100];
-		snprintf(dbg, sizeof(dbg), "sid=%s smtp=out line=\"%.*s\"", s->sid, n, line);
+		char dbg[1400], v[LOG_VALUE_MAX];
+		snprintf(dbg, sizeof(dbg), "sid=%s smtp=out line=%s", s->sid,
+		    log_value(v, sizeof(v), line, (size_t)n));
 		s->ops->log(s->arg, LOG_DEBUG, dbg);
 	}
 	line[n++] = '\r';
@@ -360,12 +361,12 @@ session_command(struct session *s, char *line, size_t len)
 
 	s->ncommands++;
 	if (log_threshold >= LOG_DEBUG) {
-		char safe[600];
+		char v[LOG_VALUE_MAX];
 		/* Never log what follows AUTH: it carries credentials. */
 		if (strncasecmp(line, "AUTH ", 5) == 0)
 			slog(s, LOG_DEBUG, "smtp=in line=\"AUTH ********\"");
 		else
-			slog(s, LOG_DEBUG, "smtp=in line=\"%s\"", log_safe(safe, sizeof(safe), line, len));
+			slog(s, LOG_DEBUG, "smtp=in line=%s", log_value(v, sizeof(v), line, len));
 	}
 	if (memchr(line, '\0', len) != NULL) {
 		reply(s, "500 5.5.2 Syntax error: NUL byte in command");
@@ -736,6 +737,7 @@ cmd_rcpt(struct session *s, const char *args)
 	struct smtp_path path;
 	struct smtp_param params[8];
 	char addr[SMTP_LOCAL_MAX + SMTP_DOMAIN_MAX + 64], safe[400];
+	char lto[LOG_VALUE_MAX], lfrom[LOG_VALUE_MAX];
 	const char *p, *rest, *why;
 	char *const *targets;
 	size_t nt, count = 0;
@@ -790,7 +792,9 @@ cmd_rcpt(struct session *s, const char *args)
 		session_error(s);
 		return;
 	}
-	log_safe(safe, sizeof(safe), addr, strlen(addr));
+	log_safe(safe, sizeof(safe), addr, strlen(addr));	/* for replies */
+	log_addr(lto, sizeof(lto), addr);			/* for the log */
+	log_addr(lfrom, sizeof(lfrom), s->tx.sender);
 
 	/* Domains compare case-insensitively, with a trailing dot meaning the same domain. */
 	{
@@ -825,8 +829,8 @@ cmd_rcpt(struct session *s, const char *args)
 				real.domain[dl - 1] = '\0';
 			real.is_literal = real.domain[0] == '[';
 			if (real.local[0] == '\0' || !domain_ok(real.domain)) {
-				slog(s, LOG_INFO, "event=reject stage=rcpt to=<%s> status=5.1.3 "
-				    "reason=bad-routed-address", safe);
+				slog(s, LOG_INFO, "event=reject stage=rcpt to=%s status=5.1.3 "
+				    "reason=bad-routed-address", lto);
 				reply(s, "501 5.1.3 <%s>: Bad recipient address syntax", safe);
 				session_error(s);
 				return;
@@ -836,8 +840,8 @@ cmd_rcpt(struct session *s, const char *args)
 		if (real.is_literal || !conf_is_local_domain(s->conf, real.domain)) {
 			char raddr[SMTP_LOCAL_MAX + SMTP_DOMAIN_MAX + 64];
 			if (!session_may_relay(s)) {
-				slog(s, LOG_INFO, "event=reject stage=rcpt from=<%s> to=<%s> status=5.7.1 "
-				    "reason=relay-denied%s", s->tx.sender, safe, routed ? " routed=yes" : "");
+				slog(s, LOG_INFO, "event=reject stage=rcpt from=%s to=%s status=5.7.1 "
+				    "reason=relay-denied%s", lfrom, lto, routed ? " routed=yes" : "");
 				reply(s, "554 5.7.1 <%s>: Relay access denied", safe);
 				session_error(s);
 				return;
@@ -864,15 +868,16 @@ cmd_rcpt(struct session *s, const char *args)
 	/* Every local domain has a postmaster (RFC 5321 §4.5.1), listed or not. */
 	if (s->recipients != NULL && strncmp(addr, "postmaster@", 11) != 0 &&
 	    recipients_lookup(s->recipients, addr, &targets, &nt) != 1) {
-		slog(s, LOG_INFO, "event=reject stage=rcpt from=<%s> to=<%s> status=5.1.1 "
-		    "reason=unknown-user", s->tx.sender, safe);
+		slog(s, LOG_INFO, "event=reject stage=rcpt from=%s to=%s status=5.1.1 "
+		    "reason=unknown-user", lfrom, lto);
 		reply(s, "550 5.1.1 <%s>: Recipient address rejected: User unknown", safe);
 		session_error(s);
 		return;
 	}
 	if (expand_rcpt(s, addr, addr, 0, &count, &why) < 0) {
-		slog(s, LOG_WARN, "event=reject stage=rcpt to=<%s> status=4.3.0 reason=\"%s\"", safe,
-		    why);
+		char lwhy[LOG_VALUE_MAX];
+		slog(s, LOG_WARN, "event=reject stage=rcpt to=%s status=4.3.0 reason=%s", lto,
+		    log_value(lwhy, sizeof(lwhy), why, strlen(why)));
 		reply(s, "451 4.3.0 <%s>: Temporary lookup failure: %s", safe, why);
 		return;
 	}
@@ -1012,13 +1017,17 @@ data_end(struct session *s)
 	free(s->chunk);
 	s->chunk = NULL;
 	switch (s->tx.err) {
-	case DERR_NONE:
+	case DERR_NONE: {
+		char lfrom[LOG_VALUE_MAX], luser[LOG_VALUE_MAX];
 		s->state = SS_COMMIT;
-		slog(s, LOG_INFO, "qid=%s event=received from=<%s> nrcpt=%zu size=%llu tls=%s%s%s",
-		    s->tx.qid, s->tx.sender, s->tx.nrcpts, (unsigned long long)s->tx.size,
-		    s->tls ? "yes" : "no", s->auth_user[0] ? " auth=" : "", s->auth_user);
+		slog(s, LOG_INFO, "qid=%s event=received from=%s nrcpt=%zu size=%llu tls=%s%s%s",
+		    s->tx.qid, log_addr(lfrom, sizeof(lfrom), s->tx.sender), s->tx.nrcpts,
+		    (unsigned long long)s->tx.size, s->tls ? "yes" : "no",
+		    s->auth_user[0] ? " auth=" : "", s->auth_user[0] ?
+		    log_value(luser, sizeof(luser), s->auth_user, strlen(s->auth_user)) : "");
 		s->ops->tx_commit(s->arg, &s->tx);
 		return;
+	}
 	case DERR_SIZE:
 		slog(s, LOG_INFO, "qid=%s event=reject stage=data reason=size limit=%llu", s->tx.qid,
 		    (unsigned long long)s->conf->message_size_limit);
@@ -1446,24 +1455,24 @@ cmd_auth(struct session *s, const char *args)
 void
 session_auth_done(struct session *s, int ok)
 {
-	char safe[300];
+	char user[LOG_VALUE_MAX];
 
 	if (s->state != SS_AUTHWAIT)
 		return;
 	s->state = SS_CMD;
-	log_safe(safe, sizeof(safe), s->login_user, strlen(s->login_user));
+	log_value(user, sizeof(user), s->login_user, strlen(s->login_user));
 	if (ok == SESSION_AUTH_LOCKED) {
-		slog(s, LOG_WARN, "event=auth-refused user=\"%s\" reason=client-failure-limit", safe);
+		slog(s, LOG_WARN, "event=auth-refused user=%s reason=client-failure-limit", user);
 		session_close(s, "421 4.7.0 %s Too many failed authentications from your address; "
 		    "try again later", s->conf->hostname);
 	} else if (ok) {
 		str_copy(s->auth_user, sizeof(s->auth_user), s->login_user);
-		slog(s, LOG_INFO, "event=auth-ok user=\"%s\" mech=%s tls=%s", safe,
+		slog(s, LOG_INFO, "event=auth-ok user=%s mech=%s tls=%s", user,
 		    s->auth_mech == SASL_PLAIN ? "PLAIN" : "LOGIN", s->tls ? "yes" : "no");
 		reply(s, "235 2.7.0 Authentication successful");
 	} else {
 		s->auth_failures++;
-		slog(s, LOG_WARN, "event=auth-failed user=\"%s\" mech=%s failures=%u", safe,
+		slog(s, LOG_WARN, "event=auth-failed user=%s mech=%s failures=%u", user,
 		    s->auth_mech == SASL_PLAIN ? "PLAIN" : "LOGIN", s->auth_failures);
 		reply(s, "535 5.7.8 Authentication credentials invalid");
 		if (s->auth_failures >= SESSION_AUTH_FAILURES)

@@ -42,6 +42,11 @@ log_vwrite(enum log_level lvl, const char *fmt, va_list ap)
 	n += (size_t)r;
 	if (n > sizeof(line) - 2)
 		n = sizeof(line) - 2;
+	/* Whatever a caller formatted, one event is one line: a stray CR or LF (a peer's
+	 * multi-line reply, a file name) cannot start a forged line of its own. */
+	for (size_t i = 0; i < n; i++)
+		if (line[i] == '\n' || line[i] == '\r')
+			line[i] = ' ';
 	line[n++] = '\n';
 	/* One write(2) per line keeps lines whole when threads log at once. */
 	while (write(STDERR_FILENO, line, n) < 0 && errno == EINTR)
@@ -123,4 +128,74 @@ const char *
 log_level_name(int lvl)
 {
 	return (lvl >= 0 && lvl < 4) ? level_names[lvl] : "?";
+}
+
+/* Does this byte force a logfmt value into quotes? */
+static int
+needs_quote(unsigned char c)
+{
+	return c <= 0x20 || c >= 0x7f || c == '"' || c == '=' || c == '\\';
+}
+
+/* Format text from outside as one logfmt value; see log.h. */
+const char *
+log_value(char *out, size_t outlen, const char *in, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t o = 0, i;
+	int quote = len == 0;
+
+	if (outlen < 8) {
+		if (outlen > 0)
+			out[0] = '\0';
+		return out;
+	}
+	for (i = 0; i < len && !quote; i++)
+		quote = needs_quote((unsigned char)in[i]);
+	if (!quote) {
+		if (len < outlen) {
+			memcpy(out, in, len);
+			out[len] = '\0';
+			return out;
+		}
+		quote = 1;	/* cut short below, and "..." needs the quotes */
+	}
+	out[o++] = '"';
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)in[i];
+		size_t need = (c < 0x20 || c >= 0x7f) ? 4 : (c == '"' || c == '\\') ? 2 : 1;
+
+		if (o + need + 5 > outlen) {	/* room for "...", the quote and the NUL */
+			memcpy(out + o, "...", 3);
+			o += 3;
+			break;
+		}
+		if (need == 4) {
+			out[o++] = '\\';
+			out[o++] = 'x';
+			out[o++] = hex[c >> 4];
+			out[o++] = hex[c & 15];
+		} else {
+			if (need == 2)
+				out[o++] = '\\';
+			out[o++] = (char)c;
+		}
+	}
+	out[o++] = '"';
+	out[o] = '\0';
+	return out;
+}
+
+const char *
+log_addr(char *out, size_t outlen, const char *addr)
+{
+	char tmp[LOG_VALUE_MAX];
+	size_t n = strlen(addr);
+
+	if (n > sizeof(tmp) - 3)
+		n = sizeof(tmp) - 3;
+	tmp[0] = '<';
+	memcpy(tmp + 1, addr, n);
+	tmp[n + 1] = '>';
+	return log_value(out, outlen, tmp, n + 2);
 }

@@ -31,6 +31,19 @@ void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn))
  */
 char *log_safe(char *out, size_t outlen, const char *in, size_t len);
 
+/*
+ * Every value that comes from outside (an address, a HELO name, a peer's reply, an error
+ * text naming a file) goes into a log line through log_value or log_addr, so no value can
+ * fake a field or a line: a value that is non-empty printable ASCII without space, '=',
+ * '"' or '\\' is written bare; any other is written in double quotes with '"' and '\\'
+ * escaped and every byte outside printable ASCII as \xHH; a value cut short at outlen ends
+ * in "...". log_addr writes <addr> the same way. LOG_VALUE_MAX holds any SMTP path.
+ * Both return out. (log_msg itself turns any CR or LF into a space: one event, one line.)
+ */
+#define LOG_VALUE_MAX 1200
+const char *log_value(char *out, size_t outlen, const char *in, size_t len);
+const char *log_addr(char *out, size_t outlen, const char *addr);
+
 /* Parse "error|warn|info|debug"; -1 when unknown. */
 int log_level_parse(const char *s);
 const char *log_level_name(int lvl);
