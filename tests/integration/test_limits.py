@@ -9,6 +9,7 @@ unbounded buffer costs (the first round grew 1.3 MB per connection on an EHLO fl
 """
 
 import resource
+import sys
 import socket
 import threading
 import time
@@ -350,3 +351,42 @@ class AuthFailuresPerClient(ImsdCase):
             r = c.cmd("AUTH PLAIN " + netns.plain_token("alice", netns.PASSWORD))
             self.assertReply(r, 235)
         self.assertIn("event=auth-refused", srv.log_text())
+
+
+TWO_CLIENTS = r"""
+import json, socket, sys
+port = int(sys.argv[1])
+held, out = [], {}
+for src in sys.argv[2:]:
+    s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    s.settimeout(10)
+    s.bind((src, 0))
+    s.connect(("2001:db8::10", port))
+    f = s.makefile("rb")
+    out[src] = f.readline().decode().strip()
+    held.append((s, f))
+print(json.dumps(out))
+"""
+
+
+class PerClientIPv6Prefix(netns.NsCase):
+    """max_connections_per_ip counts an IPv6 client by its /64: one host is given a whole /64,
+    so counting single addresses would give it 2^64 connections."""
+
+    server_conf = {"max_connections_per_ip": 1}
+    with_cert = False
+    with_users = False
+
+    def test_two_addresses_of_one_slash64_share_the_limit_another_prefix_does_not(self):
+        for a in ("2001:db8::11/128", "2001:db8:0:1::10/128"):
+            p = self.ns.run(["ip", "addr", "add", a, "dev", "lo", "nodad"])
+            self.assertEqual(p.returncode, 0, p.stderr)
+        p = self.ns.run([sys.executable, "-c", TWO_CLIENTS, str(netns.PORT), "2001:db8::10",
+                         "2001:db8::11", "2001:db8:0:1::10"])
+        self.assertEqual(p.returncode, 0, p.stderr)
+        got = __import__("json").loads(p.stdout)
+        self.assertTrue(got["2001:db8::10"].startswith("220 "), got)
+        self.assertTrue(got["2001:db8::11"].startswith(
+            "421 4.7.0 mx.imsd.test Too many connections from your address"), got)
+        self.assertTrue(got["2001:db8:0:1::10"].startswith("220 "), got)
+        self.assertIn("reason=client-connection-limit", self.srv.log_text())
