@@ -36,12 +36,15 @@ UNITBIN := $(UNITSRC:tests/unit/%.c=$(B)/tests/%)
 
 FUZZ_SECONDS ?= 30
 
-.PHONY: all run test asan fuzz fuzz-build bench clean deps unit integration
+.PHONY: all run test asan fuzz fuzz-build bench clean deps deps-build unit integration
 
 all: $(B)/imsd
 
 deps:
-	@scripts/deps.sh
+	@scripts/deps.sh test
+
+deps-build:
+	@scripts/deps.sh build
 
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -63,7 +66,7 @@ $(B)/tests/%: tests/unit/%.c tests/unit/t.h $(B)/libimsd.a
 
 unit-build: $(UNITBIN)
 
-run: deps all
+run: deps-build all
 	./build/imsd run
 
 # The sanitizer build: everything the tests run is built with ASan+UBSan.

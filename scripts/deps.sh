@@ -1,7 +1,15 @@
 #!/bin/sh
-# Install what imsd needs to build and test, from Debian's packages, when it is missing.
-# Run as root on a fresh Debian 12; as another user it only says what is missing.
+# Install what imsd needs from Debian's packages, when it is missing.
+#
+#   scripts/deps.sh build   what building and running need (make run): compiler, headers
+#   scripts/deps.sh test    that, plus the tools and peers the tests and benchmarks talk to
+#                           (make test, make bench): Postfix, dnsmasq, HAProxy, swaks, clang
+#
+# `make run` never installs a test peer: on a machine whose MTA is Exim, apt would replace it
+# with Postfix. Run as root on a fresh Debian 12; as another user it only says what is missing.
 set -e
+
+what=${1:-test}
 
 # name of a command or header to test : Debian package that provides it
 need="
@@ -10,15 +18,23 @@ need="
 /usr/include/crypt.h:libcrypt-dev
 /usr/bin/cc:gcc
 /usr/bin/make:make
+/usr/bin/openssl:openssl
+"
+if [ "$what" = test ]; then
+	need="$need
 /usr/bin/clang:clang
 /usr/lib/llvm-14/lib/clang/14.0.6/lib/linux/libclang_rt.fuzzer-x86_64.a:libclang-rt-14-dev
 /usr/bin/python3:python3
-/usr/bin/openssl:openssl
 /usr/bin/swaks:swaks
 /usr/sbin/smtp-source:postfix
 /usr/sbin/dnsmasq:dnsmasq-base
+/usr/sbin/haproxy:haproxy
 /usr/sbin/ip:iproute2
 "
+elif [ "$what" != build ]; then
+	echo "usage: scripts/deps.sh build|test" >&2
+	exit 1
+fi
 
 missing=""
 for item in $need; do
@@ -35,7 +51,7 @@ done
 [ -z "$missing" ] && exit 0
 
 if [ "$(id -u)" != 0 ]; then
-	echo "imsd needs these Debian packages:$missing" >&2
+	echo "imsd ($what) needs these Debian packages:$missing" >&2
 	echo "install them as root: apt-get install$missing" >&2
 	exit 1
 fi

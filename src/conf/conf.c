@@ -861,6 +861,7 @@ static const struct row schema[CK__COUNT] = {
 	[CK_RECIPIENTS_FILE]	= { "recipients_file", T_OPTPATH, OFF(recipients_file) },
 	[CK_RELAY_NETWORKS]	= { "relay_networks", T_CIDRS, LIST(relay_networks),
 				    .def = "127.0.0.0/8 ::1/128" },
+	[CK_PROXY_NETWORKS]	= { "proxy_networks", T_CIDRS, LIST(proxy_networks) },
 	[CK_TLS_CERT_FILE]	= { "tls_cert_file", T_OPTPATH, OFF(tls_cert_file) },
 	[CK_TLS_KEY_FILE]	= { "tls_key_file", T_OPTPATH, OFF(tls_key_file) },
 	[CK_TLS_LOOPBACK]	= { "tls_loopback", T_BOOL, OFF(tls_loopback), .def = "no" },
@@ -948,6 +949,7 @@ void conf_free(struct conf *c)
 	free(c->local_domains);
 	free(c->recipients_file);
 	free(c->relay_networks);
+	free(c->proxy_networks);
 	free(c->tls_cert_file);
 	free(c->tls_key_file);
 	free(c->auth_users_file);

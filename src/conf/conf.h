@@ -23,7 +23,7 @@
 
 enum conf_key {
 	CK_HOSTNAME, CK_LISTEN, CK_SUBMISSION_LISTEN, CK_SMTPS_LISTEN, CK_SPOOL_DIR, CK_MAIL_DIR,
-	CK_LOCAL_DOMAINS, CK_RECIPIENTS_FILE, CK_RELAY_NETWORKS, CK_TLS_CERT_FILE, CK_TLS_KEY_FILE,
+	CK_LOCAL_DOMAINS, CK_RECIPIENTS_FILE, CK_RELAY_NETWORKS, CK_PROXY_NETWORKS, CK_TLS_CERT_FILE, CK_TLS_KEY_FILE,
 	CK_TLS_LOOPBACK, CK_AUTH_USERS_FILE, CK_MESSAGE_SIZE_LIMIT, CK_RECIPIENT_LIMIT,
 	CK_MAX_CONNECTIONS, CK_MAX_CONNECTIONS_PER_IP, CK_MAX_SESSION_MEMORY, CK_COMMAND_TIMEOUT, CK_DATA_TIMEOUT,
 	CK_RELAYHOST, CK_DNS_SERVERS, CK_SMTP_PORT, CK_RETRY_MIN, CK_RETRY_MAX, CK_QUEUE_LIFETIME,
@@ -43,6 +43,7 @@ struct conf {
 	char **local_domains;		size_t nlocal_domains;	/* lower-case, no trailing dot */
 	char *recipients_file;		/* NULL = unset */
 	struct cidr *relay_networks;	size_t nrelay_networks;
+	struct cidr *proxy_networks;	size_t nproxy_networks;	/* PROXY header required */
 	char *tls_cert_file;		/* NULL = unset */
 	char *tls_key_file;		/* NULL = unset */
 	int tls_loopback;

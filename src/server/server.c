@@ -27,6 +27,7 @@
 
 #include "net/ev.h"
 #include "policy/clients.h"
+#include "proto/proxy.h"
 #include "queue/queue.h"
 #include "server/cfg.h"
 #include "deliver/dns.h"
@@ -62,6 +63,7 @@
 #define AUTH_FAIL_DELAY	2		/* seconds before a failed AUTH is answered */
 
 struct commit_job;
+struct pconn;
 
 enum conn_tls { CT_PLAIN, CT_HANDSHAKE, CT_TLS };
 
@@ -132,6 +134,8 @@ struct server {
 	unsigned nconns;
 	struct conn *graveyard;	/* closed conns, freed before the loop sleeps */
 	struct clients *clients;	/* per-client session counts and AUTH failures */
+	struct pconn *pconns;	/* balancer connections waiting for their PROXY header */
+	unsigned npconns;
 	size_t mem;		/* bytes the sessions hold (max_session_memory) */
 	size_t freed;		/* bytes freed since the last malloc_trim */
 	unsigned long long nsessions;
@@ -948,6 +952,201 @@ server_reap(void *arg)
 	}
 }
 
+/*
+ * Begin serving an accepted connection: its session, the limits, the greeting (or the TLS
+ * handshake on an smtps listener). peer holds the addresses the policies see: the socket's,
+ * or those a PROXY header carried (via names the balancer then).
+ */
+static void
+conn_start(struct server *srv, int fd, enum session_listener kind,
+    const struct session_peer *peer, const char *via)
+{
+	struct session_opts opts;
+	struct conn *c;
+	const char *refuse = NULL, *why = NULL;
+	char ra[64], la[64];
+
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		close(fd);
+		return;
+	}
+	c->srv = srv;
+	c->cfg = cfg_ref(srv->cfg);
+	c->peer = peer->remote;
+	c->kind = kind;
+	c->w.fd = -1;
+	snprintf(c->sid, sizeof(c->sid), "%llx%04llx", (unsigned long long)time(NULL),
+	    ++srv->nsessions & 0xffff);
+	memset(&opts, 0, sizeof(opts));
+	opts.kind = kind;
+	opts.cert_loaded = c->cfg->tls != NULL;
+	opts.auth_available = c->cfg->authusers != NULL;
+	c->s = session_new(&c->cfg->conf, c->cfg->recipients, peer, &opts, c->sid,
+	    &session_ops, c);
+	if (c->s == NULL || ev_io_start(srv->loop, &c->io, fd, 0, conn_cb, c) < 0) {
+		session_free(c->s);
+		cfg_unref(c->cfg);
+		free(c);
+		close(fd);
+		return;
+	}
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	c->next = srv->conns;
+	if (srv->conns)
+		srv->conns->prev = c;
+	srv->conns = c;
+	srv->nconns++;
+	if (srv->nconns > srv->cfg->conf.max_connections) {
+		refuse = "Too many connections; try again later";
+		why = "connection-limit";
+	} else if (clients_conns(srv->clients, &c->peer) >=
+	    srv->cfg->conf.max_connections_per_ip) {
+		refuse = "Too many connections from your address; try again later";
+		why = "client-connection-limit";
+	} else if (srv->mem + sizeof(*c) + session_memory(c->s) >
+	    srv->cfg->conf.max_session_memory) {
+		refuse = "Too much memory in use by other sessions; try again later";
+		why = "session-memory-limit";
+	}
+	clients_conn_add(srv->clients, &c->peer, 1);
+	conn_account(c);
+	if (why != NULL && strcmp(why, "session-memory-limit") == 0)
+		log_warn("sid=%s event=connect-refused reason=%s used=%zu limit=%llu "
+		    "sessions=%u", c->sid, why, srv->mem,
+		    (unsigned long long)srv->cfg->conf.max_session_memory, srv->nconns);
+	log_info("sid=%s event=connect client=%s:%u local=%s:%u listener=%s%s%s%s%s", c->sid,
+	    netaddr_str(&peer->remote, ra, sizeof(ra)), peer->remote_port,
+	    netaddr_str(&peer->local, la, sizeof(la)), peer->local_port,
+	    kind == SL_SMTPS ? "smtps" : kind == SL_SUBMISSION ? "submission" : "smtp",
+	    via ? " proxy=" : "", via ? via : "",
+	    refuse ? " action=refused reason=" : "", refuse ? why : "");
+	if (kind == SL_SMTPS && refuse == NULL) {
+		/* RFC 8314: the handshake comes first, whatever the address. */
+		if ((c->tls = tls_conn_new(c->cfg->tls, fd, 1, NULL)) == NULL) {
+			conn_close(c);
+			return;
+		}
+		c->tstate = CT_HANDSHAKE;
+		c->tls_want = EPOLLIN;
+		c->deadline = conn_deadline(c);
+		conn_handshake(c);
+		return;
+	}
+	c->deadline = conn_deadline(c);
+	session_start(c->s, refuse);
+	c->last_cmds = session_commands(c->s);
+	conn_process(c);
+}
+
+/* ---- the PROXY header from a load balancer in proxy_networks ---- */
+
+#define PROXY_WAIT_SECONDS 10	/* a balancer sends its header at once */
+
+struct pconn {
+	struct ev_io io;
+	struct server *srv;
+	struct pconn *prev, *next;
+	enum session_listener kind;
+	struct session_peer sock;	/* the socket's own addresses: the balancer's */
+	time_t deadline;
+	size_t len;
+	unsigned char buf[PROXY_V2_MAX];
+};
+
+static void
+pconn_free(struct pconn *p, int close_fd)
+{
+	struct server *srv = p->srv;
+
+	ev_io_stop(srv->loop, &p->io);
+	if (p->prev)
+		p->prev->next = p->next;
+	else
+		srv->pconns = p->next;
+	if (p->next)
+		p->next->prev = p->prev;
+	srv->npconns--;
+	if (close_fd >= 0)
+		close(close_fd);
+	free(p);
+}
+
+static void
+pconn_fail(struct pconn *p, int fd, const char *why)
+{
+	char ba[64];
+
+	log_warn("event=proxy-header-error balancer=%s:%u reason=\"%s\" action=closed",
+	    netaddr_str(&p->sock.remote, ba, sizeof(ba)), p->sock.remote_port, why);
+	pconn_free(p, fd);
+}
+
+/* Read the header without reading past it: the bytes after it are the client's (TLS on an
+ * smtps listener), so peek, and take only what the header needs. */
+static void
+pconn_cb(struct ev_io *io, uint32_t events)
+{
+	struct pconn *p = io->arg;
+	int fd = io->fd;
+	struct proxy_hdr h;
+	const char *why;
+	ssize_t k = recv(fd, p->buf + p->len, sizeof(p->buf) - p->len, MSG_PEEK);
+	int n;
+
+	if (k == 0) {
+		pconn_fail(p, fd, "closed before a PROXY header");
+		return;
+	}
+	if (k < 0) {
+		if (errno != EAGAIN && errno != EINTR)
+			pconn_fail(p, fd, strerror(errno));
+		return;
+	}
+	n = proxy_parse(p->buf, p->len + (size_t)k, &h, &why);
+	if (n < 0) {
+		pconn_fail(p, fd, why);
+		return;
+	}
+	/* Incomplete: every byte so far is header; complete: take exactly the rest of it. */
+	size_t take = n == 0 ? (size_t)k : (size_t)n - p->len;
+	if (recv(fd, p->buf + p->len, take, 0) != (ssize_t)take) {
+		pconn_fail(p, fd, "short read of a peeked PROXY header");
+		return;
+	}
+	p->len += take;
+	if (n == 0)
+		return;
+
+	struct session_peer peer = p->sock;
+	char via[80], ba[64];
+	enum session_listener kind = p->kind;
+	struct server *srv = p->srv;
+	snprintf(via, sizeof(via), "%s:%u", netaddr_str(&p->sock.remote, ba, sizeof(ba)),
+	    p->sock.remote_port);
+	if (h.has_addr) {
+		/* The client, and the address it connected to (the loopback policy's input). */
+		peer.remote = h.src;
+		peer.remote_port = h.sport;
+		peer.local = h.dst;
+		peer.local_port = h.dport;
+	} else
+		log_debug("event=proxy-header version=%d addresses=none (LOCAL or UNKNOWN) "
+		    "balancer=%s", h.version, via);
+	ev_io_stop(srv->loop, &p->io);
+	pconn_free(p, -1);
+	conn_start(srv, fd, kind, &peer, via);
+}
+
+static int
+from_proxy_network(const struct conf *cf, const struct netaddr *a)
+{
+	for (size_t i = 0; i < cf->nproxy_networks; i++)
+		if (cidr_match(&cf->proxy_networks[i], a))
+			return 1;
+	return 0;
+}
+
 static void
 accept_cb(struct ev_io *io, uint32_t events)
 {
@@ -958,10 +1157,6 @@ accept_cb(struct ev_io *io, uint32_t events)
 		struct sockaddr_storage ss, ls;
 		socklen_t sl = sizeof(ss), lsl = sizeof(ls);
 		struct session_peer peer;
-		struct session_opts opts;
-		struct conn *c;
-		const char *refuse = NULL;
-		char ra[64], la[64];
 		int fd = accept4(l->fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 		if (fd < 0) {
@@ -976,77 +1171,45 @@ accept_cb(struct ev_io *io, uint32_t events)
 			close(fd);
 			continue;
 		}
-		if ((c = calloc(1, sizeof(*c))) == NULL) {
+		if (!from_proxy_network(&srv->cfg->conf, &peer.remote)) {
+			conn_start(srv, fd, l->kind, &peer, NULL);
+			continue;
+		}
+		/* A balancer: its header comes first, then the session of the client it names. */
+		struct pconn *p;
+		if (srv->npconns >= srv->cfg->conf.max_connections ||
+		    (p = calloc(1, sizeof(*p))) == NULL) {
 			close(fd);
 			continue;
 		}
-		c->srv = srv;
-		c->cfg = cfg_ref(srv->cfg);
-		c->peer = peer.remote;
-		c->kind = l->kind;
-		c->w.fd = -1;
-		snprintf(c->sid, sizeof(c->sid), "%llx%04llx", (unsigned long long)time(NULL),
-		    ++srv->nsessions & 0xffff);
-		memset(&opts, 0, sizeof(opts));
-		opts.kind = l->kind;
-		opts.cert_loaded = c->cfg->tls != NULL;
-		opts.auth_available = c->cfg->authusers != NULL;
-		c->s = session_new(&c->cfg->conf, c->cfg->recipients, &peer, &opts, c->sid,
-		    &session_ops, c);
-		if (c->s == NULL || ev_io_start(srv->loop, &c->io, fd, 0, conn_cb, c) < 0) {
-			session_free(c->s);
-			cfg_unref(c->cfg);
-			free(c);
+		p->srv = srv;
+		p->kind = l->kind;
+		p->sock = peer;
+		p->deadline = time(NULL) + PROXY_WAIT_SECONDS;
+		if (ev_io_start(srv->loop, &p->io, fd, EPOLLIN, pconn_cb, p) < 0) {
+			free(p);
 			close(fd);
 			continue;
 		}
-		int one = 1;
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		c->next = srv->conns;
-		if (srv->conns)
-			srv->conns->prev = c;
-		srv->conns = c;
-		srv->nconns++;
-		const char *why = NULL;
-		if (srv->nconns > srv->cfg->conf.max_connections) {
-			refuse = "Too many connections; try again later";
-			why = "connection-limit";
-		} else if (clients_conns(srv->clients, &c->peer) >=
-		    srv->cfg->conf.max_connections_per_ip) {
-			refuse = "Too many connections from your address; try again later";
-			why = "client-connection-limit";
-		} else if (srv->mem + sizeof(*c) + session_memory(c->s) >
-		    srv->cfg->conf.max_session_memory) {
-			refuse = "Too much memory in use by other sessions; try again later";
-			why = "session-memory-limit";
-		}
-		clients_conn_add(srv->clients, &c->peer, 1);
-		conn_account(c);
-		if (why != NULL && strcmp(why, "session-memory-limit") == 0)
-			log_warn("sid=%s event=connect-refused reason=%s used=%zu limit=%llu "
-			    "sessions=%u", c->sid, why, srv->mem,
-			    (unsigned long long)srv->cfg->conf.max_session_memory, srv->nconns);
-		log_info("sid=%s event=connect client=%s:%u local=%s:%u listener=%s%s%s", c->sid,
-		    netaddr_str(&peer.remote, ra, sizeof(ra)), peer.remote_port,
-		    netaddr_str(&peer.local, la, sizeof(la)), peer.local_port,
-		    l->kind == SL_SMTPS ? "smtps" : l->kind == SL_SUBMISSION ? "submission" : "smtp",
-		    refuse ? " action=refused reason=" : "", refuse ? why : "");
-		if (l->kind == SL_SMTPS && refuse == NULL) {
-			/* RFC 8314: the handshake comes first, whatever the address. */
-			if ((c->tls = tls_conn_new(c->cfg->tls, fd, 1, NULL)) == NULL) {
-				conn_close(c);
-				continue;
-			}
-			c->tstate = CT_HANDSHAKE;
-			c->tls_want = EPOLLIN;
-			c->deadline = conn_deadline(c);
-			conn_handshake(c);
-			continue;
-		}
-		c->deadline = conn_deadline(c);
-		session_start(c->s, refuse);
-		c->last_cmds = session_commands(c->s);
-		conn_process(c);
+		p->next = srv->pconns;
+		if (srv->pconns)
+			srv->pconns->prev = p;
+		srv->pconns = p;
+		srv->npconns++;
+	}
+}
+
+/* Balancers that have not sent their header in time, or all of them when stopping. */
+static void
+pconn_tick(struct server *srv, time_t now)
+{
+	struct pconn *p, *next;
+
+	for (p = srv->pconns; p != NULL; p = next) {
+		next = p->next;
+		if (srv->stopping || now >= p->deadline)
+			pconn_fail(p, p->io.fd, srv->stopping ? "server stopping" :
+			    "no PROXY header within 10 s");
 	}
 }
 
@@ -1373,6 +1536,7 @@ server_tick(void *arg)
 			conn_process(c);
 		}
 	}
+	pconn_tick(srv, now);
 	if (now % 60 == 0)
 		clients_expire(srv->clients, now);
 	if (srv->freed >= TRIM_AFTER) {
@@ -1541,6 +1705,8 @@ server_run(const char *conf_path)
 		close(srv.ctlfd);
 		unlink(srv.ctlpath);
 	}
+	while (srv.pconns != NULL)
+		pconn_free(srv.pconns, srv.pconns->io.fd);
 	clients_free(srv.clients);
 	queue_close(&srv.q);
 	ev_loop_free(srv.loop);

@@ -403,6 +403,14 @@ session_command(struct session *s, char *line, size_t len)
 			return;
 		}
 	}
+	if (strcmp(verb, "PROXY") == 0 && s->ncommands == 1) {
+		/* A load balancer's header, from an address that is not in proxy_networks:
+		 * believing it would let anyone choose the client address we judge. */
+		slog(s, LOG_WARN, "event=proxy-header-refused reason=not-in-proxy_networks");
+		session_close(s, "421 4.7.0 %s PROXY header not accepted from your address; "
+		    "closing connection", s->conf->hostname);
+		return;
+	}
 	if (strcmp(verb, "BDAT") == 0) {
 		/* A chunk of raw bytes follows BDAT; reading it as commands would let a client
 		 * inject them, so the session ends here. */

@@ -181,6 +181,7 @@ TEST(every_spec_key_is_accepted)
 	    "local_domains = Example.COM, example.net.\n"
 	    "recipients_file = /etc/imsd/recipients\n"
 	    "relay_networks = 10.0.0.0/8, 2001:db8::/32 192.0.2.1\n"
+	    "proxy_networks = 10.1.0.0/16\n"
 	    "tls_cert_file = /etc/imsd/cert.pem\n"
 	    "tls_key_file = /etc/imsd/key.pem\n"
 	    "tls_loopback = yes\n"
