@@ -893,6 +893,7 @@ static const struct row schema[CK__COUNT] = {
 	[CK_DELAY_WARNING]	= { "delay_warning", T_DUR, OFF(delay_warning),
 				    .def = "4h", .min = 1, .max = 365 * DAY },
 	[CK_LOG_LEVEL]		= { "log_level", T_LOGLEVEL, OFF(log_level), .def = "info" },
+	[CK_WORKERS]		= { "workers", T_UINT, OFF(workers), .def = "0", .min = 0, .max = 64 },
 };
 
 /* The name of key k ("hostname", ...); NULL when k is out of range. */

@@ -1,10 +1,15 @@
 /*
  * server — `imsd run`; see server.h.
  *
- * Threads: the event-loop thread owns every socket and session; the commit thread makes
- * batches of finished messages durable (fdatasync each file, rename into queue/, one fsync
- * of queue/ for the whole batch: group commit) and hands them back through an eventfd;
- * the delivery thread writes Maildirs. Signals arrive through a signalfd on the loop.
+ * Threads: `workers` event loops (one per CPU by default), each on its own thread and each
+ * owning the sessions it accepted: their sockets, TLS, timers and AUTH checks. They share
+ * the listening sockets (each registered in every loop with EPOLLEXCLUSIVE, so one loop is
+ * woken per connection), the per-client table (under climu) and the memory count (atomic).
+ * The commit thread makes batches of finished messages durable (group commit) and hands
+ * each job back to the loop of its session through that loop's eventfd. Worker 0 also runs
+ * the queue manager, the relay client, DNS, the control socket and the signalfd; the other
+ * loops pass it the ids of the messages they committed (the inbox). The delivery threads
+ * write Maildirs.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -12,6 +17,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,12 +70,14 @@
 
 struct commit_job;
 struct pconn;
+struct worker;
 
 enum conn_tls { CT_PLAIN, CT_HANDSHAKE, CT_TLS };
 
 struct conn {
 	struct ev_io io;
 	struct server *srv;
+	struct worker *wk;	/* the loop that owns this session */
 	struct cfg *cfg;
 	struct session *s;
 	struct netaddr peer;
@@ -105,40 +113,82 @@ struct conn {
 
 struct commit_job {
 	struct commit_job *next;
+	struct worker *wk;	/* the loop the answer goes to */
 	struct conn *conn;	/* NULL once the client is gone */
 	struct queue_writer w;
 	int ok;
 	char err[256];
 };
 
-struct listener {
-	struct ev_io io;
-	struct server *srv;
+/* One listening socket, shared by every worker. */
+struct lsock {
 	struct hostport hp;
 	enum session_listener kind;
 	int fd;
+	int refs;		/* workers still watching fd; the last one to stop closes it */
+};
+
+/* A worker's watch on a listening socket. */
+struct listener {
+	struct ev_io io;
+	struct server *srv;
+	struct worker *wk;
+	struct lsock *ls;
+	enum session_listener kind;
+};
+
+struct worker {
+	int id;
+	struct server *srv;
+	struct ev_loop *loop;
+	pthread_t thread;
+	struct listener *listeners;	/* one per srv->lsocks */
+	size_t nlisteners;
+	struct conn *conns;
+	unsigned nconns;
+	struct conn *graveyard;	/* closed conns, freed before the loop sleeps */
+	struct pconn *pconns;	/* balancer connections waiting for their PROXY header */
+	unsigned npconns;
+	struct workq *authq;
+	struct commit_job *done;	/* answered commits (under srv->cmu) */
+	int cevfd;
+	struct ev_io cio;
+	unsigned commits_in_flight;
+	int wakefd;		/* server_begin_stop wakes the loop through it */
+	struct ev_io wakeio;
+	int stopping;
+	size_t freed;		/* bytes freed since the last malloc_trim */
+	char rbuf[READ_CHUNK];
+};
+
+/* A message another worker committed, for worker 0's queue manager. */
+struct inbox_item {
+	struct inbox_item *next;
+	char qid[32];
 };
 
 struct server {
 	const char *conf_path;
-	struct cfg *cfg;
-	struct ev_loop *loop;
+	struct cfg *cfg;	/* the current configuration; swapped under cfgmu */
+	pthread_mutex_t cfgmu;
+	struct ev_loop *loop;	/* worker 0's: queue manager, relay, DNS, control, signals */
+	struct worker *workers;
+	int nworkers;
+	struct lsock *lsocks;
+	size_t nlsocks;
 	struct queue q;
 	struct dns *dns;
 	struct relay *relay;
 	struct qmgr *qmgr;
 	struct workq *deliveryq;
-	struct listener **listeners;
-	size_t nlisteners;
-	struct conn *conns;
-	unsigned nconns;
-	struct conn *graveyard;	/* closed conns, freed before the loop sleeps */
 	struct clients *clients;	/* per-client session counts and AUTH failures */
-	struct pconn *pconns;	/* balancer connections waiting for their PROXY header */
-	unsigned npconns;
+	pthread_mutex_t climu;
+	/* shared by the workers: atomics */
 	size_t mem;		/* bytes the sessions hold (max_session_memory) */
-	size_t freed;		/* bytes freed since the last malloc_trim */
+	unsigned nconns;	/* sessions open in all workers */
+	unsigned commits_in_flight;
 	unsigned long long nsessions;
+	struct inbox_item *inbox;	/* under cmu */
 
 	struct ev_io sigio;
 	int sigfd;
@@ -149,19 +199,13 @@ struct server {
 	pthread_mutex_t cmu;
 	pthread_cond_t ccv;
 	struct commit_job *pending, **pending_tail;
-	struct commit_job *done;
 	int cstop;
-	int cevfd;
-	struct ev_io cio;
-	unsigned commits_in_flight;
-
-	struct workq *authq;
 
 	struct ev_io ctlio;	/* spool_dir/control: flush and delete while running */
 	int ctlfd;
 	char ctlpath[108];
 
-	int stopping;
+	int stopping;		/* set by worker 0, read by all (atomic) */
 	time_t stop_deadline;
 	time_t stop_relay_deadline;	/* after this, relay deliveries in flight are cut */
 	int exit_status;
@@ -176,7 +220,7 @@ static void conn_handshake(struct conn *c);
 
 /* ---- memory accounting ---- */
 
-/* Count what c holds now in srv->mem. */
+/* Count what c holds now in srv->mem (shared by the workers). */
 static void
 conn_account(struct conn *c)
 {
@@ -185,10 +229,63 @@ conn_account(struct conn *c)
 	if (!c->dead)
 		m = sizeof(*c) + c->incap + c->outcap + session_memory(c->s) +
 		    (c->tls != NULL ? TLS_CONN_COST : 0);
-	if (m < c->acct)
-		c->srv->freed += c->acct - m;
-	c->srv->mem = c->srv->mem - c->acct + m;
+	if (m < c->acct) {
+		c->wk->freed += c->acct - m;
+		__atomic_sub_fetch(&c->srv->mem, c->acct - m, __ATOMIC_RELAXED);
+	} else if (m > c->acct)
+		__atomic_add_fetch(&c->srv->mem, m - c->acct, __ATOMIC_RELAXED);
 	c->acct = m;
+}
+
+/* ---- the per-client table, shared by the workers ---- */
+
+static unsigned
+cl_conns(struct server *srv, const struct netaddr *a)
+{
+	pthread_mutex_lock(&srv->climu);
+	unsigned n = clients_conns(srv->clients, a);
+	pthread_mutex_unlock(&srv->climu);
+	return n;
+}
+
+static void
+cl_conn_add(struct server *srv, const struct netaddr *a, int delta)
+{
+	pthread_mutex_lock(&srv->climu);
+	clients_conn_add(srv->clients, a, delta);
+	pthread_mutex_unlock(&srv->climu);
+}
+
+/* May a try AUTH? If so, the attempt is counted now (see cb_auth_check). */
+static int
+cl_auth_begin(struct server *srv, const struct netaddr *a)
+{
+	time_t now = time(NULL);
+
+	pthread_mutex_lock(&srv->climu);
+	int ok = clients_auth_allowed(srv->clients, a, now);
+	if (ok)
+		clients_auth_failed(srv->clients, a, now);
+	pthread_mutex_unlock(&srv->climu);
+	return ok;
+}
+
+static void
+cl_auth_refund(struct server *srv, const struct netaddr *a)
+{
+	pthread_mutex_lock(&srv->climu);
+	clients_auth_refund(srv->clients, a);
+	pthread_mutex_unlock(&srv->climu);
+}
+
+/* The configuration new sessions get (a reference: cfg_unref it). */
+static struct cfg *
+cfg_current(struct server *srv)
+{
+	pthread_mutex_lock(&srv->cfgmu);
+	struct cfg *c = cfg_ref(srv->cfg);
+	pthread_mutex_unlock(&srv->cfgmu);
+	return c;
 }
 
 /* ---- session callbacks ---- */
@@ -286,11 +383,13 @@ cb_tx_commit(void *arg, struct session_tx *tx)
 		return;
 	}
 	j->conn = c;
+	j->wk = c->wk;
 	j->w = c->w;
 	c->w.fd = -1;
 	c->w.qid[0] = '\0';
 	c->busy++;
-	srv->commits_in_flight++;
+	c->wk->commits_in_flight++;
+	__atomic_add_fetch(&srv->commits_in_flight, 1, __ATOMIC_RELAXED);
 	pthread_mutex_lock(&srv->cmu);
 	*srv->pending_tail = j;
 	srv->pending_tail = &j->next;
@@ -354,7 +453,7 @@ auth_done(struct work *w)
 
 	c->busy--;
 	if (j->ok)
-		clients_auth_refund(c->srv->clients, &c->peer);	/* see cb_auth_check */
+		cl_auth_refund(c->srv, &c->peer);	/* see cb_auth_check */
 	if (c->dead)
 		conn_close(c);
 	else if (j->ok) {
@@ -378,7 +477,9 @@ cb_auth_check(void *arg, const char *user, const char *pass)
 		c->auth_fail_at = time(NULL) + AUTH_FAIL_DELAY;
 		return;
 	}
-	if (!clients_auth_allowed(c->srv->clients, &c->peer, time(NULL))) {
+	/* Counted as a failure now, refunded if good: checks in flight at once (from parallel
+	 * sessions, on any worker) cannot overrun the client's budget. */
+	if (!cl_auth_begin(c->srv, &c->peer)) {
 		/* This address spent its failures across sessions: no check, no answer on the
 		 * password; the tick closes the session after the usual delay. */
 		free(j);
@@ -386,9 +487,6 @@ cb_auth_check(void *arg, const char *user, const char *pass)
 		c->auth_fail_at = time(NULL) + AUTH_FAIL_DELAY;
 		return;
 	}
-	/* Counted as a failure now, refunded if good: checks in flight at once (from parallel
-	 * sessions) cannot overrun the client's budget. */
-	clients_auth_failed(c->srv->clients, &c->peer, time(NULL));
 	j->w.run = auth_run;
 	j->w.done = auth_done;
 	j->c = c;
@@ -396,7 +494,7 @@ cb_auth_check(void *arg, const char *user, const char *pass)
 	snprintf(j->user, sizeof(j->user), "%s", user);
 	snprintf(j->pass, sizeof(j->pass), "%s", pass);
 	c->busy++;
-	workq_submit(c->srv->authq, &j->w);
+	workq_submit(c->wk->authq, &j->w);
 }
 
 static const struct session_ops session_ops = {
@@ -468,35 +566,49 @@ commit_main(void *arg)
 			}
 		}
 
+		/* Each answer goes to the loop of its session. */
 		pthread_mutex_lock(&srv->cmu);
-		struct commit_job *last = batch;
-		while (last->next != NULL)
-			last = last->next;
-		last->next = srv->done;
-		srv->done = batch;
-		uint64_t one = 1;
-		if (write(srv->cevfd, &one, sizeof(one)) < 0) {
-			/* eventfd counter overflow is impossible here; nothing to do */
+		for (j = batch; j != NULL; j = batch) {
+			batch = j->next;
+			j->next = j->wk->done;
+			j->wk->done = j;
+			uint64_t one = 1;
+			if (write(j->wk->cevfd, &one, sizeof(one)) < 0) {
+				/* eventfd counter overflow is impossible here; nothing to do */
+			}
 		}
 	}
 	pthread_mutex_unlock(&srv->cmu);
 	return NULL;
 }
 
-/* The loop side: committed batches come back here. */
+/* A worker's side: its committed messages come back here. Worker 0 also takes the other
+ * workers' committed ids (the inbox) to its queue manager. */
 static void
 commit_done_cb(struct ev_io *io, uint32_t events)
 {
-	struct server *srv = io->arg;
+	struct worker *wk = io->arg;
+	struct server *srv = wk->srv;
 	struct commit_job *list, *j, *rev = NULL;
+	struct inbox_item *in = NULL, *it;
+	int posted = 0;
 	uint64_t v;
 
-	if (read(srv->cevfd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+	if (read(wk->cevfd, &v, sizeof(v)) < 0 && errno != EAGAIN)
 		return;
 	pthread_mutex_lock(&srv->cmu);
-	list = srv->done;
-	srv->done = NULL;
+	list = wk->done;
+	wk->done = NULL;
+	if (wk->id == 0) {
+		in = srv->inbox;
+		srv->inbox = NULL;
+	}
 	pthread_mutex_unlock(&srv->cmu);
+	while ((it = in) != NULL) {
+		in = it->next;
+		qmgr_add(srv->qmgr, it->qid);
+		free(it);
+	}
 	/* The list is newest-first; answer in arrival order. */
 	while (list != NULL) {
 		j = list;
@@ -507,10 +619,22 @@ commit_done_cb(struct ev_io *io, uint32_t events)
 	while ((j = rev) != NULL) {
 		struct conn *c = j->conn;
 		rev = j->next;
-		srv->commits_in_flight--;
-		if (j->ok)
+		wk->commits_in_flight--;
+		__atomic_sub_fetch(&srv->commits_in_flight, 1, __ATOMIC_RELAXED);
+		if (j->ok && wk->id == 0)
 			qmgr_add(srv->qmgr, j->w.qid);
-		else {
+		else if (j->ok) {
+			/* The queue manager lives on worker 0. Should the item not be had, the
+			 * message is still durable in queue/ and found at the next start. */
+			if ((it = calloc(1, sizeof(*it))) != NULL) {
+				memcpy(it->qid, j->w.qid, sizeof(it->qid));
+				pthread_mutex_lock(&srv->cmu);
+				it->next = srv->inbox;
+				srv->inbox = it;
+				pthread_mutex_unlock(&srv->cmu);
+				posted = 1;
+			}
+		} else {
 			log_error("qid=%s event=queue-error stage=commit reason=\"%s\"", j->w.qid,
 			    j->err);
 			if (j->w.fd >= 0)
@@ -531,6 +655,12 @@ commit_done_cb(struct ev_io *io, uint32_t events)
 			}
 		}
 		free(j);
+	}
+	if (posted) {
+		uint64_t one = 1;
+		if (write(srv->workers[0].cevfd, &one, sizeof(one)) < 0) {
+			/* cannot overflow */
+		}
 	}
 }
 
@@ -574,7 +704,7 @@ conn_update_events(struct conn *c)
 		if (c->tstate == CT_TLS && c->tls_want)
 			ev |= (uint32_t)c->tls_want;
 	}
-	ev_io_set(c->srv->loop, &c->io, ev);
+	ev_io_set(c->wk->loop, &c->io, ev);
 }
 
 /* recv(2) or TLS read: > 0 bytes, 0 end of stream, -1 with errno (EAGAIN: wait). */
@@ -795,7 +925,7 @@ conn_keep(struct conn *c, const char *p, size_t n)
 static void
 conn_read(struct conn *c)
 {
-	static char rbuf[READ_CHUNK];
+	char *rbuf = c->wk->rbuf;
 	int eof = 0;
 
 	for (int round = 0; round < 16 && !eof; round++) {
@@ -803,7 +933,7 @@ conn_read(struct conn *c)
 		size_t room = IN_MAX - c->inlen;
 		if (room == 0 || !conn_wants_input(c))
 			break;
-		n = conn_recv(c, rbuf, room < sizeof(rbuf) ? room : sizeof(rbuf));
+		n = conn_recv(c, rbuf, room < READ_CHUNK ? room : READ_CHUNK);
 		if (n > 0) {
 			size_t used = 0;
 			if (c->inlen == 0 && c->hold_until == 0) {
@@ -890,22 +1020,24 @@ static void
 conn_close(struct conn *c)
 {
 	struct server *srv = c->srv;
+	struct worker *wk = c->wk;
 
 	if (!c->dead) {
 		int fd = c->io.fd;
 		c->dead = 1;
-		ev_io_stop(srv->loop, &c->io);
+		ev_io_stop(wk->loop, &c->io);
 		if (c->tstate == CT_TLS)
 			tls_shutdown(c->tls);
 		close(fd);
 		if (c->w.fd >= 0 || c->w.qid[0] != '\0')
 			queue_discard(&srv->q, &c->w);
-		clients_conn_add(srv->clients, &c->peer, -1);
-		srv->nconns--;
+		cl_conn_add(srv, &c->peer, -1);
+		wk->nconns--;
+		__atomic_sub_fetch(&srv->nconns, 1, __ATOMIC_RELAXED);
 		if (c->prev)
 			c->prev->next = c->next;
 		else
-			srv->conns = c->next;
+			wk->conns = c->next;
 		if (c->next)
 			c->next->prev = c->prev;
 		log_info("sid=%s event=disconnect", c->sid);
@@ -915,16 +1047,25 @@ conn_close(struct conn *c)
 		return;	/* the job's completion calls us again */
 	c->buried = 1;
 	/* Freed later: callers up the stack may still hold c during this loop turn. */
-	c->grave = srv->graveyard;
-	srv->graveyard = c;
+	c->grave = wk->graveyard;
+	wk->graveyard = c;
 }
 
+/* Has this worker finished all it must finish before it stops? Worker 0 waits for all the
+ * others' sessions and commits too, and for the queue manager. */
 static int
-server_drained(struct server *srv)
+worker_drained(struct worker *wk)
 {
+	struct server *srv = wk->srv;
+
+	if (wk->nconns != 0 || wk->commits_in_flight != 0)
+		return 0;
+	if (wk->id != 0)
+		return 1;
 	/* A relay delivery still talking to a slow server is given a few seconds, then cut:
 	 * its message stays queued (at worst it is sent twice). Local work always finishes. */
-	return srv->nconns == 0 && srv->commits_in_flight == 0 &&
+	return __atomic_load_n(&srv->nconns, __ATOMIC_RELAXED) == 0 &&
+	    __atomic_load_n(&srv->commits_in_flight, __ATOMIC_RELAXED) == 0 &&
 	    (srv->qmgr == NULL || (qmgr_busy_local(srv->qmgr) == 0 &&
 	    (qmgr_busy(srv->qmgr) == 0 || time(NULL) >= srv->stop_relay_deadline)));
 }
@@ -932,16 +1073,16 @@ server_drained(struct server *srv)
 /* Before the loop sleeps: free closed connections; when stopping and nothing is left to
  * finish, stop now rather than at the next tick. */
 static void
-server_reap(void *arg)
+worker_reap(void *arg)
 {
-	struct server *srv = arg;
+	struct worker *wk = arg;
 	struct conn *c;
 
-	if (srv->stopping && server_drained(srv))
-		ev_loop_break(srv->loop);
+	if (wk->stopping && worker_drained(wk))
+		ev_loop_break(wk->loop);
 
-	while ((c = srv->graveyard) != NULL) {
-		srv->graveyard = c->grave;
+	while ((c = wk->graveyard) != NULL) {
+		wk->graveyard = c->grave;
 		session_free(c->s);
 		if (c->tls != NULL)
 			tls_conn_free(c->tls);
@@ -958,9 +1099,10 @@ server_reap(void *arg)
  * or those a PROXY header carried (via names the balancer then).
  */
 static void
-conn_start(struct server *srv, int fd, enum session_listener kind,
-    const struct session_peer *peer, const char *via)
+conn_start(struct worker *wk, int fd, enum session_listener kind,
+    const struct session_peer *peer, const char *via, struct cfg *cfg)
 {
+	struct server *srv = wk->srv;
 	struct session_opts opts;
 	struct conn *c;
 	const char *refuse = NULL, *why = NULL;
@@ -971,19 +1113,20 @@ conn_start(struct server *srv, int fd, enum session_listener kind,
 		return;
 	}
 	c->srv = srv;
-	c->cfg = cfg_ref(srv->cfg);
+	c->wk = wk;
+	c->cfg = cfg_ref(cfg);
 	c->peer = peer->remote;
 	c->kind = kind;
 	c->w.fd = -1;
 	snprintf(c->sid, sizeof(c->sid), "%llx%04llx", (unsigned long long)time(NULL),
-	    ++srv->nsessions & 0xffff);
+	    __atomic_add_fetch(&srv->nsessions, 1, __ATOMIC_RELAXED) & 0xffff);
 	memset(&opts, 0, sizeof(opts));
 	opts.kind = kind;
 	opts.cert_loaded = c->cfg->tls != NULL;
 	opts.auth_available = c->cfg->authusers != NULL;
 	c->s = session_new(&c->cfg->conf, c->cfg->recipients, peer, &opts, c->sid,
 	    &session_ops, c);
-	if (c->s == NULL || ev_io_start(srv->loop, &c->io, fd, 0, conn_cb, c) < 0) {
+	if (c->s == NULL || ev_io_start(wk->loop, &c->io, fd, 0, conn_cb, c) < 0) {
 		session_free(c->s);
 		cfg_unref(c->cfg);
 		free(c);
@@ -992,33 +1135,34 @@ conn_start(struct server *srv, int fd, enum session_listener kind,
 	}
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	c->next = srv->conns;
-	if (srv->conns)
-		srv->conns->prev = c;
-	srv->conns = c;
-	srv->nconns++;
-	if (srv->nconns > srv->cfg->conf.max_connections) {
+	c->next = wk->conns;
+	if (wk->conns)
+		wk->conns->prev = c;
+	wk->conns = c;
+	wk->nconns++;
+	unsigned total = __atomic_add_fetch(&srv->nconns, 1, __ATOMIC_RELAXED);
+	size_t used = __atomic_load_n(&srv->mem, __ATOMIC_RELAXED);
+	const struct conf *cf = &c->cfg->conf;
+	if (total > cf->max_connections) {
 		refuse = "Too many connections; try again later";
 		why = "connection-limit";
-	} else if (clients_conns(srv->clients, &c->peer) >=
-	    srv->cfg->conf.max_connections_per_ip) {
+	} else if (cl_conns(srv, &c->peer) >= cf->max_connections_per_ip) {
 		refuse = "Too many connections from your address; try again later";
 		why = "client-connection-limit";
-	} else if (srv->mem + sizeof(*c) + session_memory(c->s) >
-	    srv->cfg->conf.max_session_memory) {
+	} else if (used + sizeof(*c) + session_memory(c->s) > cf->max_session_memory) {
 		refuse = "Too much memory in use by other sessions; try again later";
 		why = "session-memory-limit";
 	}
-	clients_conn_add(srv->clients, &c->peer, 1);
+	cl_conn_add(srv, &c->peer, 1);
 	conn_account(c);
 	if (why != NULL && strcmp(why, "session-memory-limit") == 0)
 		log_warn("sid=%s event=connect-refused reason=%s used=%zu limit=%llu "
-		    "sessions=%u", c->sid, why, srv->mem,
-		    (unsigned long long)srv->cfg->conf.max_session_memory, srv->nconns);
-	log_info("sid=%s event=connect client=%s:%u local=%s:%u listener=%s%s%s%s%s", c->sid,
-	    netaddr_str(&peer->remote, ra, sizeof(ra)), peer->remote_port,
+		    "sessions=%u", c->sid, why, used, (unsigned long long)cf->max_session_memory,
+		    total);
+	log_info("sid=%s event=connect client=%s:%u local=%s:%u listener=%s worker=%d%s%s%s%s",
+	    c->sid, netaddr_str(&peer->remote, ra, sizeof(ra)), peer->remote_port,
 	    netaddr_str(&peer->local, la, sizeof(la)), peer->local_port,
-	    kind == SL_SMTPS ? "smtps" : kind == SL_SUBMISSION ? "submission" : "smtp",
+	    kind == SL_SMTPS ? "smtps" : kind == SL_SUBMISSION ? "submission" : "smtp", wk->id,
 	    via ? " proxy=" : "", via ? via : "",
 	    refuse ? " action=refused reason=" : "", refuse ? why : "");
 	if (kind == SL_SMTPS && refuse == NULL) {
@@ -1045,7 +1189,8 @@ conn_start(struct server *srv, int fd, enum session_listener kind,
 
 struct pconn {
 	struct ev_io io;
-	struct server *srv;
+	struct worker *wk;
+	struct cfg *cfg;		/* as it was when the balancer connected */
 	struct pconn *prev, *next;
 	enum session_listener kind;
 	struct session_peer sock;	/* the socket's own addresses: the balancer's */
@@ -1057,18 +1202,19 @@ struct pconn {
 static void
 pconn_free(struct pconn *p, int close_fd)
 {
-	struct server *srv = p->srv;
+	struct worker *wk = p->wk;
 
-	ev_io_stop(srv->loop, &p->io);
+	ev_io_stop(wk->loop, &p->io);
 	if (p->prev)
 		p->prev->next = p->next;
 	else
-		srv->pconns = p->next;
+		wk->pconns = p->next;
 	if (p->next)
 		p->next->prev = p->prev;
-	srv->npconns--;
+	wk->npconns--;
 	if (close_fd >= 0)
 		close(close_fd);
+	cfg_unref(p->cfg);
 	free(p);
 }
 
@@ -1121,7 +1267,8 @@ pconn_cb(struct ev_io *io, uint32_t events)
 	struct session_peer peer = p->sock;
 	char via[80], ba[64];
 	enum session_listener kind = p->kind;
-	struct server *srv = p->srv;
+	struct worker *wk = p->wk;
+	struct cfg *cfg = cfg_ref(p->cfg);
 	snprintf(via, sizeof(via), "%s:%u", netaddr_str(&p->sock.remote, ba, sizeof(ba)),
 	    p->sock.remote_port);
 	if (h.has_addr) {
@@ -1133,9 +1280,9 @@ pconn_cb(struct ev_io *io, uint32_t events)
 	} else
 		log_debug("event=proxy-header version=%d addresses=none (LOCAL or UNKNOWN) "
 		    "balancer=%s", h.version, via);
-	ev_io_stop(srv->loop, &p->io);
 	pconn_free(p, -1);
-	conn_start(srv, fd, kind, &peer, via);
+	conn_start(wk, fd, kind, &peer, via, cfg);
+	cfg_unref(cfg);
 }
 
 static int
@@ -1151,18 +1298,20 @@ static void
 accept_cb(struct ev_io *io, uint32_t events)
 {
 	struct listener *l = io->arg;
-	struct server *srv = l->srv;
+	struct worker *wk = l->wk;
+	struct cfg *cfg = cfg_current(l->srv);
 
 	for (int i = 0; i < 64; i++) {
 		struct sockaddr_storage ss, ls;
 		socklen_t sl = sizeof(ss), lsl = sizeof(ls);
 		struct session_peer peer;
-		int fd = accept4(l->fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		int fd = accept4(l->ls->fd, (struct sockaddr *)&ss, &sl,
+		    SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 		if (fd < 0) {
 			if (errno == EMFILE || errno == ENFILE)
 				log_error("event=accept-error reason=\"%s\"", strerror(errno));
-			return;
+			break;
 		}
 		memset(&peer, 0, sizeof(peer));
 		if (getsockname(fd, (struct sockaddr *)&ls, &lsl) < 0 ||
@@ -1171,57 +1320,60 @@ accept_cb(struct ev_io *io, uint32_t events)
 			close(fd);
 			continue;
 		}
-		if (!from_proxy_network(&srv->cfg->conf, &peer.remote)) {
-			conn_start(srv, fd, l->kind, &peer, NULL);
+		if (!from_proxy_network(&cfg->conf, &peer.remote)) {
+			conn_start(wk, fd, l->kind, &peer, NULL, cfg);
 			continue;
 		}
 		/* A balancer: its header comes first, then the session of the client it names. */
 		struct pconn *p;
-		if (srv->npconns >= srv->cfg->conf.max_connections ||
+		if (wk->npconns >= cfg->conf.max_connections ||
 		    (p = calloc(1, sizeof(*p))) == NULL) {
 			close(fd);
 			continue;
 		}
-		p->srv = srv;
+		p->wk = wk;
 		p->kind = l->kind;
 		p->sock = peer;
 		p->deadline = time(NULL) + PROXY_WAIT_SECONDS;
-		if (ev_io_start(srv->loop, &p->io, fd, EPOLLIN, pconn_cb, p) < 0) {
+		if (ev_io_start(wk->loop, &p->io, fd, EPOLLIN, pconn_cb, p) < 0) {
 			free(p);
 			close(fd);
 			continue;
 		}
-		p->next = srv->pconns;
-		if (srv->pconns)
-			srv->pconns->prev = p;
-		srv->pconns = p;
-		srv->npconns++;
+		p->cfg = cfg_ref(cfg);
+		p->next = wk->pconns;
+		if (wk->pconns)
+			wk->pconns->prev = p;
+		wk->pconns = p;
+		wk->npconns++;
 	}
+	cfg_unref(cfg);
 }
 
 /* Balancers that have not sent their header in time, or all of them when stopping. */
 static void
-pconn_tick(struct server *srv, time_t now)
+pconn_tick(struct worker *wk, time_t now)
 {
 	struct pconn *p, *next;
 
-	for (p = srv->pconns; p != NULL; p = next) {
+	for (p = wk->pconns; p != NULL; p = next) {
 		next = p->next;
-		if (srv->stopping || now >= p->deadline)
-			pconn_fail(p, p->io.fd, srv->stopping ? "server stopping" :
+		if (wk->stopping || now >= p->deadline)
+			pconn_fail(p, p->io.fd, wk->stopping ? "server stopping" :
 			    "no PROXY header within 10 s");
 	}
 }
 
 /* ---- listeners ---- */
 
+/* Open one listening socket (before any worker watches it). */
 static int
 listen_on(struct server *srv, const struct hostport *hp, enum session_listener kind, char *err,
     size_t errlen)
 {
 	struct sockaddr_storage ss;
 	socklen_t sl = netaddr_to_sockaddr(&hp->addr, hp->port, &ss);
-	struct listener *l, **nl;
+	struct lsock *nl;
 	char buf[NETADDR_STRLEN];
 	int fd, one = 1;
 
@@ -1240,37 +1392,61 @@ listen_on(struct server *srv, const struct hostport *hp, enum session_listener k
 		close(fd);
 		return -1;
 	}
-	nl = realloc(srv->listeners, (srv->nlisteners + 1) * sizeof(*nl));
-	if (nl == NULL || (l = calloc(1, sizeof(*l))) == NULL) {
-		if (nl != NULL)
-			srv->listeners = nl;
+	if ((nl = realloc(srv->lsocks, (srv->nlsocks + 1) * sizeof(*nl))) == NULL) {
 		close(fd);
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	srv->listeners = nl;
-	nl[srv->nlisteners++] = l;
-	l->srv = srv;
-	l->hp = *hp;
-	l->kind = kind;
-	l->fd = fd;
-	ev_io_start(srv->loop, &l->io, fd, EPOLLIN, accept_cb, l);
+	srv->lsocks = nl;
+	nl[srv->nlsocks].hp = *hp;
+	nl[srv->nlsocks].kind = kind;
+	nl[srv->nlsocks].fd = fd;
+	nl[srv->nlsocks].refs = 0;
+	srv->nlsocks++;
 	log_info("event=listening address=%s listener=%s", hostport_str(hp, buf, sizeof(buf)),
 	    kind == SL_SMTPS ? "smtps" : kind == SL_SUBMISSION ? "submission" : "smtp");
 	return 0;
 }
 
-static void
-close_listeners(struct server *srv)
+/* Watch every listening socket from this worker's loop. EPOLLEXCLUSIVE: a connection wakes
+ * one of the loops waiting on the socket, not all of them. */
+static int
+worker_listen(struct worker *wk)
 {
-	for (size_t i = 0; i < srv->nlisteners; i++) {
-		ev_io_stop(srv->loop, &srv->listeners[i]->io);
-		close(srv->listeners[i]->fd);
-		free(srv->listeners[i]);
+	struct server *srv = wk->srv;
+
+	if ((wk->listeners = calloc(srv->nlsocks ? srv->nlsocks : 1,
+	    sizeof(*wk->listeners))) == NULL)
+		return -1;
+	for (size_t i = 0; i < srv->nlsocks; i++) {
+		struct listener *l = &wk->listeners[i];
+		l->srv = srv;
+		l->wk = wk;
+		l->ls = &srv->lsocks[i];
+		l->kind = srv->lsocks[i].kind;
+		if (ev_io_start(wk->loop, &l->io, l->ls->fd,
+		    EPOLLIN | (srv->nworkers > 1 ? EPOLLEXCLUSIVE : 0), accept_cb, l) < 0)
+			return -1;
+		__atomic_add_fetch(&l->ls->refs, 1, __ATOMIC_ACQ_REL);
+		wk->nlisteners++;
 	}
-	free(srv->listeners);
-	srv->listeners = NULL;
-	srv->nlisteners = 0;
+	return 0;
+}
+
+/* Stop accepting in this worker; the last worker to stop closes the sockets, so that no
+ * loop ever watches a closed (or reused) descriptor. */
+static void
+close_listeners(struct worker *wk)
+{
+	for (size_t i = 0; i < wk->nlisteners; i++) {
+		struct listener *l = &wk->listeners[i];
+		ev_io_stop(wk->loop, &l->io);
+		if (__atomic_sub_fetch(&l->ls->refs, 1, __ATOMIC_ACQ_REL) == 0)
+			close(l->ls->fd);
+	}
+	free(wk->listeners);
+	wk->listeners = NULL;
+	wk->nlisteners = 0;
 }
 
 /* ---- configuration ---- */
@@ -1315,8 +1491,11 @@ server_reload(struct server *srv)
 	log_threshold = n->conf.log_level;
 	warn_not_in_effect(&n->conf);
 	qmgr_set_cfg(srv->qmgr, n);
-	cfg_unref(srv->cfg);
+	pthread_mutex_lock(&srv->cfgmu);
+	struct cfg *old = srv->cfg;
 	srv->cfg = n;
+	pthread_mutex_unlock(&srv->cfgmu);
+	cfg_unref(old);
 	log_info("event=reloaded config=%s", n->conf.source);
 }
 
@@ -1452,26 +1631,56 @@ ctl_open(struct server *srv, char *err, size_t errlen)
 
 /* ---- signals, tick ---- */
 
+/* This worker stops: no more accepting; idle sessions get 421 4.3.2. */
 static void
-server_begin_stop(struct server *srv)
+worker_begin_stop(struct worker *wk)
 {
 	struct conn *c, *next;
 
-	if (srv->stopping)
+	if (wk->stopping)
 		return;
-	srv->stopping = 1;
-	srv->stop_deadline = time(NULL) + DRAIN_SECONDS;
-	srv->stop_relay_deadline = time(NULL) + RELAY_DRAIN_SECONDS;
-	log_info("event=stopping connections=%u commits_in_flight=%u", srv->nconns,
-	    srv->commits_in_flight);
-	close_listeners(srv);
-	for (c = srv->conns; c != NULL; c = next) {
+	wk->stopping = 1;
+	close_listeners(wk);
+	for (c = wk->conns; c != NULL; c = next) {
 		next = c->next;
 		if (session_state(c->s) == SS_COMMIT)
 			continue;	/* gets its 250, then the 421 below on the next tick */
 		session_shutdown(c->s);
 		conn_process(c);
 	}
+}
+
+static void
+wake_cb(struct ev_io *io, uint32_t events)
+{
+	struct worker *wk = io->arg;
+	uint64_t v;
+
+	if (read(wk->wakefd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		return;
+	if (__atomic_load_n(&wk->srv->stopping, __ATOMIC_ACQUIRE))
+		worker_begin_stop(wk);
+}
+
+/* On worker 0 (the signal): every worker stops within SPEC's 10 seconds. */
+static void
+server_begin_stop(struct server *srv)
+{
+	if (srv->stopping)
+		return;
+	srv->stop_deadline = time(NULL) + DRAIN_SECONDS;
+	srv->stop_relay_deadline = time(NULL) + RELAY_DRAIN_SECONDS;
+	__atomic_store_n(&srv->stopping, 1, __ATOMIC_RELEASE);
+	log_info("event=stopping connections=%u commits_in_flight=%u",
+	    __atomic_load_n(&srv->nconns, __ATOMIC_RELAXED),
+	    __atomic_load_n(&srv->commits_in_flight, __ATOMIC_RELAXED));
+	for (int i = 1; i < srv->nworkers; i++) {
+		uint64_t one = 1;
+		if (write(srv->workers[i].wakefd, &one, sizeof(one)) < 0) {
+			/* cannot overflow */
+		}
+	}
+	worker_begin_stop(&srv->workers[0]);
 }
 
 static void
@@ -1489,13 +1698,16 @@ signal_cb(struct ev_io *io, uint32_t events)
 }
 
 static void
-server_tick(void *arg)
+worker_tick(void *arg)
 {
-	struct server *srv = arg;
+	struct worker *wk = arg;
+	struct server *srv = wk->srv;
 	time_t now = time(NULL);
 	struct conn *c, *next;
 
-	for (c = srv->conns; c != NULL; c = next) {
+	if (!wk->stopping && __atomic_load_n(&srv->stopping, __ATOMIC_ACQUIRE))
+		worker_begin_stop(wk);	/* the wake-up was missed: never mind */
+	for (c = wk->conns; c != NULL; c = next) {
 		next = c->next;
 		if (c->auth_fail_at != 0 && now >= c->auth_fail_at) {
 			c->auth_fail_at = 0;
@@ -1512,14 +1724,14 @@ server_tick(void *arg)
 				continue;
 		}
 		if (c->tstate == CT_HANDSHAKE) {
-			if (now >= c->deadline || srv->stopping) {
+			if (now >= c->deadline || wk->stopping) {
 				log_info("sid=%s event=tls-handshake-failed reason=timeout", c->sid);
 				session_disconnected(c->s);
 				conn_close(c);
 			}
 			continue;
 		}
-		if (srv->stopping && session_state(c->s) != SS_COMMIT &&
+		if (wk->stopping && session_state(c->s) != SS_COMMIT &&
 		    session_state(c->s) != SS_CLOSING) {
 			session_shutdown(c->s);
 			conn_process(c);
@@ -1536,20 +1748,37 @@ server_tick(void *arg)
 			conn_process(c);
 		}
 	}
-	pconn_tick(srv, now);
-	if (now % 60 == 0)
-		clients_expire(srv->clients, now);
-	if (srv->freed >= TRIM_AFTER) {
+	pconn_tick(wk, now);
+	if (wk->freed >= TRIM_AFTER) {
 		/* A flood's buffers were freed: return the memory instead of holding the peak. */
-		srv->freed = 0;
+		wk->freed = 0;
 		malloc_trim(0);
 	}
-	if (!srv->stopping)
-		qmgr_tick(srv->qmgr, now);
-	relay_tick(srv->relay, now);
-	dns_tick(srv->dns);
-	if (srv->stopping && (server_drained(srv) || now >= srv->stop_deadline))
-		ev_loop_break(srv->loop);
+	if (wk->id == 0) {
+		if (now % 60 == 0) {
+			pthread_mutex_lock(&srv->climu);
+			clients_expire(srv->clients, now);
+			pthread_mutex_unlock(&srv->climu);
+		}
+		if (!srv->stopping)
+			qmgr_tick(srv->qmgr, now);
+		relay_tick(srv->relay, now);
+		dns_tick(srv->dns);
+	}
+	if (wk->stopping && (worker_drained(wk) || now >= srv->stop_deadline))
+		ev_loop_break(wk->loop);
+}
+
+static void *
+worker_main(void *arg)
+{
+	struct worker *wk = arg;
+	char name[16];
+
+	snprintf(name, sizeof(name), "imsd-loop-%d", wk->id);
+	pthread_setname_np(pthread_self(), name);	/* top -H, /proc/PID/task/N/comm */
+	ev_loop_run(wk->loop, worker_tick, worker_reap, wk);
+	return NULL;
 }
 
 static int
@@ -1592,6 +1821,37 @@ raise_nofile(const struct conf *cf)
 		    (unsigned long long)(rl.rlim_cur > 64 ? (rl.rlim_cur - 64) / 2 : 0));
 }
 
+/* workers = 0: one event loop per CPU this process may run on. */
+static int
+worker_count(const struct conf *cf)
+{
+	cpu_set_t set;
+	int n = (int)cf->workers;
+
+	if (n > 0)
+		return n;
+	if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0)
+		n = CPU_COUNT(&set);
+	else
+		n = (int)sysconf(_SC_NPROCESSORS_ONLN);
+	return n < 1 ? 1 : n > 64 ? 64 : n;
+}
+
+static int
+worker_init(struct server *srv, struct worker *wk, int id)
+{
+	wk->id = id;
+	wk->srv = srv;
+	wk->cevfd = wk->wakefd = -1;
+	if ((wk->loop = ev_loop_new()) == NULL ||
+	    (wk->cevfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0 ||
+	    (wk->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0 ||
+	    ev_io_start(wk->loop, &wk->cio, wk->cevfd, EPOLLIN, commit_done_cb, wk) < 0 ||
+	    ev_io_start(wk->loop, &wk->wakeio, wk->wakefd, EPOLLIN, wake_cb, wk) < 0)
+		return -1;
+	return 0;
+}
+
 /* Serve; see server.h. */
 int
 server_run(const char *conf_path)
@@ -1602,8 +1862,10 @@ server_run(const char *conf_path)
 
 	memset(&srv, 0, sizeof(srv));
 	srv.conf_path = conf_path;
-	srv.sigfd = srv.cevfd = -1;
+	srv.sigfd = -1;
 	srv.pending_tail = &srv.pending;
+	pthread_mutex_init(&srv.cfgmu, NULL);
+	pthread_mutex_init(&srv.climu, NULL);
 	if ((srv.cfg = cfg_load(conf_path, 1, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "imsd: %s\n", err);
 		return 1;
@@ -1613,8 +1875,13 @@ server_run(const char *conf_path)
 	if ((srv.clients = clients_new()) == NULL)
 		fatal("event=startup-error reason=\"out of memory\"");
 	raise_nofile(&srv.cfg->conf);
-	if ((srv.loop = ev_loop_new()) == NULL)
-		fatal("event=startup-error reason=\"epoll: %s\"", strerror(errno));
+	srv.nworkers = worker_count(&srv.cfg->conf);
+	if ((srv.workers = calloc((size_t)srv.nworkers, sizeof(*srv.workers))) == NULL)
+		fatal("event=startup-error reason=\"out of memory\"");
+	for (int i = 0; i < srv.nworkers; i++)
+		if (worker_init(&srv, &srv.workers[i], i) < 0)
+			fatal("event=startup-error reason=\"event loop: %s\"", strerror(errno));
+	srv.loop = srv.workers[0].loop;
 	if (server_setup_signals(&srv) < 0)
 		fatal("event=startup-error reason=\"signals: %s\"", strerror(errno));
 	if (queue_open(srv.cfg->conf.spool_dir, 1, &srv.q, err, sizeof(err)) < 0) {
@@ -1635,6 +1902,9 @@ server_run(const char *conf_path)
 					return 2;
 				}
 	}
+	for (int i = 0; i < srv.nworkers; i++)
+		if (worker_listen(&srv.workers[i]) < 0)
+			fatal("event=startup-error reason=\"listeners: %s\"", strerror(errno));
 	if ((n = queue_clean_incoming(&srv.q)) > 0)
 		log_info("event=recovery removed_incomplete=%d", n);
 	if ((n = queue_clean_orphans(&srv.q)) > 0)
@@ -1642,15 +1912,15 @@ server_run(const char *conf_path)
 
 	pthread_mutex_init(&srv.cmu, NULL);
 	pthread_cond_init(&srv.ccv, NULL);
-	if ((srv.cevfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0 ||
-	    ev_io_start(srv.loop, &srv.cio, srv.cevfd, EPOLLIN, commit_done_cb, &srv) < 0 ||
-	    pthread_create(&srv.cthreads[0], NULL, commit_main, &srv) != 0)
+	if (pthread_create(&srv.cthreads[0], NULL, commit_main, &srv) != 0)
 		fatal("event=startup-error reason=\"commit thread: %s\"", strerror(errno));
 	for (srv.ncthreads = 1; srv.ncthreads < COMMIT_THREADS; srv.ncthreads++)
 		if (pthread_create(&srv.cthreads[srv.ncthreads], NULL, commit_main, &srv) != 0)
 			break;
-	if ((srv.authq = workq_start(srv.loop, 2)) == NULL)
-		fatal("event=startup-error reason=\"auth workers\"");
+	for (int i = 0; i < srv.nworkers; i++)
+		if ((srv.workers[i].authq = workq_start(srv.workers[i].loop,
+		    srv.nworkers == 1 ? 2 : 1)) == NULL)
+			fatal("event=startup-error reason=\"auth workers\"");
 	if ((srv.deliveryq = workq_start(srv.loop, 4)) == NULL)
 		fatal("event=startup-error reason=\"delivery workers\"");
 	if ((srv.dns = dns_new(srv.loop, srv.cfg->conf.dns_servers, srv.cfg->conf.ndns_servers, err,
@@ -1669,19 +1939,36 @@ server_run(const char *conf_path)
 	if (ctl_open(&srv, err, sizeof(err)) < 0)
 		log_warn("event=control-socket-unavailable reason=\"%s\" effect=\"imsd flush and "
 		    "imsd delete cannot reach this server\"", err);
-	log_info("event=started version=%s config=%s hostname=%s queued=%d", IMSD_VERSION,
-	    srv.cfg->conf.source, srv.cfg->conf.hostname, n);
+	for (int i = 1; i < srv.nworkers; i++)
+		if (pthread_create(&srv.workers[i].thread, NULL, worker_main, &srv.workers[i]) != 0)
+			fatal("event=startup-error reason=\"worker thread: %s\"", strerror(errno));
+	log_info("event=started version=%s config=%s hostname=%s workers=%d queued=%d",
+	    IMSD_VERSION, srv.cfg->conf.source, srv.cfg->conf.hostname, srv.nworkers, n);
 
-	ev_loop_run(srv.loop, server_tick, server_reap, &srv);
+	ev_loop_run(srv.loop, worker_tick, worker_reap, &srv.workers[0]);
 
+	/* Worker 0 has seen every session and commit finish (or the deadline pass); the
+	 * others stop at their next turn. */
+	for (int i = 1; i < srv.nworkers; i++) {
+		uint64_t one = 1;
+		if (write(srv.workers[i].wakefd, &one, sizeof(one)) < 0) {
+			/* cannot overflow */
+		}
+		pthread_join(srv.workers[i].thread, NULL);
+	}
 	/* Drain: sessions still open past the deadline are cut; nothing they sent was
 	 * acknowledged. */
-	while (srv.conns != NULL) {
-		struct conn *c = srv.conns;
-		session_disconnected(c->s);
-		conn_close(c);
+	for (int i = 0; i < srv.nworkers; i++) {
+		struct worker *wk = &srv.workers[i];
+		while (wk->conns != NULL) {
+			struct conn *c = wk->conns;
+			session_disconnected(c->s);
+			conn_close(c);
+		}
+		while (wk->pconns != NULL)
+			pconn_free(wk->pconns, wk->pconns->io.fd);
+		workq_stop(wk->authq);
 	}
-	workq_stop(srv.authq);
 	pthread_mutex_lock(&srv.cmu);
 	srv.cstop = 1;
 	pthread_cond_signal(&srv.ccv);
@@ -1689,30 +1976,44 @@ server_run(const char *conf_path)
 	pthread_cond_broadcast(&srv.ccv);
 	for (int i = 0; i < srv.ncthreads; i++)
 		pthread_join(srv.cthreads[i], NULL);
-	commit_done_cb(&srv.cio, EPOLLIN);	/* what the last batch committed stays queued */
+	/* What the last batches committed stays queued; worker 0 last, for the inbox. */
+	for (int i = srv.nworkers - 1; i >= 0; i--)
+		commit_done_cb(&srv.workers[i].cio, EPOLLIN);
 	qmgr_stop(srv.qmgr);
 	workq_stop(srv.deliveryq);
 	relay_free(srv.relay);
 	dns_free(srv.dns);
 	qmgr_free(srv.qmgr);
 	srv.qmgr = NULL;
-	server_reap(&srv);
-	close(srv.cevfd);
+	while (srv.inbox != NULL) {
+		struct inbox_item *it = srv.inbox;
+		srv.inbox = it->next;
+		free(it);
+	}
 	close(srv.sigfd);
-	close_listeners(&srv);
 	if (srv.ctlfd >= 0) {
 		ev_io_stop(srv.loop, &srv.ctlio);
 		close(srv.ctlfd);
 		unlink(srv.ctlpath);
 	}
-	while (srv.pconns != NULL)
-		pconn_free(srv.pconns, srv.pconns->io.fd);
+	for (int i = 0; i < srv.nworkers; i++) {
+		struct worker *wk = &srv.workers[i];
+		worker_reap(wk);
+		if (wk->nlisteners > 0)
+			close_listeners(wk);
+		close(wk->cevfd);
+		close(wk->wakefd);
+		ev_loop_free(wk->loop);
+	}
+	free(srv.workers);
+	free(srv.lsocks);
 	clients_free(srv.clients);
 	queue_close(&srv.q);
-	ev_loop_free(srv.loop);
 	log_info("event=stopped");
 	cfg_unref(srv.cfg);
 	pthread_mutex_destroy(&srv.cmu);
 	pthread_cond_destroy(&srv.ccv);
+	pthread_mutex_destroy(&srv.cfgmu);
+	pthread_mutex_destroy(&srv.climu);
 	return 0;
 }

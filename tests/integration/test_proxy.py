@@ -69,7 +69,7 @@ class ProxyHeader(ImsdCase):
         self.assertIn(b"[192.0.2.7]", head)
         self.assertNotIn(b"127.0.0.3", head)
         self.assertRegex(srv.log_text(), r"event=connect client=192\.0\.2\.7:40001 "
-                         r"local=198\.51\.100\.10:25 listener=smtp proxy=127\.0\.0\.3:\d+")
+                         r"local=198\.51\.100\.10:25 listener=smtp worker=\d+ proxy=127\.0\.0\.3:\d+")
 
     def test_v1_loopback_destination_gets_no_starttls_and_other_clients_no_relay(self):
         srv = self.proxy_server()
@@ -88,7 +88,7 @@ class ProxyHeader(ImsdCase):
         h = self.proxied(srv, v2(None, None, local=True))
         self.assertReply(h.reply(), 220)
         self.assertRegex(srv.log_text(), r"client=127\.0\.0\.3:\d+ local=127\.0\.0\.1:%d "
-                         r"listener=smtp proxy=" % srv.port)
+                         r"listener=smtp worker=\d+ proxy=" % srv.port)
 
     def test_per_client_limit_counts_the_client_of_the_header(self):
         srv = self.proxy_server(max_connections_per_ip=1)

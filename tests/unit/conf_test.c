@@ -200,7 +200,8 @@ TEST(every_spec_key_is_accepted)
 	    "retry_max = 2h\n"
 	    "queue_lifetime = 3d\n"
 	    "delay_warning = 6h\n"
-	    "log_level = debug\n";
+	    "log_level = debug\n"
+	    "workers = 4\n";
 	struct conf c;
 
 	CHECK(P(text, &c) == 0);
