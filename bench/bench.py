@@ -807,7 +807,93 @@ def tls_test(b, tpf, tim, pf, im, cert, key, reps, seconds):
         out[sess] = {"median": med, "totals": totals}
         log(f"  TLS s={sess}: Postfix {fmt_rate(med['Postfix'][0])} imsd "
             f"{fmt_rate(med['imsd'][0])} sessions/s")
+    # The same CPU-bound STARTTLS load (50 sessions) against imsd with 1 and 2 event loops.
+    wk = {}
+    total = out[50]["totals"]["imsd"]
+    for w in (1, 2):
+        im.stop()
+        im.write_conf(tls_loopback="yes", tls_cert_file=cert, tls_key_file=key, workers=str(w))
+        im.start()
+        rates = []
+        for rep in range(reps):
+            e2e, cl = b.run(f"TLS s=50 imsd workers={w} rep {rep + 1}", tim, 1024, 50, 1, total,
+                            tls=True)
+            if cl is not None:
+                rates.append(cl)
+        wk[w] = statistics.median(rates) if rates else None
+        log(f"  TLS s=50 imsd workers={w}: {fmt_rate(wk[w])} sessions/s")
+    out["workers"] = wk
     return out
+
+
+def idle_tls_client_main(port, n, timeout):
+    """Open n STARTTLS sessions to port (EHLO, STARTTLS, handshake, EHLO), print 'ready N',
+    hold them until stdin EOF."""
+    import ssl
+    raise_nofile()
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    keep, ok = [], 0
+    end = time.monotonic() + timeout
+
+    def reply(f):
+        while True:
+            line = f.readline()
+            if not line or line[3:4] != b"-":
+                return line
+    for _ in range(n):
+        if time.monotonic() > end:
+            break
+        try:
+            s = socket.create_connection((HOST, port), timeout=10)
+            f = s.makefile("rb")
+            reply(f)
+            s.sendall(b"EHLO idle.example\r\n")
+            reply(f)
+            s.sendall(b"STARTTLS\r\n")
+            if not reply(f).startswith(b"220"):
+                s.close()
+                continue
+            t = ctx.wrap_socket(s, server_hostname="bench.localdomain")
+            t.sendall(b"EHLO idle.example\r\n")
+            if reply(t.makefile("rb")).startswith(b"250"):
+                ok += 1
+            keep.append(t)
+        except OSError:
+            continue
+    print(f"ready {ok} of {n}", flush=True)
+    sys.stdin.read()
+    for t in keep:
+        t.close()
+
+
+def tls_idle_memory(b, im_binary, tmp, sink, cert, key, n):
+    """RSS per idle TLS session: a fresh imsd, n sessions after STARTTLS doing nothing."""
+    port = free_ports(1)[0]
+    im = Imsd(im_binary, tmp, port, sink.port, tag="imsd-tlsmem")
+    im.write_conf(tls_loopback="yes", tls_cert_file=cert, tls_key_file=key)
+    im.start()
+    b.imsd_logs.append(im)
+    try:
+        time.sleep(1.0)
+        pid = im.p.pid
+        idle = proc_status(pid, "VmRSS")
+        p = subprocess.Popen([sys.executable, os.path.abspath(__file__), "idle-tls-client",
+                              str(port), str(n), "300"], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             preexec_fn=raise_nofile)
+        line = p.stdout.readline()
+        m = re.match(r"ready (\d+)", line or "")
+        got = int(m.group(1)) if m else 0
+        time.sleep(1.0)
+        rss = proc_status(pid, "VmRSS")
+        close_idle(p)
+        if got != n:
+            b.failures.append(f"tls memory: {got} of {n} TLS sessions ({line.strip()})")
+        return {"idle": idle, "rss": rss, "n": got}
+    finally:
+        im.stop()
 
 
 def callgrind_total(path):
@@ -936,12 +1022,22 @@ def report(ctx):
         a("STARTTLS (full handshake, ECDSA P-256 certificate, no resumption, 1 message of 1 KiB "
           f"per connection; negotiated: {seen or '?'}), sessions/second, median:")
         for sess, r in tls.items():
+            if not isinstance(sess, int):
+                continue
             md = r["median"]
             a(f"  {sess:>2} sessions: Postfix {fmt_rate(md['Postfix'][0]):>6} "
               f"imsd {fmt_rate(md['imsd'][0]):>6}  imsd/Postfix "
               f"{fmt_ratio(md['imsd'][0], md['Postfix'][0])}   (end to end incl. relay: Postfix "
               f"{fmt_rate(md['Postfix'][1])}, imsd {fmt_rate(md['imsd'][1])}; runs of "
               f"{r['totals']['Postfix']} / {r['totals']['imsd']})")
+    if tls and tls.get("workers"):
+        wk = tls["workers"]
+        a(f"  50 sessions, imsd by event loops: workers=1 {fmt_rate(wk.get(1)):>6}, workers=2 "
+          f"{fmt_rate(wk.get(2)):>6}  ({fmt_ratio(wk.get(2), wk.get(1))})")
+    tm = ctx.get("tls_memory")
+    if tm and tm["n"]:
+        a(f"MEMORY per idle TLS session (STARTTLS done, {tm['n']:,} sessions): RSS {tm['idle']:,} "
+          f"-> {tm['rss']:,} KiB = {(tm['rss'] - tm['idle']) / tm['n']:.2f} KiB/session")
     ins = ctx.get("instr")
     if ins:
         if ins.get("per_msg") is not None:
@@ -1039,10 +1135,17 @@ def targets(ctx):
     tls = ctx.get("tls")
     if tls:
         for sess, r in tls.items():
+            if not isinstance(sess, int):
+                continue
             i, p = r["median"]["imsd"][0], r["median"]["Postfix"][0]
             if i and p:
                 check(f"STARTTLS sessions/s >= Postfix at {sess} sessions", i >= p,
                       f"{i / p:.2f}x")
+    tm = ctx.get("tls_memory")
+    if tm and tm["n"]:
+        per = (tm["rss"] - tm["idle"]) / tm["n"]
+        check(f"<= 8 KiB RSS per idle TLS session at {tm['n']:,} sessions", per <= 8,
+              f"{per:.2f} KiB/session")
     return out
 
 
@@ -1058,6 +1161,8 @@ def main():
     ap.add_argument("--seconds", type=float, default=3.0, help="target length of one run")
     ap.add_argument("--sessions-imsd", type=int, default=10000)
     ap.add_argument("--sessions-postfix", type=int, default=1000)
+    ap.add_argument("--tls-sessions", type=int, default=10000,
+                    help="idle TLS sessions for the TLS memory figure")
     ap.add_argument("--callgrind-messages", type=int, default=200)
     ap.add_argument("--skip", default="", help="comma list of: grid,fsync,memory,tls,instr")
     ap.add_argument("--verbose", action="store_true", help="print every run")
@@ -1205,6 +1310,12 @@ def main():
             ctx["commands"].append("cert: " + shlex.join(gen))
             ctx["tls"] = tls_test(b, t_pf, t_im, pf, im, cert, key, args.reps, args.seconds)
             im.stop()
+            log("TLS memory ...")
+            ctx["tls_memory"] = tls_idle_memory(b, args.imsd, tmp, im_sink, cert, key,
+                                                args.tls_sessions)
+            ctx["commands"].append("tls memory: python3 bench/bench.py idle-tls-client PORT N "
+                                   "(N sessions: EHLO, STARTTLS, handshake, EHLO, then idle); "
+                                   "a fresh imsd; VmRSS from /proc")
 
         if "instr" not in skip:
             log("callgrind ...")
@@ -1254,6 +1365,10 @@ def main():
 
 
 if __name__ == "__main__":
+    if len(sys.argv) >= 2 and sys.argv[1] == "idle-tls-client":
+        idle_tls_client_main(int(sys.argv[2]), int(sys.argv[3]),
+                             float(sys.argv[4]) if len(sys.argv) > 4 else 300)
+        sys.exit(0)
     if len(sys.argv) >= 2 and sys.argv[1] == "idle-client":
         idle_client_main(int(sys.argv[2]), int(sys.argv[3]),
                          float(sys.argv[4]) if len(sys.argv) > 4 else 180)
