@@ -13,6 +13,7 @@
 #include "deliver/maildir.h"
 
 #define E(...) snprintf(err, errlen, __VA_ARGS__)
+#define SHOWN_MAX 300	/* a domain (255) or local part (64) as a path component */
 
 /* A path component must not be empty, ".", "..", start with '.', or contain '/'. */
 static int
@@ -51,6 +52,42 @@ mkdir_p(char *path, mode_t mode)
 	if (mkdir(path, mode) < 0 && errno != EEXIST)
 		return -1;
 	return 0;
+}
+
+/*
+ * Open the directory name inside parent, creating it (0700) when missing. Below mail_dir
+ * nothing is followed: a symbolic link, or a directory that belongs to another user, would
+ * let whoever made it choose where a sender's bytes are written (imsd may run as root), so
+ * it is refused with the reason. shown is the path for messages. Returns a fd or -1.
+ */
+static int
+subdir(int parent, const char *name, const char *shown, char *err, size_t errlen)
+{
+	struct stat st;
+	int fd;
+
+	if (mkdirat(parent, name, 0700) < 0 && errno != EEXIST) {
+		E("%s: cannot create mailbox directory: %s", shown, strerror(errno));
+		return -1;
+	}
+	fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		int e = errno;
+		if (fstatat(parent, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode))
+			E("%s is a symbolic link; refusing to deliver through it", shown);
+		else if (e == ENOTDIR)
+			E("%s is not a directory; refusing to deliver", shown);
+		else
+			E("%s: %s", shown, strerror(e));
+		return -1;
+	}
+	if (fstat(fd, &st) < 0 || st.st_uid != geteuid()) {
+		E("%s belongs to uid %ld, not to the user imsd runs as (uid %ld); refusing to "
+		    "deliver", shown, (long)st.st_uid, (long)geteuid());
+		close(fd);
+		return -1;
+	}
+	return fd;
 }
 
 struct wbuf {
@@ -98,46 +135,63 @@ maildir_deliver(const char *mail_dir, const char *addr, const char *sender, int 
     uint64_t off, uint64_t len, const char *hostname, const char *unique, char *err,
     size_t errlen)
 {
-	char dir[4096], tmpp[4400], newp[4400], name[256], in[65536];
+	char root[4096], shown[4400], dom[SHOWN_MAX], loc[SHOWN_MAX], name[256], in[65536];
 	const char *at = strrchr(addr, '@');
 	struct wbuf *w = NULL;
 	struct timeval tv;
-	int fd = -1, dfd = -1, pending_cr = 0;
-	size_t n;
+	int fd = -1, rootfd = -1, domfd = -1, boxfd = -1, tmpfd = -1, newfd = -1, curfd = -1;
+	int pending_cr = 0, ret = -1, created = 0;
 
 	if (!maildir_addr_ok(addr)) {
 		E("%s: address does not map to a safe mailbox directory", addr);
 		return -1;
 	}
-	n = (size_t)snprintf(dir, sizeof(dir), "%s/%s/%.*s", mail_dir, at + 1, (int)(at - addr),
-	    addr);
-	if (n >= sizeof(dir)) {
+	if ((size_t)snprintf(root, sizeof(root), "%s", mail_dir) >= sizeof(root) ||
+	    (size_t)(at - addr) >= sizeof(loc) || strlen(at + 1) >= sizeof(dom)) {
 		E("%s: mailbox path too long", addr);
 		return -1;
 	}
+	memcpy(loc, addr, (size_t)(at - addr));
+	loc[at - addr] = '\0';
+	snprintf(dom, sizeof(dom), "%s", at + 1);
+	/* mail_dir itself is the operator's: it may be a link (/var/mail -> /srv/mail). */
+	if (mkdir_p(root, 0700) < 0 ||
+	    (rootfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+		E("%s: cannot open mail_dir: %s", mail_dir, strerror(errno));
+		return -1;
+	}
+	snprintf(shown, sizeof(shown), "%s/%s", mail_dir, dom);
+	if ((domfd = subdir(rootfd, dom, shown, err, errlen)) < 0)
+		goto out;
+	snprintf(shown, sizeof(shown), "%s/%s/%s", mail_dir, dom, loc);
+	if ((boxfd = subdir(domfd, loc, shown, err, errlen)) < 0)
+		goto out;
+	snprintf(shown, sizeof(shown), "%s/%s/%s/tmp", mail_dir, dom, loc);
+	if ((tmpfd = subdir(boxfd, "tmp", shown, err, errlen)) < 0)
+		goto out;
+	snprintf(shown, sizeof(shown), "%s/%s/%s/new", mail_dir, dom, loc);
+	if ((newfd = subdir(boxfd, "new", shown, err, errlen)) < 0)
+		goto out;
+	snprintf(shown, sizeof(shown), "%s/%s/%s/cur", mail_dir, dom, loc);
+	if ((curfd = subdir(boxfd, "cur", shown, err, errlen)) < 0)
+		goto out;
+
 	gettimeofday(&tv, NULL);
 	snprintf(name, sizeof(name), "%lld.M%06ldP%dQ%s.%s", (long long)tv.tv_sec,
 	    (long)tv.tv_usec, (int)getpid(), unique, hostname);
 	for (char *p = name; *p; p++)
 		if (*p == '/' || *p == ':')
 			*p = '_';
-	for (const char *sub = "tmp\0new\0cur\0"; *sub; sub += 4) {
-		char p[4200];
-		snprintf(p, sizeof(p), "%s/%s", dir, sub);
-		if (mkdir_p(p, 0700) < 0) {
-			E("%s: cannot create mailbox directory: %s", p, strerror(errno));
-			return -1;
-		}
+	snprintf(shown, sizeof(shown), "%s/%s/%s/tmp/%s", mail_dir, dom, loc, name);
+	if ((fd = openat(tmpfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+	    0600)) < 0) {
+		E("%s: %s", shown, strerror(errno));
+		goto out;
 	}
-	snprintf(tmpp, sizeof(tmpp), "%s/tmp/%s", dir, name);
-	snprintf(newp, sizeof(newp), "%s/new/%s", dir, name);
-	if ((fd = open(tmpp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) < 0) {
-		E("%s: %s", tmpp, strerror(errno));
-		return -1;
-	}
+	created = 1;
 	if ((w = malloc(sizeof(*w))) == NULL) {
 		E("out of memory");
-		goto fail;
+		goto out;
 	}
 	w->fd = fd;
 	w->len = 0;
@@ -153,7 +207,7 @@ maildir_deliver(const char *mail_dir, const char *addr, const char *sender, int 
 			continue;
 		if (r <= 0) {
 			E("queue file read: %s", r < 0 ? strerror(errno) : "unexpected end of file");
-			goto fail;
+			goto out;
 		}
 		off += (uint64_t)r;
 		len -= (uint64_t)r;
@@ -184,36 +238,35 @@ maildir_deliver(const char *mail_dir, const char *addr, const char *sender, int 
 		wb_put(w, "\r", 1);
 	wb_flush(w);
 	if (w->bad) {
-		E("%s: write: %s", tmpp, strerror(w->bad));
-		goto fail;
+		E("%s: write: %s", shown, strerror(w->bad));
+		goto out;
 	}
 	if (fsync(fd) < 0) {
-		E("%s: fsync: %s", tmpp, strerror(errno));
-		goto fail;
+		E("%s: fsync: %s", shown, strerror(errno));
+		goto out;
 	}
 	close(fd);
 	fd = -1;
-	if (rename(tmpp, newp) < 0) {
-		E("%s: rename into new/: %s", tmpp, strerror(errno));
-		goto fail;
+	if (renameat(tmpfd, name, newfd, name) < 0) {
+		E("%s: rename into new/: %s", shown, strerror(errno));
+		goto out;
 	}
-	snprintf(dir + n, sizeof(dir) - n, "/new");
-	if ((dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 || fsync(dfd) < 0) {
-		E("%s: fsync: %s", dir, strerror(errno));
-		if (dfd >= 0)
-			close(dfd);
+	created = 0;
+	if (fsync(newfd) < 0) {
 		/* The file is in new/ but not known durable: report failure; a retry may
 		 * deliver twice, which is the at-least-once side of the promise. */
-		free(w);
-		return -1;
+		E("%s/%s/%s/new: fsync: %s", mail_dir, dom, loc, strerror(errno));
+		goto out;
 	}
-	close(dfd);
-	free(w);
-	return 0;
-fail:
+	ret = 0;
+out:
 	free(w);
 	if (fd >= 0)
 		close(fd);
-	unlink(tmpp);
-	return -1;
+	if (created)
+		unlinkat(tmpfd, name, 0);
+	for (int *p = (int[]){ curfd, newfd, tmpfd, boxfd, domfd, rootfd }, k = 0; k < 6; k++)
+		if (p[k] >= 0)
+			close(p[k]);
+	return ret;
 }

@@ -2,9 +2,15 @@
  * maildir — deliver one message to one local mailbox (SPEC.md "Local delivery").
  *
  * MAIL_DIR/domain/local/{tmp,new,cur} are created as needed (mode 0700). The message is
- * written to tmp/ as "Return-Path: <sender>" followed by the stored message with CRLF
- * turned into LF, fsync'd, renamed into new/, and new/ is fsync'd; only then is success
- * returned. Blocking: call it from a delivery thread, never from the event loop.
+ * written to tmp/ (mode 0600) as "Return-Path: <sender>" followed by the stored message
+ * with CRLF turned into LF, fsync'd, renamed into new/, and new/ is fsync'd; only then is
+ * success returned. Blocking: call it from a delivery thread, never from the event loop.
+ *
+ * Every directory below MAIL_DIR is opened relative to its parent with O_NOFOLLOW, and
+ * must belong to the user imsd runs as: a symbolic link or a foreign directory anywhere
+ * in domain/local/{tmp,new,cur} fails the delivery (temporarily: the message stays queued)
+ * with the reason, so nobody who can write under MAIL_DIR can make imsd write a sender's
+ * bytes elsewhere. MAIL_DIR itself is the operator's and may be a link.
  */
 #ifndef IMSD_MAILDIR_H
 #define IMSD_MAILDIR_H
