@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "deliver/maildir.h"
+#include "proto/smtp_path.h"
 
 #define E(...) snprintf(err, errlen, __VA_ARGS__)
 #define SHOWN_MAX 300	/* a domain (255) or local part (64) as a path component */
@@ -31,9 +32,15 @@ int
 maildir_addr_ok(const char *addr)
 {
 	const char *at = strrchr(addr, '@');
+	char local[SHOWN_MAX];
+	const char *why;
 
-	return at != NULL && component_ok(addr, (size_t)(at - addr)) &&
-	    component_ok(at + 1, strlen(at + 1));
+	if (at == NULL || (size_t)(at - addr) >= sizeof(local))
+		return 0;
+	memcpy(local, addr, (size_t)(at - addr));
+	local[at - addr] = '\0';
+	/* the same rule that RCPT applies (proto/smtp_path), for mail that got here otherwise */
+	return smtp_local_mailbox_ok(local, &why) && component_ok(at + 1, strlen(at + 1));
 }
 
 static int

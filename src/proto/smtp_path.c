@@ -525,6 +525,52 @@ smtp_path_addr(const struct smtp_path *p, char *buf, size_t len)
 	return write_addr(p, buf, len, 0);
 }
 
+int
+smtp_addr_requote(const char *addr, char *buf, size_t len)
+{
+	struct smtp_path p;
+	const char *at = strrchr(addr, '@');
+
+	memset(&p, 0, sizeof(p));
+	if (at == NULL || (size_t)(at - addr) >= sizeof(p.local) ||
+	    strlen(at + 1) >= sizeof(p.domain))
+		return -1;
+	memcpy(p.local, addr, (size_t)(at - addr));
+	p.local[at - addr] = '\0';
+	memcpy(p.domain, at + 1, strlen(at + 1) + 1);
+	return write_addr(&p, buf, len, 0);
+}
+
+int
+smtp_local_mailbox_ok(const char *local, const char **why)
+{
+	size_t n = strlen(local);
+
+	if (n == 0) {
+		*why = "empty local part";
+		return 0;
+	}
+	if (local[0] == '.') {
+		*why = "starts with '.'";
+		return 0;
+	}
+	if (local[0] == ' ' || local[n - 1] == ' ') {
+		*why = "space at the start or end";
+		return 0;
+	}
+	for (const unsigned char *c = (const unsigned char *)local; *c; c++) {
+		if (*c < 0x20 || *c == 0x7f) {
+			*why = "control character";
+			return 0;
+		}
+		if (strchr("/@<>;\"\\", *c) != NULL) {
+			*why = "contains one of / @ < > ; \" \\";
+			return 0;
+		}
+	}
+	return 1;
+}
+
 /*
  * Parameters after the path: each one preceded by one or more spaces (so the text must
  * be empty or start with a space; trailing spaces are allowed). Returns the count or -1.

@@ -63,6 +63,20 @@ int smtp_path_format(const struct smtp_path *p, char *buf, size_t len);
 /* "local@domain" without brackets, quoted as needed; "" for the null path. Same return. */
 int smtp_path_addr(const struct smtp_path *p, char *buf, size_t len);
 
+/*
+ * "local@domain" (split at the last '@', the local part unquoted) written as RFC 5321 wants
+ * it in a Received "for" clause or on the wire: the local part quoted, with '"' and '\\'
+ * escaped, when it is not a dot-string. Same return as smtp_path_addr.
+ */
+int smtp_addr_requote(const char *addr, char *buf, size_t len);
+
+/*
+ * May this (unquoted) local part name a mailbox directory? Not empty; no '/', '@', '<',
+ * '>', ';', '"', '\\' or control character; no space at either end; not starting with '.'.
+ * 1 yes; 0 no, with *why saying what is wrong (a constant string).
+ */
+int smtp_local_mailbox_ok(const char *local, const char **why);
+
 /* One ESMTP parameter: KEYWORD[=VALUE] (RFC 5321 §4.1.2 esmtp-param). */
 struct smtp_param {
 	const char *key;	size_t keylen;

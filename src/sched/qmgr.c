@@ -12,6 +12,7 @@
 #include "deliver/dsn.h"
 #include "deliver/maildir.h"
 #include "deliver/relay.h"
+#include "proto/smtp_path.h"
 #include "sched/qmgr.h"
 #include "server/workq.h"
 #include "util/log.h"
@@ -457,9 +458,43 @@ struct book_job {
 	int dsn_action;		/* -1 none, DSN_FAILED or DSN_DELAYED */
 	struct dsn_rcpt *drcpts;
 	size_t ndrcpts;
+	char dsn_to[SMTP_PATH_MAX + 1];	/* where the notice goes (normalised sender) */
 	char newqid[32];
 	char err[300];
 };
+
+/*
+ * Where a notice to sender goes. A sender in a local domain gets it in its mailbox, so the
+ * address is unquoted and lower-cased as RCPT does for local recipients, and must name a
+ * mailbox by the same rule: a notice that could never be delivered is dropped (0, *why)
+ * at once rather than retried for queue_lifetime. Remote senders are used as they are.
+ */
+static int
+bounce_target(const struct conf *cf, const char *sender, char *out, size_t outlen,
+    const char **why)
+{
+	char wrapped[SMTP_PATH_MAX + 4];
+	struct smtp_path p;
+	const char *rest;
+
+	str_copy(out, outlen, sender);
+	snprintf(wrapped, sizeof(wrapped), "<%s>", sender);
+	if (smtp_path_parse(wrapped, strlen(wrapped), 0, 0, &p, &rest, why) != SMTP_PATH_OK)
+		return 1;	/* not ours to judge: the relay says what it thinks */
+	for (char *c = p.domain; *c; c++)
+		*c = (char)tolower((unsigned char)*c);
+	size_t dl = strlen(p.domain);
+	if (dl > 0 && p.domain[dl - 1] == '.')
+		p.domain[dl - 1] = '\0';
+	if (p.is_literal || !conf_is_local_domain(cf, p.domain))
+		return 1;
+	if (!smtp_local_mailbox_ok(p.local, why))
+		return 0;
+	for (char *c = p.local; *c; c++)
+		*c = (char)tolower((unsigned char)*c);
+	snprintf(out, outlen, "%s@%s", p.local, p.domain);
+	return 1;
+}
 
 /* Write a DSN as a new queued message; it is durable before this returns 0. */
 static int
@@ -515,7 +550,7 @@ book_write_dsn(struct book_job *j)
 	str_copy(dsnenv.client, sizeof(dsnenv.client), "local");
 	str_copy(dsnenv.helo, sizeof(dsnenv.helo), j->cfg->conf.hostname);
 	dsnenv.sender = (char *)"";
-	r.addr = msg->env.sender;
+	r.addr = j->dsn_to;
 	r.orcpt = msg->env.sender;
 	dsnenv.rcpts = &r;
 	dsnenv.nrcpts = 1;
@@ -647,7 +682,17 @@ qm_maybe_book(struct qmgr *m, struct qm_msg *msg)
 	j->cfg = cfg_ref(m->cfg);
 	j->remove = all_final;
 	j->dsn_action = -1;
+	const char *why = NULL;
+	char lfrom[LOG_VALUE_MAX];
 	if ((msg->bounce_pending || msg->warn_pending) && msg->env.sender[0] != '\0' &&
+	    !msg->deleted && !bounce_target(&j->cfg->conf, msg->env.sender, j->dsn_to,
+	    sizeof(j->dsn_to), &why)) {
+		log_info("qid=%s event=bounce-dropped to=%s reason=\"the sender's local part "
+		    "cannot name a local mailbox (%s)\"", msg->env.qid,
+		    log_addr(lfrom, sizeof(lfrom), msg->env.sender), why);
+		if (!msg->bounce_pending)
+			jappend(msg, "warned\n");
+	} else if ((msg->bounce_pending || msg->warn_pending) && msg->env.sender[0] != '\0' &&
 	    !msg->deleted) {
 		size_t cnt = 0;
 		int delayed = !msg->bounce_pending;

@@ -864,9 +864,13 @@ cmd_rcpt(struct session *s, const char *args)
 			reply(s, "250 2.1.5 Ok");
 			return;
 		}
-		if (real.local[0] == '.' || strchr(real.local, '/') != NULL) {
-			reply(s, "550 5.1.3 <%s>: Bad recipient address: local part may not contain "
-			    "'/' or start with '.'", safe);
+		if (!smtp_local_mailbox_ok(real.local, &why)) {
+			/* SPEC: '/' and a leading '.' are refused; so is anything else that would
+			 * make an odd mailbox name or end a header clause early. */
+			slog(s, LOG_INFO, "event=reject stage=rcpt from=%s to=%s status=5.1.3 "
+			    "reason=bad-local-part why=\"%s\"", lfrom, lto, why);
+			reply(s, "550 5.1.3 <%s>: Bad recipient address: local part cannot name a "
+			    "mailbox (%s)", safe, why);
 			session_error(s);
 			return;
 		}
@@ -961,7 +965,7 @@ body_put(struct session *s, const char *p, size_t n)
 static void
 cmd_data(struct session *s, const char *args)
 {
-	char date[64], hdr[1400], rip[64];
+	char date[64], hdr[1400], rip[64], forq[SMTP_PATH_MAX + 8];
 	const char *proto;
 	int n;
 
@@ -1007,12 +1011,14 @@ cmd_data(struct session *s, const char *args)
 		proto = s->auth_user[0] ? "ESMTPA" : "ESMTP";
 	rfc5322_date(s->now, date, sizeof(date));
 	netaddr_str(&s->peer.remote, rip, sizeof(rip));
+	/* The "for" clause carries the address as SMTP writes it: quoted when it must be. */
+	if (s->tx.nrcpts != 1 || smtp_addr_requote(s->tx.rcpts[0].orcpt, forq, sizeof(forq)) < 0)
+		forq[0] = '\0';
 	n = snprintf(hdr, sizeof(hdr),
 	    "Received: from %s ([%s%s])\r\n\tby %s (imsd) with %s%s%s%s id %s%s%s%s;\r\n\t%s\r\n",
 	    s->helo, s->peer.remote.family == AF_INET6 ? "IPv6:" : "", rip, s->conf->hostname,
 	    proto, s->tls ? " (" : "", s->tls ? s->tls_desc : "", s->tls ? ")" : "",
-	    s->tx.qid, s->tx.nrcpts == 1 ? "\r\n\tfor <" : "",
-	    s->tx.nrcpts == 1 ? s->tx.rcpts[0].orcpt : "", s->tx.nrcpts == 1 ? ">" : "", date);
+	    s->tx.qid, forq[0] ? "\r\n\tfor <" : "", forq, forq[0] ? ">" : "", date);
 	if (n > 0 && (size_t)n < sizeof(hdr))
 		body_put(s, hdr, (size_t)n);
 }

@@ -581,6 +581,43 @@ TEST(format_returns_minus_one_when_buffer_too_small)
 	CHECK(smtp_path_addr(&pth, buf, 0) == -1);
 }
 
+TEST(local_mailbox_rule)
+{
+	why = NULL;
+
+	CHECK(smtp_local_mailbox_ok("alice", &why));
+	CHECK(smtp_local_mailbox_ok("john smith", &why));
+	CHECK(smtp_local_mailbox_ok("a.b+tag", &why));
+	CHECK(!smtp_local_mailbox_ok("", &why));
+	CHECK(!smtp_local_mailbox_ok(".hidden", &why));
+	CHECK(!smtp_local_mailbox_ok("a/b", &why));
+	CHECK(!smtp_local_mailbox_ok("bob>; X-Evil: 1 ;", &why));
+	CHECK(!smtp_local_mailbox_ok("b@x@localhost", &why));
+	CHECK(!smtp_local_mailbox_ok(" bob", &why));
+	CHECK(!smtp_local_mailbox_ok("bob ", &why));
+	CHECK(!smtp_local_mailbox_ok("a\"b", &why));
+	CHECK(!smtp_local_mailbox_ok("a\\b", &why));
+	CHECK(!smtp_local_mailbox_ok("a<b", &why));
+	CHECK(!smtp_local_mailbox_ok("tab\there", &why));
+	CHECK(why != NULL && why[0] != '\0');
+}
+
+TEST(requote_for_header)
+{
+	char buf[300];
+
+	CHECK(smtp_addr_requote("alice@localhost", buf, sizeof(buf)) > 0);
+	CHECK_STR(buf, "alice@localhost");
+	CHECK(smtp_addr_requote("john smith@localhost", buf, sizeof(buf)) > 0);
+	CHECK_STR(buf, "\"john smith\"@localhost");
+	CHECK(smtp_addr_requote("bob>; X-Evil: 1 ;@example.org", buf, sizeof(buf)) > 0);
+	CHECK_STR(buf, "\"bob>; X-Evil: 1 ;\"@example.org");
+	CHECK(smtp_addr_requote("a\"b@example.org", buf, sizeof(buf)) > 0);
+	CHECK_STR(buf, "\"a\\\"b\"@example.org");
+	CHECK(smtp_addr_requote("no-at-sign", buf, sizeof(buf)) == -1);
+	CHECK(smtp_addr_requote("a@b", buf, 3) == -1);
+}
+
 int
 main(void)
 {
@@ -627,5 +664,7 @@ main(void)
 	RUN(format_round_trip_requotes_local_part_when_needed);
 	RUN(addr_is_unbracketed_and_quoted_as_needed);
 	RUN(format_returns_minus_one_when_buffer_too_small);
+	RUN(local_mailbox_rule);
+	RUN(requote_for_header);
 	T_EXIT();
 }
