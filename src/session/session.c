@@ -952,7 +952,7 @@ body_put(struct session *s, const char *p, size_t n)
 	if (s->tx.err != DERR_NONE)
 		return;
 	s->tx.size += n;
-	if (s->tx.size > s->conf->message_size_limit) {
+	if (s->tx.size - s->tx.own > s->conf->message_size_limit) {
 		s->tx.err = DERR_SIZE;
 		return;
 	}
@@ -1019,8 +1019,10 @@ cmd_data(struct session *s, const char *args)
 	    s->helo, s->peer.remote.family == AF_INET6 ? "IPv6:" : "", rip, s->conf->hostname,
 	    proto, s->tls ? " (" : "", s->tls ? s->tls_desc : "", s->tls ? ")" : "",
 	    s->tx.qid, forq[0] ? "\r\n\tfor <" : "", forq, forq[0] ? ">" : "", date);
-	if (n > 0 && (size_t)n < sizeof(hdr))
+	if (n > 0 && (size_t)n < sizeof(hdr)) {
+		s->tx.own = (uint64_t)n;
 		body_put(s, hdr, (size_t)n);
+	}
 }
 
 /* The final dot arrived: hand over to the queue or refuse. */
@@ -1242,8 +1244,10 @@ cmd_expn(struct session *s, const char *args)
 static void
 cmd_help(struct session *s, const char *args)
 {
+	/* Only what this session would be offered: STARTTLS and AUTH as EHLO lists them. */
 	reply(s, "214-2.0.0 Commands supported:");
-	reply(s, "214-2.0.0   EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP STARTTLS AUTH");
+	reply(s, "214-2.0.0   EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP%s%s",
+	    s->tlsd.offer && !s->tls ? " STARTTLS" : "", auth_offered(s) ? " AUTH" : "");
 	reply(s, "214 2.0.0 See RFC 5321");
 	session_junk(s);
 }

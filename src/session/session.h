@@ -63,6 +63,8 @@ struct session_tx {
 	int body_8bit;			/* BODY=8BITMIME */
 	uint64_t declared_size;		/* SIZE= or 0 */
 	uint64_t size;			/* bytes stored so far (CRLF form, Received header included) */
+	uint64_t own;			/* of those, our own Received header: message_size_limit
+					 * counts what the client sent, not what we add */
 	int err;			/* latched DATA error (enum session_data_err) */
 };
 
