@@ -5,7 +5,8 @@
 #   make test       install deps, build with ASan+UBSan (and the optimised binary, whose memory
 #                   the limit tests measure), run unit, integration and short fuzz runs
 #   make asan       build the sanitizer variant into build/asan/
-#   make fuzz       build libFuzzer targets and run each for FUZZ_SECONDS (default 30)
+#   make fuzz       build libFuzzer targets and run each for FUZZ_SECONDS (default 30), merging
+#                   what they find into tests/fuzz/corpus/NAME
 #   make bench      performance comparison against Postfix (not part of make test)
 #
 # Sources live in src/<module>/; every .c except src/cli/main.c goes into a static library
@@ -93,7 +94,8 @@ fuzz-build:
 			build/fuzz/libimsd.a $(LIBS); fi; done
 
 fuzz: deps fuzz-build
-	@python3 tests/run.py --only fuzz --fuzz-build build/fuzz --fuzz-seconds $(FUZZ_SECONDS)
+	@python3 tests/run.py --only fuzz --fuzz-build build/fuzz --fuzz-seconds $(FUZZ_SECONDS) \
+		--keep-corpus
 
 bench: deps all
 	bench/run.sh

@@ -396,6 +396,7 @@ class Imsd:
             "max_connections": "20000",
             "max_connections_per_ip": "20000",
             "message_size_limit": "10m",
+            "run_user": "root",     # a throwaway spool under /var/tmp; see README, Security
         }
         self.p = None
         self.logs = []

@@ -10,7 +10,8 @@
 (b) tests/integration/test_*.py run through unittest with IMSD=<abs BUILD/imsd>;
 (c) each FUZZ_BUILD/bin/fuzz_* runs for --fuzz-seconds with a fresh temporary corpus
     directory first (so nothing is written into the repository) and the seeds in
-    tests/fuzz/corpus/<name>/ second; a crash is a failure.
+    tests/fuzz/corpus/<name>/ second; a crash is a failure. With --keep-corpus (make fuzz)
+    what a run found that reaches new coverage is merged into tests/fuzz/corpus/<name>/.
 
 The last line printed is "N passed, N failed, N skipped"; the exit status is 1 when
 anything failed. Standard library only (Python 3.11).
@@ -329,7 +330,18 @@ def keep_artifacts(work, fuzz_build, name):
     return kept
 
 
-def run_fuzz(fuzz_build, seconds, filters, tally):
+def merge_corpus(binary, seeds, corpus, work):
+    """Add to seeds (tests/fuzz/corpus/NAME) the inputs of corpus that reach new coverage
+    (libFuzzer -merge=1 keeps the result minimal). Returns the number of files added."""
+    os.makedirs(seeds, exist_ok=True)
+    before = len(os.listdir(seeds))
+    subprocess.run([binary, "-merge=1", "-rss_limit_mb=2048", seeds, corpus], cwd=work,
+                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL, timeout=600)
+    return len(os.listdir(seeds)) - before
+
+
+def run_fuzz(fuzz_build, seconds, filters, tally, keep_corpus=False):
     bdir = os.path.join(fuzz_build, "bin")
     print("== fuzz (%s, %d s each)" % (bdir, seconds), flush=True)
     if not os.path.isdir(bdir):
@@ -366,7 +378,13 @@ def run_fuzz(fuzz_build, seconds, filters, tally):
                 continue
             m = done_re.search(out)
             if rc == 0 and m:
-                tally.ok("fuzz " + name, "%s executions in %s s" % (m.group(1), m.group(2)))
+                added = ""
+                if keep_corpus:
+                    n = merge_corpus(os.path.join(bdir, name), seeds, corpus, work)
+                    added = ", %d input%s added to %s" % (n, "" if n == 1 else "s",
+                                                          os.path.relpath(seeds, ROOT))
+                tally.ok("fuzz " + name, "%s executions in %s s%s" % (m.group(1), m.group(2),
+                                                                      added))
             else:
                 how = ("killed by signal %d" % -rc) if rc < 0 else ("exit status %d" % rc)
                 kept = keep_artifacts(work, fuzz_build, name)
@@ -386,6 +404,8 @@ def main():
     ap.add_argument("--fuzz-build", default="build/fuzz",
                     help="fuzz build directory with bin/fuzz_* (default build/fuzz)")
     ap.add_argument("--fuzz-seconds", type=int, default=10, help="seconds per fuzz target")
+    ap.add_argument("--keep-corpus", action="store_true",
+                    help="merge what each fuzz run found into tests/fuzz/corpus/NAME (make fuzz)")
     ap.add_argument("--only", action="append", choices=["unit", "integration", "fuzz"],
                     help="run only this kind (repeatable)")
     ap.add_argument("--integration-worker", metavar="MODULE", help=argparse.SUPPRESS)
@@ -406,7 +426,8 @@ def main():
     if "integration" in kinds:
         run_integration(os.path.abspath(args.build), args.filters, tally)
     if "fuzz" in kinds:
-        run_fuzz(os.path.abspath(args.fuzz_build), args.fuzz_seconds, args.filters, tally)
+        run_fuzz(os.path.abspath(args.fuzz_build), args.fuzz_seconds, args.filters, tally,
+                 keep_corpus=args.keep_corpus)
     if tally.failures:
         print("== failed (%d):" % len(tally.failures))
         for n in tally.failures:

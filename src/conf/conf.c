@@ -368,6 +368,25 @@ static int parse_optpath(struct conf *c, const struct row *r, const char *v, cha
 	return 0;
 }
 
+/* A user name as the system spells them (useradd's rule, a little wider). */
+static int parse_user(struct conf *c, const struct row *r, const char *v, char *why, size_t wl)
+{
+	char q[QBUF], *d;
+	size_t n = strlen(v);
+
+	if (n == 0 || n > 32 || v[0] == '-' || strspn(v, "abcdefghijklmnopqrstuvwxyz"
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") != n) {
+		snprintf(why, wl, "%s is not a user name (letters, digits, '.', '_', '-'; at most "
+		    "32)", quote(v, q, sizeof q));
+		return -1;
+	}
+	if ((d = xstrdup(v)) == NULL)
+		return nomem(why, wl);
+	free(*FIELD(c, r, char *));
+	*FIELD(c, r, char *) = d;
+	return 0;
+}
+
 static void print_str(const struct conf *c, const struct row *r, FILE *fp)
 {
 	const char *s = *CFIELD(c, r, char *);
@@ -846,6 +865,7 @@ static void print_relayhost(const struct conf *c, const struct row *r, FILE *fp)
 #define T_DUR		.parse = parse_dur, .print = print_dur, .active = active_always
 #define T_LOGLEVEL	.parse = parse_loglevel, .print = print_loglevel, .active = active_always
 #define T_RELAYHOST	.parse = parse_relayhost, .print = print_relayhost, .active = active_str
+#define T_USER		.parse = parse_user, .print = print_str, .active = active_str
 #define NOT_YET		.not_yet = 1	/* capability not in this build: see struct row */
 
 #define DAY 86400ull
@@ -894,6 +914,7 @@ static const struct row schema[CK__COUNT] = {
 				    .def = "4h", .min = 1, .max = 365 * DAY },
 	[CK_LOG_LEVEL]		= { "log_level", T_LOGLEVEL, OFF(log_level), .def = "info" },
 	[CK_WORKERS]		= { "workers", T_UINT, OFF(workers), .def = "0", .min = 0, .max = 64 },
+	[CK_RUN_USER]		= { "run_user", T_USER, OFF(run_user), .def = "imsd" },
 };
 
 /* The name of key k ("hostname", ...); NULL when k is out of range. */
@@ -955,6 +976,7 @@ void conf_free(struct conf *c)
 	free(c->tls_key_file);
 	free(c->auth_users_file);
 	free(c->relayhost);
+	free(c->run_user);
 	free(c->dns_servers);
 	memset(c, 0, sizeof *c);
 }
@@ -1178,8 +1200,11 @@ int conf_load(const char *path, struct conf *out, char *err, size_t errlen)
 			hl--;
 		if (!domain_valid(host, hl))
 			snprintf(host, sizeof host, "localhost");
-		return conf_parse(EMBEDDED_NAME, conf_default_text, strlen(conf_default_text), host,
+		rc = conf_parse(EMBEDDED_NAME, conf_default_text, strlen(conf_default_text), host,
 		    out, err, errlen);
+		if (rc == 0)
+			out->embedded = 1;
+		return rc;
 	}
 
 	memset(out, 0, sizeof *out);

@@ -39,6 +39,7 @@
 #include "deliver/dns.h"
 #include "deliver/relay.h"
 #include "sched/qmgr.h"
+#include "server/privs.h"
 #include "server/server.h"
 #include "server/workq.h"
 #include "session/session.h"
@@ -1822,6 +1823,27 @@ raise_nofile(const struct conf *cf)
 		    (unsigned long long)(rl.rlim_cur > 64 ? (rl.rlim_cur - 64) / 2 : 0));
 }
 
+/* mkdir -p, 0700 for what it creates. 0 ok, -1 with errno. */
+static int
+mkdirs(const char *path)
+{
+	char tmp[4096];
+	size_t n = strlen(path);
+
+	if (n == 0 || n >= sizeof(tmp))
+		return errno = ENAMETOOLONG, -1;
+	memcpy(tmp, path, n + 1);
+	for (char *p = tmp + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(tmp, 0700) < 0 && errno != EEXIST)
+			return -1;
+		*p = '/';
+	}
+	return mkdir(tmp, 0700) < 0 && errno != EEXIST ? -1 : 0;
+}
+
 /* workers = 0: one event loop per CPU this process may run on. */
 static int
 worker_count(const struct conf *cf)
@@ -1873,6 +1895,19 @@ server_run(const char *conf_path)
 	}
 	log_threshold = srv.cfg->conf.log_level;
 	warn_not_in_effect(&srv.cfg->conf);
+	struct privs pv;
+	if (privs_plan(&srv.cfg->conf, &pv, err, sizeof(err)) < 0) {
+		fprintf(stderr, "imsd: %s\n", err);
+		cfg_unref(srv.cfg);
+		return 1;
+	}
+	if (pv.stay_root)
+		log_warn("event=running-as-root reason=\"run_user = root\" effect=\"every session, "
+		    "Maildir write and relay connection runs as root\"");
+	if (pv.switch_user && srv.cfg->conf.embedded && strcmp(pv.name, "nobody") == 0)
+		log_warn("event=run-user-fallback user=nobody reason=\"the embedded default, started "
+		    "as root, and no user imsd exists\" fix=\"adduser --system --group "
+		    "--no-create-home imsd\"");
 	if ((srv.clients = clients_new()) == NULL)
 		fatal("event=startup-error reason=\"out of memory\"");
 	raise_nofile(&srv.cfg->conf);
@@ -1906,6 +1941,36 @@ server_run(const char *conf_path)
 	for (int i = 0; i < srv.nworkers; i++)
 		if (worker_listen(&srv.workers[i]) < 0)
 			fatal("event=startup-error reason=\"listeners: %s\"", strerror(errno));
+
+	/* Listeners bound, key and files read, spool open: now become run_user, before any
+	 * thread exists. What root created for us is given to that user first. */
+	{
+		const struct conf *cf = &srv.cfg->conf;
+		int bad = mkdirs(cf->mail_dir) < 0;
+		if (bad || (cf->embedded && privs_own(&pv, "var", 0, err, sizeof(err)) < 0) ||
+		    privs_own(&pv, cf->spool_dir, 2, err, sizeof(err)) < 0 ||
+		    privs_own(&pv, cf->mail_dir, cf->embedded ? 4 : 0, err, sizeof(err)) < 0 ||
+		    (cf->embedded && cf->tls_cert_file != NULL &&
+		    privs_own(&pv, "var/tls", 1, err, sizeof(err)) < 0)) {
+			if (bad)
+				snprintf(err, sizeof(err), "mail_dir %s: %s", cf->mail_dir,
+				    strerror(errno));
+			log_error("event=startup-error reason=\"%s\"", err);
+			return 2;
+		}
+		if (privs_drop(&pv, err, sizeof(err)) < 0) {
+			log_error("event=startup-error reason=\"%s\"", err);
+			return 2;
+		}
+		if (privs_check_dir("spool_dir", cf->spool_dir, err, sizeof(err)) < 0 ||
+		    privs_check_dir("mail_dir", cf->mail_dir, err, sizeof(err)) < 0) {
+			log_error("event=startup-error reason=\"%s\"", err);
+			return 2;
+		}
+		log_info("event=privileges user=%s uid=%ld gid=%ld capabilities=%s",
+		    pv.switch_user ? pv.name : pv.stay_root ? "root" : "(as started)",
+		    (long)getuid(), (long)getgid(), pv.stay_root ? "all" : "none");
+	}
 	if ((n = queue_clean_incoming(&srv.q)) > 0)
 		log_info("event=recovery removed_incomplete=%d", n);
 	if ((n = queue_clean_orphans(&srv.q)) > 0)

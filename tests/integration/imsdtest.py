@@ -236,6 +236,9 @@ class Server:
             # relaying is implemented
             "relay_networks": "192.0.2.0/24",
             "log_level": "debug",
+            # The tests run as root in throwaway directories; test_privileges.py covers the
+            # switch to an unprivileged run_user (the default is `imsd`).
+            "run_user": "root",
         }
         self.set_conf(**conf_overrides)
         self.proc = None

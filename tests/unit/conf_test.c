@@ -201,7 +201,8 @@ TEST(every_spec_key_is_accepted)
 	    "queue_lifetime = 3d\n"
 	    "delay_warning = 6h\n"
 	    "log_level = debug\n"
-	    "workers = 4\n";
+	    "workers = 4\n"
+	    "run_user = mail\n";
 	struct conf c;
 
 	CHECK(P(text, &c) == 0);
