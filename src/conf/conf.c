@@ -915,6 +915,8 @@ static const struct row schema[CK__COUNT] = {
 	[CK_LOG_LEVEL]		= { "log_level", T_LOGLEVEL, OFF(log_level), .def = "info" },
 	[CK_WORKERS]		= { "workers", T_UINT, OFF(workers), .def = "0", .min = 0, .max = 64 },
 	[CK_RUN_USER]		= { "run_user", T_USER, OFF(run_user), .def = "imsd" },
+	[CK_QUEUE_MINFREE]	= { "queue_minfree", T_SIZE, OFF(queue_minfree), .def = "0", .min = 0,
+				    .max = SIZE_MAX_BYTES },
 };
 
 /* The name of key k ("hostname", ...); NULL when k is out of range. */

@@ -88,6 +88,9 @@ int queue_remove(struct queue *q, const char *qid, int has_journal, char *err, s
 /* List committed qids (malloc'd array of malloc'd strings), sorted. */
 int queue_list(struct queue *q, char ***ids, size_t *n, char *err, size_t errlen);
 void queue_list_free(char **ids, size_t n);
+/* The filesystem is short of space: unlink every recycled file in free/ (their blocks are
+ * freed; recycling starts again with the next removed message). Returns the count. */
+int queue_free_release(struct queue *q);
 /* Remove journals left without their message (a crash inside queue_remove). Count. */
 int queue_clean_orphans(struct queue *q);
 /* Remove everything in incoming/ (unacknowledged leftovers of a crash). Returns count. */

@@ -214,6 +214,35 @@ free_scan(struct queue *q)
 	closedir(d);
 }
 
+/* Give back the space of every recycled file (the filesystem is short of it). Count. */
+int
+queue_free_release(struct queue *q)
+{
+	unsigned *names;
+	size_t n;
+	int count = 0;
+
+	if (q->freelock == NULL)
+		return 0;
+	pthread_mutex_lock(q->freelock);
+	n = q->nfree;
+	names = malloc(n ? n * sizeof(*names) : 1);
+	if (names != NULL) {
+		memcpy(names, q->freenames, n * sizeof(*names));
+		q->nfree = 0;
+	}
+	pthread_mutex_unlock(q->freelock);
+	if (names == NULL)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		char name[16];
+		snprintf(name, sizeof(name), "f%u", names[i]);
+		count += unlinkat(q->freefd, name, 0) == 0;
+	}
+	free(names);
+	return count;
+}
+
 /* Take a recycled file as incoming/<qid>. Returns an fd open for writing, or -1. */
 static int
 free_take(struct queue *q, const char *qid)

@@ -37,7 +37,10 @@ struct qm_msg {
 	int warn_pending;
 	struct qm_msg *wnext;	/* on the wait list for a delivery slot */
 	int waiting;
+	time_t book_after;	/* a bookkeeping job failed (full disk): not before this */
 };
+
+#define BOOK_RETRY_SECONDS 10
 
 struct qmgr {
 	struct queue *q;
@@ -459,6 +462,11 @@ struct book_job {
 	struct dsn_rcpt *drcpts;
 	size_t ndrcpts;
 	char dsn_to[SMTP_PATH_MAX + 1];	/* where the notice goes (normalised sender) */
+	/* What the job took from the message, given back if the job fails (a full disk):
+	 * nothing that was to be written or sent is forgotten. */
+	int failed;
+	int had_bounce, had_warn;
+	unsigned char *nf;
 	char newqid[32];
 	char err[300];
 };
@@ -591,13 +599,18 @@ book_run(struct work *w)
 	/* The notice goes into the queue before the journal says "fail": a crash in
 	 * between sends it twice rather than never. */
 	if (j->dsn_action >= 0 && book_write_dsn(j) < 0) {
+		/* Not the journal either: the recipients stay pending on disk until the
+		 * notice is written (book_done gives everything back and retries). */
 		j->remove = 0;
+		j->failed = 1;
 		log_error("qid=%s event=bounce-error reason=\"%s\"", j->msg->env.qid, j->err);
+		return;
 	}
 	if (j->journal != NULL && j->journal[0] != '\0' && !(j->remove && j->dsn_action < 0)) {
 		if (queue_journal(j->m->q, j->msg->env.qid, j->journal, j->err, sizeof(j->err)) < 0) {
 			log_error("qid=%s event=queue-error reason=\"%s\"", j->msg->env.qid, j->err);
 			j->remove = 0;
+			j->failed = j->dsn_action < 0;	/* a notice written is not written again */
 		}
 		j->msg->env.has_journal = 1;	/* even on error: it may exist */
 	}
@@ -619,6 +632,28 @@ book_done(struct work *w)
 	m->book_jobs--;
 	msg->updating = 0;
 	str_copy(newqid, sizeof(newqid), j->newqid);
+	if (j->failed) {
+		/* Give back what the job took; try again in a while (the disk may be full). */
+		if (j->journal != NULL && j->journal[0] != '\0') {
+			char *rest = msg->journal;
+			msg->journal = NULL;
+			msg->jlen = msg->jcap = 0;
+			jappend(msg, j->journal);
+			if (rest != NULL) {
+				jappend(msg, rest);
+				free(rest);
+			}
+		}
+		msg->bounce_pending |= j->had_bounce;
+		msg->warn_pending |= j->had_warn;
+		for (size_t i = 0; j->nf != NULL && msg->newly_failed != NULL &&
+		    i < msg->env.nrcpts; i++)
+			msg->newly_failed[i] |= j->nf[i];
+		msg->book_after = time(NULL) + BOOK_RETRY_SECONDS;
+		log_warn("qid=%s event=bookkeeping-deferred retry_in=%ds reason=\"%s\"",
+		    msg->env.qid, BOOK_RETRY_SECONDS, j->err);
+	} else
+		msg->book_after = 0;
 	if (newqid[0] != '\0') {
 		char lto[LOG_VALUE_MAX];
 		log_info("qid=%s event=%s dsn_qid=%s to=%s", msg->env.qid,
@@ -645,6 +680,7 @@ book_done(struct work *w)
 	}
 	free(j->drcpts);
 	free(j->journal);
+	free(j->nf);
 	cfg_unref(j->cfg);
 	free(j);
 	if (newqid[0] != '\0')
@@ -664,7 +700,7 @@ qm_maybe_book(struct qmgr *m, struct qm_msg *msg)
 	struct book_job *j;
 	int all_final = 1;
 
-	if (msg->inflight > 0 || msg->updating || m->stopping)
+	if (msg->inflight > 0 || msg->updating || m->stopping || time(NULL) < msg->book_after)
 		return;
 	for (size_t i = 0; i < msg->env.nrcpts; i++)
 		if (msg->env.rcpts[i].state == QR_PENDING)
@@ -682,6 +718,10 @@ qm_maybe_book(struct qmgr *m, struct qm_msg *msg)
 	j->cfg = cfg_ref(m->cfg);
 	j->remove = all_final;
 	j->dsn_action = -1;
+	j->had_bounce = msg->bounce_pending;
+	j->had_warn = msg->warn_pending;
+	if (msg->newly_failed != NULL && (j->nf = malloc(msg->env.nrcpts)) != NULL)
+		memcpy(j->nf, msg->newly_failed, msg->env.nrcpts);
 	const char *why = NULL;
 	char lfrom[LOG_VALUE_MAX];
 	if ((msg->bounce_pending || msg->warn_pending) && msg->env.sender[0] != '\0' &&
@@ -745,6 +785,11 @@ qm_schedule(struct qmgr *m, struct qm_msg *msg, time_t now)
 
 	if (msg->inflight > 0 || msg->updating || msg->deleted || m->stopping)
 		return;
+	if (msg->book_after != 0 && now >= msg->book_after &&
+	    (msg->jlen > 0 || msg->bounce_pending || msg->warn_pending)) {
+		qm_maybe_book(m, msg);		/* the retry of a failed bookkeeping job */
+		return;
+	}
 	for (size_t i = 0; i < n; i++)
 		if (msg->env.rcpts[i].state == QR_PENDING)
 			any_pending = 1;

@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/statvfs.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -190,6 +191,8 @@ struct server {
 	unsigned nconns;	/* sessions open in all workers */
 	unsigned commits_in_flight;
 	unsigned long long nsessions;
+	uint64_t spool_free;	/* bytes free for us on the spool's filesystem (cached) */
+	time_t spool_free_at;	/* when it was measured */
 	struct inbox_item *inbox;	/* under cmu */
 
 	struct ev_io sigio;
@@ -280,6 +283,57 @@ cl_auth_refund(struct server *srv, const struct netaddr *a)
 	pthread_mutex_unlock(&srv->climu);
 }
 
+/* ---- spool space (queue_minfree) ---- */
+
+/* Bytes the spool keeps free: queue_minfree, or three maximum-size messages. */
+static uint64_t
+spool_minfree(const struct conf *cf)
+{
+	return cf->queue_minfree ? cf->queue_minfree : 3 * cf->message_size_limit;
+}
+
+/* Free bytes on the spool's filesystem for an unprivileged writer, measured at most once a
+ * second (force: now). Shared by the workers; a race measures twice, no harm. */
+static uint64_t
+spool_free(struct server *srv, const char *spool_dir, int force)
+{
+	time_t now = time(NULL);
+	struct statvfs st;
+
+	if (!force && __atomic_load_n(&srv->spool_free_at, __ATOMIC_RELAXED) == now)
+		return __atomic_load_n(&srv->spool_free, __ATOMIC_RELAXED);
+	if (statvfs(spool_dir, &st) < 0)
+		return UINT64_MAX;	/* cannot tell: do not refuse mail for it */
+	uint64_t f = (uint64_t)st.f_bavail * st.f_frsize;
+	__atomic_store_n(&srv->spool_free, f, __ATOMIC_RELAXED);
+	__atomic_store_n(&srv->spool_free_at, now, __ATOMIC_RELAXED);
+	return f;
+}
+
+/* Is the spool below queue_minfree (force: measured now)? */
+static int
+spool_full(struct conn *c, uint64_t need, int force)
+{
+	const struct conf *cf = &c->cfg->conf;
+	uint64_t f = spool_free(c->srv, cf->spool_dir, force), min = spool_minfree(cf);
+
+	if (f >= min && f - min >= need)
+		return 0;
+	/* Recycled spool files hold blocks for reuse: the first thing to give back. */
+	int n = queue_free_release(&c->srv->q);
+	if (n > 0) {
+		f = spool_free(c->srv, cf->spool_dir, 1);
+		log_info("event=spool-low action=released-recycled-files files=%d free=%llu", n,
+		    (unsigned long long)f);
+		if (f >= min && f - min >= need)
+			return 0;
+	}
+	log_warn("sid=%s event=spool-full free=%llu queue_minfree=%llu needed=%llu "
+	    "effect=\"new mail gets 452 4.3.1 until space returns\"", c->sid,
+	    (unsigned long long)f, (unsigned long long)min, (unsigned long long)need);
+	return 1;
+}
+
 /* The configuration new sessions get (a reference: cfg_unref it). */
 static struct cfg *
 cfg_current(struct server *srv)
@@ -352,10 +406,19 @@ cb_tx_write(void *arg, const char *buf, size_t len)
 	struct conn *c = arg;
 
 	if (queue_append(&c->w, buf, len, c->werr, sizeof(c->werr)) < 0) {
+		int e = errno;
 		log_error("sid=%s event=queue-error reason=\"%s\"", c->sid, c->werr);
+		if (e == ENOSPC || e == EDQUOT || spool_full(c, 0, 1))
+			return SESSION_WRITE_NOSPACE;
 		return -1;
 	}
 	return 0;
+}
+
+static int
+cb_space_ok(void *arg, uint64_t size)
+{
+	return !spool_full(arg, size, 0);
 }
 
 static void
@@ -381,7 +444,7 @@ cb_tx_commit(void *arg, struct session_tx *tx)
 		log_error("sid=%s qid=%s event=queue-error reason=\"%s\"", c->sid, c->w.qid,
 		    c->werr);
 		cb_tx_abort(c);
-		session_commit_done(c->s, 0);
+		session_commit_done(c->s, spool_full(c, 0, 1) ? SESSION_COMMIT_NOSPACE : 0);
 		return;
 	}
 	j->conn = c;
@@ -510,6 +573,7 @@ static const struct session_ops session_ops = {
 	.auth_check = cb_auth_check,
 	.output_full = cb_output_full,
 	.pause = cb_pause,
+	.space_ok = cb_space_ok,
 };
 
 /* ---- group commit ---- */
@@ -651,7 +715,8 @@ commit_done_cb(struct ev_io *io, uint32_t events)
 				conn_close(c);
 			} else {
 				session_set_time(c->s, time(NULL));
-				session_commit_done(c->s, j->ok);
+				session_commit_done(c->s, j->ok ? 1 : spool_full(c, 0, 1) ?
+				    SESSION_COMMIT_NOSPACE : 0);
 				conn_process(c);
 				conn_kick(c);
 			}

@@ -22,6 +22,7 @@ enum session_data_err {
 	DERR_SIZE,	/* message_size_limit exceeded */
 	DERR_LINE,	/* text line over 1000 octets */
 	DERR_WRITE,	/* spool write failed */
+	DERR_NOSPACE,	/* spool write failed: the filesystem is full */
 	DERR_HOPS,	/* too many Received headers: a mail loop */
 };
 
@@ -308,11 +309,14 @@ session_commit_done(struct session *s, int ok)
 {
 	if (s->state != SS_COMMIT)
 		return;
-	if (ok) {
+	if (ok == 1) {
 		reply(s, "250 2.0.0 Ok: queued as %s", s->tx.qid);
 		s->nmessages++;
 		s->junk = 0;
-	} else
+	} else if (ok == SESSION_COMMIT_NOSPACE)
+		reply(s, "452 4.3.1 Insufficient system storage; message not accepted, try again "
+		    "later");
+	else
 		reply(s, "451 4.3.0 Local error in processing; message not accepted, try again later");
 	tx_clear(s);
 	s->state = SS_CMD;
@@ -593,6 +597,14 @@ cmd_mail(struct session *s, const char *args)
 		    (unsigned long long)size, (unsigned long long)s->conf->message_size_limit);
 		reply(s, "552 5.3.4 Message size exceeds fixed limit of %llu bytes",
 		    (unsigned long long)s->conf->message_size_limit);
+		return;
+	}
+	if (s->ops->space_ok != NULL && !s->ops->space_ok(s->arg, size)) {
+		/* RFC 3463 4.3.1, RFC 1870: say it before the client sends the message. The
+		 * server logged the figures. */
+		slog(s, LOG_WARN, "event=reject stage=mail status=4.3.1 reason=spool-full "
+		    "declared=%llu", (unsigned long long)size);
+		reply(s, "452 4.3.1 Insufficient system storage; try again later");
 		return;
 	}
 	tx_clear(s);
@@ -913,8 +925,11 @@ body_flush(struct session *s)
 {
 	if (s->chunklen == 0)
 		return;
-	if (s->tx.err == DERR_NONE && s->ops->tx_write(s->arg, s->chunk, s->chunklen) < 0)
-		s->tx.err = DERR_WRITE;
+	if (s->tx.err == DERR_NONE) {
+		int r = s->ops->tx_write(s->arg, s->chunk, s->chunklen);
+		if (r < 0)
+			s->tx.err = r == SESSION_WRITE_NOSPACE ? DERR_NOSPACE : DERR_WRITE;
+	}
 	s->chunklen = 0;
 }
 
@@ -1060,6 +1075,12 @@ data_end(struct session *s)
 		slog(s, LOG_INFO, "qid=%s event=reject stage=data reason=line-too-long", s->tx.qid);
 		reply(s, "500 5.5.6 Message rejected: a text line exceeds %d octets "
 		    "(RFC 5321 4.5.3.1.6)", SESSION_TEXT_MAX);
+		break;
+	case DERR_NOSPACE:
+		slog(s, LOG_WARN, "qid=%s event=reject stage=data status=4.3.1 reason=spool-full",
+		    s->tx.qid);
+		reply(s, "452 4.3.1 Insufficient system storage; message not accepted, try again "
+		    "later");
 		break;
 	default:
 		slog(s, LOG_ERROR, "qid=%s event=queue-error stage=data reason=write-failed",

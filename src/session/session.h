@@ -98,7 +98,17 @@ struct session_ops {
 	 * seconds (the error tarpit); session_feed returns at once after asking. The server
 	 * resumes by feeding input again when the time is up. */
 	void (*pause)(void *arg, unsigned seconds);
+	/* Optional. Is there room in the spool for a message of size bytes (0: unknown)
+	 * beyond queue_minfree? 1 yes; 0 no (MAIL gets 452 4.3.1). Cheap: the server
+	 * answers from a cached figure. */
+	int (*space_ok)(void *arg, uint64_t size);
 };
+
+/* What tx_write returns when the spool's filesystem is full (ENOSPC, EDQUOT): the DATA
+ * ends in 452 4.3.1 instead of 451 4.3.0. */
+#define SESSION_WRITE_NOSPACE	(-2)
+/* The same for session_commit_done: the commit failed for want of space. */
+#define SESSION_COMMIT_NOSPACE	(-1)
 
 enum session_listener { SL_SMTP, SL_SUBMISSION, SL_SMTPS };
 
@@ -149,7 +159,8 @@ void session_set_time(struct session *s, time_t now);
  */
 size_t session_feed(struct session *s, const char *buf, size_t len);
 
-/* The queue's answer to tx_commit. ok = durable. */
+/* The queue's answer to tx_commit: 1 durable, 0 failed (451 4.3.0), SESSION_COMMIT_NOSPACE
+ * (452 4.3.1). */
 void session_commit_done(struct session *s, int ok);
 
 /* The TLS handshake after STARTTLS succeeded: reset the session (RFC 3207 §4.2). desc

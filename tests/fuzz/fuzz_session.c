@@ -47,7 +47,7 @@ f_write(void *arg, const char *buf, size_t len)
 {
 	if (len == 0)
 		abort();
-	return fail_write ? -1 : 0;
+	return fail_write ? (len & 1 ? SESSION_WRITE_NOSPACE : -1) : 0;
 }
 
 static void
@@ -102,8 +102,14 @@ f_pause(void *arg, unsigned seconds)
 		abort();
 }
 
+static int
+f_space(void *arg, uint64_t size)
+{
+	return full_calls % 7 != 3;
+}
+
 static const struct session_ops ops = { f_output, f_open, f_write, f_commit, f_abort, f_log,
-    f_starttls, f_auth, f_output_full, f_pause };
+    f_starttls, f_auth, f_output_full, f_pause, f_space };
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -154,7 +160,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		memmove(pend, pend + used, pendlen - used);
 		pendlen -= used;
 		if (session_state(s) == SS_COMMIT)
-			session_commit_done(s, !(mode & 1));
+			session_commit_done(s, (mode & 1) ? (pos & 1 ? 0 : SESSION_COMMIT_NOSPACE) : 1);
 		else if (session_state(s) == SS_STARTTLS) {
 			/* the server discards what was pipelined behind STARTTLS */
 			pendlen = 0;

@@ -202,7 +202,8 @@ TEST(every_spec_key_is_accepted)
 	    "delay_warning = 6h\n"
 	    "log_level = debug\n"
 	    "workers = 4\n"
-	    "run_user = mail\n";
+	    "run_user = mail\n"
+	    "queue_minfree = 100m\n";
 	struct conf c;
 
 	CHECK(P(text, &c) == 0);

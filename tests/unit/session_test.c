@@ -97,7 +97,7 @@ f_auth(void *arg, const char *user, const char *pass)
 }
 
 static const struct session_ops ops = { f_output, f_open, f_write, f_commit, f_abort, f_log,
-    f_starttls, f_auth, NULL, NULL };
+    f_starttls, f_auth, NULL, NULL, NULL };
 
 static struct conf conf;
 static struct fake fk;
@@ -119,8 +119,18 @@ f_pause(void *arg, unsigned seconds)
 	last_pause = seconds;
 }
 
+static int space;			/* f_space says there is room */
+static uint64_t space_asked;
+
+static int
+f_space(void *arg, uint64_t size)
+{
+	space_asked = size;
+	return space;
+}
+
 static const struct session_ops ops_bounded = { f_output, f_open, f_write, f_commit, f_abort,
-    f_log, f_starttls, f_auth, f_full, f_pause };
+    f_log, f_starttls, f_auth, f_full, f_pause, f_space };
 
 static struct session *
 start_bounded(void)
@@ -132,6 +142,7 @@ start_bounded(void)
 	memset(&fk, 0, sizeof(fk));
 	out_full = 0;
 	pauses = last_pause = 0;
+	space = 1;
 	memset(&peer, 0, sizeof(peer));
 	netaddr_parse("198.51.100.10", &peer.local);
 	netaddr_parse("192.0.2.7", &peer.remote);
@@ -866,6 +877,35 @@ TEST(auth_locked_closes_with_421)
 	session_free(s);
 }
 
+TEST(mail_below_queue_minfree_gets_452_4_3_1)
+{
+	struct session *s = start_bounded();
+
+	space = 0;
+	feed(s, "EHLO c\r\nMAIL FROM:<a@b.example> SIZE=5000\r\n");
+	CHECK(strstr(fk.out, "452 4.3.1 Insufficient system storage") != NULL);
+	CHECK(space_asked == 5000);
+	feed(s, "RCPT TO:<x@localhost>\r\n");
+	CHECK(strstr(fk.out, "503 5.5.1") != NULL);	/* no transaction was started */
+	space = 1;
+	fk.outlen = 0;
+	feed(s, "MAIL FROM:<a@b.example>\r\n");
+	CHECK(strstr(fk.out, "250 2.1.0") != NULL);	/* space came back */
+	session_free(s);
+}
+
+TEST(commit_without_space_gets_452_4_3_1)
+{
+	struct session *s = start_bounded();
+
+	feed(s, "EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<x@localhost>\r\nDATA\r\n"
+	    "x\r\n.\r\n");
+	session_commit_done(s, SESSION_COMMIT_NOSPACE);
+	CHECK(strstr(fk.out, "452 4.3.1 Insufficient system storage") != NULL);
+	CHECK(session_state(s) == SS_CMD);
+	session_free(s);
+}
+
 int
 main(void)
 {
@@ -926,6 +966,8 @@ main(void)
 	RUN(rejected_recipients_spend_the_error_budget_with_growing_pauses);
 	RUN(a_pause_stops_the_batch_after_the_reply);
 	RUN(auth_locked_closes_with_421);
+	RUN(mail_below_queue_minfree_gets_452_4_3_1);
+	RUN(commit_without_space_gets_452_4_3_1);
 	conf_free(&conf);
 	T_EXIT();
 }
