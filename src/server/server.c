@@ -222,6 +222,7 @@ static void conn_flush(struct conn *c);
 static void conn_read(struct conn *c);
 static void conn_kick(struct conn *c);
 static void conn_handshake(struct conn *c);
+static void conn_start_tls(struct conn *c);
 
 /* ---- memory accounting ---- */
 
@@ -905,22 +906,27 @@ conn_flush(struct conn *c)
 		}
 		if (c->starttls_pending) {
 			c->starttls_pending = 0;
-			c->tls = tls_conn_new(c->cfg->tls, c->io.fd, 1, NULL);
-			if (c->tls == NULL) {
-				log_error("sid=%s event=tls-error reason=\"cannot create TLS session\"",
-				    c->sid);
-				session_disconnected(c->s);
-				conn_close(c);
-				return;
-			}
-			c->tstate = CT_HANDSHAKE;
-			c->tls_want = EPOLLIN;
-			c->deadline = conn_deadline(c);
-			conn_handshake(c);
+			conn_start_tls(c);
 			return;
 		}
 	}
 	conn_update_events(c);
+}
+
+/* Begin the TLS handshake on c's socket (after the 220 to STARTTLS, or at once on smtps). */
+static void
+conn_start_tls(struct conn *c)
+{
+	if ((c->tls = tls_conn_new(c->cfg->tls, c->io.fd, 1, NULL)) == NULL) {
+		log_error("sid=%s event=tls-error reason=\"cannot create TLS session\"", c->sid);
+		session_disconnected(c->s);
+		conn_close(c);
+		return;
+	}
+	c->tstate = CT_HANDSHAKE;
+	c->tls_want = EPOLLIN;
+	c->deadline = conn_deadline(c);
+	conn_handshake(c);
 }
 
 /* Drive the TLS handshake (after STARTTLS, or first thing on an smtps listener). */
@@ -1233,15 +1239,7 @@ conn_start(struct worker *wk, int fd, enum session_listener kind,
 	    via ? " proxy=" : "", via ? via : "",
 	    refuse ? " action=refused reason=" : "", refuse ? why : "");
 	if (kind == SL_SMTPS && refuse == NULL) {
-		/* RFC 8314: the handshake comes first, whatever the address. */
-		if ((c->tls = tls_conn_new(c->cfg->tls, fd, 1, NULL)) == NULL) {
-			conn_close(c);
-			return;
-		}
-		c->tstate = CT_HANDSHAKE;
-		c->tls_want = EPOLLIN;
-		c->deadline = conn_deadline(c);
-		conn_handshake(c);
+		conn_start_tls(c);	/* RFC 8314: the handshake first, whatever the address */
 		return;
 	}
 	c->deadline = conn_deadline(c);

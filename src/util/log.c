@@ -141,8 +141,7 @@ needs_quote(unsigned char c)
 const char *
 log_value(char *out, size_t outlen, const char *in, size_t len)
 {
-	static const char hex[] = "0123456789abcdef";
-	size_t o = 0, i;
+	size_t i, n;
 	int quote = len == 0;
 
 	if (outlen < 8) {
@@ -152,37 +151,17 @@ log_value(char *out, size_t outlen, const char *in, size_t len)
 	}
 	for (i = 0; i < len && !quote; i++)
 		quote = needs_quote((unsigned char)in[i]);
-	if (!quote) {
-		if (len < outlen) {
-			memcpy(out, in, len);
-			out[len] = '\0';
-			return out;
-		}
-		quote = 1;	/* cut short below, and "..." needs the quotes */
+	if (!quote && len < outlen) {
+		memcpy(out, in, len);
+		out[len] = '\0';
+		return out;
 	}
-	out[o++] = '"';
-	for (i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)in[i];
-		size_t need = (c < 0x20 || c >= 0x7f) ? 4 : (c == '"' || c == '\\') ? 2 : 1;
-
-		if (o + need + 5 > outlen) {	/* room for "...", the quote and the NUL */
-			memcpy(out + o, "...", 3);
-			o += 3;
-			break;
-		}
-		if (need == 4) {
-			out[o++] = '\\';
-			out[o++] = 'x';
-			out[o++] = hex[c >> 4];
-			out[o++] = hex[c & 15];
-		} else {
-			if (need == 2)
-				out[o++] = '\\';
-			out[o++] = (char)c;
-		}
-	}
-	out[o++] = '"';
-	out[o] = '\0';
+	/* Quoted (also when cut short: "..." needs the quotes): log_safe's escapes inside. */
+	out[0] = '"';
+	log_safe(out + 1, outlen - 2, in, len);
+	n = strlen(out);
+	out[n] = '"';
+	out[n + 1] = '\0';
 	return out;
 }
 
