@@ -193,6 +193,7 @@ struct server {
 	unsigned long long nsessions;
 	uint64_t spool_free;	/* bytes free for us on the spool's filesystem (cached) */
 	time_t spool_free_at;	/* when it was measured */
+	time_t spool_full_logged;	/* one spool-full line a second is enough */
 	struct inbox_item *inbox;	/* under cmu */
 
 	struct ev_io sigio;
@@ -329,9 +330,11 @@ spool_full(struct conn *c, uint64_t need, int force)
 		if (f >= min && f - min >= need)
 			return 0;
 	}
-	log_warn("sid=%s event=spool-full free=%llu queue_minfree=%llu needed=%llu "
-	    "effect=\"new mail gets 452 4.3.1 until space returns\"", c->sid,
-	    (unsigned long long)f, (unsigned long long)min, (unsigned long long)need);
+	time_t now = time(NULL);
+	if (__atomic_exchange_n(&c->srv->spool_full_logged, now, __ATOMIC_RELAXED) != now)
+		log_warn("sid=%s event=spool-full free=%llu queue_minfree=%llu needed=%llu "
+		    "effect=\"new mail gets 452 4.3.1 until space returns\"", c->sid,
+		    (unsigned long long)f, (unsigned long long)min, (unsigned long long)need);
 	return 1;
 }
 
