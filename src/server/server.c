@@ -28,7 +28,6 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -40,6 +39,7 @@
 #include "deliver/dns.h"
 #include "deliver/relay.h"
 #include "sched/qmgr.h"
+#include "server/control.h"
 #include "server/privs.h"
 #include "server/server.h"
 #include "server/workq.h"
@@ -207,9 +207,7 @@ struct server {
 	struct commit_job *pending, **pending_tail;
 	int cstop;
 
-	struct ev_io ctlio;	/* spool_dir/control: flush and delete while running */
-	int ctlfd;
-	char ctlpath[108];
+	struct control *ctl;	/* spool_dir/control: flush and delete while running */
 
 	int stopping;		/* set by worker 0, read by all (atomic) */
 	time_t stop_deadline;
@@ -1567,136 +1565,6 @@ server_reload(struct server *srv)
 	log_info("event=reloaded config=%s", n->conf.source);
 }
 
-/* ---- control socket (imsd flush / imsd delete) ---- */
-
-struct ctl_client {
-	struct ev_io io;
-	struct server *srv;
-	char buf[512];
-	size_t len;
-	time_t deadline;
-};
-
-static void
-ctl_answer(struct ctl_client *cc, const char *text)
-{
-	size_t off = 0, len = strlen(text);
-
-	/* a few bytes to a local client; it is waiting for them */
-	while (off < len) {
-		ssize_t n = send(cc->io.fd, text + off, len - off, MSG_NOSIGNAL);
-		if (n <= 0)
-			break;
-		off += (size_t)n;
-	}
-}
-
-static void
-ctl_close(struct ctl_client *cc)
-{
-	int fd = cc->io.fd;
-
-	ev_io_stop(cc->srv->loop, &cc->io);
-	close(fd);
-	free(cc);
-}
-
-static void
-ctl_read_cb(struct ev_io *io, uint32_t events)
-{
-	struct ctl_client *cc = io->arg;
-	struct server *srv = cc->srv;
-	char out[256];
-	ssize_t n = recv(io->fd, cc->buf + cc->len, sizeof(cc->buf) - 1 - cc->len, 0);
-	char *nl;
-
-	if (n <= 0) {
-		ctl_close(cc);
-		return;
-	}
-	cc->len += (size_t)n;
-	cc->buf[cc->len] = '\0';
-	if ((nl = strchr(cc->buf, '\n')) == NULL) {
-		if (cc->len >= sizeof(cc->buf) - 1) {
-			ctl_answer(cc, "error: request too long\n");
-			ctl_close(cc);
-		}
-		return;
-	}
-	*nl = '\0';
-	if (strcmp(cc->buf, "FLUSH") == 0) {
-		int cnt = qmgr_flush(srv->qmgr);
-		log_info("event=flush source=control messages=%d", cnt);
-		snprintf(out, sizeof(out), "ok: %d message%s scheduled for delivery now\n", cnt,
-		    cnt == 1 ? "" : "s");
-		ctl_answer(cc, out);
-	} else if (strncmp(cc->buf, "DELETE ", 7) == 0) {
-		const char *id = cc->buf + 7;
-		int cnt = qmgr_delete(srv->qmgr, id);
-		if (cnt > 0 || strcmp(id, "ALL") == 0)
-			snprintf(out, sizeof(out), "ok: deleted %d message%s\n", cnt, cnt == 1 ? "" : "s");
-		else
-			snprintf(out, sizeof(out), "error: %.40s: no such message in the queue\n", id);
-		ctl_answer(cc, out);
-	} else
-		ctl_answer(cc, "error: unknown request\n");
-	ctl_close(cc);
-}
-
-static void
-ctl_accept_cb(struct ev_io *io, uint32_t events)
-{
-	struct server *srv = io->arg;
-	int fd = accept4(srv->ctlfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-	struct ctl_client *cc;
-
-	if (fd < 0)
-		return;
-	if ((cc = calloc(1, sizeof(*cc))) == NULL ||
-	    ev_io_start(srv->loop, &cc->io, fd, EPOLLIN, ctl_read_cb, cc) < 0) {
-		free(cc);
-		close(fd);
-		return;
-	}
-	cc->srv = srv;
-}
-
-static int
-ctl_open(struct server *srv, char *err, size_t errlen)
-{
-	struct sockaddr_un sun;
-	mode_t old;
-	int n = snprintf(srv->ctlpath, sizeof(srv->ctlpath), "%s/control", srv->cfg->conf.spool_dir);
-
-	if (n < 0 || (size_t)n >= sizeof(srv->ctlpath) || (size_t)n >= sizeof(sun.sun_path)) {
-		snprintf(err, errlen, "%s/control: path too long for a unix socket",
-		    srv->cfg->conf.spool_dir);
-		srv->ctlpath[0] = '\0';
-		return -1;
-	}
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	memcpy(sun.sun_path, srv->ctlpath, (size_t)n + 1);
-	unlink(srv->ctlpath);	/* we hold the spool lock: a leftover is stale */
-	if ((srv->ctlfd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0) {
-		snprintf(err, errlen, "control socket: %s", strerror(errno));
-		return -1;
-	}
-	old = umask(0077);	/* 0600: only the owner may flush or delete */
-	n = bind(srv->ctlfd, (struct sockaddr *)&sun, sizeof(sun));
-	umask(old);
-	if (n == 0)
-		n = chmod(srv->ctlpath, 0600);
-	if (n < 0 || listen(srv->ctlfd, 16) < 0 ||
-	    ev_io_start(srv->loop, &srv->ctlio, srv->ctlfd, EPOLLIN, ctl_accept_cb, srv) < 0) {
-		snprintf(err, errlen, "%s: %s", srv->ctlpath, strerror(errno));
-		close(srv->ctlfd);
-		srv->ctlfd = -1;
-		return -1;
-	}
-	return 0;
-}
-
 /* ---- signals, tick ---- */
 
 /* This worker stops: no more accepting; idle sessions get 421 4.3.2. */
@@ -2067,8 +1935,8 @@ server_run(const char *conf_path)
 	if ((srv.qmgr = qmgr_new(&srv.q, srv.deliveryq, srv.relay, srv.cfg)) == NULL)
 		fatal("event=startup-error reason=\"queue manager\"");
 	n = qmgr_recover(srv.qmgr);
-	srv.ctlfd = -1;
-	if (ctl_open(&srv, err, sizeof(err)) < 0)
+	if ((srv.ctl = control_open(srv.loop, srv.qmgr, srv.cfg->conf.spool_dir, err,
+	    sizeof(err))) == NULL)
 		log_warn("event=control-socket-unavailable reason=\"%s\" effect=\"imsd flush and "
 		    "imsd delete cannot reach this server\"", err);
 	for (int i = 1; i < srv.nworkers; i++)
@@ -2123,11 +1991,7 @@ server_run(const char *conf_path)
 		free(it);
 	}
 	close(srv.sigfd);
-	if (srv.ctlfd >= 0) {
-		ev_io_stop(srv.loop, &srv.ctlio);
-		close(srv.ctlfd);
-		unlink(srv.ctlpath);
-	}
+	control_close(srv.ctl);
 	for (int i = 0; i < srv.nworkers; i++) {
 		struct worker *wk = &srv.workers[i];
 		worker_reap(wk);
