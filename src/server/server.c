@@ -34,6 +34,7 @@
 #include "net/ev.h"
 #include "policy/clients.h"
 #include "proto/proxy.h"
+#include "queue/commit.h"
 #include "queue/queue.h"
 #include "server/cfg.h"
 #include "deliver/dns.h"
@@ -63,15 +64,9 @@
 #define RELAY_DRAIN_SECONDS 3		/* how long SIGTERM waits for relay deliveries */
 #define DRAIN_SECONDS	8		/* SIGTERM: SPEC says finish within 10 s; leave room
 					 * for the threads to wind down after the drain */
-/* Commit threads. One is best: while it waits for the disk the next batch gathers, and a
- * batch of any size costs one syncfs and one directory fsync. Measured with smtp-source,
- * 50 sessions, 1 KiB: one thread 2,700 msgs/s received, four threads 1,100-2,100. */
-#define COMMIT_THREADS	1
-#define COMMIT_SYNCFS_MIN 2	/* batches this large sync the filesystem once */
 #define HANDSHAKE_SECONDS 60		/* a TLS handshake must finish within this */
 #define AUTH_FAIL_DELAY	2		/* seconds before a failed AUTH is answered */
 
-struct commit_job;
 struct pconn;
 struct worker;
 
@@ -114,13 +109,11 @@ struct conn {
 	int buried;		/* on that list */
 };
 
-struct commit_job {
-	struct commit_job *next;
+/* A message handed to the group commit (queue/commit), and where its answer goes. */
+struct cjob {
+	struct commit_job cj;	/* first: the commit thread's view */
 	struct worker *wk;	/* the loop the answer goes to */
 	struct conn *conn;	/* NULL once the client is gone */
-	struct queue_writer w;
-	int ok;
-	char err[256];
 };
 
 /* One listening socket, shared by every worker. */
@@ -153,7 +146,7 @@ struct worker {
 	struct pconn *pconns;	/* balancer connections waiting for their PROXY header */
 	unsigned npconns;
 	struct workq *authq;
-	struct commit_job *done;	/* answered commits (under srv->cmu) */
+	struct commit_job *done;	/* answered commits, struct cjob (under srv->cmu) */
 	int cevfd;
 	struct ev_io cio;
 	unsigned commits_in_flight;
@@ -199,13 +192,8 @@ struct server {
 	struct ev_io sigio;
 	int sigfd;
 
-	/* group commit */
-	pthread_t cthreads[COMMIT_THREADS];
-	int ncthreads;
-	pthread_mutex_t cmu;
-	pthread_cond_t ccv;
-	struct commit_job *pending, **pending_tail;
-	int cstop;
+	struct committer *committer;	/* the group commit thread */
+	pthread_mutex_t cmu;	/* the workers' done lists and the inbox */
 
 	struct control *ctl;	/* spool_dir/control: flush and delete while running */
 
@@ -222,6 +210,7 @@ static void conn_read(struct conn *c);
 static void conn_kick(struct conn *c);
 static void conn_handshake(struct conn *c);
 static void conn_start_tls(struct conn *c);
+static void commit_answer(struct commit_job *cj);
 
 /* ---- memory accounting ---- */
 
@@ -439,7 +428,7 @@ cb_tx_commit(void *arg, struct session_tx *tx)
 {
 	struct conn *c = arg;
 	struct server *srv = c->srv;
-	struct commit_job *j;
+	struct cjob *j;
 
 	if (queue_finish(&c->w, c->werr, sizeof(c->werr)) < 0 ||
 	    (j = calloc(1, sizeof(*j))) == NULL) {
@@ -451,17 +440,14 @@ cb_tx_commit(void *arg, struct session_tx *tx)
 	}
 	j->conn = c;
 	j->wk = c->wk;
-	j->w = c->w;
+	j->cj.w = c->w;
+	j->cj.done = commit_answer;
 	c->w.fd = -1;
 	c->w.qid[0] = '\0';
 	c->busy++;
 	c->wk->commits_in_flight++;
 	__atomic_add_fetch(&srv->commits_in_flight, 1, __ATOMIC_RELAXED);
-	pthread_mutex_lock(&srv->cmu);
-	*srv->pending_tail = j;
-	srv->pending_tail = &j->next;
-	pthread_cond_signal(&srv->ccv);
-	pthread_mutex_unlock(&srv->cmu);
+	commit_submit(srv->committer, &j->cj);
 }
 
 static void
@@ -580,74 +566,21 @@ static const struct session_ops session_ops = {
 
 /* ---- group commit ---- */
 
-static void *
-commit_main(void *arg)
+/* On the commit thread: hand the decided job to the loop of its session. */
+static void
+commit_answer(struct commit_job *cj)
 {
-	struct server *srv = arg;
+	struct cjob *j = (struct cjob *)cj;
+	struct server *srv = j->wk->srv;
+	uint64_t one = 1;
 
 	pthread_mutex_lock(&srv->cmu);
-	for (;;) {
-		while (srv->pending == NULL && !srv->cstop)
-			pthread_cond_wait(&srv->ccv, &srv->cmu);
-		if (srv->pending == NULL && srv->cstop)
-			break;
-		struct commit_job *batch = srv->pending, *j;
-		srv->pending = NULL;
-		srv->pending_tail = &srv->pending;
-		pthread_mutex_unlock(&srv->cmu);
-
-		/* Every file of the batch reaches the disk, then the directory once. A batch of
-		 * several files is made durable by one syncfs of the spool's filesystem instead
-		 * of an fdatasync each: on ext4 every fdatasync is a journal commit of its own,
-		 * while one syncfs writes all the batch's data and commits once. Data first,
-		 * then the renames, then the directory: a file reaches queue/ only complete. */
-		int published = 0, n = 0, synced = 0;
-		char serr[256];
-		for (j = batch; j != NULL; j = j->next)
-			n++;
-		if (n >= COMMIT_SYNCFS_MIN) {
-			if (queue_sync_data(&srv->q, serr, sizeof(serr)) == 0)
-				synced = 1;
-			else
-				for (j = batch; j != NULL; j = j->next)
-					snprintf(j->err, sizeof(j->err), "%s", serr);
-		}
-		for (j = batch; j != NULL; j = j->next) {
-			if (n >= COMMIT_SYNCFS_MIN && !synced) {
-				j->ok = 0;
-				continue;
-			}
-			j->ok = (synced || queue_sync_file(&j->w, j->err, sizeof(j->err)) == 0) &&
-			    queue_publish(&srv->q, &j->w, j->err, sizeof(j->err)) == 0;
-			published += j->ok;
-		}
-		if (published > 0) {
-			char err[256];
-			if (queue_sync_dir(&srv->q, err, sizeof(err)) < 0) {
-				for (j = batch; j != NULL; j = j->next) {
-					/* Published but not known durable: it will still be
-					 * delivered, but the client is not told 250. */
-					if (j->ok)
-						snprintf(j->err, sizeof(j->err), "%s", err);
-					j->ok = 0;
-				}
-			}
-		}
-
-		/* Each answer goes to the loop of its session. */
-		pthread_mutex_lock(&srv->cmu);
-		for (j = batch; j != NULL; j = batch) {
-			batch = j->next;
-			j->next = j->wk->done;
-			j->wk->done = j;
-			uint64_t one = 1;
-			if (write(j->wk->cevfd, &one, sizeof(one)) < 0) {
-				/* eventfd counter overflow is impossible here; nothing to do */
-			}
-		}
-	}
+	j->cj.next = j->wk->done;
+	j->wk->done = &j->cj;
 	pthread_mutex_unlock(&srv->cmu);
-	return NULL;
+	if (write(j->wk->cevfd, &one, sizeof(one)) < 0) {
+		/* eventfd counter overflow is impossible here; nothing to do */
+	}
 }
 
 /* A worker's side: its committed messages come back here. Worker 0 also takes the other
@@ -685,7 +618,7 @@ commit_done_cb(struct ev_io *io, uint32_t events)
 		rev = j;
 	}
 	while ((j = rev) != NULL) {
-		struct conn *c = j->conn;
+		struct conn *c = ((struct cjob *)j)->conn;
 		rev = j->next;
 		wk->commits_in_flight--;
 		__atomic_sub_fetch(&srv->commits_in_flight, 1, __ATOMIC_RELAXED);
@@ -1820,7 +1753,6 @@ server_run(const char *conf_path)
 	memset(&srv, 0, sizeof(srv));
 	srv.conf_path = conf_path;
 	srv.sigfd = -1;
-	srv.pending_tail = &srv.pending;
 	pthread_mutex_init(&srv.cfgmu, NULL);
 	pthread_mutex_init(&srv.climu, NULL);
 	if ((srv.cfg = cfg_load(conf_path, 1, err, sizeof(err))) == NULL) {
@@ -1911,12 +1843,8 @@ server_run(const char *conf_path)
 		log_info("event=recovery removed_orphan_journals=%d", n);
 
 	pthread_mutex_init(&srv.cmu, NULL);
-	pthread_cond_init(&srv.ccv, NULL);
-	if (pthread_create(&srv.cthreads[0], NULL, commit_main, &srv) != 0)
+	if ((srv.committer = commit_start(&srv.q)) == NULL)
 		fatal("event=startup-error reason=\"commit thread: %s\"", strerror(errno));
-	for (srv.ncthreads = 1; srv.ncthreads < COMMIT_THREADS; srv.ncthreads++)
-		if (pthread_create(&srv.cthreads[srv.ncthreads], NULL, commit_main, &srv) != 0)
-			break;
 	for (int i = 0; i < srv.nworkers; i++)
 		if ((srv.workers[i].authq = workq_start(srv.workers[i].loop,
 		    srv.nworkers == 1 ? 2 : 1)) == NULL)
@@ -1969,13 +1897,7 @@ server_run(const char *conf_path)
 			pconn_free(wk->pconns, wk->pconns->io.fd);
 		workq_stop(wk->authq);
 	}
-	pthread_mutex_lock(&srv.cmu);
-	srv.cstop = 1;
-	pthread_cond_signal(&srv.ccv);
-	pthread_mutex_unlock(&srv.cmu);
-	pthread_cond_broadcast(&srv.ccv);
-	for (int i = 0; i < srv.ncthreads; i++)
-		pthread_join(srv.cthreads[i], NULL);
+	commit_stop(srv.committer);
 	/* What the last batches committed stays queued; worker 0 last, for the inbox. */
 	for (int i = srv.nworkers - 1; i >= 0; i--)
 		commit_done_cb(&srv.workers[i].cio, EPOLLIN);
@@ -2008,7 +1930,6 @@ server_run(const char *conf_path)
 	log_info("event=stopped");
 	cfg_unref(srv.cfg);
 	pthread_mutex_destroy(&srv.cmu);
-	pthread_cond_destroy(&srv.ccv);
 	pthread_mutex_destroy(&srv.cfgmu);
 	pthread_mutex_destroy(&srv.climu);
 	return 0;
