@@ -541,6 +541,7 @@ int
 queue_journal(struct queue *q, const char *qid, const char *line, char *err, size_t errlen)
 {
 	char jname[48];
+	struct stat st;
 	int fd;
 
 	snprintf(jname, sizeof(jname), "%s.j", qid);
@@ -549,8 +550,22 @@ queue_journal(struct queue *q, const char *qid, const char *line, char *err, siz
 		E("%s: journal: %s", jname, strerror(errno));
 		return -1;
 	}
+	if (fstat(fd, &st) < 0) {
+		E("%s: journal: fstat: %s", jname, strerror(errno));
+		close(fd);
+		return -1;
+	}
 	if (write_all(fd, line, strlen(line)) < 0 || fdatasync(fd) < 0) {
-		E("%s: journal write: %s", jname, strerror(errno));
+		int e = errno;
+
+		/* A full disk may have taken part of the line: cut it off, or the next record
+		 * would be glued onto a torn one and the journal refused at start-up. The
+		 * events are not recorded; their delivery may be repeated (at-least-once). */
+		if (ftruncate(fd, st.st_size) < 0)
+			E("%s: journal write: %s; cutting the torn record: %s", jname,
+			    strerror(e), strerror(errno));
+		else
+			E("%s: journal write: %s", jname, strerror(e));
 		close(fd);
 		return -1;
 	}
