@@ -261,7 +261,7 @@ rc_send_cmd(struct rconn *c, const char *fmt, ...)
 		return;
 	if ((size_t)n > sizeof(line) - 3)
 		n = (int)sizeof(line) - 3;
-	if (log_threshold >= LOG_DEBUG) {
+	if (log_level_now() >= LOG_DEBUG) {
 		char lh[LOG_VALUE_MAX], ll[LOG_VALUE_MAX];
 		log_debug("relay=%s smtp=out line=%s", log_value(lh, sizeof(lh), c->t.host,
 		    strlen(c->t.host)), log_value(ll, sizeof(ll), line, (size_t)n));
@@ -597,7 +597,7 @@ rc_reply(struct rconn *c)
 	const struct smtp_reply *rp = &c->reply;
 	char d[400];
 
-	if (log_threshold >= LOG_DEBUG) {
+	if (log_level_now() >= LOG_DEBUG) {
 		/* a multi-line reply is one value: its line breaks are escaped, not lines */
 		char lh[LOG_VALUE_MAX], lt[LOG_VALUE_MAX];
 		log_debug("relay=%s smtp=in code=%d text=%s", log_value(lh, sizeof(lh), c->t.host,

@@ -59,10 +59,10 @@ parse_v1(const unsigned char *buf, size_t len, struct proxy_hdr *out, const char
 	if (memchr(line, '\0', n) != NULL)
 		FAIL("NUL byte in v1 header");
 	/* split on single spaces */
-	for (char *s = line, *e; nf < 6; s = e + 1) {
+	for (char *s = line, *e;; s = e + 1) {
 		field[nf++] = s;
-		if ((e = strchr(s, ' ')) == NULL)
-			break;
+		if (nf == 6 || (e = strchr(s, ' ')) == NULL)
+			break;	/* the sixth field keeps whatever follows: checked below */
 		*e = '\0';
 	}
 	if (nf < 2 || strcmp(field[0], "PROXY") != 0)

@@ -79,43 +79,56 @@ privs_plan(const struct conf *cf, struct privs *p, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * Give one object (and what is below it) to the run user. Root does this in directories
+ * the run user could write to before, so nothing is done by name after a check: the object
+ * is opened (O_PATH, never following a link), checked on the descriptor, and changed on
+ * the descriptor. A file with several hard links is left alone: it could be a link to
+ * /etc/shadow planted there to be given away.
+ */
 static int
 own_at(const struct privs *p, int at, const char *name, const char *shown, int depth,
     char *err, size_t errlen)
 {
 	struct stat st;
-	int fd;
+	int fd, ret = 0;
 
-	if (fstatat(at, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+	if ((fd = openat(at, name, O_PATH | O_NOFOLLOW | O_CLOEXEC)) < 0) {
 		E("%s: %s", shown, strerror(errno));
 		return -1;
 	}
-	if (S_ISLNK(st.st_mode))
-		return 0;	/* never followed, never given away */
-	if ((st.st_uid != p->uid || st.st_gid != p->gid) &&
-	    fchownat(at, name, p->uid, p->gid, AT_SYMLINK_NOFOLLOW) < 0) {
-		E("%s: cannot give it to %s: %s", shown, p->name, strerror(errno));
+	if (fstat(fd, &st) < 0) {
+		E("%s: %s", shown, strerror(errno));
+		close(fd);
 		return -1;
 	}
-	if (!S_ISDIR(st.st_mode) || depth <= 0)
+	if (S_ISLNK(st.st_mode) || (!S_ISDIR(st.st_mode) && st.st_nlink > 1)) {
+		close(fd);	/* never followed, never given away */
 		return 0;
-	if ((fd = openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0)
-		return 0;
-	DIR *d = fdopendir(fd);
-	struct dirent *de;
-	int ret = 0;
-	if (d == NULL) {
+	}
+	if ((st.st_uid != p->uid || st.st_gid != p->gid) &&
+	    fchownat(fd, "", p->uid, p->gid, AT_EMPTY_PATH) < 0) {
+		E("%s: cannot give it to %s: %s", shown, p->name, strerror(errno));
 		close(fd);
-		return 0;
+		return -1;
 	}
-	while (ret == 0 && (de = readdir(d)) != NULL) {
-		char sub[4096];
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-			continue;
-		snprintf(sub, sizeof(sub), "%s/%s", shown, de->d_name);
-		ret = own_at(p, dirfd(d), de->d_name, sub, depth - 1, err, errlen);
+	if (S_ISDIR(st.st_mode) && depth > 0) {
+		int dfd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+		struct dirent *de;
+		if (d == NULL && dfd >= 0)
+			close(dfd);
+		while (d != NULL && ret == 0 && (de = readdir(d)) != NULL) {
+			char sub[4096];
+			if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+				continue;
+			snprintf(sub, sizeof(sub), "%s/%s", shown, de->d_name);
+			ret = own_at(p, dirfd(d), de->d_name, sub, depth - 1, err, errlen);
+		}
+		if (d != NULL)
+			closedir(d);
 	}
-	closedir(d);
+	close(fd);
 	return ret;
 }
 

@@ -154,6 +154,8 @@ struct worker {
 	struct ev_io wakeio;
 	int stopping;
 	size_t freed;		/* bytes freed since the last malloc_trim */
+	int spare_fd;		/* /dev/null, given up to refuse a connection when out of fds */
+	time_t fds_logged;
 	char rbuf[READ_CHUNK];
 };
 
@@ -233,11 +235,14 @@ conn_account(struct conn *c)
 
 /* ---- the per-client table, shared by the workers ---- */
 
+/* Count a new session from a and return how many there were before it: one hold of the
+ * lock, so that workers accepting from one client at once cannot all pass the limit. */
 static unsigned
-cl_conns(struct server *srv, const struct netaddr *a)
+cl_conn_open(struct server *srv, const struct netaddr *a)
 {
 	pthread_mutex_lock(&srv->climu);
 	unsigned n = clients_conns(srv->clients, a);
+	clients_conn_add(srv->clients, a, 1);
 	pthread_mutex_unlock(&srv->climu);
 	return n;
 }
@@ -1150,17 +1155,17 @@ conn_start(struct worker *wk, int fd, enum session_listener kind,
 	unsigned total = __atomic_add_fetch(&srv->nconns, 1, __ATOMIC_RELAXED);
 	size_t used = __atomic_load_n(&srv->mem, __ATOMIC_RELAXED);
 	const struct conf *cf = &c->cfg->conf;
+	unsigned from_client = cl_conn_open(srv, &c->peer);
 	if (total > cf->max_connections) {
 		refuse = "Too many connections; try again later";
 		why = "connection-limit";
-	} else if (cl_conns(srv, &c->peer) >= cf->max_connections_per_ip) {
+	} else if (from_client >= cf->max_connections_per_ip) {
 		refuse = "Too many connections from your address; try again later";
 		why = "client-connection-limit";
 	} else if (used + sizeof(*c) + session_memory(c->s) > cf->max_session_memory) {
 		refuse = "Too much memory in use by other sessions; try again later";
 		why = "session-memory-limit";
 	}
-	cl_conn_add(srv, &c->peer, 1);
 	conn_account(c);
 	if (why != NULL && strcmp(why, "session-memory-limit") == 0)
 		log_warn("sid=%s event=connect-refused reason=%s used=%zu limit=%llu "
@@ -1284,6 +1289,36 @@ pconn_cb(struct ev_io *io, uint32_t events)
 	cfg_unref(cfg);
 }
 
+/*
+ * Out of descriptors: the pending connection would keep the listener readable and the loop
+ * spinning. Give up the spare descriptor, take the connection, tell it why, close it, and
+ * take the spare back (libuv's and nginx's answer). Logged at most once a second.
+ */
+static void
+accept_out_of_fds(struct worker *wk, int lfd)
+{
+	static const char msg[] = "421 4.3.2 Too many open files; try again later\r\n";
+	time_t now = time(NULL);
+	int e = errno, fd;
+
+	if (now != wk->fds_logged) {
+		wk->fds_logged = now;
+		log_error("event=accept-error reason=\"%s\" effect=\"connections are refused with "
+		    "421 until descriptors free up; raise LimitNOFILE or lower max_connections\"",
+		    strerror(e));
+	}
+	if (wk->spare_fd < 0)
+		return;
+	close(wk->spare_fd);
+	if ((fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
+		if (send(fd, msg, sizeof(msg) - 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
+			/* nothing to do: it is closed either way */
+		}
+		close(fd);
+	}
+	wk->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
 static int
 from_proxy_network(const struct conf *cf, const struct netaddr *a)
 {
@@ -1298,6 +1333,9 @@ accept_cb(struct ev_io *io, uint32_t events)
 {
 	struct listener *l = io->arg;
 	struct worker *wk = l->wk;
+
+	if (wk->stopping)
+		return;		/* the listener was closed earlier in this epoll batch */
 	struct cfg *cfg = cfg_current(l->srv);
 
 	for (int i = 0; i < 64; i++) {
@@ -1309,7 +1347,7 @@ accept_cb(struct ev_io *io, uint32_t events)
 
 		if (fd < 0) {
 			if (errno == EMFILE || errno == ENFILE)
-				log_error("event=accept-error reason=\"%s\"", strerror(errno));
+				accept_out_of_fds(wk, l->ls->fd);
 			break;
 		}
 		memset(&peer, 0, sizeof(peer));
@@ -1433,7 +1471,9 @@ worker_listen(struct worker *wk)
 }
 
 /* Stop accepting in this worker; the last worker to stop closes the sockets, so that no
- * loop ever watches a closed (or reused) descriptor. */
+ * loop ever watches a closed (or reused) descriptor. The array stays until server_run's
+ * teardown: an accept event of the same epoll batch may still point into it (accept_cb
+ * sees wk->stopping and does nothing). */
 static void
 close_listeners(struct worker *wk)
 {
@@ -1443,8 +1483,6 @@ close_listeners(struct worker *wk)
 		if (__atomic_sub_fetch(&l->ls->refs, 1, __ATOMIC_ACQ_REL) == 0)
 			close(l->ls->fd);
 	}
-	free(wk->listeners);
-	wk->listeners = NULL;
 	wk->nlisteners = 0;
 }
 
@@ -1487,7 +1525,7 @@ server_reload(struct server *srv)
 	if (strcmp(srv->cfg->conf.spool_dir, n->conf.spool_dir) != 0)
 		log_warn("event=reload-warning reason=\"spool_dir changed; takes effect after a "
 		    "restart\"");
-	log_threshold = n->conf.log_level;
+	log_set_level(n->conf.log_level);
 	warn_not_in_effect(&n->conf);
 	qmgr_set_cfg(srv->qmgr, n);
 	pthread_mutex_lock(&srv->cfgmu);
@@ -1733,6 +1771,7 @@ worker_init(struct server *srv, struct worker *wk, int id)
 	wk->id = id;
 	wk->srv = srv;
 	wk->cevfd = wk->wakefd = -1;
+	wk->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	if ((wk->loop = ev_loop_new()) == NULL ||
 	    (wk->cevfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0 ||
 	    (wk->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0 ||
@@ -1759,7 +1798,7 @@ server_run(const char *conf_path)
 		fprintf(stderr, "imsd: %s\n", err);
 		return 1;
 	}
-	log_threshold = srv.cfg->conf.log_level;
+	log_set_level(srv.cfg->conf.log_level);
 	warn_not_in_effect(&srv.cfg->conf);
 	struct privs pv;
 	if (privs_plan(&srv.cfg->conf, &pv, err, sizeof(err)) < 0) {
@@ -1919,6 +1958,9 @@ server_run(const char *conf_path)
 		worker_reap(wk);
 		if (wk->nlisteners > 0)
 			close_listeners(wk);
+		free(wk->listeners);
+		if (wk->spare_fd >= 0)
+			close(wk->spare_fd);
 		close(wk->cevfd);
 		close(wk->wakefd);
 		ev_loop_free(wk->loop);

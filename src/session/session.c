@@ -104,7 +104,7 @@ reply(struct session *s, const char *fmt, ...)
 		return;
 	if ((size_t)n > sizeof(line) - 3)
 		n = (int)sizeof(line) - 3;
-	if (log_threshold >= LOG_DEBUG) {
+	if (log_level_now() >= LOG_DEBUG) {
 		char dbg[1400], v[LOG_VALUE_MAX];
 		snprintf(dbg, sizeof(dbg), "sid=%s smtp=out line=%s", s->sid,
 		    log_value(v, sizeof(v), line, (size_t)n));
@@ -126,7 +126,7 @@ slog(struct session *s, int level, const char *fmt, ...)
 	va_list ap;
 	int n;
 
-	if (level > log_threshold)
+	if (level > log_level_now())
 		return;
 	n = snprintf(line, sizeof(line), "sid=%s ", s->sid);
 	va_start(ap, fmt);
@@ -364,7 +364,7 @@ session_command(struct session *s, char *line, size_t len)
 	size_t vlen = 0;
 
 	s->ncommands++;
-	if (log_threshold >= LOG_DEBUG) {
+	if (log_level_now() >= LOG_DEBUG) {
 		char v[LOG_VALUE_MAX];
 		/* Never log what follows AUTH: it carries credentials. */
 		if (strncasecmp(line, "AUTH ", 5) == 0)

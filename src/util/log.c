@@ -59,7 +59,7 @@ log_msg(enum log_level lvl, const char *fmt, ...)
 {
 	va_list ap;
 
-	if ((int)lvl > log_threshold)
+	if ((int)lvl > log_level_now())
 		return;
 	va_start(ap, fmt);
 	log_vwrite(lvl, fmt, ap);

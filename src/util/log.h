@@ -18,8 +18,11 @@ void log_msg(enum log_level lvl, const char *fmt, ...) __attribute__((format(pri
 
 #define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
 #define log_warn(...)  log_msg(LOG_WARN, __VA_ARGS__)
-#define log_info(...)  do { if (log_threshold >= LOG_INFO) log_msg(LOG_INFO, __VA_ARGS__); } while (0)
-#define log_debug(...) do { if (log_threshold >= LOG_DEBUG) log_msg(LOG_DEBUG, __VA_ARGS__); } while (0)
+/* log_threshold is read by every thread and written by a reload: atomically. */
+#define log_level_now() __atomic_load_n(&log_threshold, __ATOMIC_RELAXED)
+#define log_set_level(l) __atomic_store_n(&log_threshold, (l), __ATOMIC_RELAXED)
+#define log_info(...)  do { if (log_level_now() >= LOG_INFO) log_msg(LOG_INFO, __VA_ARGS__); } while (0)
+#define log_debug(...) do { if (log_level_now() >= LOG_DEBUG) log_msg(LOG_DEBUG, __VA_ARGS__); } while (0)
 
 /* Print a message and exit(2): the environment is unusable. */
 void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));

@@ -68,6 +68,8 @@ TEST(v1_malformed)
 	CHECK(PS("PROXY TCP4 192.0.2.7  198.51.100.10 1 25\r\n") == -1);	/* two spaces */
 	CHECK(PS("PROXY UDP4 192.0.2.7 198.51.100.10 1 25\r\n") == -1);
 	CHECK(PS("PROXY TCP4 192.0.2.7 198.51.100.10 1 25\n") == -1);	/* bare LF */
+	CHECK(PS("PROXY TCP4 192.0.2.7 198.51.100.10 1 25 junk\r\n") == -1);	/* 7 fields */
+	CHECK(PS("PROXY TCP4 192.0.2.7 198.51.100.10 1 25 \r\n") == -1);	/* trailing space */
 	char longline[200];
 	memset(longline, 'x', sizeof(longline));
 	memcpy(longline, "PROXY ", 6);
