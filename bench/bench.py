@@ -1049,7 +1049,7 @@ def report(ctx):
         else:
             a("INSTRUCTIONS per message: callgrind run failed")
     a("")
-    a("TARGETS (issue 5)")
+    a("TARGETS (issues 5 and 11)")
     for line in ctx["targets"]:
         a("  " + line)
     if ctx.get("crosscheck"):
@@ -1121,6 +1121,10 @@ def targets(ctx):
             if i and p:
                 check(f">= 2x Postfix, 100 KiB, {sess} sessions, {pc} msg/conn", i >= 2 * p,
                       f"{i / p:.2f}x")
+    for pc in PER_CONN:
+        i, p = med((1024, 1, pc), "imsd"), med((1024, 1, pc), "Postfix")
+        if i and p:
+            check(f">= 3x Postfix, 1 KiB, 1 session, {pc} msg/conn", i >= 3 * p, f"{i / p:.2f}x")
     for pc in PER_CONN:
         i, c = med((1024, 50, pc), "imsd"), med((1024, 50, pc), "ceiling")
         if i and c:
