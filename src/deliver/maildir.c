@@ -12,6 +12,7 @@
 
 #include "deliver/maildir.h"
 #include "proto/smtp_path.h"
+#include "util/fs.h"
 
 #define E(...) snprintf(err, errlen, __VA_ARGS__)
 #define SHOWN_MAX 300	/* a domain (255) or local part (64) as a path component */
@@ -41,24 +42,6 @@ maildir_addr_ok(const char *addr)
 	local[at - addr] = '\0';
 	/* the same rule that RCPT applies (proto/smtp_path), for mail that got here otherwise */
 	return smtp_local_mailbox_ok(local, &why) && component_ok(at + 1, strlen(at + 1));
-}
-
-static int
-mkdir_p(char *path, mode_t mode)
-{
-	for (char *p = path + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(path, mode) < 0 && errno != EEXIST) {
-			*p = '/';
-			return -1;
-		}
-		*p = '/';
-	}
-	if (mkdir(path, mode) < 0 && errno != EEXIST)
-		return -1;
-	return 0;
 }
 
 /*
@@ -162,7 +145,7 @@ maildir_deliver(const char *mail_dir, const char *addr, const char *sender, int 
 	loc[at - addr] = '\0';
 	snprintf(dom, sizeof(dom), "%s", at + 1);
 	/* mail_dir itself is the operator's: it may be a link (/var/mail -> /srv/mail). */
-	if (mkdir_p(root, 0700) < 0 ||
+	if (fs_mkdirs(root, 0700) < 0 ||
 	    (rootfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
 		E("%s: cannot open mail_dir: %s", mail_dir, strerror(errno));
 		return -1;

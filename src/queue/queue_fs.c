@@ -14,31 +14,9 @@
 #include <unistd.h>
 
 #include "queue/queue.h"
+#include "util/fs.h"
 
 #define E(...) snprintf(err, errlen, __VA_ARGS__)
-
-/* mkdir -p for one path (mode for the last component and any created parent). */
-static int
-mkdirs(const char *path, mode_t mode)
-{
-	char tmp[4096];
-	size_t len = strlen(path);
-
-	if (len == 0 || len >= sizeof(tmp))
-		return -1;
-	memcpy(tmp, path, len + 1);
-	for (char *p = tmp + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(tmp, mode) < 0 && errno != EEXIST)
-			return -1;
-		*p = '/';
-	}
-	if (mkdir(tmp, mode) < 0 && errno != EEXIST)
-		return -1;
-	return 0;
-}
 
 static void free_scan(struct queue *q);
 
@@ -56,7 +34,7 @@ queue_open(const char *spool_dir, int lock, struct queue *q, char *err, size_t e
 {
 	memset(q, 0, sizeof(*q));
 	q->dirfd = q->incfd = q->qfd = q->lockfd = q->freefd = -1;
-	if (mkdirs(spool_dir, 0700) < 0) {
+	if (fs_mkdirs(spool_dir, 0700) < 0) {
 		E("%s: cannot create spool directory: %s", spool_dir, strerror(errno));
 		return -1;
 	}

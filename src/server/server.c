@@ -46,6 +46,7 @@
 #include "server/workq.h"
 #include "session/session.h"
 #include "tls/tls.h"
+#include "util/fs.h"
 #include "util/log.h"
 #include "util/version.h"
 
@@ -1728,27 +1729,6 @@ raise_nofile(const struct conf *cf)
 		    (unsigned long long)(rl.rlim_cur > 64 ? (rl.rlim_cur - 64) / 2 : 0));
 }
 
-/* mkdir -p, 0700 for what it creates. 0 ok, -1 with errno. */
-static int
-mkdirs(const char *path)
-{
-	char tmp[4096];
-	size_t n = strlen(path);
-
-	if (n == 0 || n >= sizeof(tmp))
-		return errno = ENAMETOOLONG, -1;
-	memcpy(tmp, path, n + 1);
-	for (char *p = tmp + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(tmp, 0700) < 0 && errno != EEXIST)
-			return -1;
-		*p = '/';
-	}
-	return mkdir(tmp, 0700) < 0 && errno != EEXIST ? -1 : 0;
-}
-
 /* workers = 0: one event loop per CPU this process may run on. */
 static int
 worker_count(const struct conf *cf)
@@ -1851,7 +1831,7 @@ server_run(const char *conf_path)
 	 * thread exists. What root created for us is given to that user first. */
 	{
 		const struct conf *cf = &srv.cfg->conf;
-		int bad = mkdirs(cf->mail_dir) < 0;
+		int bad = fs_mkdirs(cf->mail_dir, 0700) < 0;
 		if (bad || (cf->embedded && privs_own(&pv, "var", 0, err, sizeof(err)) < 0) ||
 		    privs_own(&pv, cf->spool_dir, 2, err, sizeof(err)) < 0 ||
 		    privs_own(&pv, cf->mail_dir, cf->embedded ? 4 : 0, err, sizeof(err)) < 0 ||
