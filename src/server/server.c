@@ -597,8 +597,7 @@ commit_done_cb(struct ev_io *io, uint32_t events)
 	struct worker *wk = io->arg;
 	struct server *srv = wk->srv;
 	struct commit_job *list, *j, *rev = NULL;
-	struct inbox_item *in = NULL, *it;
-	int posted = 0;
+	struct inbox_item *in = NULL, *it, *post = NULL, **post_tail = &post;
 	uint64_t v;
 
 	if (read(wk->cevfd, &v, sizeof(v)) < 0 && errno != EAGAIN)
@@ -635,11 +634,8 @@ commit_done_cb(struct ev_io *io, uint32_t events)
 			 * message is still durable in queue/ and found at the next start. */
 			if ((it = calloc(1, sizeof(*it))) != NULL) {
 				memcpy(it->qid, j->w.qid, sizeof(it->qid));
-				pthread_mutex_lock(&srv->cmu);
-				it->next = srv->inbox;
-				srv->inbox = it;
-				pthread_mutex_unlock(&srv->cmu);
-				posted = 1;
+				*post_tail = it;
+				post_tail = &it->next;
 			}
 		} else {
 			log_error("qid=%s event=queue-error stage=commit reason=\"%s\"", j->w.qid,
@@ -664,8 +660,13 @@ commit_done_cb(struct ev_io *io, uint32_t events)
 		}
 		free(j);
 	}
-	if (posted) {
+	if (post != NULL) {
+		/* this batch's ids to worker 0 in one hold of the lock */
 		uint64_t one = 1;
+		pthread_mutex_lock(&srv->cmu);
+		*post_tail = srv->inbox;
+		srv->inbox = post;
+		pthread_mutex_unlock(&srv->cmu);
 		if (write(srv->workers[0].cevfd, &one, sizeof(one)) < 0) {
 			/* cannot overflow */
 		}
