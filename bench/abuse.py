@@ -17,7 +17,6 @@ assert the bounds. Traffic goes to 127.0.0.1 only; every loop is bounded.
 """
 import argparse
 import os
-import resource
 import shutil
 import socket
 import subprocess
@@ -27,126 +26,42 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 
-
-def rss_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
+from imsdtest import (Server, blast, close_all, connect_many, peak_rss,  # noqa: E402
+                      raise_nofile, rss_kib)
 
 
 class Imsd:
-    def __init__(self, binary, **conf):
-        self.dir = tempfile.mkdtemp(prefix="imsd-abuse-")
-        self.port = free_port()
-        c = {"hostname": "mx.imsd.test", "listen": "127.0.0.1:%d" % self.port,
-             "spool_dir": self.dir + "/spool", "mail_dir": self.dir + "/mail",
-             "local_domains": "localhost", "log_level": "warn",
-             "max_connections": "20000", "max_connections_per_ip": "20000",
-             "run_user": "root"}
-        c.update(conf)
-        self.conf_path = self.dir + "/imsd.conf"
-        self.write(c)
-        # run_user exists from the privilege change on; an older binary refuses the key
-        chk = subprocess.run([binary, "check", "-c", self.conf_path], capture_output=True,
-                             text=True, cwd=self.dir)
-        if chk.returncode != 0 and "run_user" in chk.stdout + chk.stderr:
-            del c["run_user"]
-            self.write(c)
-        self.log = open(self.dir + "/imsd.log", "wb")
-        self.proc = subprocess.Popen([binary, "run", "-c", self.conf_path], stdin=subprocess.DEVNULL,
-                                     stdout=self.log, stderr=self.log, cwd=self.dir,
-                                     preexec_fn=raise_nofile)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                s = socket.create_connection(("127.0.0.1", self.port), timeout=1)
-                s.recv(512)
-                s.sendall(b"QUIT\r\n")
-                s.close()
-                break
-            except OSError:
-                time.sleep(0.05)
+    """The test harness's server with a few settings for many connections, in a
+    temporary directory; an older binary without run_user gets it dropped."""
 
-    def write(self, c):
-        with open(self.conf_path, "w") as f:
-            f.write("".join("%s = %s\n" % kv for kv in c.items()))
+    def __init__(self, binary, **conf):
+        self.tmp = tempfile.mkdtemp(prefix="imsd-abuse-")
+        c = {"log_level": "warn", "max_connections": 20000, "max_connections_per_ip": 20000}
+        c.update(conf)
+        self.srv = Server(os.path.join(self.tmp, "srv"), start=False, binary=binary, **c)
+        chk = subprocess.run([binary, "check", "-c", self.srv.conf_path], capture_output=True,
+                             text=True, cwd=self.srv.dir)
+        if chk.returncode != 0 and "run_user" in chk.stdout + chk.stderr:
+            self.srv.set_conf(run_user=None)
+        raise_nofile(40000)
+        self.srv.start()
+        self.port = self.srv.port
+        self.dir = self.srv.dir
 
     def rss(self):
-        return rss_kib(self.proc.pid)
+        return rss_kib(self.srv.proc.pid)
 
     def stop(self):
-        self.proc.terminate()
         try:
-            self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.log.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
-def raise_nofile():
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-
-
-def connect_many(port, n, greet=True):
-    """n connections, each with a small receive window (an attacker chooses it: that is
-    what makes the server, not the kernel, hold the replies it cannot send)."""
-    socks = []
-    for _ in range(n):
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        s.settimeout(10)
-        s.connect(("127.0.0.1", port))
-        if greet:
-            s.recv(512)
-        socks.append(s)
-    return socks
-
-
-def blast(socks, payload, total):
-    """Write up to total bytes of payload on every socket without reading; stop at EAGAIN."""
-    for s in socks:
-        s.setblocking(False)
-        sent = 0
-        while sent < total:
-            try:
-                sent += s.send(payload)
-            except (BlockingIOError, InterruptedError):
-                break
-            except OSError:
-                break
+            self.srv.stop(expect_status=None)
+        finally:
+            shutil.rmtree(self.tmp, ignore_errors=True)
 
 
 def settle(srv, seconds=1.5):
-    """The highest RSS seen over the next few seconds (sampled every 0.1 s)."""
-    peak = 0
-    end = time.monotonic() + seconds
-    while True:
-        peak = max(peak, srv.rss())
-        if time.monotonic() >= end:
-            return peak
-        time.sleep(0.1)
-
-
-def close_all(socks):
-    for s in socks:
-        try:
-            s.close()
-        except OSError:
-            pass
+    return peak_rss(srv.srv.proc.pid, seconds)
 
 
 def measure_flood(binary, conns, payload, total, label, **conf):
@@ -184,15 +99,13 @@ def measure_slow(binary, conns):
 
 
 def measure_harvest(binary, n=300):
-    srv = Imsd(binary)
+    rdir = tempfile.mkdtemp(prefix="imsd-abuse-rcpts-")
+    rfile = os.path.join(rdir, "rcpts")
+    with open(rfile, "w") as f:
+        f.write("alice@localhost\n")
+    srv = Imsd(binary, recipients_file=rfile)
     try:
-        with open(srv.dir + "/rcpts", "w") as f:
-            f.write("alice@localhost\n")
-        conf = {"hostname": "mx.imsd.test", "listen": "127.0.0.1:%d" % srv.port}
-        srv.proc.terminate()
-        srv.proc.wait(10)
-        srv2 = Imsd(binary, recipients_file=srv.dir + "/rcpts")
-        s = socket.create_connection(("127.0.0.1", srv2.port), timeout=60)
+        s = socket.create_connection(("127.0.0.1", srv.port), timeout=60)
         f = s.makefile("rb")
         f.readline()
         t0 = time.monotonic()
@@ -226,9 +139,9 @@ def measure_harvest(binary, n=300):
         print("harvest  %d unknown RCPTs: %.2f s, %s" % (n, time.monotonic() - t0, outcome),
               flush=True)
         s.close()
-        srv2.stop()
     finally:
-        shutil.rmtree(srv.dir, ignore_errors=True)
+        srv.stop()
+        shutil.rmtree(rdir, ignore_errors=True)
 
 
 def main():
@@ -238,7 +151,7 @@ def main():
     ap.add_argument("--slow", type=int, default=10000)
     ap.add_argument("--which", default="ehlo,noeol,data,slow,harvest")
     a = ap.parse_args()
-    raise_nofile()
+    raise_nofile(max(a.conns, a.slow) + 200)
     which = a.which.split(",")
     print("imsd: %s" % a.imsd, flush=True)
     if "ehlo" in which:

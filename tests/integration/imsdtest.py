@@ -14,6 +14,7 @@ Every bounded wait raises or returns; nothing here can hang forever.
 
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -90,6 +91,87 @@ def run_cli(args, timeout=30, env=None):
     return subprocess.run([imsd_binary()] + list(args), stdin=subprocess.DEVNULL,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout,
                           env=env, text=True, errors="replace")
+
+
+# ---------------------------------------------------------------- hostile clients
+# (test_limits.py and bench/abuse.py)
+
+SMALL_WINDOW = 4096      # the client's receive buffer: an attacker picks a small one
+
+
+def raise_nofile(need):
+    """Raise this process's open-file limit toward need (up to the hard limit)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < need:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(need, soft)), hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def connect_many(port, n, greet=True):
+    """n connections with a small receive window (an attacker chooses it: that is what makes
+    the server, not the kernel, hold the replies it cannot send)."""
+    socks = []
+    for _ in range(n):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SMALL_WINDOW)
+        s.settimeout(10)
+        s.connect(("127.0.0.1", port))
+        if greet:
+            s.recv(512)
+        socks.append(s)
+    return socks
+
+
+def blast(socks, payload, total):
+    """Write up to total bytes on each socket without reading; stop at the first EAGAIN
+    (the server stopped reading) or error. Returns the bytes written."""
+    written = 0
+    for s in socks:
+        s.setblocking(False)
+        sent = 0
+        while sent < total:
+            try:
+                sent += s.send(payload)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                break
+        written += sent
+    return written
+
+
+def peak_rss(pid, seconds):
+    """The highest RSS of pid seen over the next seconds (sampled every 0.1 s)."""
+    peak = 0
+    end = time.monotonic() + seconds
+    while True:
+        peak = max(peak, rss_kib(pid))
+        if time.monotonic() >= end:
+            return peak
+        time.sleep(0.1)
+
+
+def close_all(socks):
+    for s in socks:
+        try:
+            s.close()
+        except OSError:
+            pass
+
+
+def read_until_closed(s, limit=4 * 1024 * 1024, timeout=20):
+    s.setblocking(True)
+    s.settimeout(timeout)
+    data = b""
+    while len(data) < limit:
+        try:
+            d = s.recv(65536)
+        except (socket.timeout, ConnectionResetError):
+            break
+        if not d:
+            break
+        data += d
+    return data
 
 
 # ---------------------------------------------------------------- SMTP client

@@ -8,88 +8,14 @@ goes on, and asserts a per-connection bound with room for allocator noise but fa
 unbounded buffer costs (the first round grew 1.3 MB per connection on an EHLO flood).
 """
 
-import resource
 import sys
 import socket
 import threading
 import time
 
-from imsdtest import Client, ImsdCase, release_binary, rss_kib
+from imsdtest import (Client, ImsdCase, SMALL_WINDOW, blast, close_all, connect_many,
+                      peak_rss, raise_nofile, read_until_closed, release_binary, rss_kib)
 import netns
-
-SMALL_WINDOW = 4096      # the client's receive buffer: an attacker picks a small one
-
-
-def raise_nofile(need):
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < need:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(need, soft)), hard))
-    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-
-
-def connect_many(port, n, greet=True):
-    socks = []
-    for _ in range(n):
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SMALL_WINDOW)
-        s.settimeout(10)
-        s.connect(("127.0.0.1", port))
-        if greet:
-            s.recv(512)
-        socks.append(s)
-    return socks
-
-
-def blast(socks, payload, total):
-    """Write up to total bytes on each socket without reading; stop at the first EAGAIN
-    (the server stopped reading) or error. Returns the bytes written."""
-    written = 0
-    for s in socks:
-        s.setblocking(False)
-        sent = 0
-        while sent < total:
-            try:
-                sent += s.send(payload)
-            except (BlockingIOError, InterruptedError):
-                break
-            except OSError:
-                break
-        written += sent
-    return written
-
-
-def peak_rss(pid, seconds):
-    peak = 0
-    end = time.monotonic() + seconds
-    while True:
-        peak = max(peak, rss_kib(pid))
-        if time.monotonic() >= end:
-            return peak
-        time.sleep(0.1)
-
-
-def close_all(socks):
-    for s in socks:
-        try:
-            s.close()
-        except OSError:
-            pass
-
-
-def read_until_closed(s, limit=4 * 1024 * 1024, timeout=20):
-    s.setblocking(True)
-    s.settimeout(timeout)
-    data = b""
-    while len(data) < limit:
-        try:
-            d = s.recv(65536)
-        except (socket.timeout, ConnectionResetError):
-            break
-        if not d:
-            break
-        data += d
-    return data
-
 
 class HostileClientMemory(ImsdCase):
     """RSS per connection stays bounded whatever the client sends and however little it reads."""
