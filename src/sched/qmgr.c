@@ -727,9 +727,12 @@ qm_maybe_book(struct qmgr *m, struct qm_msg *msg)
 	if ((msg->bounce_pending || msg->warn_pending) && msg->env.sender[0] != '\0' &&
 	    !msg->deleted && !bounce_target(&j->cfg->conf, msg->env.sender, j->dsn_to,
 	    sizeof(j->dsn_to), &why)) {
-		log_info("qid=%s event=bounce-dropped to=%s reason=\"the sender's local part "
-		    "cannot name a local mailbox (%s)\"", msg->env.qid,
-		    log_addr(lfrom, sizeof(lfrom), msg->env.sender), why);
+		char reason[200], lwhy[LOG_VALUE_MAX];
+		snprintf(reason, sizeof(reason), "the sender's local part cannot name a local "
+		    "mailbox (%s)", why);
+		log_info("qid=%s event=bounce-dropped to=%s reason=%s", msg->env.qid,
+		    log_addr(lfrom, sizeof(lfrom), msg->env.sender),
+		    log_value(lwhy, sizeof(lwhy), reason, strlen(reason)));
 		if (!msg->bounce_pending)
 			jappend(msg, "warned\n");
 	} else if ((msg->bounce_pending || msg->warn_pending) && msg->env.sender[0] != '\0' &&

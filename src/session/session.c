@@ -879,8 +879,10 @@ cmd_rcpt(struct session *s, const char *args)
 		if (!smtp_local_mailbox_ok(real.local, &why)) {
 			/* SPEC: '/' and a leading '.' are refused; so is anything else that would
 			 * make an odd mailbox name or end a header clause early. */
+			char lwhy[LOG_VALUE_MAX];
 			slog(s, LOG_INFO, "event=reject stage=rcpt from=%s to=%s status=5.1.3 "
-			    "reason=bad-local-part why=\"%s\"", lfrom, lto, why);
+			    "reason=bad-local-part why=%s", lfrom, lto,
+			    log_value(lwhy, sizeof(lwhy), why, strlen(why)));
 			reply(s, "550 5.1.3 <%s>: Bad recipient address: local part cannot name a "
 			    "mailbox (%s)", safe, why);
 			session_error(s);
