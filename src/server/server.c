@@ -62,6 +62,18 @@
 #define TLS_CONN_COST	(14 * 1024)
 /* Freed this much since the last trim: give it back to the system (a flood's buffers). */
 #define TRIM_AFTER	(8 * 1024 * 1024)
+/* malloc_trim is glibc's allocator's: under AddressSanitizer, whose allocator replaces it,
+ * glibc's arena is never set up and malloc_trim crashes. */
+#if defined(__SANITIZE_ADDRESS__)
+#define TRIM_MEMORY() ((void)0)
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TRIM_MEMORY() ((void)0)
+#endif
+#endif
+#ifndef TRIM_MEMORY
+#define TRIM_MEMORY() ((void)malloc_trim(0))
+#endif
 #define RELAY_DRAIN_SECONDS 3		/* how long SIGTERM waits for relay deliveries */
 #define DRAIN_SECONDS	8		/* SIGTERM: SPEC says finish within 10 s; leave room
 					 * for the threads to wind down after the drain */
@@ -1661,7 +1673,7 @@ worker_tick(void *arg)
 	if (wk->freed >= TRIM_AFTER) {
 		/* A flood's buffers were freed: return the memory instead of holding the peak. */
 		wk->freed = 0;
-		malloc_trim(0);
+		TRIM_MEMORY();
 	}
 	if (wk->id == 0) {
 		if (now % 60 == 0) {
