@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
+#include "cli/sendmail.h"
 #include "conf/conf.h"
 #include "policy/tls_policy.h"
 #include "queue/queue.h"
@@ -27,7 +28,8 @@ static const char usage_text[] =
     "       imsd flush   [-c FILE]            retry every deferred message now\n"
     "       imsd delete  [-c FILE] ID...|ALL  remove messages from the queue\n"
     "       imsd explain-tls [-c FILE] ADDRESS  would a client connecting to ADDRESS get STARTTLS?\n"
-    "       imsd version\n";
+    "       imsd version\n"
+    "       imsd sendmail [-c FILE] [sendmail options] [ADDRESS...]  (also as sendmail, mailq)\n";
 
 static int
 usage(void)
@@ -379,6 +381,15 @@ cmd_version(int argc, char **argv)
 	return 0;
 }
 
+static int run_subcommand(int argc, char **argv);
+
+/* sendmail(1): see cli/sendmail.c */
+static int
+cmd_sendmail(int argc, char **argv)
+{
+	return sendmail_main(argc, argv, 2, 0, run_subcommand);
+}
+
 static const struct {
 	const char *name;
 	int (*fn)(int, char **);
@@ -390,11 +401,25 @@ static const struct {
 	{ "flush", cmd_flush },
 	{ "delete", cmd_delete },
 	{ "version", cmd_version },
+	{ "sendmail", cmd_sendmail },
 };
+
+static int
+run_subcommand(int argc, char **argv)
+{
+	for (size_t i = 0; i < sizeof(subcommands) / sizeof(subcommands[0]); i++)
+		if (strcmp(argv[1], subcommands[i].name) == 0)
+			return subcommands[i].fn(argc, argv);
+	return usage();
+}
 
 int
 main(int argc, char **argv)
 {
+	/* installed as /usr/sbin/sendmail and /usr/bin/mailq */
+	const char *base = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
+	if (strcmp(base, "sendmail") == 0 || strcmp(base, "mailq") == 0)
+		return sendmail_main(argc, argv, 1, base[0] == 'm', run_subcommand);
 	if (argc < 2)
 		return usage();
 	for (size_t i = 0; i < sizeof(subcommands) / sizeof(subcommands[0]); i++)
