@@ -3,7 +3,10 @@
 #
 #   scripts/deps.sh build   what building and running need (make run): compiler, headers
 #   scripts/deps.sh test    that, plus the tools and peers the tests and benchmarks talk to
-#                           (make test, make bench): Postfix, dnsmasq, HAProxy, swaks, clang
+#                           (make test, make bench): Postfix, dnsmasq, HAProxy, swaks, clang,
+#                           the programs that send through sendmail (bsd-mailx, git send-email),
+#                           and what builds and checks the package and the man pages
+#                           (dpkg-dev, debhelper, lintian, mandoc, mmdebstrap)
 #
 # `make run` never installs a test peer: on a machine whose MTA is Exim, apt would replace it
 # with Postfix. Run as root on a fresh Debian 12; as another user it only says what is missing.
@@ -30,6 +33,15 @@ if [ "$what" = test ]; then
 /usr/sbin/dnsmasq:dnsmasq-base
 /usr/sbin/haproxy:haproxy
 /usr/sbin/ip:iproute2
+/usr/bin/bsd-mailx:bsd-mailx
+/usr/lib/git-core/git-send-email:git-email
+/usr/share/perl5/Mail/Address.pm:libmailtools-perl
+/usr/bin/mandoc:mandoc
+/usr/bin/dpkg-buildpackage:dpkg-dev
+/usr/bin/dh:debhelper
+/usr/bin/fakeroot:fakeroot
+/usr/bin/lintian:lintian
+/usr/bin/mmdebstrap:mmdebstrap
 "
 elif [ "$what" != build ]; then
 	echo "usage: scripts/deps.sh build|test" >&2

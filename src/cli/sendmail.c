@@ -25,6 +25,8 @@
 					 * the headers we add and the LF to CRLF growth are
 					 * judged by the server, not guessed here */
 
+#define SM_BS_LINGER	30	/* -bs: seconds to wait for replies after stdin ended */
+
 static const char sm_usage[] =
     "usage: sendmail [-c FILE] [-t] [-i] [-f SENDER] [-F NAME] [-v] [ADDRESS...]\n"
     "       sendmail -bs | -bp | -bv ADDRESS... | -q     (mailq = sendmail -bp)\n";
@@ -473,11 +475,18 @@ do_smtp(const struct conf *c)
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	for (;;) {
 		struct pollfd p[2] = { { fd, POLLIN, 0 }, { 0, in_open ? POLLIN : 0, 0 } };
-		if (poll(p, in_open ? 2 : 1, -1) < 0) {
+		/* Once stdin has ended, the server's replies to what it sent are still due (the
+		 * 250 after a commit); the write side stays open, since a half-closed session
+		 * ends at once. The server closes after QUIT; without one, give up after
+		 * SM_BS_LINGER seconds of silence. */
+		int r = poll(p, in_open ? 2 : 1, in_open ? -1 : SM_BS_LINGER * 1000);
+		if (r < 0) {
 			if (errno == EINTR)
 				continue;
 			break;
 		}
+		if (r == 0)
+			break;
 		if (p[0].revents) {
 			ssize_t n = recv(fd, buf, sizeof(buf), 0);
 			if (n <= 0)
@@ -489,7 +498,6 @@ do_smtp(const struct conf *c)
 			ssize_t n = read(0, buf, sizeof(buf));
 			if (n <= 0) {
 				in_open = 0;
-				shutdown(fd, SHUT_WR);
 				continue;
 			}
 			for (ssize_t off = 0; off < n;) {
