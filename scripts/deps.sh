@@ -2,6 +2,7 @@
 # Install what imsd needs from Debian's packages, when it is missing.
 #
 #   scripts/deps.sh build   what building and running need (make run): compiler, headers
+#   scripts/deps.sh deb     that, plus what builds and checks the Debian package (make deb)
 #   scripts/deps.sh test    that, plus the tools and peers the tests and benchmarks talk to
 #                           (make test, make bench): Postfix, dnsmasq, HAProxy, swaks, clang,
 #                           the programs that send through sendmail (bsd-mailx, git send-email),
@@ -43,8 +44,15 @@ if [ "$what" = test ]; then
 /usr/bin/lintian:lintian
 /usr/bin/mmdebstrap:mmdebstrap
 "
+elif [ "$what" = deb ]; then
+	need="$need
+/usr/bin/dpkg-buildpackage:dpkg-dev
+/usr/bin/dh:debhelper
+/usr/bin/fakeroot:fakeroot
+/usr/bin/lintian:lintian
+"
 elif [ "$what" != build ]; then
-	echo "usage: scripts/deps.sh build|test" >&2
+	echo "usage: scripts/deps.sh build|test|deb" >&2
 	exit 1
 fi
 
