@@ -291,7 +291,7 @@ do_deliver(const struct sm_opts *o, const struct conf *c)
 	struct sm_msg m;
 	struct sm_add add;
 	char *in = NULL;
-	size_t inlen = 0, nrej = 0;
+	size_t inlen = 0, nrej = 0, done = 0;
 	int rc, fd, code = 0;
 	char why[512] = "imsd is not running";
 
@@ -363,7 +363,7 @@ do_deliver(const struct sm_opts *o, const struct conf *c)
 		struct submit s;
 		submit_init(&s, fd);
 		code = submit_message(&s, c->hostname, sender, r.v, r.n, m.data, m.len,
-		    report_rejected, NULL, &nrej);
+		    report_rejected, NULL, &nrej, &done);
 		close(fd);
 		if (code >= 200 && code < 300) {
 			if (o->verbose)
@@ -386,7 +386,9 @@ do_deliver(const struct sm_opts *o, const struct conf *c)
 	} else if (o->verbose)
 		fprintf(stderr, "sendmail: imsd is not running (%s/%s: %s): leaving the message "
 		    "in the maildrop\n", c->spool_dir, LOCAL_SOCKET, strerror(errno));
-	if (maildrop_write(c, sender, r.v, r.n, m.data, m.len, err, sizeof(err)) < 0) {
+	/* what the server already took is not submitted twice */
+	if (maildrop_write(c, sender, r.v + done, r.n - done, m.data, m.len, err,
+	    sizeof(err)) < 0) {
 		fprintf(stderr, "sendmail: cannot submit the message: %s; and the maildrop "
 		    "failed: %s\n", why, err);
 		rc = EX_TEMPFAIL;

@@ -170,14 +170,15 @@ write_data(struct submit *s, const char *data, size_t len)
 int
 submit_message(struct submit *s, const char *helo, const char *sender, char **rcpts,
     size_t nrcpts, const char *data, size_t len, submit_rejected_fn *rejected, void *arg,
-    size_t *nrejected)
+    size_t *nrejected, size_t *done)
 {
 	char line[600];
-	size_t ok = 0;
+	size_t i = 0;
 	int code, last5 = 0;
 	char last5text[512] = "";
 
 	*nrejected = 0;
+	*done = 0;
 	s->stage = "greeting";
 	if ((code = submit_reply(s)) != 220)
 		goto out;
@@ -185,40 +186,52 @@ submit_message(struct submit *s, const char *helo, const char *sender, char **rc
 	snprintf(line, sizeof(line), "EHLO %s", helo);
 	if ((code = submit_cmd(s, line)) != 250)
 		goto out;
-	s->stage = "MAIL";
-	snprintf(line, sizeof(line), "MAIL FROM:<%s>", sender);
-	if ((code = submit_cmd(s, line)) != 250)
-		goto out;
-	s->stage = "RCPT";
-	for (size_t i = 0; i < nrcpts; i++) {
-		snprintf(line, sizeof(line), "RCPT TO:<%s>", rcpts[i]);
-		code = submit_cmd(s, line);
-		if (code >= 200 && code < 300) {
-			ok++;
-			continue;
+	/* One transaction, or several when the server says 452 "too many recipients"
+	 * (recipient_limit): the recipients it took get the message, the rest the next. */
+	while (i < nrcpts) {
+		size_t ok = 0;
+
+		s->stage = "MAIL";
+		snprintf(line, sizeof(line), "MAIL FROM:<%s>", sender);
+		if ((code = submit_cmd(s, line)) != 250)
+			goto out;
+		s->stage = "RCPT";
+		for (; i < nrcpts; i++) {
+			snprintf(line, sizeof(line), "RCPT TO:<%s>", rcpts[i]);
+			code = submit_cmd(s, line);
+			if (code >= 200 && code < 300) {
+				ok++;
+				continue;
+			}
+			if (code == 452 && ok > 0)
+				break;		/* this one starts the next transaction */
+			if (code < 500)
+				goto out;	/* 4xx or a broken connection: the rest waits */
+			(*nrejected)++;
+			last5 = code;
+			snprintf(last5text, sizeof(last5text), "%s", s->text);
+			if (rejected != NULL)
+				rejected(arg, rcpts[i], code, s->text);
 		}
-		if (code < 500)
-			goto out;	/* 4xx or a broken connection: the whole message waits */
-		(*nrejected)++;
-		last5 = code;
-		snprintf(last5text, sizeof(last5text), "%s", s->text);
-		if (rejected != NULL)
-			rejected(arg, rcpts[i], code, s->text);
+		if (ok == 0) {
+			/* every one refused: nothing to send */
+			*done = i;
+			code = last5;
+			snprintf(s->text, sizeof(s->text), "%s", last5text);
+			goto out;
+		}
+		s->stage = "DATA";
+		if ((code = submit_cmd(s, "DATA")) != 354)
+			goto out;
+		s->stage = "end of data";
+		if (write_data(s, data, len) < 0) {
+			code = fail(s, "sending the message");
+			goto out;
+		}
+		if ((code = submit_reply(s)) < 200 || code >= 300)
+			goto out;
+		*done = i;
 	}
-	if (ok == 0) {
-		code = last5;
-		snprintf(s->text, sizeof(s->text), "%s", last5text);
-		goto out;
-	}
-	s->stage = "DATA";
-	if ((code = submit_cmd(s, "DATA")) != 354)
-		goto out;
-	s->stage = "end of data";
-	if (write_data(s, data, len) < 0) {
-		code = fail(s, "sending the message");
-		goto out;
-	}
-	code = submit_reply(s);
 out:
 	if (code != 0) {
 		char keep[512];

@@ -37,13 +37,16 @@ int submit_reply(struct submit *s);
 typedef void submit_rejected_fn(void *arg, const char *rcpt, int code, const char *text);
 
 /*
- * The whole transaction. data: CRLF lines, not dot-stuffed. Returns the final code: 2xx the
- * server queued the message for the recipients it accepted (*nrejected refused with 5xx,
- * each reported to rejected); 4xx/5xx the failing reply, in s->text, at s->stage; 0 the
- * connection failed. Ends with QUIT either way.
+ * The whole submission. data: CRLF lines, not dot-stuffed. A 452 at RCPT after some
+ * recipients were taken (recipient_limit) ends that transaction, and the rest go in the
+ * next one. Returns the final code: 2xx the server queued the message for every recipient
+ * it did not refuse (*nrejected refused with 5xx, each reported to rejected); 4xx/5xx the
+ * failing reply, in s->text, at s->stage; 0 the connection failed. Either way *done says
+ * how many of rcpts (from the first) are finished: queued or refused for good; the others
+ * still want the message. Ends with QUIT.
  */
 int submit_message(struct submit *s, const char *helo, const char *sender, char **rcpts,
     size_t nrcpts, const char *data, size_t len, submit_rejected_fn *rejected, void *arg,
-    size_t *nrejected);
+    size_t *nrejected, size_t *done);
 
 #endif

@@ -145,7 +145,7 @@ pickup_file(struct pickup *p, int dfd, const char *name, time_t now)
 	struct sm_drop d;
 	struct submit s;
 	char err[512], *buf = NULL;
-	size_t got = 0, nrej = 0;
+	size_t got = 0, nrej = 0, done = 0;
 	int fd, sfd, code, ret = 1;
 
 	fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
@@ -213,7 +213,7 @@ pickup_file(struct pickup *p, int dfd, const char *name, time_t now)
 	}
 	submit_init(&s, sfd);
 	code = submit_message(&s, p->hostname, d.sender, d.rcpts, d.nrcpts, d.data, d.len,
-	    pickup_rejected, (void *)name, &nrej);
+	    pickup_rejected, (void *)name, &nrej, &done);
 	close(sfd);
 	__atomic_store_n(&pickup_uid, -1L, __ATOMIC_RELEASE);
 	char lt[LOG_VALUE_MAX];
@@ -227,7 +227,10 @@ pickup_file(struct pickup *p, int dfd, const char *name, time_t now)
 		snprintf(why, sizeof(why), "refused at %s: %s", s.stage, s.text);
 		to_corrupt(p, dfd, name, why);
 	} else {
-		log_warn("event=maildrop-deferred file=%s stage=%s reply=%s", name, s.stage, lt);
+		/* Recipients queued in an earlier transaction of this file (recipient_limit)
+		 * get it again when the file is retried: at least once, never lost. */
+		log_warn("event=maildrop-deferred file=%s stage=%s done=%zu nrcpt=%zu reply=%s",
+		    name, s.stage, done, d.nrcpts, lt);
 		if (now - st.st_mtime > (time_t)p->lifetime)
 			to_corrupt(p, dfd, name, "deferred for longer than queue_lifetime");
 		ret = code == 0 ? -1 : 0;

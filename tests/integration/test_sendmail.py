@@ -12,6 +12,7 @@ the test machine). Tests that submit as another user need root (setpriv to nobod
 """
 
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -242,6 +243,21 @@ class Behaviour(SendmailCase):
         m = self.delivered(srv, "carol")[0]
         self.assertTrue(m.endswith(b"\na\n.\nb\n"), m)
         self.assertEqual(srv.maildir_files("localhost", "alice"), [])
+
+    def test_more_recipients_than_recipient_limit(self):
+        """The server says 452 4.5.3 past recipient_limit: sendmail sends the message to
+        those it took and starts a new transaction for the rest, live and from the maildrop."""
+        srv = self.server(recipient_limit=2)
+        users = ["u%d" % i for i in range(5)]
+        self.sendmail(srv, ["%s@localhost" % u for u in users], b"Subject: many\n\nx\n")
+        for u in users:
+            self.delivered(srv, u)
+        srv.stop()
+        self.sendmail(srv, ["%s@localhost" % u for u in users], b"Subject: many\n\ny\n")
+        srv.start()
+        for u in users:
+            self.delivered(srv, u, count=2)
+        self.assertEqual(len(re.findall(r"event=received ", srv.log_text())), 6)
 
     def test_bv_mailq_flush_and_exit_codes(self):
         srv = self.server(recipients_file=None)
