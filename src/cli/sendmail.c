@@ -533,6 +533,18 @@ sendmail_main(int argc, char **argv, int first, int as_mailq,
 	path = o.conf_path;
 	if (path == NULL && access(SENDMAIL_DEFAULT_CONF, F_OK) == 0)
 		path = SENDMAIL_DEFAULT_CONF;
+	if (o.mode == SM_QUEUE && conf_load(path, &c, err, sizeof(err)) == 0) {
+		/* the queue holds other people's mail: only root and the spool's owner read it */
+		char q[4200];
+		snprintf(q, sizeof(q), "%s/queue", c.spool_dir);
+		rc = access(q, R_OK | X_OK) < 0 && errno == EACCES;
+		if (rc)
+			fprintf(stderr, "mailq: %s: the queue is readable only by root and the user imsd "
+			    "runs as\n", q);
+		conf_free(&c);
+		if (rc)
+			return EX_NOPERM;
+	}
 	if (o.mode == SM_QUEUE || o.mode == SM_FLUSH) {
 		char *av[5] = { argv[0], o.mode == SM_QUEUE ? "queue" : "flush", NULL, NULL, NULL };
 		int ac = 2;

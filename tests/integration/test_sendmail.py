@@ -23,7 +23,7 @@ import unittest
 from imsdtest import ImsdCase, imsd_binary, read_bytes, wait_for, SANITIZER_RE
 
 NOBODY = 65534
-EX_USAGE, EX_DATAERR, EX_NOUSER, EX_CONFIG = 64, 65, 67, 78
+EX_USAGE, EX_DATAERR, EX_NOUSER, EX_NOPERM, EX_CONFIG = 64, 65, 67, 77, 78
 
 
 def is_root():
@@ -271,6 +271,8 @@ class Behaviour(SendmailCase):
         self.assertRegex(p.stdout, rb"nobody-here@localhost\.\.\. undeliverable: 550")
         p = self.sendmail(srv, [], b"", argv0="mailq")
         self.assertIn(b"Mail queue is empty", p.stdout)
+        p = self.sendmail(srv, [], b"", argv0="mailq", user=NOBODY, expect=EX_NOPERM)
+        self.assertIn(b"readable only by root", p.stderr)
         p = self.sendmail(srv, ["-bp"], b"")
         self.assertIn(b"Mail queue is empty", p.stdout)
         p = self.sendmail(srv, ["-q"], b"")
