@@ -1060,11 +1060,14 @@ data_end(struct session *s)
 	case DERR_NONE: {
 		char lfrom[LOG_VALUE_MAX], luser[LOG_VALUE_MAX];
 		s->state = SS_COMMIT;
-		slog(s, LOG_INFO, "qid=%s event=received from=%s nrcpt=%zu size=%llu tls=%s%s%s",
+		char luid[32] = "";
+		if (s->kind == SL_LOCAL)
+			snprintf(luid, sizeof(luid), " uid=%ld", s->peer.uid);
+		slog(s, LOG_INFO, "qid=%s event=received from=%s nrcpt=%zu size=%llu tls=%s%s%s%s",
 		    s->tx.qid, log_addr(lfrom, sizeof(lfrom), s->tx.sender), s->tx.nrcpts,
 		    (unsigned long long)s->tx.size, s->tls ? "yes" : "no",
 		    s->auth_user[0] ? " auth=" : "", s->auth_user[0] ?
-		    log_value(luser, sizeof(luser), s->auth_user, strlen(s->auth_user)) : "");
+		    log_value(luser, sizeof(luser), s->auth_user, strlen(s->auth_user)) : "", luid);
 		s->ops->tx_commit(s->arg, &s->tx);
 		return;
 	}

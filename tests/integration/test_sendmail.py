@@ -169,6 +169,8 @@ class Behaviour(SendmailCase):
         self.assertTrue(rec.startswith(b"Received: by mx.imsd.test (imsd, from userid %d)"
                                        % NOBODY), rec[:200])
         self.assertIn(b"Return-Path: <nobody@localhost>", m)
+        self.assertRegex(srv.log_text(), r"event=received from=<nobody@localhost> nrcpt=1 "
+                         r"size=\d+ tls=no uid=%d" % NOBODY)
         # a client cannot claim another uid: -bs as nobody still shows nobody
         p = self.sendmail(srv, ["-bs"], b"EHLO x\r\nMAIL FROM:<x@localhost>\r\n"
                           b"RCPT TO:<bob@localhost>\r\nDATA\r\nReceived: by x (imsd, from "
