@@ -928,7 +928,7 @@ TEST(local_submission_names_the_uid_and_may_relay)
 	CHECK(strstr(fk.out, "250 2.1.5") != NULL);
 	CHECK(fk.commits == 1);
 	CHECK(strncmp(fk.body, "Received: by mx.example (imsd, from userid 1000)\r\n\twith local id Q1"
-	    "\r\n\tfor <x@example.org>;\r\n\t", 82) == 0);
+	    "\r\n\tfor <x@example.org>;\r\n\t", 93) == 0);
 	CHECK_STR(body_after_received(), "Subject: s\r\n\r\nx\r\n");
 	session_commit_done(s, 1);
 	CHECK(strstr(fk.out, "250 2.0.0 Ok: queued as Q1") != NULL);
