@@ -235,7 +235,7 @@ dkim_keys_load(const struct conf *c, struct dkim_keys *out, char *err, size_t er
 			goto fail;
 		}
 		k->dns_record = dns_record(pkey, k->ed25519);
-		EVP_PKEY_free(pkey);
+		k->pkey = pkey;		/* decoded once: see "signing" below */
 		if (k->dns_record == NULL) {
 			snprintf(err, errlen, "%s: cannot derive the public key", d->keyfile);
 			goto fail;
@@ -258,6 +258,7 @@ dkim_keys_free(struct dkim_keys *k)
 			explicit_bzero(k->k[i].pem, k->k[i].pemlen);
 		free(k->k[i].pem);
 		free(k->k[i].dns_record);
+		EVP_PKEY_free(k->k[i].pkey);
 	}
 	free(k->k);
 	memset(k, 0, sizeof(*k));
@@ -426,15 +427,7 @@ feed(DKIM **h, size_t n, int fd, uint64_t off, uint64_t len,
 }
 
 
-/* ---- Ed25519 signing (RFC 8463), by hand ----
- *
- * libopendkim 2.11.0~beta2 (Debian 12) signs with Ed25519 but dkim_free() releases the
- * signing crypto state only for RSA keys: every Ed25519 signature leaks its EVP_PKEY, BIO
- * and buffers (about 3 KiB, seen by LeakSanitizer in test_mailauth.py). A server signing
- * every relayed message cannot carry that, so Ed25519 signatures are made here: relaxed
- * canonicalization (RFC 6376 3.4.2, 3.4.4) and the same header list and oversigning as the
- * RSA signatures libopendkim makes. dkimpy and opendkim-testmsg verify them in the tests.
- */
+/* ---- relaxed canonicalization (RFC 6376 3.4.2, 3.4.4), for signing ---- */
 
 struct canon_body {
 	EVP_MD_CTX *md;
@@ -574,251 +567,244 @@ canon_header(const char *raw, size_t len, char *out, size_t cap, int crlf)
 
 static const char *const sign_headers[] = { DKIM_SIGN_HEADERS, NULL };
 
+/* What every signature of one message shares: its header fields and the body hash. */
+struct prepared {
+	char *buf;			/* the header section */
+	struct mhdr_field f[256];
+	size_t nf;
+	char bh64[64];			/* base64 SHA-256 of the relaxed body */
+	size_t hcap;
+};
+
 static int
-ed25519_sign(const struct dkim_key *k, int fd, uint64_t off, uint64_t len, char **out,
-    size_t *outlen, char *err, size_t errlen)
+prepare(int fd, uint64_t off, uint64_t len, struct prepared *pm, char *err, size_t errlen)
 {
 	struct canon_body cb;
-	struct mhdr_field f[256];
-	size_t nf = 0, pos = 0, hend = 0, have, hcap = 16384;
-	char *buf = NULL, *hdr = NULL, *canon = NULL, hlist[1024], bh64[64], sig64[128];
-	unsigned char bh[32], digest[32], sig[64];
-	size_t hl = 0, cl = 0, siglen = sizeof(sig);
+	size_t pos = 0, hend = 0, have = 0;
+	unsigned char bh[32];
 	unsigned int dl = 0;
-	EVP_MD_CTX *md = NULL, *hmd = NULL, *sctx = NULL;
-	EVP_PKEY *pkey = NULL;
-	BIO *bio = NULL;
-	int ret = -1, r;
+	EVP_MD_CTX *md = NULL;
+	char *chunk = NULL;
 	const char *e;
+	int ret = -1;
 
-	/* the header section */
+	memset(pm, 0, sizeof(*pm));
+	pm->hcap = 16384;
 	for (;;) {
 		ssize_t got;
-		char *nb = realloc(buf, hcap);
+		char *nb = realloc(pm->buf, pm->hcap);
 		if (nb == NULL)
 			goto oom;
-		buf = nb;
-		got = pread_full(fd, buf, len < hcap ? (size_t)len : hcap, off);
+		pm->buf = nb;
+		got = pread_full(fd, pm->buf, len < pm->hcap ? (size_t)len : pm->hcap, off);
 		if (got < 0) {
 			snprintf(err, errlen, "read: %s", strerror(errno));
 			goto done;
 		}
 		have = (size_t)got;
-		if (have >= 2 && buf[0] == '\r' && buf[1] == '\n') {
+		if (have >= 2 && pm->buf[0] == '\r' && pm->buf[1] == '\n') {
 			hend = 0;
 			break;
 		}
-		if ((e = memmem(buf, have, "\r\n\r\n", 4)) != NULL) {
-			hend = (size_t)(e - buf) + 2;
+		if ((e = memmem(pm->buf, have, "\r\n\r\n", 4)) != NULL) {
+			hend = (size_t)(e - pm->buf) + 2;
 			break;
 		}
 		if (have == len) {
 			hend = have;
 			break;
 		}
-		if (hcap >= DKIM_HEADER_MAX) {
+		if (pm->hcap >= DKIM_HEADER_MAX) {
 			snprintf(err, errlen, "header section over %d bytes", DKIM_HEADER_MAX);
 			goto done;
 		}
-		hcap *= 2;
+		pm->hcap *= 2;
 	}
-	while (nf < sizeof(f) / sizeof(f[0]) && (r = mhdr_next(buf, hend, &pos, &f[nf])) == 1)
-		nf++;
-
-	/* the body hash */
-	if ((md = EVP_MD_CTX_new()) == NULL || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1)
+	while (pm->nf < sizeof(pm->f) / sizeof(pm->f[0]) &&
+	    mhdr_next(pm->buf, hend, &pos, &pm->f[pm->nf]) == 1)
+		pm->nf++;
+	if ((md = EVP_MD_CTX_new()) == NULL || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1 ||
+	    (chunk = malloc(BODY_CHUNK)) == NULL)
 		goto oom;
 	memset(&cb, 0, sizeof(cb));
 	cb.md = md;
 	cb.at_bol = 1;
-	pos = hend + (hend + 2 <= have && memcmp(buf + hend, "\r\n", 2) == 0 ? 2 : 0);
-	{
-		uint64_t at = pos;
-		char *chunk = malloc(BODY_CHUNK);
-		if (chunk == NULL)
-			goto oom;
-		while (at < len) {
-			size_t want = len - at > BODY_CHUNK ? BODY_CHUNK : (size_t)(len - at);
-			ssize_t got = pread_full(fd, chunk, want, off + at);
-			if (got <= 0) {
-				free(chunk);
-				snprintf(err, errlen, "read: short file");
-				goto done;
-			}
-			cb_feed(&cb, (unsigned char *)chunk, (size_t)got);
-			at += (uint64_t)got;
+	pos = hend + (hend + 2 <= have && memcmp(pm->buf + hend, "\r\n", 2) == 0 ? 2 : 0);
+	for (uint64_t at = pos; at < len;) {
+		size_t want = len - at > BODY_CHUNK ? BODY_CHUNK : (size_t)(len - at);
+		ssize_t got = pread_full(fd, chunk, want, off + at);
+		if (got <= 0) {
+			snprintf(err, errlen, "read: short file");
+			goto done;
 		}
-		free(chunk);
+		cb_feed(&cb, (unsigned char *)chunk, (size_t)got);
+		at += (uint64_t)got;
 	}
 	if (len > pos)
 		cb_end(&cb);
 	if (EVP_DigestFinal_ex(md, bh, &dl) != 1)
 		goto oom;
-	EVP_EncodeBlock((unsigned char *)bh64, bh, 32);
-
-	/* h=: each listed field once per instance, From once more (oversigned) */
-	if ((hdr = malloc(hcap + 4096)) == NULL || (canon = malloc(hcap + 8192)) == NULL)
-		goto oom;
-	hlist[0] = '\0';
-	hl = 0;
-	if ((hmd = EVP_MD_CTX_new()) == NULL || EVP_DigestInit_ex(hmd, EVP_sha256(), NULL) != 1)
-		goto oom;
-	for (const char *const *h = sign_headers; *h; h++) {
-		size_t inst = 0;
-		for (size_t i = nf; i-- > 0;) {		/* bottom-up (RFC 6376 5.4.2) */
-			size_t n;
-			if (!mhdr_is(&f[i], *h))
-				continue;
-			inst++;
-			if ((n = canon_header(f[i].raw, f[i].rawlen, canon, hcap + 8192, 1)) == 0) {
-				snprintf(err, errlen, "header field too long to sign");
-				goto done;
-			}
-			EVP_DigestUpdate(hmd, canon, n);
-			hl += (size_t)snprintf(hlist + hl, sizeof(hlist) - hl, "%s%.*s", hl ? ":" : "",
-			    (int)f[i].namelen, f[i].name);
-			if (hl >= sizeof(hlist))
-				goto oom;
-		}
-		if (strcmp(*h, "from") == 0 && inst > 0) {
-			hl += (size_t)snprintf(hlist + hl, sizeof(hlist) - hl, ":from");
-			if (hl >= sizeof(hlist))
-				goto oom;
-		}
-	}
-	if (hl == 0) {
-		snprintf(err, errlen, "the message has none of the header fields to sign");
-		goto done;
-	}
-	{
-		int n = snprintf(hdr, hcap + 4096, "DKIM-Signature: v=1; a=ed25519-sha256; "
-		    "c=relaxed/relaxed; d=%s;\r\n\ts=%s; t=%lld; bh=%s;\r\n\th=%s;\r\n\tb=", k->domain,
-		    k->selector, (long long)time(NULL), bh64, hlist);
-		size_t cn;
-		if (n <= 0 || (size_t)n >= hcap + 4096 ||
-		    (cn = canon_header(hdr, (size_t)n, canon, hcap + 8192, 0)) == 0)
-			goto oom;
-		EVP_DigestUpdate(hmd, canon, cn);
-		if (EVP_DigestFinal_ex(hmd, digest, &dl) != 1)
-			goto oom;
-		/* RFC 8463 3: PureEdDSA over the SHA-256 of the canonicalized data */
-		if ((bio = BIO_new_mem_buf(k->pem, (int)k->pemlen)) == NULL ||
-		    (pkey = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL)) == NULL ||
-		    (sctx = EVP_MD_CTX_new()) == NULL ||
-		    EVP_DigestSignInit(sctx, NULL, NULL, NULL, pkey) != 1 ||
-		    EVP_DigestSign(sctx, sig, &siglen, digest, sizeof(digest)) != 1) {
-			snprintf(err, errlen, "%s: Ed25519 signing failed", k->file);
-			goto done;
-		}
-		EVP_EncodeBlock((unsigned char *)sig64, sig, (int)siglen);
-		cl = (size_t)n;
-		{
-			size_t total = cl + strlen(sig64) + 3;
-			char *o = malloc(total);
-			if (o == NULL)
-				goto oom;
-			memcpy(o, hdr, cl);
-			memcpy(o + cl, sig64, strlen(sig64));
-			memcpy(o + cl + strlen(sig64), "\r\n", 3);
-			*out = o;
-			*outlen = total - 1;
-		}
-	}
+	EVP_EncodeBlock((unsigned char *)pm->bh64, bh, 32);
 	ret = 0;
 	goto done;
 oom:
 	snprintf(err, errlen, "out of memory");
 done:
 	EVP_MD_CTX_free(md);
-	EVP_MD_CTX_free(hmd);
-	EVP_MD_CTX_free(sctx);
-	EVP_PKEY_free(pkey);
-	BIO_free(bio);
-	free(buf);
-	free(hdr);
-	free(canon);
+	free(chunk);
+	if (ret < 0) {
+		free(pm->buf);
+		pm->buf = NULL;
+	}
 	return ret;
 }
 
-/* ---- signing ---- */
+/* One DKIM-Signature field with key k over the prepared message (malloc'd in *out, CRLF). */
+static int
+sign_one(const struct dkim_key *k, const struct prepared *pm, char **out, size_t *outlen,
+    char *err, size_t errlen)
+{
+	size_t hl = 0, cap = pm->hcap + 8192, siglen = 1024, n64;
+	char hlist[1024], *hdr = NULL, *canon = NULL, *sig64 = NULL, *o = NULL;
+	unsigned char digest[32], sig[1024];
+	unsigned int dl = 0;
+	EVP_MD_CTX *hmd = NULL, *sctx = NULL;
+	EVP_PKEY_CTX *pctx = NULL;
+	int ret = -1, n;
+
+	hlist[0] = '\0';
+	if ((hdr = malloc(4096)) == NULL || (canon = malloc(cap)) == NULL ||
+	    (hmd = EVP_MD_CTX_new()) == NULL || EVP_DigestInit_ex(hmd, EVP_sha256(), NULL) != 1)
+		goto oom;
+	/* h=: each listed field once per instance, bottom-up (RFC 6376 5.4.2), and From once
+	 * more than it occurs (oversigned: an added From breaks the signature) */
+	for (const char *const *h = sign_headers; *h; h++) {
+		size_t inst = 0;
+		for (size_t i = pm->nf; i-- > 0;) {
+			size_t cn;
+			if (!mhdr_is(&pm->f[i], *h))
+				continue;
+			inst++;
+			if ((cn = canon_header(pm->f[i].raw, pm->f[i].rawlen, canon, cap, 1)) == 0) {
+				snprintf(err, errlen, "a header field is too long to sign");
+				goto done;
+			}
+			EVP_DigestUpdate(hmd, canon, cn);
+			hl += (size_t)snprintf(hlist + hl, sizeof(hlist) - hl, "%s%.*s", hl ? ":" : "",
+			    (int)pm->f[i].namelen, pm->f[i].name);
+			if (hl >= sizeof(hlist))
+				goto toomany;
+		}
+		if (strcmp(*h, "from") == 0 && inst > 0) {
+			hl += (size_t)snprintf(hlist + hl, sizeof(hlist) - hl, ":from");
+			if (hl >= sizeof(hlist))
+				goto toomany;
+		}
+	}
+	if (hl == 0) {
+		snprintf(err, errlen, "the message has none of the header fields to sign");
+		goto done;
+	}
+	n = snprintf(hdr, 4096, "DKIM-Signature: v=1; a=%s; c=relaxed/relaxed; d=%s;\r\n\ts=%s; "
+	    "t=%lld; bh=%s;\r\n\th=%s;\r\n\tb=", k->ed25519 ? "ed25519-sha256" : "rsa-sha256",
+	    k->domain, k->selector, (long long)time(NULL), pm->bh64, hlist);
+	if (n <= 0 || n >= 4096)
+		goto toomany;
+	{
+		size_t cn = canon_header(hdr, (size_t)n, canon, cap, 0);
+		if (cn == 0)
+			goto oom;
+		EVP_DigestUpdate(hmd, canon, cn);
+	}
+	if (EVP_DigestFinal_ex(hmd, digest, &dl) != 1)
+		goto oom;
+	if (k->ed25519) {
+		/* RFC 8463 3: PureEdDSA over the SHA-256 of the canonicalized data */
+		if ((sctx = EVP_MD_CTX_new()) == NULL ||
+		    EVP_DigestSignInit(sctx, NULL, NULL, NULL, k->pkey) != 1 ||
+		    EVP_DigestSign(sctx, sig, &siglen, digest, sizeof(digest)) != 1)
+			goto signfail;
+	} else {
+		/* RSASSA-PKCS1-v1_5 with SHA-256 (RFC 6376 3.3.1, RFC 8301) */
+		if ((pctx = EVP_PKEY_CTX_new(k->pkey, NULL)) == NULL ||
+		    EVP_PKEY_sign_init(pctx) != 1 ||
+		    EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING) != 1 ||
+		    EVP_PKEY_CTX_set_signature_md(pctx, EVP_sha256()) != 1 ||
+		    EVP_PKEY_sign(pctx, sig, &siglen, digest, sizeof(digest)) != 1)
+			goto signfail;
+	}
+	if ((sig64 = malloc(4 * ((siglen + 2) / 3) + 1)) == NULL)
+		goto oom;
+	EVP_EncodeBlock((unsigned char *)sig64, sig, (int)siglen);
+	n64 = strlen(sig64);
+	/* b= folded every 64 characters: whitespace in b= is ignored (RFC 6376 3.5) */
+	if ((o = malloc((size_t)n + n64 + n64 / 64 * 4 + 8)) == NULL)
+		goto oom;
+	memcpy(o, hdr, (size_t)n);
+	*outlen = (size_t)n;
+	for (size_t i = 0; i < n64; i += 64) {
+		size_t take = n64 - i > 64 ? 64 : n64 - i;
+		if (i > 0) {
+			memcpy(o + *outlen, "\r\n\t ", 4);
+			*outlen += 4;
+		}
+		memcpy(o + *outlen, sig64 + i, take);
+		*outlen += take;
+	}
+	memcpy(o + *outlen, "\r\n", 3);
+	*outlen += 2;
+	*out = o;
+	o = NULL;
+	ret = 0;
+	goto done;
+toomany:
+	snprintf(err, errlen, "too many header fields to sign");
+	goto done;
+signfail:
+	snprintf(err, errlen, "%s: signing failed", k->file);
+	goto done;
+oom:
+	snprintf(err, errlen, "out of memory");
+done:
+	EVP_MD_CTX_free(hmd);
+	EVP_MD_CTX_free(sctx);
+	EVP_PKEY_CTX_free(pctx);
+	free(hdr);
+	free(canon);
+	free(sig64);
+	free(o);
+	return ret;
+}
+
+/* ---- signing ----
+ *
+ * Signing is imsd's own code (relaxed/relaxed over the same field list and oversigning
+ * libopendkim would use); libopendkim verifies. Two reasons, both measured:
+ *  - libopendkim 2.11.0~beta2 (Debian 12) releases the signing crypto state only for RSA:
+ *    every Ed25519 signature leaked its EVP_PKEY, BIO and buffers (~3 KiB, LeakSanitizer);
+ *  - it takes the key as PEM text and decodes it again for every signature; with OpenSSL
+ *    3's decoders that is 0.36 ms (RSA) and 0.45 ms (Ed25519) per message, more than an
+ *    RSA-2048 signature itself. Here each key is decoded once, at load (and reload).
+ */
 
 int
 dkim_sign_message(const struct dkim_keys *keys, const char *const *domains, size_t nd, int fd,
     uint64_t off, uint64_t len, char **out, size_t *outlen, int *nsig, char *err, size_t errlen)
 {
-	DKIM *h[16];
-	size_t n = 0, cap = 0, ol = 0;
+	struct prepared pm;
+	size_t ol = 0, cap = 0;
 	char *o = NULL;
-	int ret = -1;
+	int ret = -1, have = 0;
 
 	*out = NULL;
 	*outlen = 0;
 	*nsig = 0;
-	if (get_lib() == NULL) {
-		snprintf(err, errlen, "libopendkim did not initialise");
+	for (size_t d = 0; d < nd; d++)
+		have |= dkim_keys_have(keys, domains[d]);
+	if (!have)
+		return 0;
+	if (prepare(fd, off, len, &pm, err, errlen) < 0)
 		return -1;
-	}
-	for (size_t d = 0; d < nd; d++) {
-		int dup = 0;
-		for (size_t e = 0; e < d; e++)
-			dup |= strcmp(domains[e], domains[d]) == 0;
-		if (dup)
-			continue;
-		for (size_t i = 0; i < keys->n && n < 16; i++) {
-			const struct dkim_key *k = &keys->k[i];
-			DKIM_STAT st;
-			if (strcmp(k->domain, domains[d]) != 0 || k->ed25519)
-				continue;
-			h[n] = dkim_sign(lib, (const u_char *)"imsd", NULL, (dkim_sigkey_t)k->pem,
-			    (const u_char *)k->selector, (const u_char *)k->domain, DKIM_CANON_RELAXED,
-			    DKIM_CANON_RELAXED, k->ed25519 ? DKIM_SIGN_ED25519SHA256 :
-			    DKIM_SIGN_RSASHA256, -1, &st);
-			if (h[n] == NULL) {
-				snprintf(err, errlen, "%s: %s", k->file, dkim_getresultstr(st));
-				goto done;
-			}
-			n++;
-		}
-	}
-	if (n > 0 && feed(h, n, fd, off, len, NULL, NULL, err, errlen) < 0)
-		goto done;
-	for (size_t i = 0; i < n; i++) {
-		unsigned char *v;
-		size_t vl;
-		DKIM_STAT st = dkim_eom(h[i], NULL);
-		if (st != DKIM_STAT_OK) {
-			snprintf(err, errlen, "signing: %s (%s)", dkim_getresultstr(st),
-			    dkim_geterror(h[i]) ? dkim_geterror(h[i]) : "");
-			goto done;
-		}
-		if (dkim_getsighdr_d(h[i], strlen("DKIM-Signature: "), &v, &vl) != DKIM_STAT_OK) {
-			snprintf(err, errlen, "signing: cannot make the header");
-			goto done;
-		}
-		/* "DKIM-Signature: " value CRLF, its folding LFs made CRLF */
-		if (ol + vl * 2 + 32 > cap) {
-			char *no;
-			cap = (ol + vl * 2 + 32) * 2;
-			if ((no = realloc(o, cap)) == NULL) {
-				snprintf(err, errlen, "out of memory");
-				goto done;
-			}
-			o = no;
-		}
-		memcpy(o + ol, "DKIM-Signature: ", 16);
-		ol += 16;
-		for (size_t j = 0; j < vl; j++) {
-			if (v[j] == '\r')
-				continue;
-			if (v[j] == '\n')
-				o[ol++] = '\r';
-			o[ol++] = (char)v[j];
-		}
-		o[ol++] = '\r';
-		o[ol++] = '\n';
-		(*nsig)++;
-	}
-	/* the Ed25519 keys of the same domains (see ed25519_sign) */
 	for (size_t d = 0; d < nd; d++) {
 		int dup = 0;
 		for (size_t e = 0; e < d; e++)
@@ -827,25 +813,25 @@ dkim_sign_message(const struct dkim_keys *keys, const char *const *domains, size
 			continue;
 		for (size_t i = 0; i < keys->n; i++) {
 			const struct dkim_key *k = &keys->k[i];
-			char *es;
-			size_t el;
-			if (strcmp(k->domain, domains[d]) != 0 || !k->ed25519)
+			char *one;
+			size_t l;
+			if (strcmp(k->domain, domains[d]) != 0)
 				continue;
-			if (ed25519_sign(k, fd, off, len, &es, &el, err, errlen) < 0)
+			if (sign_one(k, &pm, &one, &l, err, errlen) < 0)
 				goto done;
-			if (ol + el > cap) {
+			if (ol + l + 1 > cap) {
 				char *no;
-				cap = (ol + el) * 2;
+				cap = (ol + l + 1) * 2;
 				if ((no = realloc(o, cap)) == NULL) {
-					free(es);
+					free(one);
 					snprintf(err, errlen, "out of memory");
 					goto done;
 				}
 				o = no;
 			}
-			memcpy(o + ol, es, el);
-			ol += el;
-			free(es);
+			memcpy(o + ol, one, l);
+			ol += l;
+			free(one);
 			(*nsig)++;
 		}
 	}
@@ -855,8 +841,7 @@ dkim_sign_message(const struct dkim_keys *keys, const char *const *domains, size
 	ret = 0;
 done:
 	free(o);
-	for (size_t i = 0; i < n; i++)
-		dkim_free(h[i]);
+	free(pm.buf);
 	return ret;
 }
 

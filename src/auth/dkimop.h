@@ -1,12 +1,14 @@
 /*
- * dkimop — DKIM signing and verification (RFC 6376; Ed25519 per RFC 8463) with libopendkim.
+ * dkimop — DKIM signing and verification (RFC 6376; Ed25519 per RFC 8463); verification
+ * with libopendkim.
  *
  *  - Keys: dkim_keys_load reads every dkim_sign key file (PEM, RSA of at least 1024 bits or
  *    Ed25519) and says per key what it is; the server loads them at start and reload, and
  *    `imsd check` shows them. Two keys for one domain sign twice (e.g. RSA and Ed25519).
- *  - Signing: relaxed/relaxed, SHA-256; the header fields DKIM_SIGN_HEADERS when present,
- *    From oversigned (an added From breaks the signature). The result is the
- *    DKIM-Signature field(s), CRLF-terminated, to be put in front of the message.
+ *  - Signing (imsd's own code; see dkimop.c on why not libopendkim's): relaxed/relaxed,
+ *    SHA-256; the header fields DKIM_SIGN_HEADERS when present, From oversigned (an added
+ *    From breaks the signature). The result is the DKIM-Signature field(s),
+ *    CRLF-terminated, to be put in front of the message.
  *  - Verifying: every DKIM-Signature (at most DKIM_VERIFY_MAX), keys looked up through dnsq
  *    (so with its deadline); results in RFC 8601 terms: pass, fail (bad signature or body
  *    hash), neutral (a signature that cannot be checked: syntax, expired, unsupported),
@@ -36,6 +38,7 @@ struct dkim_key {
 	int ed25519;		/* else RSA */
 	int bits;
 	char *dns_record;	/* "v=DKIM1; k=rsa; p=..." to publish */
+	void *pkey;		/* the decoded key (EVP_PKEY *), shared read-only by threads */
 };
 
 struct dkim_keys {
