@@ -12,6 +12,7 @@
 #include "proto/sasl.h"
 #include "session/session.h"
 #include "util/log.h"
+#include "util/metrics.h"
 #include "util/str.h"
 
 /* Body scanner states (see body_scan). */
@@ -1298,6 +1299,8 @@ cmd_starttls(struct session *s, const char *args)
 		    s->tlsd.why == TLS_WHY_LOOPBACK ? " explain=\"loopback connections do not get "
 		    "STARTTLS by design; connect to a non-loopback address or set tls_loopback = yes\"" :
 		    " explain=\"set tls_cert_file and tls_key_file\"");
+		metrics_inc(s->tlsd.why == TLS_WHY_LOOPBACK ? M_STARTTLS_REFUSED_LOOPBACK :
+		    M_STARTTLS_REFUSED_NO_CERT);
 		reply(s, "454 %s", tls_refusal_text(&s->tlsd));
 		return;
 	}
@@ -1436,6 +1439,7 @@ cmd_auth(struct session *s, const char *args)
 	if (!auth_offered(s)) {
 		/* RFC 4954 §4: 538 when the mechanism needs an encrypted connection. */
 		slog(s, LOG_INFO, "event=auth-refused reason=plaintext-non-loopback");
+		metrics_inc(M_AUTH_FAIL_PLAINTEXT);
 		reply(s, "538 5.7.11 Encryption required for requested authentication mechanism");
 		session_error(s);
 		return;
@@ -1504,15 +1508,18 @@ session_auth_done(struct session *s, int ok)
 	log_value(user, sizeof(user), s->login_user, strlen(s->login_user));
 	if (ok == SESSION_AUTH_LOCKED) {
 		slog(s, LOG_WARN, "event=auth-refused user=%s reason=client-failure-limit", user);
+		metrics_inc(M_AUTH_FAIL_LOCKED);
 		session_close(s, "421 4.7.0 %s Too many failed authentications from your address; "
 		    "try again later", s->conf->hostname);
 	} else if (ok) {
 		str_copy(s->auth_user, sizeof(s->auth_user), s->login_user);
+		metrics_inc(M_AUTH_OK);
 		slog(s, LOG_INFO, "event=auth-ok user=%s mech=%s tls=%s", user,
 		    s->auth_mech == SASL_PLAIN ? "PLAIN" : "LOGIN", s->tls ? "yes" : "no");
 		reply(s, "235 2.7.0 Authentication successful");
 	} else {
 		s->auth_failures++;
+		metrics_inc(M_AUTH_FAIL_CREDENTIALS);
 		slog(s, LOG_WARN, "event=auth-failed user=%s mech=%s failures=%u", user,
 		    s->auth_mech == SASL_PLAIN ? "PLAIN" : "LOGIN", s->auth_failures);
 		reply(s, "535 5.7.8 Authentication credentials invalid");
