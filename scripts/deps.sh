@@ -3,7 +3,8 @@
 #
 #   scripts/deps.sh build   what building and running need (make run): compiler, headers
 #   scripts/deps.sh test    that, plus the tools and peers the tests and benchmarks talk to
-#                           (make test, make bench): Postfix, dnsmasq, HAProxy, swaks, clang
+#                           (make test, make bench): Postfix, dnsmasq, HAProxy, swaks, clang,
+#                           Prometheus (promtool and a scraping server for the metrics tests)
 #
 # `make run` never installs a test peer: on a machine whose MTA is Exim, apt would replace it
 # with Postfix. Run as root on a fresh Debian 12; as another user it only says what is missing.
@@ -30,6 +31,7 @@ if [ "$what" = test ]; then
 /usr/sbin/dnsmasq:dnsmasq-base
 /usr/sbin/haproxy:haproxy
 /usr/sbin/ip:iproute2
+/usr/bin/promtool:prometheus
 "
 elif [ "$what" != build ]; then
 	echo "usage: scripts/deps.sh build|test" >&2
@@ -64,3 +66,9 @@ if echo "$missing" | grep -q postfix; then
 	echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections 2>/dev/null || true
 fi
 apt-get install -y -q --no-install-recommends $missing
+# prometheus is only a test tool (promtool, and a server the metrics test starts on
+# loopback): the package's own service would scrape and listen on :9090 for nothing.
+if echo "$missing" | grep -q prometheus && command -v systemctl >/dev/null 2>&1 &&
+	[ -d /run/systemd/system ]; then
+	systemctl disable --now prometheus >/dev/null 2>&1 || true
+fi

@@ -28,6 +28,7 @@ enum conf_key {
 	CK_MAX_CONNECTIONS, CK_MAX_CONNECTIONS_PER_IP, CK_MAX_SESSION_MEMORY, CK_COMMAND_TIMEOUT, CK_DATA_TIMEOUT,
 	CK_RELAYHOST, CK_DNS_SERVERS, CK_SMTP_PORT, CK_RETRY_MIN, CK_RETRY_MAX, CK_QUEUE_LIFETIME,
 	CK_DELAY_WARNING, CK_LOG_LEVEL, CK_WORKERS, CK_RUN_USER, CK_QUEUE_MINFREE,
+	CK_METRICS_LISTEN,
 	CK__COUNT
 };
 
@@ -65,6 +66,7 @@ struct conf {
 	unsigned workers;		/* event loops; 0 = one per CPU */
 	char *run_user;			/* the user imsd serves as when started as root */
 	uint64_t queue_minfree;		/* free bytes the spool keeps; 0 = 3 x message_size_limit */
+	struct hostport *metrics_listen;	size_t nmetrics_listen;	/* Prometheus /metrics */
 	int embedded;			/* the embedded default configuration (no -c) */
 
 	unsigned char set[CK__COUNT];	/* 1 when the key was given in the file */

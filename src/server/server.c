@@ -41,6 +41,7 @@
 #include "deliver/relay.h"
 #include "sched/qmgr.h"
 #include "server/control.h"
+#include "server/metrics_http.h"
 #include "server/privs.h"
 #include "server/server.h"
 #include "server/workq.h"
@@ -48,6 +49,7 @@
 #include "tls/tls.h"
 #include "util/fs.h"
 #include "util/log.h"
+#include "util/metrics.h"
 #include "util/version.h"
 
 #define IN_MAX		(64 * 1024)	/* input held while a session waits (pipelining) */
@@ -211,6 +213,7 @@ struct server {
 	pthread_mutex_t cmu;	/* the workers' done lists and the inbox */
 
 	struct control *ctl;	/* spool_dir/control: flush and delete while running */
+	struct metrics_http *metrics;	/* metrics_listen, on worker 0 */
 
 	int stopping;		/* set by worker 0, read by all (atomic) */
 	time_t stop_deadline;
@@ -639,6 +642,8 @@ commit_done_cb(struct ev_io *io, uint32_t events)
 		rev = j->next;
 		wk->commits_in_flight--;
 		__atomic_sub_fetch(&srv->commits_in_flight, 1, __ATOMIC_RELAXED);
+		if (j->ok)
+			metrics_inc(M_MSG_RECEIVED);
 		if (j->ok && wk->id == 0)
 			qmgr_add(srv->qmgr, j->w.qid);
 		else if (j->ok) {
@@ -872,6 +877,7 @@ conn_start_tls(struct conn *c)
 {
 	if ((c->tls = tls_conn_new(c->cfg->tls, c->io.fd, 1, NULL)) == NULL) {
 		log_error("sid=%s event=tls-error reason=\"cannot create TLS session\"", c->sid);
+		metrics_inc(M_TLS_FAIL_SETUP);
 		session_disconnected(c->s);
 		conn_close(c);
 		return;
@@ -897,12 +903,14 @@ conn_handshake(struct conn *c)
 	if (r != TLS_OK) {
 		log_info("sid=%s event=tls-handshake-failed reason=\"%s\"", c->sid,
 		    tls_conn_error(c->tls));
+		metrics_inc(M_TLS_FAIL_PROTOCOL);
 		session_disconnected(c->s);
 		conn_close(c);
 		return;
 	}
 	c->tstate = CT_TLS;
 	c->tls_want = 0;
+	metrics_inc(M_TLS_OK);
 	snprintf(desc, sizeof(desc), "%s with cipher %s (%d bits)", tls_conn_version(c->tls),
 	    tls_conn_cipher(c->tls), tls_conn_bits(c->tls));
 	session_set_time(c->s, time(NULL));
@@ -1060,6 +1068,7 @@ conn_close(struct conn *c)
 		cl_conn_add(srv, &c->peer, -1);
 		wk->nconns--;
 		__atomic_sub_fetch(&srv->nconns, 1, __ATOMIC_RELAXED);
+		metrics_gauge_add(MG_CONNECTIONS, -1);
 		if (c->prev)
 			c->prev->next = c->next;
 		else
@@ -1117,6 +1126,14 @@ worker_reap(void *arg)
 		free(c->out);
 		free(c);
 	}
+}
+
+/* The refusal counter of a connect-refused reason. */
+static enum metric
+refuse_metric(const char *why)
+{
+	return strcmp(why, "connection-limit") == 0 ? M_REFUSED_CONNECTION_LIMIT :
+	    strcmp(why, "client-connection-limit") == 0 ? M_REFUSED_CLIENT_LIMIT : M_REFUSED_MEMORY;
 }
 
 /*
@@ -1181,6 +1198,10 @@ conn_start(struct worker *wk, int fd, enum session_listener kind,
 		why = "session-memory-limit";
 	}
 	conn_account(c);
+	metrics_inc(M_CONNECTIONS);
+	metrics_gauge_add(MG_CONNECTIONS, 1);
+	if (why != NULL)
+		metrics_inc(refuse_metric(why));
 	if (why != NULL && strcmp(why, "session-memory-limit") == 0)
 		log_warn("sid=%s event=connect-refused reason=%s used=%zu limit=%llu "
 		    "sessions=%u", c->sid, why, used, (unsigned long long)cf->max_session_memory,
@@ -1325,6 +1346,7 @@ accept_out_of_fds(struct worker *wk, int lfd)
 		return;
 	close(wk->spare_fd);
 	if ((fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
+		metrics_inc(M_REFUSED_FDS);
 		if (send(fd, msg, sizeof(msg) - 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
 			/* nothing to do: it is closed either way */
 		}
@@ -1647,6 +1669,7 @@ worker_tick(void *arg)
 		if (c->tstate == CT_HANDSHAKE) {
 			if (now >= c->deadline || wk->stopping) {
 				log_info("sid=%s event=tls-handshake-failed reason=timeout", c->sid);
+				metrics_inc(M_TLS_FAIL_TIMEOUT);
 				session_disconnected(c->s);
 				conn_close(c);
 			}
@@ -1685,6 +1708,7 @@ worker_tick(void *arg)
 			qmgr_tick(srv->qmgr, now);
 		relay_tick(srv->relay, now);
 		dns_tick(srv->dns);
+		metrics_http_tick(srv->metrics, now);
 	}
 	if (wk->stopping && (worker_drained(wk) || now >= srv->stop_deadline))
 		ev_loop_break(wk->loop);
@@ -1774,6 +1798,20 @@ worker_init(struct server *srv, struct worker *wk, int id)
 	return 0;
 }
 
+/* Scrape-time values for metrics_listen (worker 0, which owns the queue manager). */
+static void
+metrics_collect(void *arg, struct metrics_dynamic *d)
+{
+	struct server *srv = arg;
+	time_t oldest;
+
+	if (srv->qmgr == NULL)
+		return;
+	d->have_queue = 1;
+	qmgr_stats(srv->qmgr, &d->queue_messages, &d->queue_recipients, &oldest);
+	d->queue_oldest_age = oldest != 0 && time(NULL) > oldest ? (uint64_t)(time(NULL) - oldest) : 0;
+}
+
 /* Serve; see server.h. */
 int
 server_run(const char *conf_path)
@@ -1836,6 +1874,11 @@ server_run(const char *conf_path)
 					return 2;
 				}
 	}
+	if (srv.cfg->conf.nmetrics_listen > 0 && (srv.metrics = metrics_http_open(srv.loop,
+	    srv.cfg->conf.metrics_listen, srv.cfg->conf.nmetrics_listen, err, sizeof(err))) == NULL) {
+		log_error("event=startup-error reason=\"%s\"", err);
+		return 2;
+	}
 	for (int i = 0; i < srv.nworkers; i++)
 		if (worker_listen(&srv.workers[i]) < 0)
 			fatal("event=startup-error reason=\"listeners: %s\"", strerror(errno));
@@ -1895,6 +1938,7 @@ server_run(const char *conf_path)
 	if ((srv.qmgr = qmgr_new(&srv.q, srv.deliveryq, srv.relay, srv.cfg)) == NULL)
 		fatal("event=startup-error reason=\"queue manager\"");
 	n = qmgr_recover(srv.qmgr);
+	metrics_http_set_collect(srv.metrics, metrics_collect, &srv);
 	if ((srv.ctl = control_open(srv.loop, srv.qmgr, srv.cfg->conf.spool_dir, err,
 	    sizeof(err))) == NULL)
 		log_warn("event=control-socket-unavailable reason=\"%s\" effect=\"imsd flush and "
@@ -1946,6 +1990,7 @@ server_run(const char *conf_path)
 	}
 	close(srv.sigfd);
 	control_close(srv.ctl);
+	metrics_http_close(srv.metrics);
 	for (int i = 0; i < srv.nworkers; i++) {
 		struct worker *wk = &srv.workers[i];
 		worker_reap(wk);
