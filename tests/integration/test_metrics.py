@@ -105,11 +105,12 @@ class MetricsCase(peers.RelayCase):
         return samples(self.metrics(srv)).get(name)
 
     def wait_value(self, srv, name, pred, timeout=imsdtest.DELIVERY_TIMEOUT):
-        v = wait_for(lambda: (lambda x: x if x is not None and pred(x) else None)(
+        # [value] so that a wanted 0 counts as found
+        v = wait_for(lambda: (lambda x: [x] if x is not None and pred(x) else None)(
             self.value(srv, name)), timeout)
-        if v is None:
+        if not v:
             self.fail("%s never satisfied the condition; last %r" % (name, self.value(srv, name)))
-        return v
+        return v[0]
 
 
 class Exposition(MetricsCase):
@@ -375,13 +376,13 @@ class RealPrometheus(MetricsCase):
         return float(res[0]["value"][1]) if res else None
 
     def wait_query(self, port, expr, pred):
-        v = wait_for(lambda: (lambda x: x if x is not None and pred(x) else None)(
+        v = wait_for(lambda: (lambda x: [x] if x is not None and pred(x) else None)(
             self.query(port, expr)), PROMETHEUS_SEE, 0.5)
-        if v is None:
+        if not v:
             with open(self.prom_log, errors="replace") as f:
                 self.fail("Prometheus never saw %s as wanted (last %r)\n%s"
                           % (expr, self.query(port, expr), f.read()[-3000:]))
-        return v
+        return v[0]
 
     def test_prometheus_scrapes_and_sees_received_mail_grow(self):
         srv = self.metrics_server()
