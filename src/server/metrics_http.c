@@ -38,6 +38,7 @@ struct metrics_http {
 	metrics_collect_fn collect;
 	void *collect_arg;
 	time_t started;
+	time_t paused_until;	/* out of descriptors: accepting waits until then */
 };
 
 static void
@@ -193,8 +194,15 @@ accept_cb(struct ev_io *io, uint32_t events)
 		int fd = accept4(io->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		struct mh_client *c;
 
-		if (fd < 0)
+		if (fd < 0) {
+			if (errno == EMFILE || errno == ENFILE) {
+				/* level-triggered: stop watching for a second rather than spin */
+				for (size_t k = 0; k < mh->nls; k++)
+					ev_io_set(mh->loop, &mh->ls[k].io, 0);
+				mh->paused_until = time(NULL) + 1;
+			}
 			return;
+		}
 		if (mh->nclients >= METRICS_HTTP_CLIENTS || (c = calloc(1, sizeof(*c))) == NULL) {
 			close(fd);
 			continue;
@@ -278,6 +286,11 @@ metrics_http_tick(struct metrics_http *mh, time_t now)
 
 	if (mh == NULL)
 		return;
+	if (mh->paused_until != 0 && now >= mh->paused_until) {
+		mh->paused_until = 0;
+		for (size_t k = 0; k < mh->nls; k++)
+			ev_io_set(mh->loop, &mh->ls[k].io, EPOLLIN);
+	}
 	for (c = mh->clients; c != NULL; c = next) {
 		next = c->next;
 		if (now < c->deadline)

@@ -1533,6 +1533,18 @@ warn_not_in_effect(const struct conf *c)
 			    "in this version of imsd\"", conf_key_name((enum conf_key)k));
 }
 
+/* The same ADDR:PORT lists, in the same order (metrics_listen at a reload). */
+static int
+hostports_equal(const struct hostport *a, size_t na, const struct hostport *b, size_t nb)
+{
+	if (na != nb)
+		return 0;
+	for (size_t i = 0; i < na; i++)
+		if (!netaddr_equal(&a[i].addr, &b[i].addr) || a[i].port != b[i].port)
+			return 0;
+	return 1;
+}
+
 static int
 listeners_equal(const struct conf *a, const struct conf *b)
 {
@@ -1558,6 +1570,10 @@ server_reload(struct server *srv)
 	if (!listeners_equal(&srv->cfg->conf, &n->conf))
 		log_warn("event=reload-warning reason=\"listen changed; new listeners take effect "
 		    "after a restart\"");
+	if (!hostports_equal(srv->cfg->conf.metrics_listen, srv->cfg->conf.nmetrics_listen,
+	    n->conf.metrics_listen, n->conf.nmetrics_listen))
+		log_warn("event=reload-warning reason=\"metrics_listen changed; takes effect after "
+		    "a restart\"");
 	if (strcmp(srv->cfg->conf.spool_dir, n->conf.spool_dir) != 0)
 		log_warn("event=reload-warning reason=\"spool_dir changed; takes effect after a "
 		    "restart\"");

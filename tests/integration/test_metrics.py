@@ -199,6 +199,28 @@ class Exposition(MetricsCase):
             for s in idle + [half]:
                 s.close()
 
+    def test_an_unprivileged_user_reads_the_metrics(self):
+        # no root and no control socket: any local user with a TCP client will do
+        if os.geteuid() != 0 or shutil.which("setpriv") is None:
+            self.skipTest("needs root and setpriv to run a client as nobody")
+        srv = self.metrics_server()
+        p = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                            "python3", "-c",
+                            "import urllib.request,sys; r=urllib.request.urlopen("
+                            "'http://127.0.0.1:%d/metrics', timeout=10); "
+                            "sys.stdout.write(r.read().decode())" % srv.mport],
+                           capture_output=True, text=True, timeout=30, cwd="/")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("imsd_messages_received_total 0\n", p.stdout)
+
+    def test_a_reload_that_changes_metrics_listen_says_it_needs_a_restart(self):
+        srv = self.metrics_server()
+        srv.set_conf(metrics_listen="127.0.0.1:%d" % free_port())
+        srv.send_signal(signal.SIGHUP)
+        peers.wait_event(srv, "reload-warning")
+        self.assertIn("metrics_listen changed", srv.log_text())
+        self.assertEqual(scrape(srv.mport)[0], 200)
+
     def test_metrics_listen_is_checked_and_shown_by_imsd_check(self):
         srv = self.server(start=False, metrics_listen="127.0.0.1:9187")
         p = run_cli(["check", "-c", srv.conf_path])
