@@ -126,7 +126,10 @@ lookup_done(void *arg, const struct dns_result *res)
 			const struct dns_host *dh = &res->hosts[h];
 			int self = 0;
 
-			printf("    %s %u %s:", res->implicit_mx ? "host" : "MX", dh->pref, dh->name);
+			if (res->implicit_mx)
+				printf("    host %s:", dh->name);
+			else
+				printf("    MX %u %s:", dh->pref, dh->name);
 			for (size_t a = 0; a < dh->naddrs; a++) {
 				printf(" %s", netaddr_str(&dh->addrs[a], b, sizeof(b)));
 				self |= is_self(cf, dh->name, &dh->addrs[a], l->port);

@@ -136,6 +136,17 @@ class ExplainRecipient(OperatorCase):
         self.assertIn("5.1.10", out)
         self.assertIn("queued: nothing for this address", out)
 
+    def test_implicit_mx_and_an_mx_that_is_this_server_are_named(self):
+        dns = self.dns(mx=[("loop.test", "mx.imsd.test", 10)],
+                       hosts=[("mx.imsd.test", "127.0.0.9"), ("plain.test", "127.0.0.8")])
+        tx = self.sender(dns)           # its hostname is mx.imsd.test
+        out = self.explain(tx, "x@plain.test")
+        self.assertIn("no MX records: the domain's own address is used (implicit MX", out)
+        self.assertRegex(out, r"\n    host plain\.test: 127\.0\.0\.8 port %d\n" % self.p2)
+        out = self.explain(tx, "x@loop.test")
+        self.assertRegex(out, r"MX 10 mx\.imsd\.test: 127\.0\.0\.9 port %d  \(this server "
+                         r"itself: .*5\.4\.6\)" % self.p2)
+
     def test_relayhost_replaces_the_mx_lookup(self):
         dns = self.dns(**MX)
         tx = self.sender(dns, relayhost="[127.0.0.5]:%d" % self.p2)
