@@ -9,9 +9,10 @@
  * last attempt and next retry). Exit 0 whatever the verdict; 1 when ADDRESS is not an
  * address; 2 when the spool cannot be read.
  *
- * XXX The RCPT decisions are those of session.c's cmd_rcpt and expand_rcpt, restated here
- * (the session's are interleaved with its replies and accounting); a change there needs
- * the same change here, and test_explain_recipient.py compares the two.
+ * The alias expansion is recipients_expand, the walk RCPT makes. XXX The checks before it
+ * (mailbox name, unknown user, routing tricks in a local part, relay permission) restate
+ * session.c's cmd_rcpt, whose are interleaved with its replies; test_operator_answers.py
+ * checks that both answer alike.
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -29,8 +30,6 @@
 #include "util/log.h"
 #include "util/str.h"
 
-#define ALIAS_DEPTH_MAX		10	/* as session.c */
-#define ALIAS_EXPANSION_MAX	1000	/* as session.c */
 #define EXPLAIN_DNS_SECONDS	20	/* bound on one lookup (c-ares gives up sooner) */
 #define ADDR_MAX		(SMTP_LOCAL_MAX + SMTP_DOMAIN_MAX + 2)
 
@@ -40,7 +39,6 @@ struct explain {
 	char **finals;
 	size_t nfinals;
 	int any_local, any_relay, refused;
-	size_t count;		/* expansion size */
 	FILE *out;		/* where the expansion is written (it precedes its verdict) */
 };
 
@@ -261,59 +259,49 @@ print_mailbox(struct explain *e, const char *addr, int depth)
 }
 
 static int
-expand(struct explain *e, const char *addr, int depth)
+explain_is_local(void *arg, const char *domain)
 {
-	const struct cfg *c = e->c;
-	char *const *targets;
-	size_t nt = 0;
+	return conf_is_local_domain(&((struct explain *)arg)->c->conf, domain);
+}
 
-	if (depth > ALIAS_DEPTH_MAX) {
+/* One node of recipients_expand's walk, the one RCPT makes. */
+static int
+explain_visit(void *arg, enum recipients_node node, const char *addr, char *const *targets,
+    size_t nt, int depth)
+{
+	struct explain *e = arg;
+	const char *at = strrchr(addr, '@');
+
+	switch (node) {
+	case RX_ALIAS:
 		indent(e->out, depth + 1);
-		fprintf(e->out, "%s: alias nesting deeper than %d: RCPT gets 451 4.3.0\n", addr,
-		    ALIAS_DEPTH_MAX);
-		return -1;
-	}
-	if (c->recipients != NULL && recipients_lookup(c->recipients, addr, &targets, &nt) == 1 &&
-	    nt > 0) {
-		indent(e->out, depth + 1);
-		fprintf(e->out, "%s: alias in %s ->", addr, c->conf.recipients_file);
+		fprintf(e->out, "%s: alias in %s ->", addr, e->c->conf.recipients_file);
 		for (size_t i = 0; i < nt; i++)
 			fprintf(e->out, "%s %s", i ? "," : "", targets[i]);
 		fprintf(e->out, "\n");
-		for (size_t i = 0; i < nt; i++) {
-			const char *at = strrchr(targets[i], '@');
-
-			if (strcmp(targets[i], addr) == 0) {
-				/* an alias may list itself to keep a copy (not counted) */
-				print_mailbox(e, addr, depth + 1);
-				continue;
-			}
-			if (at == NULL) {
-				indent(e->out, depth + 2);
-				fprintf(e->out, "%s: no domain: RCPT gets 451 4.3.0\n", targets[i]);
-				return -1;
-			}
-			if (!conf_is_local_domain(&c->conf, at + 1)) {
-				if (++e->count > ALIAS_EXPANSION_MAX)
-					goto too_many;
-				indent(e->out, depth + 2);
-				fprintf(e->out, "%s: relayed (%s is not a local domain)\n", targets[i], at + 1);
-				e->any_relay = 1;
-				add_final(e, targets[i]);
-				continue;
-			}
-			if (expand(e, targets[i], depth + 1) < 0)
-				return -1;
-		}
-		return 0;
+		break;
+	case RX_MAILBOX:
+		print_mailbox(e, addr, depth);
+		break;
+	case RX_RELAY:
+		indent(e->out, depth + 1);
+		fprintf(e->out, "%s: relayed (%s is not a local domain)\n", addr, at + 1);
+		e->any_relay = 1;
+		add_final(e, addr);
+		break;
 	}
-	if (++e->count > ALIAS_EXPANSION_MAX)
-		goto too_many;
-	print_mailbox(e, addr, depth);
 	return 0;
-too_many:
-	indent(e->out, depth + 1);
-	fprintf(e->out, "the expansion passes %d addresses: RCPT gets 451 4.3.0\n", ALIAS_EXPANSION_MAX);
+}
+
+static int
+expand(struct explain *e, const char *addr)
+{
+	const char *why = NULL;
+
+	if (recipients_expand(e->c->recipients, addr, explain_is_local, e, explain_visit, e,
+	    &why) == 0)
+		return 0;
+	fprintf(e->out, "  the expansion stops: %s: RCPT gets 451 4.3.0\n", why);
 	return -1;
 }
 
@@ -511,7 +499,7 @@ cli_explain_recipient(const struct cfg *c, const char *address)
 		    recipients_lookup(c->recipients, addr, NULL, NULL) != 1)
 			fprintf(e.out, "  postmaster is accepted in every local domain (RFC 5321 section "
 			    "4.5.1), listed or not\n");
-		r = expand(&e, addr, 0);
+		r = expand(&e, addr);
 		fclose(e.out);
 		e.out = NULL;
 		if (r < 0)

@@ -659,67 +659,41 @@ tx_add_rcpt(struct session *s, const char *addr, const char *orcpt)
 	return 0;
 }
 
-#define ALIAS_DEPTH_MAX	10
-#define ALIAS_EXPANSION_MAX 1000
+/* recipients_expand's view of the session: local domains, and where its targets go. */
+struct expand_ctx {
+	struct session *s;
+	const char *orcpt;
+};
+
+static int
+expand_is_local(void *arg, const char *domain)
+{
+	return conf_is_local_domain(((struct expand_ctx *)arg)->s->conf, domain);
+}
+
+static int
+expand_visit(void *arg, enum recipients_node node, const char *addr, char *const *targets,
+    size_t ntargets, int depth)
+{
+	struct expand_ctx *x = arg;
+
+	if (node == RX_ALIAS)
+		return 0;
+	return tx_add_rcpt(x->s, addr, x->orcpt) < 0 ? -1 : 0;
+}
 
 /*
- * Expand addr through the aliases of recipients_file into the transaction. Returns 0, or
- * -1 with *why set when the expansion is unusable (loop too deep, a target outside
- * local_domains, too many targets).
+ * Expand addr through the aliases of recipients_file into the transaction (the walk is
+ * recipients_expand's, shared with imsd explain-recipient). Returns 0, or -1 with *why
+ * set when the expansion is unusable (nesting too deep, a target without a domain, too
+ * many targets, out of memory).
  */
 static int
-expand_rcpt(struct session *s, const char *addr, const char *orcpt, int depth, size_t *count,
-    const char **why)
+expand_rcpt(struct session *s, const char *addr, const char *orcpt, const char **why)
 {
-	char *const *targets;
-	size_t nt = 0;
+	struct expand_ctx x = { s, orcpt };
 
-	if (depth > ALIAS_DEPTH_MAX) {
-		*why = "alias nesting too deep";
-		return -1;
-	}
-	if (s->recipients != NULL && recipients_lookup(s->recipients, addr, &targets, &nt) == 1 &&
-	    nt > 0) {
-		for (size_t i = 0; i < nt; i++) {
-			const char *at = strrchr(targets[i], '@');
-			if (strcmp(targets[i], addr) == 0) {
-				/* An alias may list itself to keep a copy. */
-				if (tx_add_rcpt(s, addr, orcpt) < 0) {
-					*why = "out of memory";
-					return -1;
-				}
-				continue;
-			}
-			if (at == NULL) {
-				*why = "alias target has no domain";
-				return -1;
-			}
-			if (!conf_is_local_domain(s->conf, at + 1)) {
-				/* the administrator's alias forwards off-site: relay it */
-				if (++*count > ALIAS_EXPANSION_MAX) {
-					*why = "alias expands to too many addresses";
-					return -1;
-				}
-				if (tx_add_rcpt(s, targets[i], orcpt) < 0) {
-					*why = "out of memory";
-					return -1;
-				}
-				continue;
-			}
-			if (expand_rcpt(s, targets[i], orcpt, depth + 1, count, why) < 0)
-				return -1;
-		}
-		return 0;
-	}
-	if (++*count > ALIAS_EXPANSION_MAX) {
-		*why = "alias expands to too many addresses";
-		return -1;
-	}
-	if (tx_add_rcpt(s, addr, orcpt) < 0) {
-		*why = "out of memory";
-		return -1;
-	}
-	return 0;
+	return recipients_expand(s->recipients, addr, expand_is_local, &x, expand_visit, &x, why);
 }
 
 /* A hostname (LDH labels) or an address literal in brackets. */
@@ -761,7 +735,7 @@ cmd_rcpt(struct session *s, const char *args)
 	char lto[LOG_VALUE_MAX], lfrom[LOG_VALUE_MAX];
 	const char *p, *rest, *why;
 	char *const *targets;
-	size_t nt, count = 0;
+	size_t nt;
 	int np, routed = 0;
 
 	if (!s->in_tx) {
@@ -901,7 +875,7 @@ cmd_rcpt(struct session *s, const char *args)
 		session_error(s);
 		return;
 	}
-	if (expand_rcpt(s, addr, addr, 0, &count, &why) < 0) {
+	if (expand_rcpt(s, addr, addr, &why) < 0) {
 		char lwhy[LOG_VALUE_MAX];
 		slog(s, LOG_WARN, "event=reject stage=rcpt to=%s status=4.3.0 reason=%s", lto,
 		    log_value(lwhy, sizeof(lwhy), why, strlen(why)));
