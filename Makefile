@@ -22,7 +22,7 @@ WARN    := -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wstrict-prototypes \
 WARN    += $(shell $(CC) -Werror -Wno-format-truncation -E -x c /dev/null >/dev/null 2>&1 && \
            echo -Wno-format-truncation)
 CPPFLAGS := -Isrc -D_GNU_SOURCE
-LIBS    := -lssl -lcrypto -lcares -lcrypt -lpthread
+LIBS    := -lssl -lcrypto -lcares -lcrypt -lpthread -lspf2 -lopendkim -lopendmarc -lpsl
 
 OPT     ?= -O2 -g
 B       ?= build

@@ -4,6 +4,8 @@
 #   scripts/deps.sh build   what building and running need (make run): compiler, headers
 #   scripts/deps.sh test    that, plus the tools and peers the tests and benchmarks talk to
 #                           (make test, make bench): Postfix, dnsmasq, HAProxy, swaks, clang,
+#                           and the DKIM/SPF verifiers imsd did not write (dkimpy, pyspf,
+#                           OpenDKIM's opendkim-testmsg), and
 #                           Prometheus (promtool and a scraping server for the metrics tests)
 #
 # `make run` never installs a test peer: on a machine whose MTA is Exim, apt would replace it
@@ -17,6 +19,11 @@ need="
 /usr/include/openssl/ssl.h:libssl-dev
 /usr/include/ares.h:libc-ares-dev
 /usr/include/crypt.h:libcrypt-dev
+/usr/include/opendkim/dkim.h:libopendkim-dev
+/usr/include/spf2/spf.h:libspf2-dev
+/usr/include/opendmarc/dmarc.h:libopendmarc-dev
+/usr/include/libpsl.h:libpsl-dev
+/usr/share/publicsuffix/public_suffix_list.dat:publicsuffix
 /usr/bin/cc:gcc
 /usr/bin/make:make
 /usr/bin/openssl:openssl
@@ -31,6 +38,11 @@ if [ "$what" = test ]; then
 /usr/sbin/dnsmasq:dnsmasq-base
 /usr/sbin/haproxy:haproxy
 /usr/sbin/ip:iproute2
+/usr/lib/python3/dist-packages/dkim/__init__.py:python3-dkim
+/usr/lib/python3/dist-packages/spf.py:python3-spf
+/usr/lib/python3/dist-packages/nacl/__init__.py:python3-nacl
+/usr/lib/python3/dist-packages/dns/resolver.py:python3-dnspython
+/usr/sbin/opendkim-testmsg:opendkim-tools
 /usr/bin/promtool:prometheus
 "
 elif [ "$what" != build ]; then

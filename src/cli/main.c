@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
+#include "cli/authcli.h"
 #include "cli/cli.h"
 #include "conf/conf.h"
 #include "policy/tls_policy.h"
@@ -28,6 +29,9 @@ static const char usage_text[] =
     "       imsd flush   [-c FILE]            retry every deferred message now\n"
     "       imsd delete  [-c FILE] ID...|ALL  remove messages from the queue\n"
     "       imsd explain-tls [-c FILE] ADDRESS  would a client connecting to ADDRESS get STARTTLS?\n"
+    "       imsd explain-auth [-c FILE] MSG.eml --client-ip ADDR --helo NAME --mail-from ADDR\n"
+    "                                         run SPF, DKIM and DMARC on a stored message\n"
+    "       imsd dkim-keygen [--ed25519] DOMAIN SELECTOR KEYFILE  new signing key + DNS record\n"
     "       imsd explain-recipient [-c FILE] ADDRESS  how mail to ADDRESS is routed, and its queue\n"
     "       imsd version\n";
 
@@ -84,6 +88,7 @@ cmd_check(int argc, char **argv)
 	}
 	printf("# imsd %s: configuration %s is valid\n", IMSD_VERSION, c->conf.source);
 	conf_print(&c->conf, stdout);
+	authcli_check_report(c, stdout);
 	cfg_unref(c);
 	return 0;
 }
@@ -431,6 +436,8 @@ static const struct {
 	{ "flush", cmd_flush },
 	{ "delete", cmd_delete },
 	{ "version", cmd_version },
+	{ "explain-auth", authcli_explain },
+	{ "dkim-keygen", authcli_keygen },
 };
 
 int

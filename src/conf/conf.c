@@ -847,6 +847,184 @@ static void print_relayhost(const struct conf *c, const struct row *r, FILE *fp)
 		fprintf(fp, ":%u", (unsigned)c->relayhost_port);
 }
 
+/* dkim_sign: DOMAIN:SELECTOR:KEYFILE items. The key file itself is read by the DKIM module
+ * (imsd check and the server), not here. */
+static void free_dkim(struct conf_dkim *a, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(a[i].domain);
+		free(a[i].selector);
+		free(a[i].keyfile);
+	}
+	free(a);
+}
+
+static int selector_ok(const char *s)
+{
+	/* RFC 6376 3.1: selectors are sub-domain labels */
+	size_t lab = 0;
+
+	if (*s == '\0' || *s == '.')
+		return 0;
+	for (; *s; s++) {
+		if (*s == '.') {
+			if (lab == 0)
+				return 0;
+			lab = 0;
+			continue;
+		}
+		if (!isalnum((unsigned char)*s) && *s != '-' && *s != '_')
+			return 0;
+		if (++lab > 63)
+			return 0;
+	}
+	return lab > 0;
+}
+
+static int parse_dkim(struct conf *c, const struct row *r, const char *v, char *why, size_t wl)
+{
+	char item[CONF_LINE_MAX + 1], q[QBUF];
+	struct conf_dkim *arr = NULL;
+	size_t n = 0, cap = 0;
+	const char *p = v;
+	int oom;
+
+	while (next_item(&p, item)) {
+		char *c1 = strchr(item, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+		struct conf_dkim k = { 0 };
+		if (c1 == NULL || c2 == NULL || c2[1] == '\0') {
+			snprintf(why, wl, "%s is not DOMAIN:SELECTOR:KEYFILE", quote(item, q, sizeof q));
+			goto fail;
+		}
+		*c1 = *c2 = '\0';
+		if ((k.domain = domain_dup(item, 1, &oom)) == NULL) {
+			if (oom)
+				nomem(why, wl);
+			else
+				snprintf(why, wl, "%s is not a valid domain name", quote(item, q, sizeof q));
+			goto fail;
+		}
+		if (!selector_ok(c1 + 1)) {
+			free(k.domain);
+			snprintf(why, wl, "%s is not a valid DKIM selector (letters, digits, '-', '_' "
+			    "and dots between labels)", quote(c1 + 1, q, sizeof q));
+			goto fail;
+		}
+		if (c2[1] != '/') {
+			free(k.domain);
+			snprintf(why, wl, "the key file %s must be an absolute path",
+			    quote(c2 + 1, q, sizeof q));
+			goto fail;
+		}
+		for (size_t i = 0; i < n; i++)
+			if (strcmp(arr[i].domain, k.domain) == 0 && strcmp(arr[i].selector, c1 + 1) == 0) {
+				snprintf(why, wl, "selector %s of %s is listed twice", c1 + 1, k.domain);
+				free(k.domain);
+				goto fail;
+			}
+		k.selector = xstrdup(c1 + 1);
+		k.keyfile = xstrdup(c2 + 1);
+		if (k.selector == NULL || k.keyfile == NULL ||
+		    grow((void **)&arr, &cap, n, sizeof *arr) != 0) {
+			free(k.domain);
+			free(k.selector);
+			free(k.keyfile);
+			nomem(why, wl);
+			goto fail;
+		}
+		arr[n++] = k;
+	}
+	free_dkim(*FIELD(c, r, struct conf_dkim *), *COUNT(c, r));
+	*FIELD(c, r, struct conf_dkim *) = arr;
+	*COUNT(c, r) = n;
+	return 0;
+fail:
+	free_dkim(arr, n);
+	return -1;
+}
+
+static void print_dkim(const struct conf *c, const struct row *r, FILE *fp)
+{
+	const struct conf_dkim *arr = *CFIELD(c, r, struct conf_dkim *);
+	char buf[CONF_LINE_MAX + 1];
+
+	for (size_t i = 0; i < *CCOUNT(c, r); i++) {
+		snprintf(buf, sizeof buf, "%s:%s:%s", arr[i].domain, arr[i].selector, arr[i].keyfile);
+		emit_list_item(fp, i, buf);
+	}
+}
+
+/* dnsbl, dnswl: ZONE or ZONE=WEIGHT. */
+static void free_dnsl(struct conf_dnsl *a, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(a[i].zone);
+	free(a);
+}
+
+static int parse_dnsl(struct conf *c, const struct row *r, const char *v, char *why, size_t wl)
+{
+	char item[CONF_LINE_MAX + 1], q[QBUF];
+	struct conf_dnsl *arr = NULL;
+	size_t n = 0, cap = 0;
+	const char *p = v;
+	int oom;
+
+	while (next_item(&p, item)) {
+		char *eq = strchr(item, '=');
+		struct conf_dnsl d = { .weight = 1 };
+		if (eq != NULL) {
+			char *end;
+			unsigned long w;
+			*eq = '\0';
+			errno = 0;
+			w = strtoul(eq + 1, &end, 10);
+			if (!isdigit((unsigned char)eq[1]) || *end != '\0' || errno || w < 1 || w > 100) {
+				snprintf(why, wl, "the weight of %s must be a number from 1 to 100, not %s",
+				    quote(item, q, sizeof q), eq + 1);
+				goto fail;
+			}
+			d.weight = (unsigned)w;
+		}
+		if ((d.zone = domain_dup(item, 1, &oom)) == NULL || strchr(d.zone, '.') == NULL) {
+			if (oom)
+				nomem(why, wl);
+			else
+				snprintf(why, wl, "%s is not a DNS list zone (a domain such as "
+				    "zen.spamhaus.org)", quote(item, q, sizeof q));
+			free(d.zone);
+			goto fail;
+		}
+		if (grow((void **)&arr, &cap, n, sizeof *arr) != 0) {
+			free(d.zone);
+			nomem(why, wl);
+			goto fail;
+		}
+		arr[n++] = d;
+	}
+	free_dnsl(*FIELD(c, r, struct conf_dnsl *), *COUNT(c, r));
+	*FIELD(c, r, struct conf_dnsl *) = arr;
+	*COUNT(c, r) = n;
+	return 0;
+fail:
+	free_dnsl(arr, n);
+	return -1;
+}
+
+static void print_dnsl(const struct conf *c, const struct row *r, FILE *fp)
+{
+	const struct conf_dnsl *arr = *CFIELD(c, r, struct conf_dnsl *);
+	char buf[CONF_LINE_MAX + 1];
+
+	for (size_t i = 0; i < *CCOUNT(c, r); i++) {
+		if (arr[i].weight == 1)
+			snprintf(buf, sizeof buf, "%s", arr[i].zone);
+		else
+			snprintf(buf, sizeof buf, "%s=%u", arr[i].zone, arr[i].weight);
+		emit_list_item(fp, i, buf);
+	}
+}
+
 /* ---- the schema ---- */
 
 #define OFF(f)		.off = offsetof(struct conf, f)
@@ -866,6 +1044,8 @@ static void print_relayhost(const struct conf *c, const struct row *r, FILE *fp)
 #define T_LOGLEVEL	.parse = parse_loglevel, .print = print_loglevel, .active = active_always
 #define T_RELAYHOST	.parse = parse_relayhost, .print = print_relayhost, .active = active_str
 #define T_USER		.parse = parse_user, .print = print_str, .active = active_str
+#define T_DKIMSIGN	.parse = parse_dkim, .print = print_dkim, .active = active_list
+#define T_DNSL		.parse = parse_dnsl, .print = print_dnsl, .active = active_list
 #define NOT_YET		.not_yet = 1	/* capability not in this build: see struct row */
 
 #define DAY 86400ull
@@ -917,6 +1097,14 @@ static const struct row schema[CK__COUNT] = {
 	[CK_RUN_USER]		= { "run_user", T_USER, OFF(run_user), .def = "imsd" },
 	[CK_QUEUE_MINFREE]	= { "queue_minfree", T_SIZE, OFF(queue_minfree), .def = "0", .min = 0,
 				    .max = SIZE_MAX_BYTES },
+	[CK_DKIM_SIGN]		= { "dkim_sign", T_DKIMSIGN, LIST(dkim_sign) },
+	[CK_INBOUND_CHECKS]	= { "inbound_checks", T_BOOL, OFF(inbound_checks), .def = "yes" },
+	[CK_DMARC_REJECT]	= { "dmarc_reject", T_BOOL, OFF(dmarc_reject), .def = "yes" },
+	[CK_SPF_REJECT]		= { "spf_reject", T_BOOL, OFF(spf_reject), .def = "no" },
+	[CK_DNSBL]		= { "dnsbl", T_DNSL, LIST(dnsbl) },
+	[CK_DNSWL]		= { "dnswl", T_DNSL, LIST(dnswl) },
+	[CK_DNSBL_THRESHOLD]	= { "dnsbl_threshold", T_UINT, OFF(dnsbl_threshold), .def = "1",
+				    .min = 1, .max = 1000 },
 	[CK_METRICS_LISTEN]	= { "metrics_listen", T_LISTEN, LIST(metrics_listen) },
 };
 
@@ -982,6 +1170,9 @@ void conf_free(struct conf *c)
 	free(c->relayhost);
 	free(c->run_user);
 	free(c->dns_servers);
+	free_dkim(c->dkim_sign, c->ndkim_sign);
+	free_dnsl(c->dnsbl, c->ndnsbl);
+	free_dnsl(c->dnswl, c->ndnswl);
 	memset(c, 0, sizeof *c);
 }
 
@@ -1252,4 +1443,12 @@ fail:
 	fclose(fp);
 	free(buf);
 	return -1;
+}
+
+int conf_relay_client(const struct conf *c, const struct netaddr *a)
+{
+	for (size_t i = 0; i < c->nrelay_networks; i++)
+		if (cidr_match(&c->relay_networks[i], a))
+			return 1;
+	return 0;
 }

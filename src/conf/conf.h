@@ -28,8 +28,23 @@ enum conf_key {
 	CK_MAX_CONNECTIONS, CK_MAX_CONNECTIONS_PER_IP, CK_MAX_SESSION_MEMORY, CK_COMMAND_TIMEOUT, CK_DATA_TIMEOUT,
 	CK_RELAYHOST, CK_DNS_SERVERS, CK_SMTP_PORT, CK_RETRY_MIN, CK_RETRY_MAX, CK_QUEUE_LIFETIME,
 	CK_DELAY_WARNING, CK_LOG_LEVEL, CK_WORKERS, CK_RUN_USER, CK_QUEUE_MINFREE,
+	CK_DKIM_SIGN, CK_INBOUND_CHECKS, CK_DMARC_REJECT, CK_SPF_REJECT, CK_DNSBL, CK_DNSWL,
+	CK_DNSBL_THRESHOLD,
 	CK_METRICS_LISTEN,
 	CK__COUNT
+};
+
+/* dkim_sign: one signing key. */
+struct conf_dkim {
+	char *domain;		/* lower-case */
+	char *selector;
+	char *keyfile;
+};
+
+/* dnsbl / dnswl: one DNS list and what a listing weighs. */
+struct conf_dnsl {
+	char *zone;		/* lower-case, no trailing dot */
+	unsigned weight;	/* 1 unless written zone=N */
 };
 
 struct conf {
@@ -66,6 +81,13 @@ struct conf {
 	unsigned workers;		/* event loops; 0 = one per CPU */
 	char *run_user;			/* the user imsd serves as when started as root */
 	uint64_t queue_minfree;		/* free bytes the spool keeps; 0 = 3 x message_size_limit */
+	struct conf_dkim *dkim_sign;	size_t ndkim_sign;	/* sign mail from these domains */
+	int inbound_checks;		/* SPF, DKIM, DMARC (and Authentication-Results) */
+	int dmarc_reject;		/* a p=reject failure gets 550 */
+	int spf_reject;			/* an SPF fail gets 550 */
+	struct conf_dnsl *dnsbl;	size_t ndnsbl;
+	struct conf_dnsl *dnswl;	size_t ndnswl;
+	unsigned dnsbl_threshold;	/* listed when the blocklist score reaches this */
 	struct hostport *metrics_listen;	size_t nmetrics_listen;	/* Prometheus /metrics */
 	int embedded;			/* the embedded default configuration (no -c) */
 
@@ -107,5 +129,7 @@ void conf_print(const struct conf *c, FILE *fp);
 int conf_parse_size(const char *s, uint64_t *out);
 int conf_parse_duration(const char *s, unsigned *out);
 int conf_is_local_domain(const struct conf *c, const char *domain_lc);
+/* Is a in relay_networks? */
+int conf_relay_client(const struct conf *c, const struct netaddr *a);
 
 #endif

@@ -86,6 +86,14 @@ qfmt_header_encode(const struct qenv *e, char **out, size_t *outlen)
 	sb_rec(&b, "body", e->body_8bit ? "8bit" : "7bit", NULL);
 	for (size_t i = 0; i < e->nrcpts; i++)
 		sb_rec(&b, "rcpt", e->rcpts[i].addr, e->rcpts[i].orcpt);
+	if (e->has_skip) {
+		if (e->skip > QFMT_SKIP_MAX) {
+			free(b.p);
+			return -1;
+		}
+		snprintf(num, sizeof(num), "%0*zu", QFMT_SKIP_DIGITS, e->skip);
+		sb_rec(&b, "skip", num, NULL);
+	}
 	sb_add(&b, "\n", 1);
 	if (b.bad) {
 		free(b.p);
@@ -229,6 +237,21 @@ qfmt_header_decode(const char *buf, size_t len, struct qenv *e, size_t *hdrlen, 
 				snprintf(err, errlen, "bad body type");
 				goto bad;
 			}
+		} else if (TAG("skip")) {
+			size_t k = 0;
+			if (e->has_skip || vlen != QFMT_SKIP_DIGITS) {
+				snprintf(err, errlen, "bad skip");
+				goto bad;
+			}
+			for (size_t i = 0; i < vlen; i++) {
+				if (v[i] < '0' || v[i] > '9') {
+					snprintf(err, errlen, "bad skip");
+					goto bad;
+				}
+				k = k * 10 + (size_t)(v[i] - '0');
+			}
+			e->has_skip = 1;
+			e->skip = k;
 		} else if (TAG("rcpt")) {
 			const char *tab = memchr(v, '\t', vlen);
 			struct qrcpt *r;

@@ -4,9 +4,15 @@
  * A queue file is   HEADER  BODY  TRAILER
  *   HEADER  = "IMSDQ 1\n" then records "<tag> <value>\n" and an empty line. Tags:
  *             id, arrival (unix seconds), client (address), helo, sender ("" = <>),
- *             body (7bit|8bit), rcpt ("<addr>\t<orcpt>", one per recipient, in order).
- *             Values are printable ASCII (plus TAB in rcpt); unknown tags are refused.
- *   BODY    = the message exactly as stored: CRLF lines, Received header first.
+ *             body (7bit|8bit), rcpt ("<addr>\t<orcpt>", one per recipient, in order),
+ *             and optionally skip (QFMT_SKIP_DIGITS zero-padded decimal digits, written
+ *             last). Values are printable ASCII (plus TAB in rcpt); unknown tags are refused.
+ *   GAP     = "skip" bytes of filler between the header and the body (none without the
+ *             tag). A receiver reserves room there for header fields it only knows once
+ *             the whole message is in (DKIM-Signature, Authentication-Results): they are
+ *             written at the end of the gap, the skip value shrinks by as much, and the
+ *             fixed-width value is rewritten in place before the file is made durable.
+ *   BODY    = the message exactly as stored: CRLF lines, our own trace fields first.
  *   TRAILER = "\nEND " + 20-digit zero-padded body length + "\n" (QFMT_TRAILER_LEN bytes).
  * A file is complete only when the trailer is present and its length matches what lies
  * between header and trailer; a reader never guesses about anything else.
@@ -28,6 +34,8 @@
 #define QFMT_TRAILER_LEN	26	/* "\nEND " (5) + 20 digits + "\n" */
 #define QFMT_HEADER_MAX		(1024 * 1024)
 #define QFMT_RCPT_MAX		100000
+#define QFMT_SKIP_DIGITS	5	/* the skip tag's value: "00000".."99999" */
+#define QFMT_SKIP_MAX		99999
 
 enum qrcpt_state { QR_PENDING = 0, QR_DONE = 1, QR_FAILED = 2 };
 
@@ -51,11 +59,15 @@ struct qenv {
 	int body_8bit;
 	int warned;		/* delay notice sent */
 	int has_journal;	/* a journal file exists (set by queue_load) */
+	int has_skip;		/* the header carries a skip tag (encode: write one) */
+	size_t skip;		/* filler bytes between header and body */
 	struct qrcpt *rcpts;
 	size_t nrcpts;
 };
 
-/* Encode the header into a malloc'd buffer (*out, *outlen). 0 ok, -1 bad value/no memory. */
+/* Encode the header into a malloc'd buffer (*out, *outlen). 0 ok, -1 bad value/no memory.
+ * With e->has_skip, the skip tag is the last record, so its digits end 2 bytes before the
+ * end of the header (the record's \n and the empty line's). */
 int qfmt_header_encode(const struct qenv *e, char **out, size_t *outlen);
 /*
  * Decode a header at the start of buf. On success fills e (caller frees with qenv_free)

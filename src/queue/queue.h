@@ -50,6 +50,8 @@ struct queue_writer {
 	char qid[32];
 	uint64_t bodylen;
 	size_t hdrlen;
+	size_t skip;		/* gap left before the body (see qfmt.h); 0 without one */
+	int has_skip;
 	int recycled;		/* the file had content: cut it to length at the end */
 };
 
@@ -65,6 +67,12 @@ void queue_new_id(char out[32]);
 
 int queue_create(struct queue *q, struct qenv *env, struct queue_writer *w, char *err, size_t errlen);
 int queue_append(struct queue_writer *w, const void *buf, size_t len, char *err, size_t errlen);
+/* Write header fields in front of the body, into the gap queue_create reserved (env->skip
+ * with env->has_skip): before queue_finish. -1 (err) when they do not fit or on I/O error. */
+int queue_prepend(struct queue_writer *w, const void *buf, size_t len, char *err, size_t errlen);
+/* Open incoming/<qid> (a message being received) for reading; the body starts at
+ * w->hdrlen + w->skip and is w->bodylen bytes so far. -1 on error. */
+int queue_open_incoming(struct queue *q, const char *qid);
 int queue_finish(struct queue_writer *w, char *err, size_t errlen);
 void queue_discard(struct queue *q, struct queue_writer *w);
 int queue_sync_file(struct queue_writer *w, char *err, size_t errlen);

@@ -160,6 +160,25 @@ write_all(int fd, const void *buf, size_t len)
 	return 0;
 }
 
+static int
+pwrite_all(int fd, const void *buf, size_t len, off_t off)
+{
+	const char *p = buf;
+
+	while (len > 0) {
+		ssize_t n = pwrite(fd, p, len, off);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+		off += n;
+	}
+	return 0;
+}
+
 /* Learn the recycled files in free/ (start-up). */
 static void
 free_scan(struct queue *q)
@@ -304,7 +323,22 @@ queue_create(struct queue *q, struct qenv *env, struct queue_writer *w, char *er
 		queue_discard(q, w);
 		return -1;
 	}
-	if (write_all(w->fd, hdr, hlen) < 0) {
+	if (env->has_skip) {
+		/* the gap: filler the reader skips (blank, so a person reading the file sees
+		 * nothing odd) */
+		char *nh = realloc(hdr, hlen + env->skip);
+		if (nh == NULL) {
+			E("out of memory");
+			free(hdr);
+			queue_discard(q, w);
+			return -1;
+		}
+		hdr = nh;
+		memset(hdr + hlen, ' ', env->skip);
+		if (env->skip > 0)
+			hdr[hlen + env->skip - 1] = '\n';
+	}
+	if (write_all(w->fd, hdr, hlen + (env->has_skip ? env->skip : 0)) < 0) {
 		E("%s/incoming/%s: write: %s", q->dir, w->qid, strerror(errno));
 		free(hdr);
 		queue_discard(q, w);
@@ -312,7 +346,42 @@ queue_create(struct queue *q, struct qenv *env, struct queue_writer *w, char *er
 	}
 	free(hdr);
 	w->hdrlen = hlen;
+	w->has_skip = env->has_skip;
+	w->skip = env->has_skip ? env->skip : 0;
 	return 0;
+}
+
+int
+queue_prepend(struct queue_writer *w, const void *buf, size_t len, char *err, size_t errlen)
+{
+	char digits[QFMT_SKIP_DIGITS + 1];
+	size_t nskip;
+
+	if (len == 0)
+		return 0;
+	if (!w->has_skip || len > w->skip) {
+		E("queue file %s: %zu bytes of header fields do not fit the %zu reserved", w->qid,
+		    len, w->skip);
+		errno = EOVERFLOW;
+		return -1;
+	}
+	nskip = w->skip - len;
+	snprintf(digits, sizeof(digits), "%0*zu", QFMT_SKIP_DIGITS, nskip);
+	if (pwrite_all(w->fd, buf, len, (off_t)(w->hdrlen + nskip)) < 0 ||
+	    pwrite_all(w->fd, digits, QFMT_SKIP_DIGITS,
+	    (off_t)(w->hdrlen - 2 - QFMT_SKIP_DIGITS)) < 0) {
+		E("queue file %s: write: %s", w->qid, strerror(errno));
+		return -1;
+	}
+	w->skip = nskip;
+	w->bodylen += len;
+	return 0;
+}
+
+int
+queue_open_incoming(struct queue *q, const char *qid)
+{
+	return openat(q->incfd, qid, O_RDONLY | O_CLOEXEC);
 }
 
 int
@@ -337,7 +406,8 @@ queue_finish(struct queue_writer *w, char *err, size_t errlen)
 		return -1;
 	}
 	/* a recycled file may have been longer: the trailer must be the last bytes */
-	if (w->recycled && ftruncate(w->fd, (off_t)(w->hdrlen + w->bodylen + sizeof(t))) < 0) {
+	if (w->recycled &&
+	    ftruncate(w->fd, (off_t)(w->hdrlen + w->skip + w->bodylen + sizeof(t))) < 0) {
 		E("queue file %s: ftruncate: %s", w->qid, strerror(errno));
 		return -1;
 	}
@@ -476,7 +546,7 @@ queue_load(struct queue *q, const char *qid, struct qenv *env, int *fdp, uint64_
 	}
 	free(buf);
 	buf = NULL;
-	if ((uint64_t)hdrlen + blen + QFMT_TRAILER_LEN != (uint64_t)st.st_size) {
+	if ((uint64_t)hdrlen + env->skip + blen + QFMT_TRAILER_LEN != (uint64_t)st.st_size) {
 		E("%s: body length does not match the trailer", qid);
 		qenv_free(env);
 		goto fail;
@@ -506,7 +576,7 @@ queue_load(struct queue *q, const char *qid, struct qenv *env, int *fdp, uint64_
 		close(jfd);
 	}
 	*fdp = fd;
-	*body_off = hdrlen;
+	*body_off = hdrlen + env->skip;
 	*body_len = blen;
 	return 0;
 fail:

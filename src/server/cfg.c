@@ -82,6 +82,10 @@ cfg_load(const char *conf_path, int generate, char *err, size_t errlen)
 			goto fail;
 		}
 	}
+	if (dkim_keys_load(cf, &c->dkim, err, errlen) < 0) {
+		blame_key(cf, CK_DKIM_SIGN, err, errlen);
+		goto fail;
+	}
 	if ((cf->nsmtps_listen > 0) && c->tls == NULL && !(conf_path == NULL && !generate)) {
 		snprintf(err, errlen, "%s: smtps_listen: implicit TLS needs tls_cert_file and "
 		    "tls_key_file", cf->source);
@@ -112,6 +116,7 @@ cfg_unref(struct cfg *c)
 		authusers_free(c->authusers);
 	if (c->tls != NULL)
 		tls_ctx_unref(c->tls);
+	dkim_keys_free(&c->dkim);
 	conf_free(&c->conf);
 	free(c);
 }

@@ -5,6 +5,7 @@
 #ifndef IMSD_CFG_H
 #define IMSD_CFG_H
 
+#include "auth/dkimop.h"
 #include "conf/conf.h"
 #include "policy/authusers.h"
 #include "policy/recipients.h"
@@ -15,6 +16,7 @@ struct cfg {
 	struct recipients *recipients;	/* NULL when recipients_file is unset */
 	struct authusers *authusers;	/* NULL when auth_users_file is unset */
 	struct tls_ctx *tls;		/* NULL when no certificate is configured */
+	struct dkim_keys dkim;		/* the dkim_sign keys, read and checked */
 	int refs;			/* atomic */
 };
 

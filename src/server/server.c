@@ -45,6 +45,7 @@
 #include "server/privs.h"
 #include "server/server.h"
 #include "server/workq.h"
+#include "auth/authcheck.h"
 #include "session/session.h"
 #include "tls/tls.h"
 #include "util/fs.h"
@@ -116,6 +117,12 @@ struct conn {
 	time_t hold_until;	/* the error tarpit: no output, no input until then */
 	size_t acct;		/* bytes counted for this conn in srv->mem */
 
+	int exempt;		/* loopback or relay_networks: no DNS lists, no inbound checks */
+	int dnsbl_state;	/* 0 not asked, 1 lookups running, 2 answered */
+	char *dnsbl_reply;	/* the refusal when the client is listed */
+	int mail_wait;		/* MAIL waits for the DNS lists */
+	struct spf_verdict *spf;	/* SPF of MAIL FROM made at MAIL (spf_reject) */
+
 	time_t deadline;	/* command or data timeout */
 	unsigned long last_cmds;
 	int closing;		/* close after output drains */
@@ -161,6 +168,7 @@ struct worker {
 	struct pconn *pconns;	/* balancer connections waiting for their PROXY header */
 	unsigned npconns;
 	struct workq *authq;
+	struct workq *checkq;	/* DNS lists, SPF, DKIM, DMARC: they wait on DNS */
 	struct commit_job *done;	/* answered commits, struct cjob (under srv->cmu) */
 	int cevfd;
 	struct ev_io cio;
@@ -229,6 +237,10 @@ static void conn_kick(struct conn *c);
 static void conn_handshake(struct conn *c);
 static void conn_start_tls(struct conn *c);
 static void commit_answer(struct commit_job *cj);
+static void mail_check_go(struct conn *c);
+static int conn_checks(const struct conn *c, const struct session_tx *tx);
+static int conn_signs(const struct conn *c, const struct session_tx *tx);
+static void cb_tx_abort(void *arg);
 
 /* ---- memory accounting ---- */
 
@@ -356,6 +368,9 @@ cfg_current(struct server *srv)
 	return c;
 }
 
+#define AUTH_HEADER_ROOM	8192	/* reserved before the body for checks and signatures */
+#define CHECK_THREADS		4	/* per loop: the checks mostly wait on DNS */
+
 /* ---- session callbacks ---- */
 
 static void
@@ -402,6 +417,10 @@ cb_tx_open(void *arg, struct session_tx *tx)
 	}
 	env.rcpts = r;
 	env.nrcpts = tx->nrcpts;
+	if (conn_checks(c, tx) || conn_signs(c, tx)) {
+		env.has_skip = 1;	/* room for Authentication-Results / DKIM-Signature */
+		env.skip = AUTH_HEADER_ROOM;
+	}
 	ret = queue_create(&c->srv->q, &env, &c->w, c->werr, sizeof(c->werr));
 	free(r);
 	if (ret < 0) {
@@ -444,10 +463,10 @@ cb_tx_abort(void *arg)
 	c->w.qid[0] = '\0';
 }
 
+/* The message is complete (and checked): hand it to the group commit. */
 static void
-cb_tx_commit(void *arg, struct session_tx *tx)
+commit_now(struct conn *c)
 {
-	struct conn *c = arg;
 	struct server *srv = c->srv;
 	struct cjob *j;
 
@@ -469,6 +488,309 @@ cb_tx_commit(void *arg, struct session_tx *tx)
 	c->wk->commits_in_flight++;
 	__atomic_add_fetch(&srv->commits_in_flight, 1, __ATOMIC_RELAXED);
 	commit_submit(srv->committer, &j->cj);
+}
+
+/* ---- mail authentication: DNS lists at connect, SPF at MAIL, checks at the end of DATA,
+ * DKIM signing. The decisions are auth/authcheck's; this is where they meet the sessions. */
+
+/* Inbound checks for this transaction? Mail from the Internet: not loopback, not a relay
+ * network, not an authenticated client. */
+static int
+conn_checks(const struct conn *c, const struct session_tx *tx)
+{
+	return c->cfg->conf.inbound_checks && !c->exempt && !tx->authenticated;
+}
+
+/* DKIM signing for this transaction? Keys, and a client allowed to send as us. */
+static int
+conn_signs(const struct conn *c, const struct session_tx *tx)
+{
+	return c->cfg->dkim.n > 0 && (c->exempt || tx->authenticated);
+}
+
+struct dnsbl_job {
+	struct work w;
+	struct conn *c;
+	struct cfg *cfg;
+	struct netaddr addr;
+	struct dnsbl_result r;
+};
+
+static void
+dnsbl_run(struct work *w)
+{
+	struct dnsbl_job *j = (struct dnsbl_job *)w;
+
+	authcheck_dnsbl(&j->cfg->conf, &j->addr, &j->r);
+}
+
+static void
+dnsbl_done(struct work *w)
+{
+	struct dnsbl_job *j = (struct dnsbl_job *)w;
+	struct conn *c = j->c;
+
+	c->busy--;
+	c->dnsbl_state = 2;
+	if (j->r.log[0] || j->r.listed)
+		log_info("sid=%s event=dnsbl listed=%s score=%d %s", c->sid, j->r.listed ? "yes" :
+		    "no", j->r.score, j->r.log);
+	if (j->r.listed)
+		c->dnsbl_reply = strdup(j->r.reply);
+	if (c->dead)
+		conn_close(c);
+	else if (c->mail_wait) {
+		c->mail_wait = 0;
+		mail_check_go(c);
+	}
+	cfg_unref(j->cfg);
+	free(j);
+}
+
+/* At connect: ask the DNS lists, in the background; MAIL waits for the answer. */
+static void
+dnsbl_start(struct conn *c)
+{
+	struct dnsbl_job *j;
+
+	if (c->exempt || c->cfg->conf.ndnsbl == 0 || (j = calloc(1, sizeof(*j))) == NULL)
+		return;
+	j->w.run = dnsbl_run;
+	j->w.done = dnsbl_done;
+	j->c = c;
+	j->cfg = cfg_ref(c->cfg);
+	j->addr = c->peer;
+	c->dnsbl_state = 1;
+	c->busy++;
+	workq_submit(c->wk->checkq, &j->w);
+}
+
+struct spf_job {
+	struct work w;
+	struct conn *c;
+	struct cfg *cfg;
+	struct netaddr addr;
+	char helo[256];
+	char sender[SMTP_PATH_MAX + 1];
+	struct spf_verdict v;
+	enum auth_action act;
+	char reply[512];
+};
+
+static void
+spf_run(struct work *w)
+{
+	struct spf_job *j = (struct spf_job *)w;
+
+	j->act = authcheck_spf_mail(&j->cfg->conf, &j->addr, j->helo, j->sender, &j->v, j->reply,
+	    sizeof(j->reply));
+}
+
+static void
+spf_done(struct work *w)
+{
+	struct spf_job *j = (struct spf_job *)w;
+	struct conn *c = j->c;
+
+	c->busy--;
+	if (c->dead)
+		conn_close(c);
+	else {
+		free(c->spf);
+		if ((c->spf = malloc(sizeof(*c->spf))) != NULL)
+			*c->spf = j->v;
+		session_mail_done(c->s, j->act == AUTH_REJECT ? j->reply : NULL);
+		conn_process(c);
+		conn_kick(c);
+	}
+	cfg_unref(j->cfg);
+	free(j);
+}
+
+/* MAIL may go on once the DNS lists answered: refuse a listed client, run SPF when
+ * spf_reject needs its verdict now, else accept. */
+static void
+mail_check_go(struct conn *c)
+{
+	struct spf_job *j;
+
+	if (c->dnsbl_reply != NULL) {
+		session_mail_done(c->s, c->dnsbl_reply);
+		conn_process(c);
+		conn_kick(c);
+		return;
+	}
+	if (!c->cfg->conf.spf_reject || !c->cfg->conf.inbound_checks ||
+	    (j = calloc(1, sizeof(*j))) == NULL) {
+		session_mail_done(c->s, NULL);
+		conn_process(c);
+		conn_kick(c);
+		return;
+	}
+	j->w.run = spf_run;
+	j->w.done = spf_done;
+	j->c = c;
+	j->cfg = cfg_ref(c->cfg);
+	j->addr = c->peer;
+	snprintf(j->helo, sizeof(j->helo), "%s", session_helo(c->s));
+	snprintf(j->sender, sizeof(j->sender), "%s", session_mail_sender(c->s));
+	c->busy++;
+	workq_submit(c->wk->checkq, &j->w);
+}
+
+static void
+cb_mail_check(void *arg, const char *sender, int authenticated)
+{
+	struct conn *c = arg;
+
+	(void)sender;
+	free(c->spf);
+	c->spf = NULL;
+	if (c->exempt || authenticated) {
+		session_mail_done(c->s, NULL);	/* from inside the callback: fine */
+		return;
+	}
+	if (c->dnsbl_state == 1) {
+		c->mail_wait = 1;		/* dnsbl_done goes on */
+		return;
+	}
+	if (c->dnsbl_reply == NULL && !c->cfg->conf.spf_reject) {
+		session_mail_done(c->s, NULL);
+		return;
+	}
+	mail_check_go(c);
+}
+
+struct check_job {
+	struct work w;
+	struct conn *c;
+	struct cfg *cfg;
+	int sign;			/* else: inbound checks */
+	int fd;				/* the incoming file, for reading */
+	uint64_t off, len;
+	struct netaddr addr;
+	char helo[256];
+	char sender[SMTP_PATH_MAX + 1];
+	struct spf_verdict spf;
+	int have_spf;
+	unsigned pct;
+	/* results */
+	struct authcheck_out out;
+	char *sig;
+	size_t siglen;
+	int nsig;
+	char err[256];
+	char domains[2][256];
+	size_t ndomains;
+};
+
+static void
+check_run(struct work *w)
+{
+	struct check_job *j = (struct check_job *)w;
+
+	if (j->sign) {
+		const char *d[2] = { j->domains[0], j->domains[1] };
+		j->ndomains = authcheck_sign_domains(&j->cfg->dkim, j->fd, j->off, j->len, j->sender,
+		    j->domains);
+		if (j->ndomains > 0 && dkim_sign_message(&j->cfg->dkim, d, j->ndomains, j->fd, j->off,
+		    j->len, &j->sig, &j->siglen, &j->nsig, j->err, sizeof(j->err)) < 0)
+			j->nsig = -1;
+		return;
+	}
+	struct authcheck_in in = {
+		.conf = &j->cfg->conf, .client = j->addr, .helo = j->helo, .sender = j->sender,
+		.fd = j->fd, .off = j->off, .len = j->len,
+		.spf_mfrom = j->have_spf ? &j->spf : NULL, .random_pct = j->pct,
+	};
+	authcheck_inbound(&in, &j->out);
+}
+
+static void
+check_done(struct work *w)
+{
+	struct check_job *j = (struct check_job *)w;
+	struct conn *c = j->c;
+	const char *prepend = NULL;
+	size_t plen = 0;
+
+	c->busy--;
+	close(j->fd);
+	if (c->dead || session_state(c->s) != SS_COMMIT || c->w.fd < 0) {
+		if (c->dead)
+			conn_close(c);
+		goto out;
+	}
+	if (j->sign) {
+		if (j->nsig < 0)
+			log_error("sid=%s qid=%s event=dkim-sign-error reason=%s", c->sid, c->w.qid,
+			    j->err);
+		else if (j->nsig > 0) {
+			log_info("sid=%s qid=%s event=dkim-signed domains=%s%s%s signatures=%d",
+			    c->sid, c->w.qid, j->domains[0], j->ndomains > 1 ? "," : "",
+			    j->ndomains > 1 ? j->domains[1] : "", j->nsig);
+			prepend = j->sig;
+			plen = j->siglen;
+		}
+	} else {
+		log_info("sid=%s qid=%s event=auth-checks %s%s", c->sid, c->w.qid, j->out.log,
+		    j->out.action == AUTH_REJECT ? " action=reject" :
+		    j->out.action == AUTH_TEMPFAIL ? " action=tempfail" : "");
+		if (j->out.action != AUTH_ACCEPT) {
+			cb_tx_abort(c);
+			session_commit_refused(c->s, j->out.reply);
+			conn_process(c);
+			conn_kick(c);
+			goto out;
+		}
+		prepend = j->out.ar;
+		plen = j->out.ar ? strlen(j->out.ar) : 0;
+	}
+	if (prepend != NULL && queue_prepend(&c->w, prepend, plen, c->werr, sizeof(c->werr)) < 0)
+		log_error("sid=%s qid=%s event=queue-error reason=\"%s\"", c->sid, c->w.qid,
+		    c->werr);	/* the message still goes: without the field */
+	commit_now(c);
+	conn_kick(c);
+out:
+	free(j->sig);
+	authcheck_out_free(&j->out);
+	cfg_unref(j->cfg);
+	free(j);
+}
+
+static void
+cb_tx_commit(void *arg, struct session_tx *tx)
+{
+	struct conn *c = arg;
+	struct check_job *j;
+	int checks = conn_checks(c, tx), sign = !checks && conn_signs(c, tx);
+
+	if ((!checks && !sign) || !c->w.has_skip || (j = calloc(1, sizeof(*j))) == NULL) {
+		commit_now(c);
+		return;
+	}
+	if ((j->fd = queue_open_incoming(&c->srv->q, c->w.qid)) < 0) {
+		free(j);
+		commit_now(c);
+		return;
+	}
+	j->w.run = check_run;
+	j->w.done = check_done;
+	j->c = c;
+	j->cfg = cfg_ref(c->cfg);
+	j->sign = sign;
+	j->off = c->w.hdrlen + c->w.skip;
+	j->len = c->w.bodylen;
+	j->addr = c->peer;
+	snprintf(j->helo, sizeof(j->helo), "%s", session_helo(c->s));
+	snprintf(j->sender, sizeof(j->sender), "%s", tx->sender);
+	if (c->spf != NULL) {
+		j->spf = *c->spf;
+		j->have_spf = 1;
+	}
+	j->pct = (unsigned)(random() % 100);
+	c->busy++;
+	workq_submit(c->wk->checkq, &j->w);
 }
 
 static void
@@ -583,6 +905,7 @@ static const struct session_ops session_ops = {
 	.output_full = cb_output_full,
 	.pause = cb_pause,
 	.space_ok = cb_space_ok,
+	.mail_check = cb_mail_check,
 };
 
 /* ---- group commit ---- */
@@ -1124,6 +1447,8 @@ worker_reap(void *arg)
 		cfg_unref(c->cfg);
 		free(c->in);
 		free(c->out);
+		free(c->dnsbl_reply);
+		free(c->spf);
 		free(c);
 	}
 }
@@ -1213,9 +1538,14 @@ conn_start(struct worker *wk, int fd, enum session_listener kind,
 	    via ? " proxy=" : "", via ? via : "",
 	    refuse ? " action=refused reason=" : "", refuse ? why : "");
 	if (kind == SL_SMTPS && refuse == NULL) {
+		c->exempt = netaddr_is_loopback(&c->peer) || conf_relay_client(cf, &c->peer);
+		dnsbl_start(c);
 		conn_start_tls(c);	/* RFC 8314: the handshake first, whatever the address */
 		return;
 	}
+	c->exempt = netaddr_is_loopback(&c->peer) || conf_relay_client(cf, &c->peer);
+	if (refuse == NULL)
+		dnsbl_start(c);
 	c->deadline = conn_deadline(c);
 	session_start(c->s, refuse);
 	c->last_cmds = session_commands(c->s);
@@ -1938,7 +2268,8 @@ server_run(const char *conf_path)
 		fatal("event=startup-error reason=\"commit thread: %s\"", strerror(errno));
 	for (int i = 0; i < srv.nworkers; i++)
 		if ((srv.workers[i].authq = workq_start(srv.workers[i].loop,
-		    srv.nworkers == 1 ? 2 : 1)) == NULL)
+		    srv.nworkers == 1 ? 2 : 1)) == NULL ||
+		    (srv.workers[i].checkq = workq_start(srv.workers[i].loop, CHECK_THREADS)) == NULL)
 			fatal("event=startup-error reason=\"auth workers\"");
 	if ((srv.deliveryq = workq_start(srv.loop, 4)) == NULL)
 		fatal("event=startup-error reason=\"delivery workers\"");
@@ -1988,6 +2319,7 @@ server_run(const char *conf_path)
 		while (wk->pconns != NULL)
 			pconn_free(wk->pconns, wk->pconns->io.fd);
 		workq_stop(wk->authq);
+		workq_stop(wk->checkq);
 	}
 	commit_stop(srv.committer);
 	/* What the last batches committed stays queued; worker 0 last, for the inbox. */

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "auth/msghdr.h"
 #include "policy/tls_policy.h"
 #include "proto/sasl.h"
 #include "session/session.h"
@@ -70,6 +71,14 @@ struct session {
 	unsigned hdr_lpos;		/* bytes into the current header line */
 	int hdr_match;			/* the line so far matches "Received:" */
 	unsigned hops;
+	/* the Authentication-Results filter (header section only) */
+	int hf_bol;			/* at the start of a header line */
+	int hf_mode;			/* enum hf_mode */
+	char hf_name[24];		/* the field name so far, while it may be A-R */
+	size_t hf_nlen;
+	char *hf_hold;			/* a held Authentication-Results field */
+	size_t hf_holdlen;
+	unsigned ar_removed;
 	char *chunk;			/* BODY_CHUNK bytes while in DATA, else NULL */
 	size_t chunklen;
 };
@@ -145,6 +154,9 @@ tx_clear(struct session *s)
 		free(s->tx.rcpts[i].addr);
 	}
 	free(s->tx.rcpts);
+	free(s->hf_hold);
+	s->hf_hold = NULL;
+	s->hf_holdlen = 0;
 	memset(&s->tx, 0, sizeof(s->tx));
 	s->rcpt_bytes = 0;
 	s->in_tx = 0;
@@ -616,8 +628,48 @@ cmd_mail(struct session *s, const char *args)
 	}
 	s->tx.body_8bit = body8;
 	s->tx.declared_size = size;
+	s->tx.authenticated = s->auth_user[0] != '\0';
 	s->in_tx = 1;
+	if (s->ops->mail_check != NULL) {
+		s->state = SS_MAILWAIT;
+		s->ops->mail_check(s->arg, s->tx.sender, s->tx.authenticated);
+		return;
+	}
 	reply(s, "250 2.1.0 Ok");
+}
+
+void
+session_mail_done(struct session *s, const char *refusal)
+{
+	char lfrom[LOG_VALUE_MAX], lwhy[LOG_VALUE_MAX];
+
+	if (s->state != SS_MAILWAIT)
+		return;
+	s->state = SS_CMD;
+	if (refusal == NULL) {
+		reply(s, "250 2.1.0 Ok");
+		return;
+	}
+	slog(s, LOG_INFO, "event=reject stage=mail from=%s reason=%s",
+	    log_addr(lfrom, sizeof(lfrom), s->tx.sender),
+	    log_value(lwhy, sizeof(lwhy), refusal, strlen(refusal)));
+	reply(s, "%.480s", refusal);
+	tx_clear(s);
+	session_error(s);
+}
+
+void
+session_commit_refused(struct session *s, const char *refusal)
+{
+	char lwhy[LOG_VALUE_MAX];
+
+	if (s->state != SS_COMMIT)
+		return;
+	slog(s, LOG_INFO, "qid=%s event=reject stage=data reason=%s", s->tx.qid,
+	    log_value(lwhy, sizeof(lwhy), refusal, strlen(refusal)));
+	reply(s, "%.480s", refusal);
+	tx_clear(s);
+	s->state = SS_CMD;
 }
 
 static void
@@ -937,14 +989,12 @@ hdr_track(struct session *s, const char *p, size_t n)
 }
 
 static inline void
-body_put(struct session *s, const char *p, size_t n)
+body_store(struct session *s, const char *p, size_t n)
 {
-	if (s->in_headers)
-		hdr_track(s, p, n);
 	if (s->tx.err != DERR_NONE)
 		return;
 	s->tx.size += n;
-	if (s->tx.size - s->tx.own > s->conf->message_size_limit) {
+	if (s->tx.size > s->conf->message_size_limit + s->tx.own) {
 		s->tx.err = DERR_SIZE;
 		return;
 	}
@@ -952,6 +1002,131 @@ body_put(struct session *s, const char *p, size_t n)
 		body_flush(s);
 	memcpy(s->chunk + s->chunklen, p, n);
 	s->chunklen += n;
+}
+
+/* A header byte that is kept: hop counting, then the store. */
+static inline void
+hdr_emit(struct session *s, const char *p, size_t n)
+{
+	hdr_track(s, p, n);
+	body_store(s, p, n);
+}
+
+/*
+ * RFC 8601 5: an Authentication-Results field from outside that claims our authserv-id
+ * (the hostname) would pass for our verdict, so it is removed before the message is
+ * stored. Such a field is held whole (continuation lines included, up to
+ * SESSION_AR_HOLD_MAX bytes, past which it is dropped unread) until its end shows whose
+ * it is; every other field passes through as it comes.
+ */
+enum hf_mode { HF_NAME, HF_PASS, HF_HOLD, HF_DROP };
+static const char ar_name[] = "authentication-results";
+
+static void
+hf_finish(struct session *s)
+{
+	char id[256];
+	const char *colon;
+
+	if (s->hf_mode == HF_DROP) {
+		s->ar_removed++;
+	} else if (s->hf_mode == HF_HOLD && s->hf_hold != NULL) {
+		colon = memchr(s->hf_hold, ':', s->hf_holdlen);
+		if (colon != NULL && mhdr_authserv_id(colon + 1, s->hf_holdlen -
+		    (size_t)(colon + 1 - s->hf_hold), id, sizeof(id)) == 0 &&
+		    strcasecmp(id, s->conf->hostname) == 0)
+			s->ar_removed++;
+		else
+			hdr_emit(s, s->hf_hold, s->hf_holdlen);
+	} else if (s->hf_mode == HF_NAME && s->hf_nlen > 0)
+		hdr_emit(s, s->hf_name, s->hf_nlen);
+	free(s->hf_hold);
+	s->hf_hold = NULL;
+	s->hf_holdlen = 0;
+	s->hf_nlen = 0;
+	s->hf_mode = HF_PASS;
+}
+
+static void
+hf_hold_add(struct session *s, const char *p, size_t n)
+{
+	if (s->hf_mode == HF_DROP)
+		return;
+	if (s->hf_hold == NULL && (s->hf_hold = malloc(SESSION_AR_HOLD_MAX)) == NULL) {
+		s->hf_mode = HF_DROP;
+		return;
+	}
+	if (s->hf_holdlen + n > SESSION_AR_HOLD_MAX) {
+		free(s->hf_hold);
+		s->hf_hold = NULL;
+		s->hf_holdlen = 0;
+		s->hf_mode = HF_DROP;
+		return;
+	}
+	memcpy(s->hf_hold + s->hf_holdlen, p, n);
+	s->hf_holdlen += n;
+}
+
+static void
+hdr_filter(struct session *s, const char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		char c = p[i];
+		if (s->hf_bol) {
+			s->hf_bol = 0;
+			if (c != ' ' && c != '\t') {
+				hf_finish(s);		/* the previous field ended */
+				if (c == '\r' || c == '\n') {
+					/* the empty line: the rest is body */
+					hdr_emit(s, p + i, n - i);
+					if (s->in_headers)	/* (a bare LF line is not the end) */
+						continue;
+					return;
+				}
+				s->hf_mode = HF_NAME;
+				s->hf_nlen = 0;
+			}
+		}
+		switch (s->hf_mode) {
+		case HF_NAME:
+			if (c == ':' && s->hf_nlen >= sizeof(ar_name) - 1) {
+				hf_hold_add(s, s->hf_name, s->hf_nlen);
+				hf_hold_add(s, &c, 1);
+				if (s->hf_mode != HF_DROP)
+					s->hf_mode = HF_HOLD;
+			} else if (s->hf_nlen < sizeof(ar_name) - 1 &&
+			    tolower((unsigned char)c) == ar_name[s->hf_nlen]) {
+				s->hf_name[s->hf_nlen++] = c;
+			} else if (s->hf_nlen >= sizeof(ar_name) - 1 && (c == ' ' || c == '\t') &&
+			    s->hf_nlen < sizeof(s->hf_name)) {
+				s->hf_name[s->hf_nlen++] = c;	/* "Name :" (RFC 5322 4.5.8) */
+			} else {
+				hdr_emit(s, s->hf_name, s->hf_nlen);
+				s->hf_nlen = 0;
+				hdr_emit(s, &c, 1);
+				s->hf_mode = HF_PASS;
+			}
+			break;
+		case HF_PASS:
+			hdr_emit(s, &c, 1);
+			break;
+		case HF_HOLD:
+		case HF_DROP:
+			hf_hold_add(s, &c, 1);
+			break;
+		}
+		if (c == '\n')
+			s->hf_bol = 1;
+	}
+}
+
+static inline void
+body_put(struct session *s, const char *p, size_t n)
+{
+	if (s->in_headers)
+		hdr_filter(s, p, n);
+	else
+		body_store(s, p, n);
 }
 
 static void
@@ -991,6 +1166,10 @@ cmd_data(struct session *s, const char *args)
 	s->hdr_lpos = 0;
 	s->hdr_match = 1;
 	s->hops = 0;
+	s->hf_bol = 1;
+	s->hf_mode = HF_PASS;
+	s->hf_nlen = 0;
+	s->ar_removed = 0;
 	reply(s, "354 End data with <CR><LF>.<CR><LF>");
 
 	/* RFC 5321 §4.4: the trace header goes first. */
@@ -1021,6 +1200,11 @@ cmd_data(struct session *s, const char *args)
 static void
 data_end(struct session *s)
 {
+	if (s->in_headers)
+		hf_finish(s);	/* a message that is all header */
+	if (s->ar_removed)
+		slog(s, LOG_INFO, "qid=%s event=ar-removed count=%u authserv_id=%s", s->tx.qid,
+		    s->ar_removed, s->conf->hostname);
 	body_flush(s);
 	free(s->chunk);
 	s->chunk = NULL;
@@ -1504,6 +1688,18 @@ session_auth_done(struct session *s, int ok)
 			session_error(s);
 	}
 	s->login_user[0] = '\0';
+}
+
+const char *
+session_mail_sender(const struct session *s)
+{
+	return s->tx.sender;
+}
+
+const char *
+session_helo(const struct session *s)
+{
+	return s->helo;
 }
 
 size_t

@@ -47,6 +47,7 @@
 #define SESSION_QID_MAX		32
 #define SESSION_AUTH_FAILURES	3	/* failed AUTH attempts before 421 */
 #define SESSION_HOPS_MAX	100	/* Received headers before a message is a loop */
+#define SESSION_AR_HOLD_MAX	8192	/* an Authentication-Results field held to read its id */
 
 /* One accepted recipient after alias expansion: where to deliver, and as what it came. */
 struct tx_rcpt {
@@ -66,6 +67,7 @@ struct session_tx {
 	uint64_t own;			/* of those, our own Received header: message_size_limit
 					 * counts what the client sent, not what we add */
 	int err;			/* latched DATA error (enum session_data_err) */
+	int authenticated;		/* MAIL came after a successful AUTH */
 };
 
 struct session;
@@ -102,6 +104,10 @@ struct session_ops {
 	 * beyond queue_minfree? 1 yes; 0 no (MAIL gets 452 4.3.1). Cheap: the server
 	 * answers from a cached figure. */
 	int (*space_ok)(void *arg, uint64_t size);
+	/* Optional. MAIL FROM is valid; may the client send from sender? (DNS lists, SPF with
+	 * spf_reject.) The session consumes nothing until session_mail_done, which may be
+	 * called from inside this callback. */
+	void (*mail_check)(void *arg, const char *sender, int authenticated);
 };
 
 /* What tx_write returns when the spool's filesystem is full (ENOSPC, EDQUOT): the DATA
@@ -133,6 +139,7 @@ enum session_state {
 	SS_STARTTLS,	/* 220 to STARTTLS sent; waiting for session_tls_done */
 	SS_AUTH,	/* AUTH in progress: the next line is a SASL response */
 	SS_AUTHWAIT,	/* waiting for session_auth_done */
+	SS_MAILWAIT,	/* waiting for session_mail_done */
 	SS_CLOSING,	/* said 221/421: the server flushes and closes */
 };
 
@@ -163,6 +170,15 @@ size_t session_feed(struct session *s, const char *buf, size_t len);
  * (452 4.3.1). */
 void session_commit_done(struct session *s, int ok);
 
+/* The server's answer to tx_commit when the message is refused after all (a DMARC
+ * p=reject failure, a policy that needs a DNS answer it cannot get now): reply is the
+ * whole reply line ("550 5.7.1 ..."), sent instead of 250; nothing was queued. */
+void session_commit_refused(struct session *s, const char *reply);
+
+/* The answer to ops->mail_check: NULL accepts MAIL (250), else the reply line that
+ * refuses it ("554 5.7.1 ...", "550 5.7.23 ..."); a refusal spends the error budget. */
+void session_mail_done(struct session *s, const char *refusal);
+
 /* The TLS handshake after STARTTLS succeeded: reset the session (RFC 3207 §4.2). desc
  * names protocol and cipher for the Received header, e.g. "TLSv1.3 TLS_AES_256_GCM_SHA384". */
 void session_tls_done(struct session *s, const char *desc);
@@ -182,6 +198,10 @@ void session_shutdown(struct session *s);
 void session_disconnected(struct session *s);
 
 enum session_state session_state(const struct session *s);
+/* The name the client gave in EHLO/HELO ("" before). */
+const char *session_helo(const struct session *s);
+/* The MAIL FROM address of the open transaction ("" for <>). */
+const char *session_mail_sender(const struct session *s);
 /* Bytes this session holds (itself, its recipients, its DATA buffer): the server's memory
  * accounting (max_session_memory). */
 size_t session_memory(const struct session *s);

@@ -204,6 +204,13 @@ TEST(every_spec_key_is_accepted)
 	    "workers = 4\n"
 	    "run_user = mail\n"
 	    "queue_minfree = 100m\n"
+	    "dkim_sign = Example.COM:s2026:/etc/imsd/dkim/rsa.key example.com:e2026:/etc/imsd/e.key\n"
+	    "inbound_checks = no\n"
+	    "dmarc_reject = no\n"
+	    "spf_reject = yes\n"
+	    "dnsbl = zen.spamhaus.org, bl.example.org=2\n"
+	    "dnswl = list.dnswl.org=3\n"
+	    "dnsbl_threshold = 2\n"
 	    "metrics_listen = 127.0.0.1:9187\n";
 	struct conf c;
 
@@ -214,6 +221,14 @@ TEST(every_spec_key_is_accepted)
 		CHECK(c.set_line[k] == (unsigned)k + 1);	/* the text is in enum order */
 	}
 	CHECK_STR(c.hostname, "mail.example.com");
+	CHECK(c.ndkim_sign == 2);
+	CHECK_STR(c.dkim_sign[0].domain, "example.com");
+	CHECK_STR(c.dkim_sign[0].selector, "s2026");
+	CHECK_STR(c.dkim_sign[1].keyfile, "/etc/imsd/e.key");
+	CHECK(c.inbound_checks == 0 && c.dmarc_reject == 0 && c.spf_reject == 1);
+	CHECK(c.ndnsbl == 2 && c.dnsbl[0].weight == 1 && c.dnsbl[1].weight == 2);
+	CHECK_STR(c.dnsbl[1].zone, "bl.example.org");
+	CHECK(c.ndnswl == 1 && c.dnswl[0].weight == 3 && c.dnsbl_threshold == 2);
 	CHECK(c.nlisten == 2 && c.nsubmission_listen == 1 && c.nsmtps_listen == 2);
 	CHECK(c.nlocal_domains == 2);
 	if (c.nlocal_domains == 2) {
@@ -267,6 +282,25 @@ TEST(bad_value_error_names_file_line_and_key)
 	CHECK(fails_starting("listen = 127.0.0.1\n", "t.conf:1: listen: \"127.0.0.1\" is not ADDR:PORT"));
 	CHECK(fails_starting("tls_loopback = maybe\n", "t.conf:1: tls_loopback: \"maybe\""));
 	CHECK(fails_starting("log_level = loud\n", "t.conf:1: log_level: \"loud\""));
+}
+
+TEST(authentication_keys_refuse_bad_values_with_file_line_and_key)
+{
+	CHECK(fails_starting("\ndkim_sign = example.com:s1\n",
+	    "t.conf:2: dkim_sign: \"example.com:s1\" is not DOMAIN:SELECTOR:KEYFILE"));
+	CHECK(fails_starting("dkim_sign = example.com:s1:key.pem\n",
+	    "t.conf:1: dkim_sign: the key file \"key.pem\" must be an absolute path"));
+	CHECK(fails_starting("dkim_sign = example.com:bad/sel:/k\n",
+	    "t.conf:1: dkim_sign: \"bad/sel\" is not a valid DKIM selector"));
+	CHECK(fails_starting("dkim_sign = exa_mple..com:s:/k\n", "t.conf:1: dkim_sign: "));
+	CHECK(fails_starting("dkim_sign = a.example:s:/k a.example:s:/j\n",
+	    "t.conf:1: dkim_sign: selector s of a.example is listed twice"));
+	CHECK(fails_starting("dnsbl = zen.spamhaus.org=0\n",
+	    "t.conf:1: dnsbl: the weight of \"zen.spamhaus.org\" must be a number from 1 to 100"));
+	CHECK(fails_starting("dnswl = localhost\n", "t.conf:1: dnswl: \"localhost\" is not a DNS "
+	    "list zone"));
+	CHECK(fails_starting("dnsbl_threshold = 0\n", "t.conf:1: dnsbl_threshold: "));
+	CHECK(fails_starting("spf_reject = perhaps\n", "t.conf:1: spf_reject: \"perhaps\""));
 }
 
 TEST(duplicate_key_error_names_both_lines)
@@ -875,6 +909,7 @@ int main(void)
 	RUN(relay_networks_accept_cidrs_and_may_be_empty);
 	RUN(relayhost_forms);
 	RUN(dns_servers_forms);
+	RUN(authentication_keys_refuse_bad_values_with_file_line_and_key);
 	RUN(smtp_port_is_1_to_65535);
 	RUN(empty_optional_paths_mean_unset);
 	RUN(unknown_key_with_odd_bytes_is_escaped);

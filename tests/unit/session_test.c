@@ -97,7 +97,7 @@ f_auth(void *arg, const char *user, const char *pass)
 }
 
 static const struct session_ops ops = { f_output, f_open, f_write, f_commit, f_abort, f_log,
-    f_starttls, f_auth, NULL, NULL, NULL };
+    f_starttls, f_auth, NULL, NULL, NULL, NULL };
 
 static struct conf conf;
 static struct fake fk;
@@ -130,7 +130,7 @@ f_space(void *arg, uint64_t size)
 }
 
 static const struct session_ops ops_bounded = { f_output, f_open, f_write, f_commit, f_abort,
-    f_log, f_starttls, f_auth, f_full, f_pause, f_space };
+    f_log, f_starttls, f_auth, f_full, f_pause, f_space, NULL };
 
 static struct session *
 start_bounded(void)
@@ -767,6 +767,132 @@ TEST(exactly_100_hops_are_accepted)
 }
 
 
+static const char ar_msg[] =
+    "Authentication-Results: mx.example; dkim=pass header.d=paypal.com\r\n"
+    "Subject: x\r\n"
+    "Authentication-Results:\r\n\t(forged) MX.Example;\r\n\tspf=pass smtp.mailfrom=x@paypal.com\r\n"
+    "Authentication-Results: other.example; spf=fail\r\n"
+    "Authentication-Results-Extra: mx.example; kept\r\n"
+    "Authentication-Results : mx.example; obsolete space before the colon\r\n"
+    "To: b@c\r\n"
+    "\r\n"
+    "Authentication-Results: mx.example; in the body: kept\r\n";
+
+static void
+check_ar_filtered(void)
+{
+	const char *b = body_after_received();
+	CHECK_STR(b, "Subject: x\r\n"
+	    "Authentication-Results: other.example; spf=fail\r\n"
+	    "Authentication-Results-Extra: mx.example; kept\r\n"
+	    "To: b@c\r\n"
+	    "\r\n"
+	    "Authentication-Results: mx.example; in the body: kept\r\n");
+}
+
+TEST(authentication_results_claiming_our_hostname_are_removed_others_kept)
+{
+	struct session *s = start();
+	feed(s, "EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<bob@localhost>\r\nDATA\r\n");
+	feed(s, ar_msg);
+	feed(s, ".\r\n");
+	CHECK(fk.commits == 1);
+	check_ar_filtered();
+	session_free(s);
+}
+
+TEST(authentication_results_filter_holds_across_one_byte_segments)
+{
+	struct session *s = start();
+	char msg[2048];
+	feed(s, "EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<bob@localhost>\r\nDATA\r\n");
+	snprintf(msg, sizeof(msg), "%s.\r\n", ar_msg);
+	feed_bytewise(s, msg, strlen(msg));
+	CHECK(fk.commits == 1);
+	check_ar_filtered();
+	session_free(s);
+}
+
+TEST(an_oversized_authentication_results_field_is_dropped)
+{
+	struct session *s = start();
+	char big[901];
+	feed(s, "EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<bob@localhost>\r\nDATA\r\n");
+	feed(s, "Authentication-Results: other.example;");
+	memset(big, 'a', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	/* lines under the 1000-octet limit, the field over SESSION_AR_HOLD_MAX */
+	for (int i = 0; i <= SESSION_AR_HOLD_MAX / 900; i++) {
+		feed(s, "\r\n\t");
+		feed(s, big);
+	}
+	feed(s, "\r\nSubject: y\r\n\r\nbody\r\n.\r\n");
+	CHECK(fk.commits == 1);
+	CHECK_STR(body_after_received(), "Subject: y\r\n\r\nbody\r\n");
+	session_free(s);
+}
+
+static int mail_checks;
+static char mail_checked[300];
+
+static void
+f_mail_check(void *arg, const char *sender, int authenticated)
+{
+	mail_checks++;
+	snprintf(mail_checked, sizeof(mail_checked), "%s", sender);
+}
+
+static const struct session_ops ops_mailcheck = { f_output, f_open, f_write, f_commit, f_abort,
+    f_log, f_starttls, f_auth, NULL, NULL, NULL, f_mail_check };
+
+TEST(mail_check_holds_pipelined_commands_until_answered)
+{
+	struct session_peer peer;
+	struct session_opts opts = { .kind = SL_SMTP };
+	struct session *s;
+	const char *in = "EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<bob@localhost>\r\n";
+	size_t used;
+
+	memset(&fk, 0, sizeof(fk));
+	memset(&peer, 0, sizeof(peer));
+	mail_checks = 0;
+	netaddr_parse("198.51.100.10", &peer.local);
+	netaddr_parse("192.0.2.7", &peer.remote);
+	s = session_new(&conf, NULL, &peer, &opts, "t3", &ops_mailcheck, &fk);
+	session_start(s, NULL);
+	used = feed(s, in);
+	CHECK(mail_checks == 1);
+	CHECK_STR(mail_checked, "a@b.example");
+	CHECK(session_state(s) == SS_MAILWAIT);
+	CHECK(used < strlen(in));			/* RCPT waits */
+	CHECK(strstr(fk.out, "250 2.1.0") == NULL);
+	session_mail_done(s, "554 5.7.1 Service unavailable; client host [192.0.2.7] blocked "
+	    "using bl.example (listed as 127.0.0.2)");
+	CHECK(strstr(fk.out, "554 5.7.1 Service unavailable; client host [192.0.2.7] blocked "
+	    "using bl.example") != NULL);
+	feed(s, in + used);
+	CHECK(strstr(fk.out, "503 5.5.1") != NULL);	/* no MAIL in effect */
+	feed(s, "MAIL FROM:<c@d.example>\r\n");
+	session_mail_done(s, NULL);
+	CHECK(strstr(fk.out, "250 2.1.0 Ok") != NULL);
+	session_free(s);
+}
+
+TEST(commit_refused_replies_instead_of_250)
+{
+	struct session *s = start();
+	feed(s, "EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<bob@localhost>\r\nDATA\r\nx\r\n.\r\n");
+	CHECK(session_state(s) == SS_COMMIT);
+	session_commit_refused(s, "550 5.7.1 Message rejected: the DMARC policy of b.example "
+	    "says reject");
+	CHECK(strstr(fk.out, "550 5.7.1 Message rejected: the DMARC policy") != NULL);
+	CHECK(strstr(fk.out, "250 2.0.0") == NULL);
+	CHECK(session_state(s) == SS_CMD);
+	feed(s, "RCPT TO:<bob@localhost>\r\n");
+	CHECK(strstr(fk.out, "503 5.5.1") != NULL);
+	session_free(s);
+}
+
 TEST(output_bound_stops_consuming_commands)
 {
 	struct session *s = start_bounded();
@@ -968,6 +1094,11 @@ main(void)
 	RUN(auth_locked_closes_with_421);
 	RUN(mail_below_queue_minfree_gets_452_4_3_1);
 	RUN(commit_without_space_gets_452_4_3_1);
+	RUN(authentication_results_claiming_our_hostname_are_removed_others_kept);
+	RUN(authentication_results_filter_holds_across_one_byte_segments);
+	RUN(an_oversized_authentication_results_field_is_dropped);
+	RUN(mail_check_holds_pipelined_commands_until_answered);
+	RUN(commit_refused_replies_instead_of_250);
 	conf_free(&conf);
 	T_EXIT();
 }

@@ -1,0 +1,196 @@
+/*
+ * ar — Authentication-Results and DNS list names. See ar.h. PURE.
+ */
+#include "auth/ar.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct buf {
+	char *p;
+	size_t len, cap;
+	int bad;
+};
+
+static void
+put(struct buf *b, const char *s, size_t n)
+{
+	if (b->bad)
+		return;
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = (b->len + n + 1) * 2;
+		char *np = realloc(b->p, cap);
+		if (np == NULL) {
+			b->bad = 1;
+			return;
+		}
+		b->p = np;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+static void
+puts_(struct buf *b, const char *s)
+{
+	put(b, s, strlen(s));
+}
+
+/* A value: bare when it is a plain token (RFC 2045 token chars, '@' allowed in pvalue),
+ * else a quoted-string; control and 8-bit bytes become '?'. */
+static void
+putval(struct buf *b, const char *v)
+{
+	int plain = *v != '\0';
+	char c[2] = { 0, 0 };
+
+	for (const char *p = v; *p; p++) {
+		unsigned char u = (unsigned char)*p;
+		if (u <= ' ' || u >= 127 || strchr("()<>,;:\\\"/[]?=", u) != NULL)
+			plain = 0;
+	}
+	if (!plain)
+		puts_(b, "\"");
+	for (const char *p = v; *p; p++) {
+		unsigned char u = (unsigned char)*p;
+		if (u < ' ' || u >= 127)
+			c[0] = '?';
+		else if (!plain && (u == '"' || u == '\\')) {
+			puts_(b, "\\");
+			c[0] = (char)u;
+		} else
+			c[0] = (char)u;
+		put(b, c, 1);
+	}
+	if (!plain)
+		puts_(b, "\"");
+}
+
+/* reason="..." (RFC 8601 2.7) */
+static void
+putreason(struct buf *b, const char *why)
+{
+	if (why == NULL || *why == '\0')
+		return;
+	puts_(b, " reason=\"");
+	for (const char *p = why; *p; p++) {
+		unsigned char u = (unsigned char)*p;
+		char c = (u < ' ' || u >= 127) ? '?' : (char)u;
+		if (c == '"' || c == '\\')
+			puts_(b, "\\");
+		put(b, &c, 1);
+	}
+	puts_(b, "\"");
+}
+
+char *
+ar_format(const char *hostname, const struct spf_verdict *mfrom,
+    const struct spf_verdict *helo, const struct dkim_sigres *sigs, size_t nsigs,
+    const struct dmarc_verdict *dmarc)
+{
+	struct buf b = { 0 };
+
+	puts_(&b, "Authentication-Results: ");
+	puts_(&b, hostname);
+	if (mfrom != NULL) {
+		puts_(&b, ";\r\n\tspf=");
+		puts_(&b, spf_res_name(mfrom->result));
+		if (mfrom->result != SPFR_PASS)
+			putreason(&b, mfrom->why);
+		puts_(&b, " smtp.mailfrom=");
+		putval(&b, mfrom->identity);
+	}
+	if (helo != NULL) {
+		puts_(&b, ";\r\n\tspf=");
+		puts_(&b, spf_res_name(helo->result));
+		if (helo->result != SPFR_PASS && helo->result != SPFR_NONE)
+			putreason(&b, helo->why);
+		puts_(&b, " smtp.helo=");
+		putval(&b, helo->identity);
+	}
+	if (nsigs == 0)
+		puts_(&b, ";\r\n\tdkim=none");
+	for (size_t i = 0; i < nsigs; i++) {
+		puts_(&b, ";\r\n\tdkim=");
+		puts_(&b, dkim_res_name(sigs[i].result));
+		if (sigs[i].result != DKR_PASS)
+			putreason(&b, sigs[i].why);
+		puts_(&b, " header.d=");
+		putval(&b, sigs[i].domain[0] ? sigs[i].domain : "unknown");
+		if (sigs[i].selector[0]) {
+			puts_(&b, " header.s=");
+			putval(&b, sigs[i].selector);
+		}
+		if (sigs[i].alg[0]) {
+			puts_(&b, " header.a=");
+			putval(&b, sigs[i].alg);
+		}
+		if (sigs[i].b[0]) {
+			puts_(&b, " header.b=");
+			putval(&b, sigs[i].b);
+		}
+	}
+	if (dmarc != NULL) {
+		puts_(&b, ";\r\n\tdmarc=");
+		puts_(&b, dmarc_res_name(dmarc->result));
+		if (dmarc->result == DMR_FAIL || dmarc->result == DMR_TEMPERROR) {
+			puts_(&b, " (p=");
+			puts_(&b, dmarc_pol_name(dmarc->published));
+			if (dmarc->policy != dmarc->published) {
+				puts_(&b, ", applied ");
+				puts_(&b, dmarc_pol_name(dmarc->policy));
+			}
+			puts_(&b, ")");
+		}
+		if (dmarc->result != DMR_PASS)
+			putreason(&b, dmarc->why);
+		if (dmarc->from_domain[0]) {
+			puts_(&b, " header.from=");
+			putval(&b, dmarc->from_domain);
+		}
+	}
+	puts_(&b, "\r\n");
+	if (b.bad) {
+		free(b.p);
+		return NULL;
+	}
+	return b.p;
+}
+
+int
+dnsl_query_name(const struct netaddr *addr, const char *zone, char *out, size_t outlen)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t n;
+
+	if (addr->family == AF_INET)
+		n = (size_t)snprintf(out, outlen, "%u.%u.%u.%u.%s", addr->a[3], addr->a[2],
+		    addr->a[1], addr->a[0], zone);
+	else {
+		char nib[64];
+		size_t o = 0;
+		for (int i = 15; i >= 0; i--) {
+			nib[o++] = hex[addr->a[i] & 15];
+			nib[o++] = '.';
+			nib[o++] = hex[addr->a[i] >> 4];
+			nib[o++] = '.';
+		}
+		n = (size_t)snprintf(out, outlen, "%.*s%s", (int)o, nib, zone);
+	}
+	return n < outlen && n <= 253 ? 0 : -1;
+}
+
+int
+dnsl_is_listing(const struct netaddr *a)
+{
+	if (a->family != AF_INET || a->a[0] != 127)
+		return 0;
+	if (a->a[1] == 0 && a->a[2] == 0 && a->a[3] == 1)
+		return 0;
+	if (a->a[1] == 255 && a->a[2] == 255)
+		return 0;	/* list error codes (query refused, typing error) */
+	return 1;
+}
