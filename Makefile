@@ -9,6 +9,7 @@
 #                   what they find into tests/fuzz/corpus/NAME
 #   make bench      performance comparison against Postfix (not part of make test)
 #   make soak       SOAK_CYCLES (100) kill -9 cycles under relay load; nothing acknowledged lost
+#   make deb        the Debian package build/imsd_VERSION_amd64.deb (dpkg-buildpackage, debhelper)
 #
 # Sources live in src/<module>/; every .c except src/cli/main.c goes into a static library
 # that the binary, the unit tests and the fuzz targets link.
@@ -38,7 +39,7 @@ UNITBIN := $(UNITSRC:tests/unit/%.c=$(B)/tests/%)
 
 FUZZ_SECONDS ?= 30
 
-.PHONY: all run test asan fuzz fuzz-build bench soak clean deps deps-build unit integration
+.PHONY: all run test asan fuzz fuzz-build bench soak clean deps deps-build unit integration deb
 
 all: $(B)/imsd
 
@@ -106,6 +107,24 @@ bench: deps all
 SOAK_CYCLES ?= 100
 soak: deps-build all
 	python3 tests/soak/soak.py --cycles $(SOAK_CYCLES)
+
+# The Debian package (debian/): dpkg-buildpackage with debhelper builds the binary into
+# build/deb with Debian's hardening flags and writes the .deb, .buildinfo and .changes into
+# build/ (not into the directory above the source tree). lintian checks the result.
+VERSION := $(shell sed -n 's/^\#define IMSD_VERSION "\(.*\)"/\1/p' src/util/version.h)
+DEB     := build/imsd_$(VERSION)_amd64.deb
+deb:
+	@scripts/deps.sh deb
+	@test "$$(dpkg-parsechangelog -S Version)" = "$(VERSION)" || { \
+		echo "debian/changelog is at $$(dpkg-parsechangelog -S Version), imsd at $(VERSION):" \
+		"add a changelog entry (dch -v $(VERSION))" >&2; exit 1; }
+	@mkdir -p build
+	DEB_BUILD_OPTIONS=noddebs dpkg-buildpackage -b -us -uc \
+		--buildinfo-option=-ubuild --changes-option=-ubuild \
+		--buildinfo-option=-Obuild/imsd_$(VERSION)_amd64.buildinfo \
+		--changes-option=-Obuild/imsd_$(VERSION)_amd64.changes
+	lintian --fail-on error build/imsd_$(VERSION)_amd64.changes
+	@echo "built $(DEB)"
 
 clean:
 	rm -rf build

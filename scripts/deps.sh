@@ -2,11 +2,15 @@
 # Install what imsd needs from Debian's packages, when it is missing.
 #
 #   scripts/deps.sh build   what building and running need (make run): compiler, headers
+#   scripts/deps.sh deb     that, plus what builds and checks the Debian package (make deb)
 #   scripts/deps.sh test    that, plus the tools and peers the tests and benchmarks talk to
 #                           (make test, make bench): Postfix, dnsmasq, HAProxy, swaks, clang,
-#                           and the DKIM/SPF verifiers imsd did not write (dkimpy, pyspf,
-#                           OpenDKIM's opendkim-testmsg), and
-#                           Prometheus (promtool and a scraping server for the metrics tests)
+#                           the DKIM/SPF verifiers imsd did not write (dkimpy, pyspf,
+#                           OpenDKIM's opendkim-testmsg), the programs that send through
+#                           sendmail (bsd-mailx, git send-email), and what builds and checks
+#                           the package and the man pages (dpkg-dev, debhelper, lintian,
+#                           mandoc, mmdebstrap), and Prometheus (promtool and a scraping
+#                           server for the metrics tests)
 #
 # `make run` never installs a test peer: on a machine whose MTA is Exim, apt would replace it
 # with Postfix. Run as root on a fresh Debian 12; as another user it only says what is missing.
@@ -44,9 +48,25 @@ if [ "$what" = test ]; then
 /usr/lib/python3/dist-packages/dns/resolver.py:python3-dnspython
 /usr/sbin/opendkim-testmsg:opendkim-tools
 /usr/bin/promtool:prometheus
+/usr/bin/bsd-mailx:bsd-mailx
+/usr/lib/git-core/git-send-email:git-email
+/usr/share/perl5/Mail/Address.pm:libmailtools-perl
+/usr/bin/mandoc:mandoc
+/usr/bin/dpkg-buildpackage:dpkg-dev
+/usr/bin/dh:debhelper
+/usr/bin/fakeroot:fakeroot
+/usr/bin/lintian:lintian
+/usr/bin/mmdebstrap:mmdebstrap
+"
+elif [ "$what" = deb ]; then
+	need="$need
+/usr/bin/dpkg-buildpackage:dpkg-dev
+/usr/bin/dh:debhelper
+/usr/bin/fakeroot:fakeroot
+/usr/bin/lintian:lintian
 "
 elif [ "$what" != build ]; then
-	echo "usage: scripts/deps.sh build|test" >&2
+	echo "usage: scripts/deps.sh build|test|deb" >&2
 	exit 1
 fi
 

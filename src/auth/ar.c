@@ -136,7 +136,8 @@ ar_format(const char *hostname, const struct spf_verdict *mfrom,
 	if (dmarc != NULL) {
 		puts_(&b, ";\r\n\tdmarc=");
 		puts_(&b, dmarc_res_name(dmarc->result));
-		if (dmarc->result == DMR_FAIL || dmarc->result == DMR_TEMPERROR) {
+		if ((dmarc->result == DMR_FAIL || dmarc->result == DMR_TEMPERROR) &&
+		    dmarc->record_domain[0]) {
 			puts_(&b, " (p=");
 			puts_(&b, dmarc_pol_name(dmarc->published));
 			if (dmarc->policy != dmarc->published) {

@@ -232,6 +232,10 @@ spf_check(struct dnsq *q, const struct netaddr *ip, const char *helo, const char
 	 * compile; RFC 7208 4.6 makes a syntax error a permerror */
 	if (SPF_response_result(resp) == SPF_RESULT_INVALID && SPF_response_errors(resp) > 0)
 		v->result = SPFR_PERMERROR;
+	/* ... and so does libspf2 1.2.10 when the record's own lookup failed for now; that
+	 * is a temperror (RFC 7208 4.4), never a permanent verdict */
+	if (SPF_response_result(resp) == SPF_RESULT_INVALID && ctx.temp[0])
+		v->result = SPFR_TEMPERROR;
 	if (ctx.voids > SPF_VOID_LOOKUPS_MAX && v->result != SPFR_TEMPERROR) {
 		v->result = SPFR_PERMERROR;
 		snprintf(v->why, sizeof(v->why), "more than %d void DNS lookups in the record of %s "

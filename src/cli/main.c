@@ -14,6 +14,7 @@
 
 #include "cli/authcli.h"
 #include "cli/cli.h"
+#include "cli/sendmail.h"
 #include "conf/conf.h"
 #include "policy/tls_policy.h"
 #include "queue/queue.h"
@@ -33,7 +34,8 @@ static const char usage_text[] =
     "                                         run SPF, DKIM and DMARC on a stored message\n"
     "       imsd dkim-keygen [--ed25519] DOMAIN SELECTOR KEYFILE  new signing key + DNS record\n"
     "       imsd explain-recipient [-c FILE] ADDRESS  how mail to ADDRESS is routed, and its queue\n"
-    "       imsd version\n";
+    "       imsd version\n"
+    "       imsd sendmail [-c FILE] [sendmail options] [ADDRESS...]  (also as sendmail, mailq)\n";
 
 static int
 usage(void)
@@ -424,6 +426,15 @@ cmd_version(int argc, char **argv)
 	return 0;
 }
 
+static int run_subcommand(int argc, char **argv);
+
+/* sendmail(1): see cli/sendmail.c */
+static int
+cmd_sendmail(int argc, char **argv)
+{
+	return sendmail_main(argc, argv, 2, 0, run_subcommand);
+}
+
 static const struct {
 	const char *name;
 	int (*fn)(int, char **);
@@ -438,11 +449,25 @@ static const struct {
 	{ "version", cmd_version },
 	{ "explain-auth", authcli_explain },
 	{ "dkim-keygen", authcli_keygen },
+	{ "sendmail", cmd_sendmail },
 };
+
+static int
+run_subcommand(int argc, char **argv)
+{
+	for (size_t i = 0; i < sizeof(subcommands) / sizeof(subcommands[0]); i++)
+		if (strcmp(argv[1], subcommands[i].name) == 0)
+			return subcommands[i].fn(argc, argv);
+	return usage();
+}
 
 int
 main(int argc, char **argv)
 {
+	/* installed as /usr/sbin/sendmail and /usr/bin/mailq */
+	const char *base = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
+	if (strcmp(base, "sendmail") == 0 || strcmp(base, "mailq") == 0)
+		return sendmail_main(argc, argv, 1, base[0] == 'm', run_subcommand);
 	if (argc < 2)
 		return usage();
 	for (size_t i = 0; i < sizeof(subcommands) / sizeof(subcommands[0]); i++)

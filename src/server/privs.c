@@ -112,7 +112,9 @@ own_at(const struct privs *p, int at, const char *name, const char *shown, int d
 		close(fd);
 		return -1;
 	}
-	if (S_ISDIR(st.st_mode) && depth > 0) {
+	/* A sticky directory (spool_dir/maildrop, 1733) holds files that belong to whoever
+	 * made them: their owner is the submitting user (local.c); never given away. */
+	if (S_ISDIR(st.st_mode) && depth > 0 && !(st.st_mode & S_ISVTX)) {
 		int dfd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
 		struct dirent *de;

@@ -42,6 +42,7 @@
 #include "sched/qmgr.h"
 #include "server/control.h"
 #include "server/metrics_http.h"
+#include "server/local.h"
 #include "server/privs.h"
 #include "server/server.h"
 #include "server/workq.h"
@@ -222,6 +223,7 @@ struct server {
 
 	struct control *ctl;	/* spool_dir/control: flush and delete while running */
 	struct metrics_http *metrics;	/* metrics_listen, on worker 0 */
+	struct pickup *pickup;	/* spool_dir/maildrop into spool_dir/submit (local.c) */
 
 	int stopping;		/* set by worker 0, read by all (atomic) */
 	time_t stop_deadline;
@@ -1490,8 +1492,8 @@ conn_start(struct worker *wk, int fd, enum session_listener kind,
 	    __atomic_add_fetch(&srv->nsessions, 1, __ATOMIC_RELAXED) & 0xffff);
 	memset(&opts, 0, sizeof(opts));
 	opts.kind = kind;
-	opts.cert_loaded = c->cfg->tls != NULL;
-	opts.auth_available = c->cfg->authusers != NULL;
+	opts.cert_loaded = c->cfg->tls != NULL && kind != SL_LOCAL;
+	opts.auth_available = c->cfg->authusers != NULL && kind != SL_LOCAL;
 	c->s = session_new(&c->cfg->conf, c->cfg->recipients, peer, &opts, c->sid,
 	    &session_ops, c);
 	if (c->s == NULL || ev_io_start(wk->loop, &c->io, fd, 0, conn_cb, c) < 0) {
@@ -1534,16 +1536,19 @@ conn_start(struct worker *wk, int fd, enum session_listener kind,
 	log_info("sid=%s event=connect client=%s:%u local=%s:%u listener=%s worker=%d%s%s%s%s",
 	    c->sid, netaddr_str(&peer->remote, ra, sizeof(ra)), peer->remote_port,
 	    netaddr_str(&peer->local, la, sizeof(la)), peer->local_port,
-	    kind == SL_SMTPS ? "smtps" : kind == SL_SUBMISSION ? "submission" : "smtp", wk->id,
+	    kind == SL_SMTPS ? "smtps" : kind == SL_SUBMISSION ? "submission" :
+	    kind == SL_LOCAL ? "local" : "smtp", wk->id,
 	    via ? " proxy=" : "", via ? via : "",
 	    refuse ? " action=refused reason=" : "", refuse ? why : "");
 	if (kind == SL_SMTPS && refuse == NULL) {
-		c->exempt = netaddr_is_loopback(&c->peer) || conf_relay_client(cf, &c->peer);
+		c->exempt = kind == SL_LOCAL || netaddr_is_loopback(&c->peer) ||
+		    conf_relay_client(cf, &c->peer);
 		dnsbl_start(c);
 		conn_start_tls(c);	/* RFC 8314: the handshake first, whatever the address */
 		return;
 	}
-	c->exempt = netaddr_is_loopback(&c->peer) || conf_relay_client(cf, &c->peer);
+	c->exempt = kind == SL_LOCAL || netaddr_is_loopback(&c->peer) ||
+		    conf_relay_client(cf, &c->peer);
 	if (refuse == NULL)
 		dnsbl_start(c);
 	c->deadline = conn_deadline(c);
@@ -1716,6 +1721,14 @@ accept_cb(struct ev_io *io, uint32_t events)
 				accept_out_of_fds(wk, l->ls->fd);
 			break;
 		}
+		if (l->kind == SL_LOCAL) {
+			/* spool_dir/submit: the kernel names the user (local.c) */
+			if (local_peer(fd, &peer) < 0)
+				close(fd);
+			else
+				conn_start(wk, fd, SL_LOCAL, &peer, NULL, cfg);
+			continue;
+		}
 		memset(&peer, 0, sizeof(peer));
 		if (getsockname(fd, (struct sockaddr *)&ls, &lsl) < 0 ||
 		    netaddr_from_sockaddr((struct sockaddr *)&ss, &peer.remote, &peer.remote_port) < 0 ||
@@ -1769,6 +1782,26 @@ pconn_tick(struct worker *wk, time_t now)
 
 /* ---- listeners ---- */
 
+/* Add a bound, listening socket for the workers to watch (takes fd). */
+static int
+lsock_add(struct server *srv, const struct hostport *hp, enum session_listener kind, int fd)
+{
+	struct lsock *nl;
+
+	if ((nl = realloc(srv->lsocks, (srv->nlsocks + 1) * sizeof(*nl))) == NULL) {
+		close(fd);
+		return -1;
+	}
+	srv->lsocks = nl;
+	memset(&nl[srv->nlsocks], 0, sizeof(*nl));
+	if (hp != NULL)
+		nl[srv->nlsocks].hp = *hp;
+	nl[srv->nlsocks].kind = kind;
+	nl[srv->nlsocks].fd = fd;
+	srv->nlsocks++;
+	return 0;
+}
+
 /* Open one listening socket (before any worker watches it). */
 static int
 listen_on(struct server *srv, const struct hostport *hp, enum session_listener kind, char *err,
@@ -1776,7 +1809,6 @@ listen_on(struct server *srv, const struct hostport *hp, enum session_listener k
 {
 	struct sockaddr_storage ss;
 	socklen_t sl = netaddr_to_sockaddr(&hp->addr, hp->port, &ss);
-	struct lsock *nl;
 	char buf[NETADDR_STRLEN];
 	int fd, one = 1;
 
@@ -1795,17 +1827,10 @@ listen_on(struct server *srv, const struct hostport *hp, enum session_listener k
 		close(fd);
 		return -1;
 	}
-	if ((nl = realloc(srv->lsocks, (srv->nlsocks + 1) * sizeof(*nl))) == NULL) {
-		close(fd);
+	if (lsock_add(srv, hp, kind, fd) < 0) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	srv->lsocks = nl;
-	nl[srv->nlsocks].hp = *hp;
-	nl[srv->nlsocks].kind = kind;
-	nl[srv->nlsocks].fd = fd;
-	nl[srv->nlsocks].refs = 0;
-	srv->nlsocks++;
 	log_info("event=listening address=%s listener=%s", hostport_str(hp, buf, sizeof(buf)),
 	    kind == SL_SMTPS ? "smtps" : kind == SL_SUBMISSION ? "submission" : "smtp");
 	return 0;
@@ -2219,6 +2244,13 @@ server_run(const char *conf_path)
 					log_error("event=startup-error reason=\"%s\"", err);
 					return 2;
 				}
+		/* local submission (imsd sendmail): spool_dir/submit */
+		int lfd = local_listen(cf->spool_dir, err, sizeof(err));
+		if (lfd < 0 || lsock_add(&srv, NULL, SL_LOCAL, lfd) < 0) {
+			log_error("event=startup-error reason=\"local submission: %s\"",
+			    lfd < 0 ? err : "out of memory");
+			return 2;
+		}
 	}
 	if (srv.cfg->conf.nmetrics_listen > 0 && (srv.metrics = metrics_http_open(srv.loop,
 	    srv.cfg->conf.metrics_listen, srv.cfg->conf.nmetrics_listen, err, sizeof(err))) == NULL) {
@@ -2293,6 +2325,9 @@ server_run(const char *conf_path)
 	for (int i = 1; i < srv.nworkers; i++)
 		if (pthread_create(&srv.workers[i].thread, NULL, worker_main, &srv.workers[i]) != 0)
 			fatal("event=startup-error reason=\"worker thread: %s\"", strerror(errno));
+	if ((srv.pickup = pickup_start(srv.cfg->conf.spool_dir, srv.cfg->conf.hostname,
+	    srv.cfg->conf.queue_lifetime, err, sizeof(err))) == NULL)
+		fatal("event=startup-error reason=\"%s\"", err);
 	log_info("event=started version=%s config=%s hostname=%s workers=%d queued=%d",
 	    IMSD_VERSION, srv.cfg->conf.source, srv.cfg->conf.hostname, srv.nworkers, n);
 
@@ -2321,6 +2356,7 @@ server_run(const char *conf_path)
 		workq_stop(wk->authq);
 		workq_stop(wk->checkq);
 	}
+	pickup_stop(srv.pickup);	/* its session, if any, was just cut */
 	commit_stop(srv.committer);
 	/* What the last batches committed stays queued; worker 0 last, for the inbox. */
 	for (int i = srv.nworkers - 1; i >= 0; i--)

@@ -770,8 +770,8 @@ domain_ok(const char *d)
 static int
 session_may_relay(const struct session *s)
 {
-	if (s->auth_user[0] != '\0')
-		return 1;
+	if (s->auth_user[0] != '\0' || s->kind == SL_LOCAL)
+		return 1;	/* a local user, like Postfix's sendmail: the kernel said who */
 	for (size_t i = 0; i < s->conf->nrelay_networks; i++)
 		if (cidr_match(&s->conf->relay_networks[i], &s->peer.remote))
 			return 1;
@@ -1185,11 +1185,18 @@ cmd_data(struct session *s, const char *args)
 	/* The "for" clause carries the address as SMTP writes it: quoted when it must be. */
 	if (s->tx.nrcpts != 1 || smtp_addr_requote(s->tx.rcpts[0].orcpt, forq, sizeof(forq)) < 0)
 		forq[0] = '\0';
-	n = snprintf(hdr, sizeof(hdr),
-	    "Received: from %s ([%s%s])\r\n\tby %s (imsd) with %s%s%s%s id %s%s%s%s;\r\n\t%s\r\n",
-	    s->helo, s->peer.remote.family == AF_INET6 ? "IPv6:" : "", rip, s->conf->hostname,
-	    proto, s->tls ? " (" : "", s->tls ? s->tls_desc : "", s->tls ? ")" : "",
-	    s->tx.qid, forq[0] ? "\r\n\tfor <" : "", forq, forq[0] ? ">" : "", date);
+	if (s->kind == SL_LOCAL)
+		/* local submission: no network peer; the user is who the kernel said */
+		n = snprintf(hdr, sizeof(hdr),
+		    "Received: by %s (imsd, from userid %ld)\r\n\twith local id %s%s%s%s;\r\n\t%s\r\n",
+		    s->conf->hostname, s->peer.uid, s->tx.qid, forq[0] ? "\r\n\tfor <" : "", forq,
+		    forq[0] ? ">" : "", date);
+	else
+		n = snprintf(hdr, sizeof(hdr),
+		    "Received: from %s ([%s%s])\r\n\tby %s (imsd) with %s%s%s%s id %s%s%s%s;\r\n\t%s\r\n",
+		    s->helo, s->peer.remote.family == AF_INET6 ? "IPv6:" : "", rip, s->conf->hostname,
+		    proto, s->tls ? " (" : "", s->tls ? s->tls_desc : "", s->tls ? ")" : "",
+		    s->tx.qid, forq[0] ? "\r\n\tfor <" : "", forq, forq[0] ? ">" : "", date);
 	if (n > 0 && (size_t)n < sizeof(hdr)) {
 		s->tx.own = (uint64_t)n;
 		body_put(s, hdr, (size_t)n);
@@ -1212,11 +1219,14 @@ data_end(struct session *s)
 	case DERR_NONE: {
 		char lfrom[LOG_VALUE_MAX], luser[LOG_VALUE_MAX];
 		s->state = SS_COMMIT;
-		slog(s, LOG_INFO, "qid=%s event=received from=%s nrcpt=%zu size=%llu tls=%s%s%s",
+		char luid[32] = "";
+		if (s->kind == SL_LOCAL)
+			snprintf(luid, sizeof(luid), " uid=%ld", s->peer.uid);
+		slog(s, LOG_INFO, "qid=%s event=received from=%s nrcpt=%zu size=%llu tls=%s%s%s%s",
 		    s->tx.qid, log_addr(lfrom, sizeof(lfrom), s->tx.sender), s->tx.nrcpts,
 		    (unsigned long long)s->tx.size, s->tls ? "yes" : "no",
 		    s->auth_user[0] ? " auth=" : "", s->auth_user[0] ?
-		    log_value(luser, sizeof(luser), s->auth_user, strlen(s->auth_user)) : "");
+		    log_value(luser, sizeof(luser), s->auth_user, strlen(s->auth_user)) : "", luid);
 		s->ops->tx_commit(s->arg, &s->tx);
 		return;
 	}

@@ -116,7 +116,10 @@ struct session_ops {
 /* The same for session_commit_done: the commit failed for want of space. */
 #define SESSION_COMMIT_NOSPACE	(-1)
 
-enum session_listener { SL_SMTP, SL_SUBMISSION, SL_SMTPS };
+/* SL_LOCAL: the local submission socket (spool_dir/submit) that `imsd sendmail` and the
+ * maildrop pickup use: the peer is a local user, named by uid in the Received header; it may
+ * relay, and is offered neither STARTTLS nor AUTH. */
+enum session_listener { SL_SMTP, SL_SUBMISSION, SL_SMTPS, SL_LOCAL };
 
 /* What the server knows about the connection when it creates the session. */
 struct session_opts {
@@ -129,6 +132,8 @@ struct session_opts {
 struct session_peer {
 	struct netaddr local;	uint16_t local_port;
 	struct netaddr remote;	uint16_t remote_port;
+	long uid;		/* SL_LOCAL: the submitting user (SO_PEERCRED, or the maildrop
+				 * file's owner); unused otherwise */
 };
 
 enum session_state {

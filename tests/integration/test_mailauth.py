@@ -167,6 +167,7 @@ class MailAuth(ImsdCase):
                 # a dead upstream for one name: its lookups fail (temperror)
                 "--server=/dead.spf-temp.test/127.0.0.3#5399",
                 "--server=/_dmarc.dmarc-temp.test/127.0.0.3#5399",
+                "--server=/spf-temp2.test/127.0.0.3#5399",
                 "--local=/test/"]
         for name, value in cls.records.items():
             args.append(txt_arg(name, value))
@@ -381,8 +382,8 @@ class MailAuth(ImsdCase):
 
     # ------------------------------------------------------------ SPF
 
-    def spf_case(self, domain, expect, client=CLIENT):
-        marker, data = self.message("x@%s" % domain, "spf " + domain)
+    def spf_case(self, domain, expect, client=CLIENT, frm=None):
+        marker, data = self.message(frm or "x@%s" % domain, "spf " + domain)
         res = self.send(client, "x@%s" % domain, data)
         self.accepted(res)
         got = self.results(self.delivered(marker), "spf")
@@ -414,6 +415,11 @@ class MailAuth(ImsdCase):
 
     def test_spf_temperror_when_dns_fails(self):
         self.spf_case("spf-temp.test", "temperror")
+
+    def test_spf_temperror_when_the_record_itself_cannot_be_looked_up(self):
+        # (From: elsewhere: the DMARC record of spf-temp2.test cannot be looked up either,
+        # and that alone is a 451, see the DMARC tests)
+        self.spf_case("spf-temp2.test", "temperror", frm="x@spf-none.test")
 
     def test_spf_of_the_helo_name_is_recorded(self):
         marker, data = self.message("x@spf-pass.test", "helo")

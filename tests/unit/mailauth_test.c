@@ -92,6 +92,7 @@ TEST(authentication_results_quotes_what_needs_it_and_strips_controls)
 	snprintf(sig.b, sizeof(sig.b), "abcdefgh");
 	snprintf(sig.why, sizeof(sig.why), "body hash did not verify");
 	snprintf(dm.from_domain, sizeof(dm.from_domain), "x.test");
+	snprintf(dm.record_domain, sizeof(dm.record_domain), "x.test");
 	snprintf(dm.why, sizeof(dm.why), "no aligned pass");
 	ar = ar_format("mx.test", &m, &h, &sig, 1, &dm);
 	CHECK(ar != NULL);

@@ -1032,6 +1032,35 @@ TEST(commit_without_space_gets_452_4_3_1)
 	session_free(s);
 }
 
+/* spool_dir/submit (imsd sendmail): the uid the kernel gave is in the Received header; a
+ * local user may relay; neither STARTTLS nor AUTH is offered (the server passes neither). */
+TEST(local_submission_names_the_uid_and_may_relay)
+{
+	struct session_peer peer;
+	struct session_opts opts = { .kind = SL_LOCAL };
+	struct session *s;
+
+	memset(&fk, 0, sizeof(fk));
+	memset(&peer, 0, sizeof(peer));
+	netaddr_parse("127.0.0.1", &peer.local);
+	netaddr_parse("127.0.0.1", &peer.remote);
+	peer.uid = 1000;
+	s = session_new(&conf, NULL, &peer, &opts, "t3", &ops, &fk);
+	session_set_time(s, 1700000000);
+	session_start(s, NULL);
+	feed(s, "EHLO mx.example\r\nMAIL FROM:<app@mx.example>\r\n"
+	    "RCPT TO:<x@example.org>\r\nDATA\r\nSubject: s\r\n\r\nx\r\n.\r\n");
+	CHECK(strstr(fk.out, "STARTTLS") == NULL && strstr(fk.out, "AUTH") == NULL);
+	CHECK(strstr(fk.out, "250 2.1.5") != NULL);
+	CHECK(fk.commits == 1);
+	CHECK(strncmp(fk.body, "Received: by mx.example (imsd, from userid 1000)\r\n\twith local id Q1"
+	    "\r\n\tfor <x@example.org>;\r\n\t", 93) == 0);
+	CHECK_STR(body_after_received(), "Subject: s\r\n\r\nx\r\n");
+	session_commit_done(s, 1);
+	CHECK(strstr(fk.out, "250 2.0.0 Ok: queued as Q1") != NULL);
+	session_free(s);
+}
+
 int
 main(void)
 {
@@ -1042,6 +1071,7 @@ main(void)
 		return 1;
 	}
 	RUN(greeting_is_220_and_ehlo_lists_the_four_extensions);
+	RUN(local_submission_names_the_uid_and_may_relay);
 	RUN(full_transaction_commits_once_and_250_waits_for_commit_done);
 	RUN(failed_commit_answers_451_not_250);
 	RUN(input_after_final_dot_waits_until_commit_is_done);
