@@ -9,7 +9,8 @@
 #                           OpenDKIM's opendkim-testmsg), the programs that send through
 #                           sendmail (bsd-mailx, git send-email), and what builds and checks
 #                           the package and the man pages (dpkg-dev, debhelper, lintian,
-#                           mandoc, mmdebstrap)
+#                           mandoc, mmdebstrap), and Prometheus (promtool and a scraping
+#                           server for the metrics tests)
 #
 # `make run` never installs a test peer: on a machine whose MTA is Exim, apt would replace it
 # with Postfix. Run as root on a fresh Debian 12; as another user it only says what is missing.
@@ -46,6 +47,7 @@ if [ "$what" = test ]; then
 /usr/lib/python3/dist-packages/nacl/__init__.py:python3-nacl
 /usr/lib/python3/dist-packages/dns/resolver.py:python3-dnspython
 /usr/sbin/opendkim-testmsg:opendkim-tools
+/usr/bin/promtool:prometheus
 /usr/bin/bsd-mailx:bsd-mailx
 /usr/lib/git-core/git-send-email:git-email
 /usr/share/perl5/Mail/Address.pm:libmailtools-perl
@@ -96,3 +98,9 @@ if echo "$missing" | grep -q postfix; then
 	echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections 2>/dev/null || true
 fi
 apt-get install -y -q --no-install-recommends $missing
+# prometheus is only a test tool (promtool, and a server the metrics test starts on
+# loopback): the package's own service would scrape and listen on :9090 for nothing.
+if echo "$missing" | grep -q prometheus && command -v systemctl >/dev/null 2>&1 &&
+	[ -d /run/systemd/system ]; then
+	systemctl disable --now prometheus >/dev/null 2>&1 || true
+fi

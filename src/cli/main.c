@@ -13,6 +13,7 @@
 #include <sys/un.h>
 
 #include "cli/authcli.h"
+#include "cli/cli.h"
 #include "cli/sendmail.h"
 #include "conf/conf.h"
 #include "policy/tls_policy.h"
@@ -25,13 +26,14 @@
 static const char usage_text[] =
     "usage: imsd run     [-c FILE]            serve in the foreground; logs to stderr\n"
     "       imsd check   [-c FILE]            validate the configuration, print effective settings\n"
-    "       imsd queue   [-c FILE]            list queued messages\n"
+    "       imsd queue   [-c FILE] [--json]   list queued messages (--json: one JSON document)\n"
     "       imsd flush   [-c FILE]            retry every deferred message now\n"
     "       imsd delete  [-c FILE] ID...|ALL  remove messages from the queue\n"
     "       imsd explain-tls [-c FILE] ADDRESS  would a client connecting to ADDRESS get STARTTLS?\n"
     "       imsd explain-auth [-c FILE] MSG.eml --client-ip ADDR --helo NAME --mail-from ADDR\n"
     "                                         run SPF, DKIM and DMARC on a stored message\n"
     "       imsd dkim-keygen [--ed25519] DOMAIN SELECTOR KEYFILE  new signing key + DNS record\n"
+    "       imsd explain-recipient [-c FILE] ADDRESS  how mail to ADDRESS is routed, and its queue\n"
     "       imsd version\n"
     "       imsd sendmail [-c FILE] [sendmail options] [ADDRESS...]  (also as sendmail, mailq)\n";
 
@@ -106,6 +108,19 @@ print_age(time_t secs, char *buf, size_t len)
 		snprintf(buf, len, "%ldd", (long)(secs / 86400));
 }
 
+/* Remove option flag from the arguments after the subcommand; 1 when it was there. */
+static int
+take_flag(int *argc, char **argv, const char *flag)
+{
+	for (int i = 2; i < *argc; i++)
+		if (strcmp(argv[i], flag) == 0) {
+			memmove(&argv[i], &argv[i + 1], (size_t)(*argc - i) * sizeof(*argv));
+			(*argc)--;
+			return 1;
+		}
+	return 0;
+}
+
 /* List the queue straight from the spool (read-only; works with or without a server). */
 static int
 cmd_queue(int argc, char **argv)
@@ -115,6 +130,7 @@ cmd_queue(int argc, char **argv)
 	struct cfg *c;
 	struct queue q;
 	size_t n;
+	int json = take_flag(&argc, argv, "--json");
 	int i = parse_c(argc, argv, &path);
 
 	if (i < 0 || i != argc)
@@ -122,6 +138,11 @@ cmd_queue(int argc, char **argv)
 	if ((c = cfg_load(path, 0, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "imsd: %s\n", err);
 		return 1;
+	}
+	if (json) {
+		int r = cli_queue_json(c);
+		cfg_unref(c);
+		return r;
 	}
 	if (queue_open(c->conf.spool_dir, 0, &q, err, sizeof(err)) < 0 ||
 	    queue_list(&q, &ids, &n, err, sizeof(err)) < 0) {
@@ -380,6 +401,25 @@ cmd_delete(int argc, char **argv)
 }
 
 static int
+cmd_explain_recipient(int argc, char **argv)
+{
+	const char *path;
+	char err[1024];
+	struct cfg *c;
+	int i = parse_c(argc, argv, &path), r;
+
+	if (i < 0 || i + 1 != argc)
+		return usage();
+	if ((c = cfg_load(path, 0, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "imsd: %s\n", err);
+		return 1;
+	}
+	r = cli_explain_recipient(c, argv[i]);
+	cfg_unref(c);
+	return r;
+}
+
+static int
 cmd_version(int argc, char **argv)
 {
 	printf("imsd %s\n", IMSD_VERSION);
@@ -403,6 +443,7 @@ static const struct {
 	{ "check", cmd_check },
 	{ "queue", cmd_queue },
 	{ "explain-tls", cmd_explain_tls },
+	{ "explain-recipient", cmd_explain_recipient },
 	{ "flush", cmd_flush },
 	{ "delete", cmd_delete },
 	{ "version", cmd_version },

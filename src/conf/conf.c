@@ -1105,6 +1105,7 @@ static const struct row schema[CK__COUNT] = {
 	[CK_DNSWL]		= { "dnswl", T_DNSL, LIST(dnswl) },
 	[CK_DNSBL_THRESHOLD]	= { "dnsbl_threshold", T_UINT, OFF(dnsbl_threshold), .def = "1",
 				    .min = 1, .max = 1000 },
+	[CK_METRICS_LISTEN]	= { "metrics_listen", T_LISTEN, LIST(metrics_listen) },
 };
 
 /* The name of key k ("hostname", ...); NULL when k is out of range. */
@@ -1154,6 +1155,7 @@ void conf_free(struct conf *c)
 	free(c->listen);
 	free(c->submission_listen);
 	free(c->smtps_listen);
+	free(c->metrics_listen);
 	free(c->spool_dir);
 	free(c->mail_dir);
 	for (size_t i = 0; i < c->nlocal_domains; i++)
@@ -1212,7 +1214,9 @@ static void strip_comment(char *s)
 /* Checks between keys, after the whole text is read. 0 ok, -1 with err set. */
 static int cross_check(const char *name, struct conf *c, char *err, size_t errlen)
 {
-	static const enum conf_key lists[] = { CK_LISTEN, CK_SUBMISSION_LISTEN, CK_SMTPS_LISTEN };
+	static const enum conf_key lists[] = { CK_LISTEN, CK_SUBMISSION_LISTEN, CK_SMTPS_LISTEN,
+	    CK_METRICS_LISTEN };
+	const size_t nlists = sizeof(lists) / sizeof(lists[0]);
 	char b[NETADDR_STRLEN];
 
 	if (c->retry_min > c->retry_max) {
@@ -1231,11 +1235,11 @@ static int cross_check(const char *name, struct conf *c, char *err, size_t errle
 	}
 
 	/* The same ADDR:PORT in two listener keys could never be bound. */
-	for (size_t a = 0; a < 3; a++) {
+	for (size_t a = 0; a < nlists; a++) {
 		const struct row *ra = &schema[lists[a]];
 		const struct hostport *pa = *CFIELD(c, ra, struct hostport *);
 
-		for (size_t bi = a + 1; bi < 3; bi++) {
+		for (size_t bi = a + 1; bi < nlists; bi++) {
 			const struct row *rb = &schema[lists[bi]];
 			const struct hostport *pb = *CFIELD(c, rb, struct hostport *);
 

@@ -30,6 +30,7 @@ enum conf_key {
 	CK_DELAY_WARNING, CK_LOG_LEVEL, CK_WORKERS, CK_RUN_USER, CK_QUEUE_MINFREE,
 	CK_DKIM_SIGN, CK_INBOUND_CHECKS, CK_DMARC_REJECT, CK_SPF_REJECT, CK_DNSBL, CK_DNSWL,
 	CK_DNSBL_THRESHOLD,
+	CK_METRICS_LISTEN,
 	CK__COUNT
 };
 
@@ -87,6 +88,7 @@ struct conf {
 	struct conf_dnsl *dnsbl;	size_t ndnsbl;
 	struct conf_dnsl *dnswl;	size_t ndnswl;
 	unsigned dnsbl_threshold;	/* listed when the blocklist score reaches this */
+	struct hostport *metrics_listen;	size_t nmetrics_listen;	/* Prometheus /metrics */
 	int embedded;			/* the embedded default configuration (no -c) */
 
 	unsigned char set[CK__COUNT];	/* 1 when the key was given in the file */

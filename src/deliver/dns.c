@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "deliver/dns.h"
+#include "util/metrics.h"
 
 enum { Q_MAIL, Q_HOST };
 /* state of one address family of one host */
@@ -296,7 +297,14 @@ static void
 query_complete(struct dns_query *q, enum dns_status st)
 {
 	struct dns *d = q->d;
+	static const enum metric fails[] = {
+		[DNS_NXDOMAIN] = M_DNS_FAIL_NXDOMAIN, [DNS_NOHOSTS] = M_DNS_FAIL_NOHOSTS,
+		[DNS_NULLMX] = M_DNS_FAIL_NULLMX, [DNS_TEMPFAIL] = M_DNS_FAIL_TEMPFAIL,
+	};
 
+	metrics_inc(M_DNS_LOOKUPS);
+	if (st != DNS_OK && (size_t)st < sizeof(fails) / sizeof(fails[0]))
+		metrics_inc(fails[st]);
 	q->res.status = st;
 	q->queued = 1;
 	q->dnext = NULL;

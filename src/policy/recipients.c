@@ -339,3 +339,76 @@ size_t recipients_count(const struct recipients *r)
 {
 	return r ? r->n : 0;
 }
+
+/* ---- the alias expansion (RCPT and explain-recipient) ---- */
+
+struct walk {
+	const struct recipients *r;
+	int (*is_local)(void *, const char *);
+	void *larg;
+	recipients_visit_fn visit;
+	void *arg;
+	size_t count;
+	const char **why;
+};
+
+static int
+walk(struct walk *w, const char *addr, int depth)
+{
+	char *const *targets;
+	size_t nt = 0;
+
+	if (depth > RECIPIENTS_ALIAS_DEPTH_MAX) {
+		*w->why = "alias nesting too deep";
+		return -1;
+	}
+	if (w->r != NULL && recipients_lookup(w->r, addr, &targets, &nt) == 1 && nt > 0) {
+		if (w->visit(w->arg, RX_ALIAS, addr, targets, nt, depth) < 0)
+			goto nomem;
+		for (size_t i = 0; i < nt; i++) {
+			const char *at = strrchr(targets[i], '@');
+
+			if (strcmp(targets[i], addr) == 0) {
+				/* An alias may list itself to keep a copy. */
+				if (w->visit(w->arg, RX_MAILBOX, addr, NULL, 0, depth + 1) < 0)
+					goto nomem;
+				continue;
+			}
+			if (at == NULL) {
+				*w->why = "alias target has no domain";
+				return -1;
+			}
+			if (!w->is_local(w->larg, at + 1)) {
+				/* the administrator's alias forwards off-site: relay it */
+				if (++w->count > RECIPIENTS_EXPANSION_MAX)
+					goto too_many;
+				if (w->visit(w->arg, RX_RELAY, targets[i], NULL, 0, depth + 1) < 0)
+					goto nomem;
+				continue;
+			}
+			if (walk(w, targets[i], depth + 1) < 0)
+				return -1;
+		}
+		return 0;
+	}
+	if (++w->count > RECIPIENTS_EXPANSION_MAX)
+		goto too_many;
+	if (w->visit(w->arg, RX_MAILBOX, addr, NULL, 0, depth) < 0)
+		goto nomem;
+	return 0;
+too_many:
+	*w->why = "alias expands to too many addresses";
+	return -1;
+nomem:
+	*w->why = "out of memory";
+	return -1;
+}
+
+int recipients_expand(const struct recipients *r, const char *addr_lc,
+    int (*is_local)(void *larg, const char *domain), void *larg,
+    recipients_visit_fn visit, void *arg, const char **why)
+{
+	struct walk w = { r, is_local, larg, visit, arg, 0, why };
+
+	return walk(&w, addr_lc, 0);
+}

@@ -51,4 +51,28 @@ int recipients_lookup(const struct recipients *r, const char *addr_lc, char *con
 /* Number of addresses (plain and aliases). */
 size_t recipients_count(const struct recipients *r);
 
+/*
+ * Where mail for a local address goes: the one expansion of aliases that RCPT (the
+ * session) and imsd explain-recipient both use. Walks addr_lc (a lower-case address of a
+ * local domain; r NULL = no recipients_file, no aliases) depth first, calling visit for
+ * each alias (RX_ALIAS, with its targets, before they are walked) and for each address
+ * where the mail ends (RX_MAILBOX: a local address that is no alias, or an alias that
+ * lists itself to keep a copy; RX_RELAY: a target outside local_domains, per is_local).
+ * depth is the alias nesting (0 = addr_lc itself). A visit returning -1 stops the walk
+ * ("out of memory"). Returns 0, or -1 with *why: "alias nesting too deep" (past
+ * RECIPIENTS_ALIAS_DEPTH_MAX), "alias target has no domain", "alias expands to too many
+ * addresses" (past RECIPIENTS_EXPANSION_MAX mailboxes and relays, copies not counted).
+ */
+#define RECIPIENTS_ALIAS_DEPTH_MAX	10
+#define RECIPIENTS_EXPANSION_MAX	1000
+
+enum recipients_node { RX_ALIAS, RX_MAILBOX, RX_RELAY };
+
+typedef int (*recipients_visit_fn)(void *arg, enum recipients_node node, const char *addr,
+    char *const *targets, size_t ntargets, int depth);
+
+int recipients_expand(const struct recipients *r, const char *addr_lc,
+    int (*is_local)(void *larg, const char *domain), void *larg,
+    recipients_visit_fn visit, void *arg, const char **why);
+
 #endif

@@ -4,8 +4,10 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "queue/commit.h"
+#include "util/metrics.h"
 
 #define COMMIT_SYNCFS_MIN 2	/* batches this large sync the filesystem once */
 
@@ -25,6 +27,9 @@ commit_batch(struct queue *q, struct commit_job *batch)
 	struct commit_job *j;
 	int published = 0, n = 0, synced = 0;
 	char serr[256];
+	struct timespec t0, t1;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 
 	/* Every file of the batch reaches the disk, then the directory once. A batch of
 	 * several files is made durable by one syncfs of the spool's filesystem instead of
@@ -57,6 +62,10 @@ commit_batch(struct queue *q, struct commit_job *batch)
 				snprintf(j->err, sizeof(j->err), "%s", serr);
 			j->ok = 0;
 		}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	metrics_observe(MH_COMMIT_BATCH, (uint64_t)n);
+	metrics_observe(MH_COMMIT_FSYNC, (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000 +
+	    (t1.tv_nsec - t0.tv_nsec) / 1000));
 }
 
 static void *

@@ -16,6 +16,7 @@
 #include "sched/qmgr.h"
 #include "server/workq.h"
 #include "util/log.h"
+#include "util/metrics.h"
 #include "util/str.h"
 
 #define HEADER_SCAN_MAX	(64 * 1024)
@@ -38,6 +39,7 @@ struct qm_msg {
 	struct qm_msg *wnext;	/* on the wait list for a delivery slot */
 	int waiting;
 	time_t book_after;	/* a bookkeeping job failed (full disk): not before this */
+	time_t deferred_at;	/* last counted in imsd_messages_deferred_total */
 };
 
 #define BOOK_RETRY_SECONDS 10
@@ -213,10 +215,12 @@ qm_result(struct qmgr *m, struct qm_msg *msg, size_t i, enum relay_outcome oc,
 	switch (oc) {
 	case RELAY_OK:
 		r->state = QR_DONE;
+		metrics_inc(M_RCPT_DELIVERED);
 		snprintf(line, sizeof(line), "done %zu\n", i);
 		break;
 	case RELAY_PERM:
 		r->state = QR_FAILED;
+		metrics_inc(M_RCPT_BOUNCED);
 		str_copy(r->status, sizeof(r->status), status && status[0] ? status : "5.0.0");
 		str_copy(r->last_error, sizeof(r->last_error), d);
 		snprintf(line, sizeof(line), "fail %zu %s %s\n", i, r->status, d);
@@ -230,6 +234,12 @@ qm_result(struct qmgr *m, struct qm_msg *msg, size_t i, enum relay_outcome oc,
 	default:
 		r->attempts++;
 		r->next_try = now + backoff(&m->cfg->conf, r->attempts);
+		metrics_inc(M_RCPT_DEFERRED);
+		if (msg->deferred_at != now) {
+			/* one count per delivery attempt of the message, not per recipient */
+			msg->deferred_at = now;
+			metrics_inc(M_MSG_DEFERRED);
+		}
 		str_copy(r->status, sizeof(r->status), status && status[0] ? status : "4.0.0");
 		str_copy(r->last_error, sizeof(r->last_error), d);
 		snprintf(line, sizeof(line), "defer %zu %u %lld %s\n", i, r->attempts,
@@ -662,6 +672,12 @@ book_done(struct work *w)
 	}
 	if (j->remove) {
 		log_info("qid=%s event=removed", msg->env.qid);
+		if (!msg->deleted) {
+			int failed = 0;
+			for (size_t i = 0; i < msg->env.nrcpts; i++)
+				failed |= msg->env.rcpts[i].state == QR_FAILED;
+			metrics_inc(failed ? M_MSG_BOUNCED : M_MSG_DELIVERED);
+		}
 		wait_remove(m, msg);
 		if (msg->prev)
 			msg->prev->next = msg->next;
@@ -801,6 +817,7 @@ qm_schedule(struct qmgr *m, struct qm_msg *msg, time_t now)
 		return;
 	}
 	if (now - msg->env.arrival >= (time_t)c->queue_lifetime) {
+		metrics_inc(M_MSG_EXPIRED);
 		for (size_t i = 0; i < n; i++) {
 			struct qrcpt *r = &msg->env.rcpts[i];
 			char diag[300];
@@ -1022,6 +1039,22 @@ void
 qmgr_stop(struct qmgr *m)
 {
 	m->stopping = 1;
+}
+
+void
+qmgr_stats(const struct qmgr *m, uint64_t *messages, uint64_t *pending, time_t *oldest)
+{
+	uint64_t np = 0;
+
+	*oldest = 0;
+	for (const struct qm_msg *msg = m->msgs; msg != NULL; msg = msg->next) {
+		if (*oldest == 0 || msg->env.arrival < *oldest)
+			*oldest = msg->env.arrival;
+		for (size_t i = 0; i < msg->env.nrcpts; i++)
+			np += msg->env.rcpts[i].state == QR_PENDING;
+	}
+	*messages = m->nmsgs;
+	*pending = np;
 }
 
 unsigned

@@ -17,6 +17,7 @@
 #ifndef IMSD_QMGR_H
 #define IMSD_QMGR_H
 
+#include <stdint.h>
 #include <time.h>
 
 #include "net/ev.h"
@@ -47,6 +48,9 @@ int qmgr_delete(struct qmgr *m, const char *qid);
 /* Stop starting work: what is in flight still reports back, but nothing new is scheduled
  * and no bookkeeping is written (the journal on disk is the truth for the next start). */
 void qmgr_stop(struct qmgr *m);
+/* For the metrics: messages queued, recipients still pending, the oldest arrival (0 when
+ * the queue is empty). */
+void qmgr_stats(const struct qmgr *m, uint64_t *messages, uint64_t *pending, time_t *oldest);
 /* Jobs in flight (delivery or bookkeeping). */
 unsigned qmgr_busy(const struct qmgr *m);
 /* Jobs in flight on this host (Maildir writes, bookkeeping): not relay deliveries. */

@@ -41,6 +41,7 @@
 #include "deliver/relay.h"
 #include "sched/qmgr.h"
 #include "server/control.h"
+#include "server/metrics_http.h"
 #include "server/local.h"
 #include "server/privs.h"
 #include "server/server.h"
@@ -50,6 +51,7 @@
 #include "tls/tls.h"
 #include "util/fs.h"
 #include "util/log.h"
+#include "util/metrics.h"
 #include "util/version.h"
 
 #define IN_MAX		(64 * 1024)	/* input held while a session waits (pipelining) */
@@ -220,6 +222,7 @@ struct server {
 	pthread_mutex_t cmu;	/* the workers' done lists and the inbox */
 
 	struct control *ctl;	/* spool_dir/control: flush and delete while running */
+	struct metrics_http *metrics;	/* metrics_listen, on worker 0 */
 	struct pickup *pickup;	/* spool_dir/maildrop into spool_dir/submit (local.c) */
 
 	int stopping;		/* set by worker 0, read by all (atomic) */
@@ -964,6 +967,8 @@ commit_done_cb(struct ev_io *io, uint32_t events)
 		rev = j->next;
 		wk->commits_in_flight--;
 		__atomic_sub_fetch(&srv->commits_in_flight, 1, __ATOMIC_RELAXED);
+		if (j->ok)
+			metrics_inc(M_MSG_RECEIVED);
 		if (j->ok && wk->id == 0)
 			qmgr_add(srv->qmgr, j->w.qid);
 		else if (j->ok) {
@@ -1197,6 +1202,7 @@ conn_start_tls(struct conn *c)
 {
 	if ((c->tls = tls_conn_new(c->cfg->tls, c->io.fd, 1, NULL)) == NULL) {
 		log_error("sid=%s event=tls-error reason=\"cannot create TLS session\"", c->sid);
+		metrics_inc(M_TLS_FAIL_SETUP);
 		session_disconnected(c->s);
 		conn_close(c);
 		return;
@@ -1222,12 +1228,14 @@ conn_handshake(struct conn *c)
 	if (r != TLS_OK) {
 		log_info("sid=%s event=tls-handshake-failed reason=\"%s\"", c->sid,
 		    tls_conn_error(c->tls));
+		metrics_inc(M_TLS_FAIL_PROTOCOL);
 		session_disconnected(c->s);
 		conn_close(c);
 		return;
 	}
 	c->tstate = CT_TLS;
 	c->tls_want = 0;
+	metrics_inc(M_TLS_OK);
 	snprintf(desc, sizeof(desc), "%s with cipher %s (%d bits)", tls_conn_version(c->tls),
 	    tls_conn_cipher(c->tls), tls_conn_bits(c->tls));
 	session_set_time(c->s, time(NULL));
@@ -1385,6 +1393,7 @@ conn_close(struct conn *c)
 		cl_conn_add(srv, &c->peer, -1);
 		wk->nconns--;
 		__atomic_sub_fetch(&srv->nconns, 1, __ATOMIC_RELAXED);
+		metrics_gauge_add(MG_CONNECTIONS, -1);
 		if (c->prev)
 			c->prev->next = c->next;
 		else
@@ -1444,6 +1453,14 @@ worker_reap(void *arg)
 		free(c->spf);
 		free(c);
 	}
+}
+
+/* The refusal counter of a connect-refused reason. */
+static enum metric
+refuse_metric(const char *why)
+{
+	return strcmp(why, "connection-limit") == 0 ? M_REFUSED_CONNECTION_LIMIT :
+	    strcmp(why, "client-connection-limit") == 0 ? M_REFUSED_CLIENT_LIMIT : M_REFUSED_MEMORY;
 }
 
 /*
@@ -1508,6 +1525,10 @@ conn_start(struct worker *wk, int fd, enum session_listener kind,
 		why = "session-memory-limit";
 	}
 	conn_account(c);
+	metrics_inc(M_CONNECTIONS);
+	metrics_gauge_add(MG_CONNECTIONS, 1);
+	if (why != NULL)
+		metrics_inc(refuse_metric(why));
 	if (why != NULL && strcmp(why, "session-memory-limit") == 0)
 		log_warn("sid=%s event=connect-refused reason=%s used=%zu limit=%llu "
 		    "sessions=%u", c->sid, why, used, (unsigned long long)cf->max_session_memory,
@@ -1660,6 +1681,7 @@ accept_out_of_fds(struct worker *wk, int lfd)
 		return;
 	close(wk->spare_fd);
 	if ((fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
+		metrics_inc(M_REFUSED_FDS);
 		if (send(fd, msg, sizeof(msg) - 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
 			/* nothing to do: it is closed either way */
 		}
@@ -1866,6 +1888,18 @@ warn_not_in_effect(const struct conf *c)
 			    "in this version of imsd\"", conf_key_name((enum conf_key)k));
 }
 
+/* The same ADDR:PORT lists, in the same order (metrics_listen at a reload). */
+static int
+hostports_equal(const struct hostport *a, size_t na, const struct hostport *b, size_t nb)
+{
+	if (na != nb)
+		return 0;
+	for (size_t i = 0; i < na; i++)
+		if (!netaddr_equal(&a[i].addr, &b[i].addr) || a[i].port != b[i].port)
+			return 0;
+	return 1;
+}
+
 static int
 listeners_equal(const struct conf *a, const struct conf *b)
 {
@@ -1891,6 +1925,10 @@ server_reload(struct server *srv)
 	if (!listeners_equal(&srv->cfg->conf, &n->conf))
 		log_warn("event=reload-warning reason=\"listen changed; new listeners take effect "
 		    "after a restart\"");
+	if (!hostports_equal(srv->cfg->conf.metrics_listen, srv->cfg->conf.nmetrics_listen,
+	    n->conf.metrics_listen, n->conf.nmetrics_listen))
+		log_warn("event=reload-warning reason=\"metrics_listen changed; takes effect after "
+		    "a restart\"");
 	if (strcmp(srv->cfg->conf.spool_dir, n->conf.spool_dir) != 0)
 		log_warn("event=reload-warning reason=\"spool_dir changed; takes effect after a "
 		    "restart\"");
@@ -2002,6 +2040,7 @@ worker_tick(void *arg)
 		if (c->tstate == CT_HANDSHAKE) {
 			if (now >= c->deadline || wk->stopping) {
 				log_info("sid=%s event=tls-handshake-failed reason=timeout", c->sid);
+				metrics_inc(M_TLS_FAIL_TIMEOUT);
 				session_disconnected(c->s);
 				conn_close(c);
 			}
@@ -2040,6 +2079,7 @@ worker_tick(void *arg)
 			qmgr_tick(srv->qmgr, now);
 		relay_tick(srv->relay, now);
 		dns_tick(srv->dns);
+		metrics_http_tick(srv->metrics, now);
 	}
 	if (wk->stopping && (worker_drained(wk) || now >= srv->stop_deadline))
 		ev_loop_break(wk->loop);
@@ -2129,6 +2169,20 @@ worker_init(struct server *srv, struct worker *wk, int id)
 	return 0;
 }
 
+/* Scrape-time values for metrics_listen (worker 0, which owns the queue manager). */
+static void
+metrics_collect(void *arg, struct metrics_dynamic *d)
+{
+	struct server *srv = arg;
+	time_t oldest;
+
+	if (srv->qmgr == NULL)
+		return;
+	d->have_queue = 1;
+	qmgr_stats(srv->qmgr, &d->queue_messages, &d->queue_recipients, &oldest);
+	d->queue_oldest_age = oldest != 0 && time(NULL) > oldest ? (uint64_t)(time(NULL) - oldest) : 0;
+}
+
 /* Serve; see server.h. */
 int
 server_run(const char *conf_path)
@@ -2198,6 +2252,11 @@ server_run(const char *conf_path)
 			return 2;
 		}
 	}
+	if (srv.cfg->conf.nmetrics_listen > 0 && (srv.metrics = metrics_http_open(srv.loop,
+	    srv.cfg->conf.metrics_listen, srv.cfg->conf.nmetrics_listen, err, sizeof(err))) == NULL) {
+		log_error("event=startup-error reason=\"%s\"", err);
+		return 2;
+	}
 	for (int i = 0; i < srv.nworkers; i++)
 		if (worker_listen(&srv.workers[i]) < 0)
 			fatal("event=startup-error reason=\"listeners: %s\"", strerror(errno));
@@ -2258,6 +2317,7 @@ server_run(const char *conf_path)
 	if ((srv.qmgr = qmgr_new(&srv.q, srv.deliveryq, srv.relay, srv.cfg)) == NULL)
 		fatal("event=startup-error reason=\"queue manager\"");
 	n = qmgr_recover(srv.qmgr);
+	metrics_http_set_collect(srv.metrics, metrics_collect, &srv);
 	if ((srv.ctl = control_open(srv.loop, srv.qmgr, srv.cfg->conf.spool_dir, err,
 	    sizeof(err))) == NULL)
 		log_warn("event=control-socket-unavailable reason=\"%s\" effect=\"imsd flush and "
@@ -2314,6 +2374,7 @@ server_run(const char *conf_path)
 	}
 	close(srv.sigfd);
 	control_close(srv.ctl);
+	metrics_http_close(srv.metrics);
 	for (int i = 0; i < srv.nworkers; i++) {
 		struct worker *wk = &srv.workers[i];
 		worker_reap(wk);

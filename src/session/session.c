@@ -13,6 +13,7 @@
 #include "proto/sasl.h"
 #include "session/session.h"
 #include "util/log.h"
+#include "util/metrics.h"
 #include "util/str.h"
 
 /* Body scanner states (see body_scan). */
@@ -710,67 +711,41 @@ tx_add_rcpt(struct session *s, const char *addr, const char *orcpt)
 	return 0;
 }
 
-#define ALIAS_DEPTH_MAX	10
-#define ALIAS_EXPANSION_MAX 1000
+/* recipients_expand's view of the session: local domains, and where its targets go. */
+struct expand_ctx {
+	struct session *s;
+	const char *orcpt;
+};
+
+static int
+expand_is_local(void *arg, const char *domain)
+{
+	return conf_is_local_domain(((struct expand_ctx *)arg)->s->conf, domain);
+}
+
+static int
+expand_visit(void *arg, enum recipients_node node, const char *addr, char *const *targets,
+    size_t ntargets, int depth)
+{
+	struct expand_ctx *x = arg;
+
+	if (node == RX_ALIAS)
+		return 0;
+	return tx_add_rcpt(x->s, addr, x->orcpt) < 0 ? -1 : 0;
+}
 
 /*
- * Expand addr through the aliases of recipients_file into the transaction. Returns 0, or
- * -1 with *why set when the expansion is unusable (loop too deep, a target outside
- * local_domains, too many targets).
+ * Expand addr through the aliases of recipients_file into the transaction (the walk is
+ * recipients_expand's, shared with imsd explain-recipient). Returns 0, or -1 with *why
+ * set when the expansion is unusable (nesting too deep, a target without a domain, too
+ * many targets, out of memory).
  */
 static int
-expand_rcpt(struct session *s, const char *addr, const char *orcpt, int depth, size_t *count,
-    const char **why)
+expand_rcpt(struct session *s, const char *addr, const char *orcpt, const char **why)
 {
-	char *const *targets;
-	size_t nt = 0;
+	struct expand_ctx x = { s, orcpt };
 
-	if (depth > ALIAS_DEPTH_MAX) {
-		*why = "alias nesting too deep";
-		return -1;
-	}
-	if (s->recipients != NULL && recipients_lookup(s->recipients, addr, &targets, &nt) == 1 &&
-	    nt > 0) {
-		for (size_t i = 0; i < nt; i++) {
-			const char *at = strrchr(targets[i], '@');
-			if (strcmp(targets[i], addr) == 0) {
-				/* An alias may list itself to keep a copy. */
-				if (tx_add_rcpt(s, addr, orcpt) < 0) {
-					*why = "out of memory";
-					return -1;
-				}
-				continue;
-			}
-			if (at == NULL) {
-				*why = "alias target has no domain";
-				return -1;
-			}
-			if (!conf_is_local_domain(s->conf, at + 1)) {
-				/* the administrator's alias forwards off-site: relay it */
-				if (++*count > ALIAS_EXPANSION_MAX) {
-					*why = "alias expands to too many addresses";
-					return -1;
-				}
-				if (tx_add_rcpt(s, targets[i], orcpt) < 0) {
-					*why = "out of memory";
-					return -1;
-				}
-				continue;
-			}
-			if (expand_rcpt(s, targets[i], orcpt, depth + 1, count, why) < 0)
-				return -1;
-		}
-		return 0;
-	}
-	if (++*count > ALIAS_EXPANSION_MAX) {
-		*why = "alias expands to too many addresses";
-		return -1;
-	}
-	if (tx_add_rcpt(s, addr, orcpt) < 0) {
-		*why = "out of memory";
-		return -1;
-	}
-	return 0;
+	return recipients_expand(s->recipients, addr, expand_is_local, &x, expand_visit, &x, why);
 }
 
 /* A hostname (LDH labels) or an address literal in brackets. */
@@ -812,7 +787,7 @@ cmd_rcpt(struct session *s, const char *args)
 	char lto[LOG_VALUE_MAX], lfrom[LOG_VALUE_MAX];
 	const char *p, *rest, *why;
 	char *const *targets;
-	size_t nt, count = 0;
+	size_t nt;
 	int np, routed = 0;
 
 	if (!s->in_tx) {
@@ -952,7 +927,7 @@ cmd_rcpt(struct session *s, const char *args)
 		session_error(s);
 		return;
 	}
-	if (expand_rcpt(s, addr, addr, 0, &count, &why) < 0) {
+	if (expand_rcpt(s, addr, addr, &why) < 0) {
 		char lwhy[LOG_VALUE_MAX];
 		slog(s, LOG_WARN, "event=reject stage=rcpt to=%s status=4.3.0 reason=%s", lto,
 		    log_value(lwhy, sizeof(lwhy), why, strlen(why)));
@@ -1492,6 +1467,8 @@ cmd_starttls(struct session *s, const char *args)
 		    s->tlsd.why == TLS_WHY_LOOPBACK ? " explain=\"loopback connections do not get "
 		    "STARTTLS by design; connect to a non-loopback address or set tls_loopback = yes\"" :
 		    " explain=\"set tls_cert_file and tls_key_file\"");
+		metrics_inc(s->tlsd.why == TLS_WHY_LOOPBACK ? M_STARTTLS_REFUSED_LOOPBACK :
+		    M_STARTTLS_REFUSED_NO_CERT);
 		reply(s, "454 %s", tls_refusal_text(&s->tlsd));
 		return;
 	}
@@ -1630,6 +1607,7 @@ cmd_auth(struct session *s, const char *args)
 	if (!auth_offered(s)) {
 		/* RFC 4954 §4: 538 when the mechanism needs an encrypted connection. */
 		slog(s, LOG_INFO, "event=auth-refused reason=plaintext-non-loopback");
+		metrics_inc(M_AUTH_FAIL_PLAINTEXT);
 		reply(s, "538 5.7.11 Encryption required for requested authentication mechanism");
 		session_error(s);
 		return;
@@ -1698,15 +1676,18 @@ session_auth_done(struct session *s, int ok)
 	log_value(user, sizeof(user), s->login_user, strlen(s->login_user));
 	if (ok == SESSION_AUTH_LOCKED) {
 		slog(s, LOG_WARN, "event=auth-refused user=%s reason=client-failure-limit", user);
+		metrics_inc(M_AUTH_FAIL_LOCKED);
 		session_close(s, "421 4.7.0 %s Too many failed authentications from your address; "
 		    "try again later", s->conf->hostname);
 	} else if (ok) {
 		str_copy(s->auth_user, sizeof(s->auth_user), s->login_user);
+		metrics_inc(M_AUTH_OK);
 		slog(s, LOG_INFO, "event=auth-ok user=%s mech=%s tls=%s", user,
 		    s->auth_mech == SASL_PLAIN ? "PLAIN" : "LOGIN", s->tls ? "yes" : "no");
 		reply(s, "235 2.7.0 Authentication successful");
 	} else {
 		s->auth_failures++;
+		metrics_inc(M_AUTH_FAIL_CREDENTIALS);
 		slog(s, LOG_WARN, "event=auth-failed user=%s mech=%s failures=%u", user,
 		    s->auth_mech == SASL_PLAIN ? "PLAIN" : "LOGIN", s->auth_failures);
 		reply(s, "535 5.7.8 Authentication credentials invalid");

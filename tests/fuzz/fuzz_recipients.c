@@ -1,6 +1,7 @@
 /*
  * fuzz_recipients — recipients_parse on arbitrary bytes, then lookups of every line of
- * the input (as written and lower-cased) and of its alias targets.
+ * the input (as written and lower-cased) and of its alias targets, and the alias
+ * expansion RCPT makes from each (bounded in depth and size whatever the aliases).
  */
 #include <ctype.h>
 #include <stdint.h>
@@ -10,6 +11,26 @@
 #include "policy/recipients.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* Domains starting with 'l' are local. */
+static int
+is_local(void *arg, const char *domain)
+{
+	return domain[0] == 'l';
+}
+
+static int
+visit(void *arg, enum recipients_node node, const char *addr, char *const *targets,
+    size_t nt, int depth)
+{
+	size_t *visits = arg;
+
+	if (depth < 0 || depth > RECIPIENTS_ALIAS_DEPTH_MAX + 1 || addr == NULL ||
+	    (node == RX_ALIAS && nt == 0) || ++*visits > 4 * RECIPIENTS_EXPANSION_MAX *
+	    (RECIPIENTS_ALIAS_DEPTH_MAX + 2))
+		abort();
+	return 0;
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -46,6 +67,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 					abort();
 				(void)recipients_lookup(r, t[i], NULL, NULL);
 			}
+			size_t visits = 0;
+			const char *why = NULL;
+			if (recipients_expand(r, copy, is_local, NULL, visit, &visits, &why) < 0 &&
+			    why == NULL)
+				abort();	/* every refusal says why */
 		} else if (n != 0) {
 			abort();
 		}

@@ -210,7 +210,8 @@ TEST(every_spec_key_is_accepted)
 	    "spf_reject = yes\n"
 	    "dnsbl = zen.spamhaus.org, bl.example.org=2\n"
 	    "dnswl = list.dnswl.org=3\n"
-	    "dnsbl_threshold = 2\n";
+	    "dnsbl_threshold = 2\n"
+	    "metrics_listen = 127.0.0.1:9187\n";
 	struct conf c;
 
 	CHECK(P(text, &c) == 0);
@@ -568,6 +569,25 @@ TEST(same_listener_twice_is_an_error)
 	CHECK(parses("listen = 127.0.0.1:25\nsubmission_listen = 127.0.0.1:587\n"));
 }
 
+TEST(metrics_listen_is_unset_by_default_and_checked_like_a_listener)
+{
+	struct conf c;
+	char b[NETADDR_STRLEN];
+
+	CHECK(P("", &c) == 0);
+	CHECK(c.nmetrics_listen == 0 && c.metrics_listen == NULL);
+	conf_free(&c);
+	CHECK(P("metrics_listen = [::1]:9187\n", &c) == 0);
+	CHECK(c.nmetrics_listen == 1);
+	if (c.nmetrics_listen == 1)
+		CHECK_STR(hostport_str(&c.metrics_listen[0], b, sizeof b), "[::1]:9187");
+	conf_free(&c);
+	CHECK(fails_starting("metrics_listen = localhost:9187\n", "t.conf:1: metrics_listen: "));
+	CHECK(fails_starting("\nmetrics_listen = 127.0.0.1\n", "t.conf:2: metrics_listen: "));
+	CHECK(fails_with("metrics_listen = 127.0.0.1:2525\n",
+	    "t.conf:1: metrics_listen: 127.0.0.1:2525 is also in listen"));
+}
+
 TEST(relay_networks_accept_cidrs_and_may_be_empty)
 {
 	struct conf c;
@@ -885,6 +905,7 @@ int main(void)
 	RUN(listen_must_not_be_empty_but_other_listeners_may);
 	RUN(listen_accepts_lists_and_v6);
 	RUN(same_listener_twice_is_an_error);
+	RUN(metrics_listen_is_unset_by_default_and_checked_like_a_listener);
 	RUN(relay_networks_accept_cidrs_and_may_be_empty);
 	RUN(relayhost_forms);
 	RUN(dns_servers_forms);

@@ -255,6 +255,88 @@ TEST(load_reads_a_file_and_reports_unreadable_ones)
 	CHECK_STR(err, "/nonexistent/recipients: cannot read: No such file or directory");
 }
 
+/* ---- recipients_expand ---- */
+
+static int
+local_is_example(void *arg, const char *domain)
+{
+	return strcmp(domain, "example.com") == 0;
+}
+
+struct trace {
+	char text[4096];
+	int fail_at;		/* visit number that returns -1 (0 = none) */
+	int n;
+};
+
+static int
+record(void *arg, enum recipients_node node, const char *addr, char *const *targets,
+    size_t nt, int depth)
+{
+	struct trace *t = arg;
+	size_t len = strlen(t->text);
+
+	if (len + 300 < sizeof(t->text))
+		snprintf(t->text + len, sizeof(t->text) - len, "%s%d:%s:%s", len ? " " : "", depth,
+		    node == RX_ALIAS ? "alias" : node == RX_MAILBOX ? "mailbox" : "relay", addr);
+	return ++t->n == t->fail_at ? -1 : 0;
+}
+
+/* Expand addr through the recipients text (NULL: no file); the visits as text. */
+static const char *
+expand(const char *text, const char *addr, int fail_at, struct trace *t, const char **why)
+{
+	struct recipients *r = text ? recipients_parse("t", text, strlen(text), err,
+	    sizeof(err)) : NULL;
+
+	memset(t, 0, sizeof(*t));
+	t->fail_at = fail_at;
+	*why = NULL;
+	if (recipients_expand(r, addr, local_is_example, NULL, record, t, why) < 0 &&
+	    *why == NULL)
+		*why = "(no reason)";
+	recipients_free(r);
+	return t->text;
+}
+
+TEST(expansion_walks_aliases_depth_first_as_rcpt_does)
+{
+	struct trace t;
+	const char *why;
+
+	CHECK_STR(expand(NULL, "a@example.com", 0, &t, &why), "0:mailbox:a@example.com");
+	CHECK(why == NULL);
+	CHECK_STR(expand("a@example.com\n", "a@example.com", 0, &t, &why),
+	    "0:mailbox:a@example.com");
+	CHECK_STR(expand("sales@example.com: a@example.com, x@remote.org, sales@example.com\n"
+	    "a@example.com: b@example.com\n", "sales@example.com", 0, &t, &why),
+	    "0:alias:sales@example.com 1:alias:a@example.com 2:mailbox:b@example.com "
+	    "1:relay:x@remote.org 1:mailbox:sales@example.com");
+	CHECK(why == NULL);
+}
+
+TEST(expansion_refusals_name_their_reason)
+{
+	static char big[64 * 1024];
+	struct trace t;
+	const char *why;
+	size_t n;
+
+	expand("l1@example.com: l2@example.com\nl2@example.com: l1@example.com\n",
+	    "l1@example.com", 0, &t, &why);
+	CHECK_STR(why, "alias nesting too deep");
+	CHECK(t.n == RECIPIENTS_ALIAS_DEPTH_MAX + 1);
+	n = (size_t)snprintf(big, sizeof(big), "many@example.com:");
+	for (int i = 0; i < RECIPIENTS_EXPANSION_MAX + 1; i++)
+		n += (size_t)snprintf(big + n, sizeof(big) - n, " r%d@remote.org", i);
+	snprintf(big + n, sizeof(big) - n, "\n");
+	expand(big, "many@example.com", 0, &t, &why);
+	CHECK_STR(why, "alias expands to too many addresses");
+	CHECK(t.n == RECIPIENTS_EXPANSION_MAX + 1);	/* the alias and 1000 relays */
+	expand("s@example.com: a@example.com\n", "s@example.com", 2, &t, &why);
+	CHECK_STR(why, "out of memory");
+}
+
 int main(void)
 {
 	RUN(plain_addresses_are_known_and_others_are_not);
@@ -272,5 +354,7 @@ int main(void)
 	RUN(overlong_parts_are_errors);
 	RUN(hundred_thousand_entries_load_and_look_up_fast);
 	RUN(load_reads_a_file_and_reports_unreadable_ones);
+	RUN(expansion_walks_aliases_depth_first_as_rcpt_does);
+	RUN(expansion_refusals_name_their_reason);
 	T_EXIT();
 }

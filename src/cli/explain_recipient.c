@@ -1,0 +1,539 @@
+/*
+ * imsd explain-recipient ADDRESS — see cli.h.
+ *
+ * The first word of the output is the verdict: `local` (delivered to Maildirs here, after
+ * any aliases), `relay` (sent on to another server) or `refused` (RCPT would be refused).
+ * Then, one fact a line: the alias expansion from recipients_file, the mailboxes, the
+ * route (relayhost, or the MX list with preferences and addresses from the resolver the
+ * relay uses, dns_servers), whether TLS is used, and the queued mail for the address (its
+ * last attempt and next retry). Exit 0 whatever the verdict; 1 when ADDRESS is not an
+ * address; 2 when the spool cannot be read.
+ *
+ * The alias expansion is recipients_expand, the walk RCPT makes. XXX The checks before it
+ * (mailbox name, unknown user, routing tricks in a local part, relay permission) restate
+ * session.c's cmd_rcpt, whose are interleaved with its replies; test_operator_answers.py
+ * checks that both answer alike.
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "deliver/dns.h"
+#include "net/ev.h"
+#include "proto/smtp_path.h"
+#include "queue/queue.h"
+#include "util/log.h"
+#include "util/str.h"
+
+#define EXPLAIN_DNS_SECONDS	20	/* bound on one lookup (c-ares gives up sooner) */
+#define ADDR_MAX		(SMTP_LOCAL_MAX + SMTP_DOMAIN_MAX + 2)
+
+struct explain {
+	const struct cfg *c;
+	/* addresses the mail ends at (mailboxes and relayed targets), for the queue scan */
+	char **finals;
+	size_t nfinals;
+	int any_local, any_relay, refused;
+	FILE *out;		/* where the expansion is written (it precedes its verdict) */
+};
+
+static void
+lower(char *s)
+{
+	for (; *s; s++)
+		*s = (char)tolower((unsigned char)*s);
+}
+
+static void
+add_final(struct explain *e, const char *addr)
+{
+	char **n = realloc(e->finals, (e->nfinals + 1) * sizeof(*n));
+	char *d = strdup(addr);
+
+	if (n == NULL || d == NULL) {
+		free(d);
+		if (n != NULL)
+			e->finals = n;
+		return;
+	}
+	e->finals = n;
+	e->finals[e->nfinals++] = d;
+}
+
+static void
+print_list_cidrs(const struct conf *cf)
+{
+	char b[NETADDR_STRLEN];
+
+	if (cf->nrelay_networks == 0)
+		printf(" (none)");
+	for (size_t i = 0; i < cf->nrelay_networks; i++)
+		printf(" %s/%d", netaddr_str(&cf->relay_networks[i].net, b, sizeof(b)),
+		    cf->relay_networks[i].prefix);
+}
+
+/* ---- the route: relayhost or MX, through the relay's resolver ---- */
+
+struct lookup {
+	struct explain *e;
+	struct ev_loop *loop;
+	struct dns *dns;
+	const char *what;	/* the name looked up */
+	uint16_t port;
+	int done;
+	time_t deadline;
+};
+
+/* Is host:port one of this server's own listeners (relay.c's target_is_self)? */
+static int
+is_self(const struct conf *cf, const char *host, const struct netaddr *a, uint16_t port)
+{
+	const struct hostport *lists[3] = { cf->listen, cf->submission_listen, cf->smtps_listen };
+	size_t ns[3] = { cf->nlisten, cf->nsubmission_listen, cf->nsmtps_listen };
+
+	if (strcasecmp(host, cf->hostname) == 0)
+		return 1;
+	for (int k = 0; k < 3; k++)
+		for (size_t i = 0; i < ns[k]; i++)
+			if (lists[k][i].port == port && (netaddr_equal(&lists[k][i].addr, a) ||
+			    (netaddr_is_any(&lists[k][i].addr) && netaddr_is_loopback(a))))
+				return 1;
+	return 0;
+}
+
+static void
+lookup_done(void *arg, const struct dns_result *res)
+{
+	struct lookup *l = arg;
+	const struct conf *cf = &l->e->c->conf;
+	char b[NETADDR_STRLEN];
+
+	l->done = 1;
+	ev_loop_break(l->loop);
+	switch (res->status) {
+	case DNS_OK:
+		if (res->implicit_mx)
+			printf("    no MX records: the domain's own address is used (implicit MX, "
+			    "RFC 5321 section 5.1)\n");
+		for (size_t h = 0; h < res->nhosts; h++) {
+			const struct dns_host *dh = &res->hosts[h];
+			int self = 0;
+
+			if (res->implicit_mx)
+				printf("    host %s:", dh->name);
+			else
+				printf("    MX %u %s:", dh->pref, dh->name);
+			for (size_t a = 0; a < dh->naddrs; a++) {
+				printf(" %s", netaddr_str(&dh->addrs[a], b, sizeof(b)));
+				self |= is_self(cf, dh->name, &dh->addrs[a], l->port);
+			}
+			printf(" port %u%s\n", (unsigned)l->port, self ? "  (this server itself: "
+			    "this host and those after it are not used; none left bounces with 5.4.6)" :
+			    "");
+		}
+		printf("    tried in this order (equal preferences in random order), each address "
+		    "until one answers\n");
+		break;
+	case DNS_NXDOMAIN:
+	case DNS_NOHOSTS:
+		printf("    %s: no route (%s): the recipient bounces with 5.1.2\n", l->what, res->why);
+		break;
+	case DNS_NULLMX:
+		printf("    %s accepts no mail (null MX, RFC 7505): the recipient bounces with "
+		    "5.1.10\n", l->what);
+		break;
+	default:
+		printf("    lookup failed for now (%s): delivery is deferred with 4.4.3 and "
+		    "retried\n", res->why);
+		break;
+	}
+}
+
+static void
+lookup_tick(void *arg)
+{
+	struct lookup *l = arg;
+
+	dns_tick(l->dns);
+	if (!l->done && time(NULL) >= l->deadline) {
+		printf("    no answer from the resolver within %d s: delivery would be deferred "
+		    "and retried\n", EXPLAIN_DNS_SECONDS);
+		l->done = 1;
+		ev_loop_break(l->loop);
+	}
+}
+
+/* Resolve name (host_only: A/AAAA; else MX) and print the hosts; 0 ok, -1 resolver unusable. */
+static int
+resolve_print(struct explain *e, const char *name, int host_only, uint16_t port)
+{
+	const struct conf *cf = &e->c->conf;
+	struct lookup l = { .e = e, .what = name, .port = port };
+	char err[256], b[NETADDR_STRLEN];
+	struct dns_query *q;
+
+	printf("    resolver: ");
+	if (cf->ndns_servers == 0)
+		printf("the nameservers of /etc/resolv.conf (dns_servers unset)");
+	for (size_t i = 0; i < cf->ndns_servers; i++)
+		printf("%s%s", i ? ", " : "dns_servers ", hostport_str(&cf->dns_servers[i], b,
+		    sizeof(b)));
+	printf("; %s lookup for %s\n", host_only ? "A/AAAA" : "MX", name);
+	fflush(stdout);
+	if ((l.loop = ev_loop_new()) == NULL) {
+		fprintf(stderr, "imsd: explain-recipient: event loop: out of resources\n");
+		return -1;
+	}
+	if ((l.dns = dns_new(l.loop, cf->dns_servers, cf->ndns_servers, err, sizeof(err))) == NULL) {
+		printf("    the resolver cannot be set up: %s\n", err);
+		ev_loop_free(l.loop);
+		return -1;
+	}
+	q = host_only ? dns_resolve_host(l.dns, name, lookup_done, &l) :
+	    dns_resolve_mail(l.dns, name, lookup_done, &l);
+	if (q == NULL)
+		printf("    the lookup of %s cannot be started\n", name);
+	else {
+		l.deadline = time(NULL) + EXPLAIN_DNS_SECONDS;
+		ev_loop_run(l.loop, lookup_tick, NULL, &l);
+	}
+	dns_free(l.dns);
+	ev_loop_free(l.loop);
+	return 0;
+}
+
+/* How mail for domain leaves this server: relayhost or MX, and TLS. */
+static void
+print_route(struct explain *e, const char *domain)
+{
+	const struct conf *cf = &e->c->conf;
+	struct netaddr a;
+
+	if (cf->relayhost != NULL) {
+		printf("  route: relayhost %s%s%s:%u (every non-local domain goes there, no MX lookup "
+		    "for %s)\n", cf->relayhost_literal ? "[" : "", cf->relayhost,
+		    cf->relayhost_literal ? "]" : "", (unsigned)cf->relayhost_port, domain);
+		if (netaddr_parse(cf->relayhost, &a) == 0)
+			printf("    an address: no DNS\n");
+		else
+			resolve_print(e, cf->relayhost, cf->relayhost_literal, cf->relayhost_port);
+	} else if (domain[0] == '[') {
+		printf("  route: the address literal %s itself, port %u (no DNS)\n", domain,
+		    (unsigned)cf->smtp_port);
+	} else {
+		printf("  route: MX hosts of %s, port %u (smtp_port)\n", domain,
+		    (unsigned)cf->smtp_port);
+		resolve_print(e, domain, 0, cf->smtp_port);
+	}
+	printf("  tls: opportunistic: STARTTLS is used whenever the receiving server offers "
+	    "it (its certificate is not verified); plaintext when it does not, or on a new "
+	    "connection after a failed handshake. No outbound TLS policy is configured "
+	    "(this version has no smtp_tls or tls_policy), so TLS is expected but not "
+	    "required\n");
+}
+
+/* ---- local delivery and aliases (session.c's expand_rcpt) ---- */
+
+static void
+indent(FILE *o, int depth)
+{
+	for (int i = 0; i < depth; i++)
+		fputs("  ", o);
+}
+
+static void
+print_mailbox(struct explain *e, const char *addr, int depth)
+{
+	const char *at = strrchr(addr, '@');
+
+	indent(e->out, depth + 1);
+	fprintf(e->out, "%s: local mailbox %s/%s/%.*s/ (Maildir)\n", addr, e->c->conf.mail_dir, at + 1,
+	    (int)(at - addr), addr);
+	e->any_local = 1;
+	add_final(e, addr);
+}
+
+static int
+explain_is_local(void *arg, const char *domain)
+{
+	return conf_is_local_domain(&((struct explain *)arg)->c->conf, domain);
+}
+
+/* One node of recipients_expand's walk, the one RCPT makes. */
+static int
+explain_visit(void *arg, enum recipients_node node, const char *addr, char *const *targets,
+    size_t nt, int depth)
+{
+	struct explain *e = arg;
+	const char *at = strrchr(addr, '@');
+
+	switch (node) {
+	case RX_ALIAS:
+		indent(e->out, depth + 1);
+		fprintf(e->out, "%s: alias in %s ->", addr, e->c->conf.recipients_file);
+		for (size_t i = 0; i < nt; i++)
+			fprintf(e->out, "%s %s", i ? "," : "", targets[i]);
+		fprintf(e->out, "\n");
+		break;
+	case RX_MAILBOX:
+		print_mailbox(e, addr, depth);
+		break;
+	case RX_RELAY:
+		indent(e->out, depth + 1);
+		fprintf(e->out, "%s: relayed (%s is not a local domain)\n", addr, at + 1);
+		e->any_relay = 1;
+		add_final(e, addr);
+		break;
+	}
+	return 0;
+}
+
+static int
+expand(struct explain *e, const char *addr)
+{
+	const char *why = NULL;
+
+	if (recipients_expand(e->c->recipients, addr, explain_is_local, e, explain_visit, e,
+	    &why) == 0)
+		return 0;
+	fprintf(e->out, "  the expansion stops: %s: RCPT gets 451 4.3.0\n", why);
+	return -1;
+}
+
+/* ---- the queue ---- */
+
+static int
+matches(const struct explain *e, const char *query, const struct qrcpt *r)
+{
+	if (strcasecmp(r->addr, query) == 0 || (r->orcpt && strcasecmp(r->orcpt, query) == 0))
+		return 1;
+	for (size_t i = 0; i < e->nfinals; i++)
+		if (strcasecmp(r->addr, e->finals[i]) == 0)
+			return 1;
+	return 0;
+}
+
+static void
+print_when(time_t t, time_t now)
+{
+	struct tm tm;
+	char buf[32];
+	long d = (long)(t - now);
+
+	gmtime_r(&t, &tm);
+	strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S UTC", &tm);
+	if (d > 0)
+		printf("%s (in %lds)", buf, d);
+	else
+		printf("%s (%lds ago)", buf, -d);
+}
+
+static int
+print_queue(struct explain *e, const char *query)
+{
+	char err[1024], **ids;
+	struct queue q;
+	size_t n, found = 0;
+	time_t now = time(NULL);
+
+	if (queue_open(e->c->conf.spool_dir, 0, &q, err, sizeof(err)) < 0 ||
+	    queue_list(&q, &ids, &n, err, sizeof(err)) < 0) {
+		fprintf(stderr, "imsd: explain-recipient: %s\n", err);
+		return 2;
+	}
+	for (size_t k = 0; k < n; k++) {
+		struct qenv env;
+		uint64_t off, len;
+		int fd;
+
+		if (queue_load(&q, ids[k], &env, &fd, &off, &len, err, sizeof(err)) < 0)
+			continue;
+		close(fd);
+		for (size_t i = 0; i < env.nrcpts; i++) {
+			const struct qrcpt *r = &env.rcpts[i];
+			char safe[LOG_VALUE_MAX], from[LOG_VALUE_MAX];
+
+			if (!matches(e, query, r))
+				continue;
+			if (found++ == 0)
+				printf("queued:\n");
+			/* addresses and errors come from outside: escaped as in the log */
+			log_value(safe, sizeof(safe), r->addr, strlen(r->addr));
+			log_addr(from, sizeof(from), env.sender);
+			printf("  %s to %s (from %s, %llu bytes, arrived ", env.qid, safe, from,
+			    (unsigned long long)len);
+			print_when(env.arrival, now);
+			printf("): ");
+			if (r->state == QR_DONE)
+				printf("delivered, waiting for the message's other recipients\n");
+			else if (r->state == QR_FAILED)
+				printf("failed (%s), bounced: %s\n", r->status,
+				    log_safe(safe, sizeof(safe), r->last_error, strlen(r->last_error)));
+			else if (r->attempts == 0)
+				printf("pending, not tried yet; due now\n");
+			else {
+				log_safe(safe, sizeof(safe), r->last_error, strlen(r->last_error));
+				printf("deferred after %u attempt%s, last error%s%s%s: %s; next retry ",
+				    r->attempts, r->attempts == 1 ? "" : "s", r->status[0] ? " (" : "",
+				    r->status, r->status[0] ? ")" : "", safe);
+				if (r->next_try > now)
+					print_when(r->next_try, now);
+				else
+					printf("due now");
+				printf("\n");
+			}
+		}
+		qenv_free(&env);
+	}
+	if (found == 0)
+		printf("queued: nothing for this address in %s\n", e->c->conf.spool_dir);
+	queue_list_free(ids, n);
+	queue_close(&q);
+	return 0;
+}
+
+/* ---- the command ---- */
+
+int
+cli_explain_recipient(const struct cfg *c, const char *address)
+{
+	const struct conf *cf = &c->conf;
+	char buf[ADDR_MAX + 8], addr[ADDR_MAX + 2], query[ADDR_MAX + 2], hidden[SMTP_LOCAL_MAX + 1];
+	struct explain e = { .c = c };
+	struct smtp_path p;
+	const char *rest, *why = NULL, *cut;
+	size_t al = strlen(address), dl;
+	int status;
+
+	if (al == 0 || al > ADDR_MAX + 2) {
+		fprintf(stderr, "imsd: explain-recipient: an address of 1 to %d characters is "
+		    "needed\n", ADDR_MAX);
+		return 1;
+	}
+	snprintf(buf, sizeof(buf), address[0] == '<' ? "%s" : "<%s>", address);
+	if (smtp_path_parse(buf, strlen(buf), 0, 1, &p, &rest, &why) != SMTP_PATH_OK ||
+	    *rest != '\0') {
+		fprintf(stderr, "imsd: explain-recipient: %s is not an address: %s\n", address,
+		    why ? why : "text after the address");
+		return 1;
+	}
+	if (p.is_postmaster) {
+		/* RFC 5321 section 4.5.1, as the session does */
+		str_copy(p.domain, sizeof(p.domain), cf->local_domains[0]);
+		str_copy(p.local, sizeof(p.local), "postmaster");
+	}
+	lower(p.domain);
+	dl = strlen(p.domain);
+	if (dl > 0 && p.domain[dl - 1] == '.')
+		p.domain[--dl] = '\0';
+	snprintf(query, sizeof(query), "%s@%s", p.local, p.domain);
+
+	if (!p.is_literal && conf_is_local_domain(cf, p.domain) &&
+	    (cut = strpbrk(p.local, "@%!")) != NULL) {
+		/* session.c: a routing trick in a local part hides another address */
+		char *h;
+		str_copy(hidden, sizeof(hidden), p.local);
+		if ((h = strrchr(hidden, '@')) != NULL || (h = strrchr(hidden, '%')) != NULL) {
+			*h = '\0';
+			str_copy(p.domain, sizeof(p.domain), h + 1);
+			str_copy(p.local, sizeof(p.local), hidden);
+		} else {
+			h = strchr(hidden, '!');
+			*h = '\0';
+			str_copy(p.domain, sizeof(p.domain), hidden);
+			str_copy(p.local, sizeof(p.local), h + 1);
+		}
+		lower(p.domain);
+		dl = strlen(p.domain);
+		if (dl > 0 && p.domain[dl - 1] == '.')
+			p.domain[--dl] = '\0';
+		p.is_literal = p.domain[0] == '[';
+		printf("note: the local part hides another address (%s@%s): it is judged as that "
+		    "address\n", p.local, p.domain);
+	}
+
+	if (p.is_literal || !conf_is_local_domain(cf, p.domain)) {
+		printf("relay  %s@%s: %s is not in local_domains, so the mail is sent on to another "
+		    "server\n", p.local, p.domain, p.domain);
+		printf("  accepted at RCPT only from relay_networks");
+		print_list_cidrs(cf);
+		printf(" or after AUTH; from anyone else 554 5.7.1 Relay access denied\n");
+		snprintf(addr, sizeof(addr), "%s@%s", p.local, p.domain);
+		add_final(&e, addr);
+		print_route(&e, p.domain);
+		goto queue;
+	}
+
+	snprintf(addr, sizeof(addr), "%s@%s", p.local, p.domain);
+	lower(addr);
+	if (!smtp_local_mailbox_ok(p.local, &why)) {
+		printf("refused  %s: RCPT gets 550 5.1.3: the local part cannot name a mailbox "
+		    "(%s)\n", addr, why);
+		goto queue;
+	}
+	if (c->recipients != NULL && strncmp(addr, "postmaster@", 11) != 0 &&
+	    recipients_lookup(c->recipients, addr, NULL, NULL) != 1) {
+		printf("refused  %s: RCPT gets 550 5.1.1 User unknown: not in recipients_file %s\n",
+		    addr, cf->recipients_file);
+		goto queue;
+	}
+	/* the verdict depends on the expansion: print it after */
+	{
+		char *out = NULL;
+		size_t outlen = 0;
+		int r;
+
+		if ((e.out = open_memstream(&out, &outlen)) == NULL) {
+			perror("imsd: explain-recipient");
+			return 2;
+		}
+		if (c->recipients == NULL)
+			fprintf(e.out, "  recipients_file is unset: every local part of a local domain is "
+			    "accepted\n");
+		else if (strncmp(addr, "postmaster@", 11) == 0 &&
+		    recipients_lookup(c->recipients, addr, NULL, NULL) != 1)
+			fprintf(e.out, "  postmaster is accepted in every local domain (RFC 5321 section "
+			    "4.5.1), listed or not\n");
+		r = expand(&e, addr);
+		fclose(e.out);
+		e.out = NULL;
+		if (r < 0)
+			printf("refused  %s: the alias expansion is unusable, RCPT gets 451 4.3.0\n",
+			    addr);
+		else if (e.any_local && e.any_relay)
+			printf("local  %s: %s is a local domain; its aliases also relay to other "
+			    "servers\n", addr, p.domain);
+		else if (e.any_relay)
+			printf("relay  %s: %s is a local domain, but the alias forwards off-site\n",
+			    addr, p.domain);
+		else
+			printf("local  %s: %s is in local_domains\n", addr, p.domain);
+		fwrite(out, 1, outlen, stdout);
+		free(out);
+	}
+	for (size_t i = 0; i < e.nfinals; i++) {
+		const char *at = strrchr(e.finals[i], '@');
+		int seen = 0;
+
+		if (conf_is_local_domain(cf, at + 1))
+			continue;
+		for (size_t k = 0; k < i; k++)
+			seen |= strcasecmp(strrchr(e.finals[k], '@'), at) == 0;
+		if (!seen) {
+			printf("%s:\n", e.finals[i]);
+			print_route(&e, at + 1);
+		}
+	}
+queue:
+	fflush(stdout);
+	status = print_queue(&e, query);
+	for (size_t i = 0; i < e.nfinals; i++)
+		free(e.finals[i]);
+	free(e.finals);
+	return status;
+}
