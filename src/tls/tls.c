@@ -291,6 +291,34 @@ tls_client_ctx_new(char *err, size_t errlen)
 	return ctx;
 }
 
+/*
+ * A client context whose peers are checked (smtp_tls = verify): the same protocol floor as
+ * tls_client_ctx_new, with a trust store: ca_file when given, else the system's default
+ * CA paths. The handshake itself never fails on a bad certificate (SSL_VERIFY_NONE): the
+ * caller asks tls_conn_verified afterwards, so the reason can be reported precisely.
+ */
+struct tls_ctx *
+tls_client_verify_ctx_new(const char *ca_file, char *err, size_t errlen)
+{
+	struct tls_ctx *ctx;
+	char why[160];
+
+	if (ca_file != NULL && check_readable(ca_file, err, errlen) != 0)
+		return NULL;
+	if ((ctx = tls_client_ctx_new(err, errlen)) == NULL)
+		return NULL;
+	ERR_clear_error();
+	if (ca_file != NULL ? SSL_CTX_load_verify_locations(ctx->ssl, ca_file, NULL) != 1 :
+	    SSL_CTX_set_default_verify_paths(ctx->ssl) != 1) {
+		ssl_reason(why, sizeof(why));
+		seterr(err, errlen, "%s: cannot load CA certificates: %s",
+		    ca_file != NULL ? ca_file : "the system CA store", why);
+		tls_ctx_unref(ctx);
+		return NULL;
+	}
+	return ctx;
+}
+
 /* Take a reference. Safe across threads. */
 void
 tls_ctx_ref(struct tls_ctx *ctx)
@@ -700,6 +728,47 @@ fail:
 	SSL_free(c->ssl);
 	free(c);
 	return NULL;
+}
+
+/*
+ * Client side, before the handshake: the name the peer's certificate must carry
+ * (subjectAltName DNS, wildcards in the left-most label only, RFC 6125). 0 ok, -1.
+ */
+int
+tls_conn_expect_host(struct tls_conn *c, const char *host)
+{
+	X509_VERIFY_PARAM *vp = SSL_get0_param(c->ssl);
+
+	X509_VERIFY_PARAM_set_hostflags(vp, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+	ERR_clear_error();
+	if (SSL_set1_host(c->ssl, host) != 1) {
+		ERR_clear_error();
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * After the handshake: 0 when the peer's chain verified against the context's trust
+ * store and matched the name set with tls_conn_expect_host; -1 with why
+ * ("certificate verify failed: self-signed certificate", "... Hostname mismatch").
+ */
+int
+tls_conn_verified(const struct tls_conn *c, char *why, size_t len)
+{
+	X509 *peer = SSL_get0_peer_certificate(c->ssl);
+	long v;
+
+	if (peer == NULL) {
+		snprintf(why, len, "certificate verify failed: the server sent no certificate");
+		return -1;
+	}
+	v = SSL_get_verify_result(c->ssl);
+	if (v != X509_V_OK) {
+		snprintf(why, len, "certificate verify failed: %s", X509_verify_cert_error_string(v));
+		return -1;
+	}
+	return 0;
 }
 
 /* Free the connection and drop its context reference. Does not close fd. NULL ok. */

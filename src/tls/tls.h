@@ -37,6 +37,8 @@ enum tls_status {
 struct tls_ctx *tls_server_ctx_new(const char *cert_file, const char *key_file,
     char *err, size_t errlen);
 struct tls_ctx *tls_client_ctx_new(char *err, size_t errlen);
+/* A client context with a trust store: ca_file (PEM), or the system CA paths when NULL. */
+struct tls_ctx *tls_client_verify_ctx_new(const char *ca_file, char *err, size_t errlen);
 /* Reference counted: a reload swaps contexts while old sessions keep theirs. */
 void tls_ctx_ref(struct tls_ctx *ctx);
 void tls_ctx_unref(struct tls_ctx *ctx);
@@ -57,6 +59,12 @@ int tls_selfsigned_generate(const char *hostname, const char *cert_file, const c
 /* Wrap fd (already connected, non-blocking). server: accept side. sni may be NULL. */
 struct tls_conn *tls_conn_new(struct tls_ctx *ctx, int fd, int server, const char *sni);
 void tls_conn_free(struct tls_conn *c);	/* does not close fd */
+
+/* Client, before the handshake: the host name the certificate must match. 0 ok, -1. */
+int tls_conn_expect_host(struct tls_conn *c, const char *host);
+/* Client, after the handshake: 0 when the chain verified (and the name matched), else -1
+ * with "certificate verify failed: ..." in why. */
+int tls_conn_verified(const struct tls_conn *c, char *why, size_t len);
 
 /* Drive the handshake: TLS_OK when complete, TLS_WANT_*, or TLS_ERR. */
 int tls_handshake(struct tls_conn *c);
