@@ -25,6 +25,7 @@
 #include "cli/cli.h"
 #include "deliver/dns.h"
 #include "net/ev.h"
+#include "policy/outtls.h"
 #include "proto/smtp_path.h"
 #include "queue/queue.h"
 #include "util/log.h"
@@ -230,11 +231,28 @@ print_route(struct explain *e, const char *domain)
 		    (unsigned)cf->smtp_port);
 		resolve_print(e, domain, 0, cf->smtp_port);
 	}
-	printf("  tls: opportunistic: STARTTLS is used whenever the receiving server offers "
-	    "it (its certificate is not verified); plaintext when it does not, or on a new "
-	    "connection after a failed handshake. No outbound TLS policy is configured "
-	    "(this version has no smtp_tls or tls_policy), so TLS is expected but not "
-	    "required\n");
+	{
+		const char *src, *entry;
+		int lvl = outtls_level(cf, domain, &src, &entry);
+		char by[300];
+
+		if (entry != NULL)
+			snprintf(by, sizeof(by), "tls_policy entry %s", entry);
+		else
+			snprintf(by, sizeof(by), "smtp_tls%s", cf->set[CK_SMTP_TLS] ? "" :
+			    ", the default");
+		if (lvl == OUTTLS_VERIFY)
+			printf("  tls: verify (%s): TLS required by %s for %s: STARTTLS is required "
+			    "and the MX host's certificate must verify against %s and carry the MX "
+			    "host name; otherwise the message is deferred, never sent in plaintext\n",
+			    by, src, domain, cf->smtp_tls_ca_file != NULL ? cf->smtp_tls_ca_file :
+			    "the system CA store");
+		else
+			printf("  tls: opportunistic (%s): STARTTLS is used whenever the receiving "
+			    "server offers it (its certificate is not verified); plaintext when it "
+			    "does not, or on a new connection after a failed handshake, so TLS is "
+			    "expected but not required\n", by);
+	}
 }
 
 /* ---- local delivery and aliases (session.c's expand_rcpt) ---- */

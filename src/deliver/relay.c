@@ -22,6 +22,7 @@
 
 #include "deliver/dns.h"
 #include "deliver/relay.h"
+#include "policy/outtls.h"
 #include "proto/smtp_reply.h"
 #include "tls/tls.h"
 #include "util/log.h"
@@ -59,6 +60,7 @@ struct rconn {
 	enum rc_state st;
 	struct tls_conn *tls;
 	int tls_up, tls_want, no_tls;
+	int tls_verified;		/* the certificate verified and matched t.host */
 	struct smtp_reply_parser parser;
 	struct smtp_reply reply;
 	struct smtp_caps caps;
@@ -80,6 +82,8 @@ struct rtask {
 	size_t targets_cap;
 	size_t ntargets, cur;
 	int no_tls_for_cur;		/* retry the current target without STARTTLS */
+	int tls_level;			/* enum outtls_level for job->domain */
+	const char *tls_source;		/* "tls_policy" or "smtp_tls" */
 	struct rconn *c;
 	/* transaction */
 	size_t replies_expected;	/* pipelined replies still to read */
@@ -364,6 +368,24 @@ rc_fail(struct rconn *c, const char *fmt, ...)
 	task_next_target(t);
 }
 
+/* A TLS level that requires TLS was not met on c: this host is not used (the next one is
+ * tried; when none is left the message is deferred with this reason). Never plaintext. */
+static void
+tls_policy_fail(struct rconn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void
+tls_policy_fail(struct rconn *c, const char *fmt, ...)
+{
+	struct rtask *t = c->task;
+	char why[200];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	rc_fail(c, "TLS required by %s for %s: %s", t->tls_source, t->job->domain, why);
+}
+
 static void
 rc_flush(struct rconn *c)
 {
@@ -630,7 +652,18 @@ rc_reply(struct rconn *c)
 				c->st = RC_STARTTLS;
 				break;
 			}
+			if (outtls_required(t->tls_level) && !c->tls_verified) {
+				/* never downgrade: no STARTTLS, no mail */
+				tls_policy_fail(c, "the server does not offer STARTTLS");
+				return;
+			}
 			task_begin_tx(t);
+			return;
+		}
+		if (rp->code >= 500 && rp->code != 503 && outtls_required(t->tls_level) &&
+		    !c->tls_verified) {
+			diag_of(rp, d, sizeof(d));
+			tls_policy_fail(c, "EHLO refused (no STARTTLS without it): %s", d);
 			return;
 		}
 		if (rp->code >= 500 && rp->code != 503) {
@@ -652,6 +685,11 @@ rc_reply(struct rconn *c)
 		task_begin_tx(t);
 		return;
 	case RC_STARTTLS:
+		if (rp->code != 220 && outtls_required(t->tls_level)) {
+			diag_of(rp, d, sizeof(d));
+			tls_policy_fail(c, "STARTTLS refused: %s", d);
+			return;
+		}
 		if (rp->code != 220) {
 			/* the offer was not meant: go on in plaintext on this connection */
 			log_info("qid=%s event=relay-starttls-refused host=%s code=%d", t->job->qid,
@@ -663,7 +701,17 @@ rc_reply(struct rconn *c)
 			struct netaddr lit;
 			/* SNI carries a host name, never an address (RFC 6066 §3) */
 			int is_ip = netaddr_parse(c->t.host, &lit) == 0 || c->t.host[0] == '[';
-			c->tls = tls_conn_new(c->r->client_tls, c->io.fd, 0, is_ip ? NULL : c->t.host);
+			if (outtls_required(t->tls_level)) {
+				/* the certificate must carry the MX host name (RFC 7817 §3) */
+				c->tls = tls_conn_new(t->job->cfg->client_verify, c->io.fd, 0,
+				    is_ip ? NULL : c->t.host);
+				if (c->tls != NULL && tls_conn_expect_host(c->tls, c->t.host) < 0) {
+					tls_conn_free(c->tls);
+					c->tls = NULL;
+				}
+			} else
+				c->tls = tls_conn_new(c->r->client_tls, c->io.fd, 0,
+				    is_ip ? NULL : c->t.host);
 		}
 		if (c->tls == NULL) {
 			rc_fail(c, "cannot start TLS");
@@ -806,6 +854,10 @@ rc_handshake(struct rconn *c)
 		rc_update(c);
 		return;
 	}
+	if (r != TLS_OK && c->task != NULL && outtls_required(c->task->tls_level)) {
+		tls_policy_fail(c, "%s", tls_conn_error(c->tls));
+		return;
+	}
 	if (r != TLS_OK) {
 		struct rtask *t = c->task;
 		log_info("qid=%s event=relay-tls-failed host=%s reason=\"%s\" action=retry-plaintext",
@@ -824,6 +876,14 @@ rc_handshake(struct rconn *c)
 	}
 	c->tls_up = 1;
 	c->tls_want = 0;
+	if (c->task != NULL && outtls_required(c->task->tls_level)) {
+		char why[200];
+		if (tls_conn_verified(c->tls, why, sizeof(why)) < 0) {
+			tls_policy_fail(c, "%s", why);
+			return;
+		}
+		c->tls_verified = 1;
+	}
 	if (c->task != NULL)
 		log_info("qid=%s event=relay-tls host=%s tls=\"%s %s\"", c->task->job->qid, c->t.host,
 		    tls_conn_version(c->tls), tls_conn_cipher(c->tls));
@@ -946,7 +1006,9 @@ task_next_target(struct rtask *t)
 
 		/* an idle connection to the same place is the cheapest way there */
 		for (c = r->idle; c != NULL && !t->no_tls_for_cur; c = c->next) {
-			if (netaddr_equal(&c->t.addr, &tg->addr) && c->t.port == tg->port) {
+			if (netaddr_equal(&c->t.addr, &tg->addr) && c->t.port == tg->port &&
+			    (!outtls_required(t->tls_level) ||
+			    (c->tls_verified && strcasecmp(c->t.host, tg->host) == 0))) {
 				if (c->prev)
 					c->prev->next = c->next;
 				else
@@ -1135,6 +1197,7 @@ relay_start(struct relay *r, struct relay_job *job)
 	}
 	t->r = r;
 	t->job = job;
+	t->tls_level = outtls_level(cf, job->domain, &t->tls_source, NULL);
 	t->next = r->tasks;
 	if (r->tasks)
 		r->tasks->prev = t;

@@ -6,7 +6,8 @@
  * A/AAAA when there is none; relayhost replaces the MX lookup), connects to each host in
  * turn until one answers, speaks EHLO (HELO as fallback), uses STARTTLS when offered
  * (opportunistic, unverified; falls back to plaintext on a new connection only when the
- * handshake fails), PIPELINING, SIZE and 8BITMIME, sends the body dot-stuffed with CRLF
+ * handshake fails; at a level of policy/outtls.h that requires TLS, a host without
+ * verified TLS is skipped and the job deferred, never plaintext), PIPELINING, SIZE and 8BITMIME, sends the body dot-stuffed with CRLF
  * line ends only, and reports one result per recipient: delivered, temporary or permanent
  * failure, with the enhanced status and the server's words. Idle connections are kept a
  * few seconds for the next message to the same host.
