@@ -38,6 +38,7 @@
 
 #include <stddef.h>
 
+#include "deliver/tlsa.h"
 #include "net/ev.h"
 #include "util/addr.h"
 
@@ -70,6 +71,7 @@ struct dns_result {
 	int implicit_mx;	/* no MX: hosts[0] is the domain itself (RFC 5321 §5.1) */
 	struct dns_host *hosts;	/* in the order to try; only hosts that have addresses */
 	size_t nhosts;
+	const struct tlsa_answer *tlsa;	/* dns_resolve_tlsa: the parsed answer (OK, NXDOMAIN) */
 };
 
 typedef void (*dns_cb)(void *arg, const struct dns_result *res);
@@ -94,6 +96,15 @@ struct dns_query *dns_resolve_mail(struct dns *d, const char *domain, dns_cb cb,
 /* A/AAAA of one host (a relayhost in brackets); hosts[0].pref is 0. NXDOMAIN → DNS_NXDOMAIN,
  * no addresses → DNS_NOHOSTS. NULL as for dns_resolve_mail. */
 struct dns_query *dns_resolve_host(struct dns *d, const char *host, dns_cb cb, void *arg);
+/*
+ * TLSA records of name (RFC 6698, "_25._tcp.mx.example.org"), asked with the AD bit set
+ * (RFC 6840 §5.7) so a validating resolver says whether the answer is authenticated;
+ * res->tlsa has the records and the AD bit as received (the caller decides whether it
+ * trusts that resolver). NOERROR (with or without records) → DNS_OK, NXDOMAIN →
+ * DNS_NXDOMAIN, anything else (SERVFAIL, timeout, a malformed answer) → DNS_TEMPFAIL.
+ * NULL as for dns_resolve_mail.
+ */
+struct dns_query *dns_resolve_tlsa(struct dns *d, const char *name, dns_cb cb, void *arg);
 /* The callback will not be called; NULL is fine. */
 void dns_cancel(struct dns_query *q);
 
