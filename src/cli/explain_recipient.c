@@ -241,7 +241,14 @@ print_route(struct explain *e, const char *domain)
 		else
 			snprintf(by, sizeof(by), "smtp_tls%s", cf->set[CK_SMTP_TLS] ? "" :
 			    ", the default");
-		if (lvl == OUTTLS_VERIFY)
+		if (lvl == OUTTLS_DANE)
+			printf("  tls: dane (%s): the TLSA records of each MX host (_%u._tcp.HOST) "
+			    "are asked of dns_servers; when that resolver says they are authenticated "
+			    "(AD bit, dnssec_trust_resolver = yes), TLS required by %s for %s and the "
+			    "certificate must match one of them (else the message is deferred); no "
+			    "TLSA records (authenticated denial) or an unsigned zone: opportunistic; "
+			    "a failed TLSA lookup defers\n", by, (unsigned)cf->smtp_port, src, domain);
+		else if (lvl == OUTTLS_VERIFY)
 			printf("  tls: verify (%s): TLS required by %s for %s: STARTTLS is required "
 			    "and the MX host's certificate must verify against %s and carry the MX "
 			    "host name; otherwise the message is deferred, never sent in plaintext\n",

@@ -1215,6 +1215,8 @@ static const struct row schema[CK__COUNT] = {
 	[CK_SMTP_TLS]		= { "smtp_tls", T_TLSLEVEL, OFF(smtp_tls), .def = "opportunistic" },
 	[CK_TLS_POLICY]		= { "tls_policy", T_TLSPOL, LIST(tls_policy) },
 	[CK_SMTP_TLS_CA_FILE]	= { "smtp_tls_ca_file", T_OPTPATH, OFF(smtp_tls_ca_file) },
+	[CK_DNSSEC_TRUST_RESOLVER] = { "dnssec_trust_resolver", T_BOOL, OFF(dnssec_trust_resolver),
+				    .def = "no" },
 };
 
 /* The name of key k ("hostname", ...); NULL when k is out of range. */
@@ -1342,6 +1344,16 @@ static int cross_check(const char *name, struct conf *c, char *err, size_t errle
 			snprintf(err, errlen, "%s:%u: retry_min: %s is more than retry_max (%s)", name,
 			    c->set_line[k], fmt_duration(c->retry_min, x, sizeof x),
 			    fmt_duration(c->retry_max, y, sizeof y));
+		return -1;
+	}
+
+	/* DANE rests on the resolver's word that the TLSA records are authentic (the AD bit):
+	 * only a resolver the operator named and vouched for may give it. */
+	if (outtls_uses(c, OUTTLS_DANE) && (!c->dnssec_trust_resolver || c->ndns_servers == 0)) {
+		enum conf_key k = c->smtp_tls == OUTTLS_DANE ? CK_SMTP_TLS : CK_TLS_POLICY;
+		snprintf(err, errlen, "%s:%u: %s: dane needs dnssec_trust_resolver = yes and "
+		    "dns_servers naming a DNSSEC-validating resolver reached over a trusted path",
+		    name, c->set_line[k], conf_key_name(k));
 		return -1;
 	}
 

@@ -31,7 +31,7 @@ enum conf_key {
 	CK_DKIM_SIGN, CK_INBOUND_CHECKS, CK_DMARC_REJECT, CK_SPF_REJECT, CK_DNSBL, CK_DNSWL,
 	CK_DNSBL_THRESHOLD,
 	CK_METRICS_LISTEN,
-	CK_SMTP_TLS, CK_TLS_POLICY, CK_SMTP_TLS_CA_FILE,
+	CK_SMTP_TLS, CK_TLS_POLICY, CK_SMTP_TLS_CA_FILE, CK_DNSSEC_TRUST_RESOLVER,
 	CK__COUNT
 };
 
@@ -99,6 +99,7 @@ struct conf {
 	int smtp_tls;			/* enum outtls_level: the default for relaying */
 	struct conf_tls_policy *tls_policy;	size_t ntls_policy;
 	char *smtp_tls_ca_file;		/* NULL = the system CA store */
+	int dnssec_trust_resolver;	/* believe the AD bit of the dns_servers (DANE) */
 	int embedded;			/* the embedded default configuration (no -c) */
 
 	unsigned char set[CK__COUNT];	/* 1 when the key was given in the file */

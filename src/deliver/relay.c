@@ -60,7 +60,7 @@ struct rconn {
 	enum rc_state st;
 	struct tls_conn *tls;
 	int tls_up, tls_want, no_tls;
-	int tls_verified;		/* the certificate verified and matched t.host */
+	int tls_verified;		/* 1: the certificate verified for t.host; 2: by DANE */
 	struct smtp_reply_parser parser;
 	struct smtp_reply reply;
 	struct smtp_caps caps;
@@ -84,6 +84,11 @@ struct rtask {
 	int no_tls_for_cur;		/* retry the current target without STARTTLS */
 	int tls_level;			/* enum outtls_level for job->domain */
 	const char *tls_source;		/* "tls_policy" or "smtp_tls" */
+	struct dns_query *tq;		/* TLSA lookup in flight (dane) */
+	char dane_host[256];		/* the host dane_state is about */
+	int dane_state;			/* DS_* */
+	char dane_why[200];		/* DS_FAIL: why */
+	struct tlsa_answer *dane;	/* DS_TLSA: the authenticated records */
 	struct rconn *c;
 	/* transaction */
 	size_t replies_expected;	/* pipelined replies still to read */
@@ -113,12 +118,27 @@ struct relay {
 	struct ev_io eio;
 };
 
+/* What DANE found for the current host (RFC 7672 §2.2). */
+enum { DS_UNKNOWN, DS_NONE, DS_TLSA, DS_FAIL };
+
 static void rc_close(struct rconn *c);
 static void rc_send_cmd(struct rconn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void task_next_target(struct rtask *t);
 static void task_begin_tx(struct rtask *t);
 static void rc_io(struct ev_io *io, uint32_t events);
 static void rc_update(struct rconn *c);
+
+/* Must the current host be reached over authenticated TLS? 1: verified by the CA store,
+ * 2: by DANE; 0: opportunistic. */
+static int
+task_tls_required(const struct rtask *t)
+{
+	if (outtls_required(t->tls_level))
+		return 1;
+	if (t->tls_level == OUTTLS_DANE && t->dane_state == DS_TLSA)
+		return 2;
+	return 0;
+}
 
 /* ---- completion ---- */
 
@@ -167,6 +187,7 @@ finished_cb(struct ev_io *io, uint32_t events)
 		t->job->done(t->job);
 		free(t->accepted);
 		free(t->targets);
+		free(t->dane);
 		free(t);
 	}
 }
@@ -191,6 +212,10 @@ task_done(struct rtask *t)
 	if (t->dq != NULL) {
 		dns_cancel(t->dq);
 		t->dq = NULL;
+	}
+	if (t->tq != NULL) {
+		dns_cancel(t->tq);
+		t->tq = NULL;
 	}
 	if (t->c != NULL) {
 		t->c->task = NULL;
@@ -652,7 +677,7 @@ rc_reply(struct rconn *c)
 				c->st = RC_STARTTLS;
 				break;
 			}
-			if (outtls_required(t->tls_level) && !c->tls_verified) {
+			if (task_tls_required(t) && !c->tls_verified) {
 				/* never downgrade: no STARTTLS, no mail */
 				tls_policy_fail(c, "the server does not offer STARTTLS");
 				return;
@@ -660,7 +685,7 @@ rc_reply(struct rconn *c)
 			task_begin_tx(t);
 			return;
 		}
-		if (rp->code >= 500 && rp->code != 503 && outtls_required(t->tls_level) &&
+		if (rp->code >= 500 && rp->code != 503 && task_tls_required(t) &&
 		    !c->tls_verified) {
 			diag_of(rp, d, sizeof(d));
 			tls_policy_fail(c, "EHLO refused (no STARTTLS without it): %s", d);
@@ -685,7 +710,7 @@ rc_reply(struct rconn *c)
 		task_begin_tx(t);
 		return;
 	case RC_STARTTLS:
-		if (rp->code != 220 && outtls_required(t->tls_level)) {
+		if (rp->code != 220 && task_tls_required(t)) {
 			diag_of(rp, d, sizeof(d));
 			tls_policy_fail(c, "STARTTLS refused: %s", d);
 			return;
@@ -701,7 +726,22 @@ rc_reply(struct rconn *c)
 			struct netaddr lit;
 			/* SNI carries a host name, never an address (RFC 6066 §3) */
 			int is_ip = netaddr_parse(c->t.host, &lit) == 0 || c->t.host[0] == '[';
-			if (outtls_required(t->tls_level)) {
+			if (task_tls_required(t) == 2) {
+				size_t added = 0;
+				c->tls = tls_conn_new(t->job->cfg->client_dane, c->io.fd, 0, c->t.host);
+				if (c->tls != NULL && tls_conn_dane_begin(c->tls, c->t.host) == 0)
+					for (size_t i = 0; i < t->dane->n; i++) {
+						const struct tlsa_rr *rr = &t->dane->rr[i];
+						if (tlsa_usable(rr) && tls_conn_dane_add(c->tls, rr->usage,
+						    rr->selector, rr->mtype, rr->data, rr->len) > 0)
+							added++;
+					}
+				if (c->tls != NULL && added == 0) {
+					tls_policy_fail(c, "DANE: no TLSA record of %s could be loaded",
+					    c->t.host);
+					return;
+				}
+			} else if (task_tls_required(t)) {
 				/* the certificate must carry the MX host name (RFC 7817 §3) */
 				c->tls = tls_conn_new(t->job->cfg->client_verify, c->io.fd, 0,
 				    is_ip ? NULL : c->t.host);
@@ -854,7 +894,7 @@ rc_handshake(struct rconn *c)
 		rc_update(c);
 		return;
 	}
-	if (r != TLS_OK && c->task != NULL && outtls_required(c->task->tls_level)) {
+	if (r != TLS_OK && c->task != NULL && task_tls_required(c->task)) {
 		tls_policy_fail(c, "%s", tls_conn_error(c->tls));
 		return;
 	}
@@ -876,13 +916,15 @@ rc_handshake(struct rconn *c)
 	}
 	c->tls_up = 1;
 	c->tls_want = 0;
-	if (c->task != NULL && outtls_required(c->task->tls_level)) {
+	if (c->task != NULL && task_tls_required(c->task)) {
 		char why[200];
-		if (tls_conn_verified(c->tls, why, sizeof(why)) < 0) {
+		int how = task_tls_required(c->task);
+		if ((how == 2 ? tls_conn_dane_verified(c->tls, why, sizeof(why)) :
+		    tls_conn_verified(c->tls, why, sizeof(why))) < 0) {
 			tls_policy_fail(c, "%s", why);
 			return;
 		}
-		c->tls_verified = 1;
+		c->tls_verified = how;
 	}
 	if (c->task != NULL)
 		log_info("qid=%s event=relay-tls host=%s tls=\"%s %s\"", c->task->job->qid, c->t.host,
@@ -992,6 +1034,51 @@ target_is_self(const struct rtask *t, const struct target *tg)
 	return 0;
 }
 
+/* The TLSA answer for t->dane_host: what DANE asks of it (RFC 7672 §2.1, §2.2). */
+static void
+tlsa_done(void *arg, const struct dns_result *res)
+{
+	struct rtask *t = arg;
+	const struct conf *cf = &t->job->cfg->conf;
+	const char *what;
+	size_t usable = 0;
+
+	t->tq = NULL;
+	if (res->status == DNS_TEMPFAIL || res->tlsa == NULL) {
+		/* a failed lookup may hide records: never treat it as "no TLSA" */
+		t->dane_state = DS_FAIL;
+		snprintf(t->dane_why, sizeof(t->dane_why), "DANE: TLSA lookup failed: %s", res->why);
+		what = "lookup-failed";
+	} else if (!res->tlsa->ad || !cf->dnssec_trust_resolver) {
+		t->dane_state = DS_NONE;
+		what = "insecure";
+	} else if (res->status == DNS_NXDOMAIN || res->tlsa->n == 0) {
+		t->dane_state = DS_NONE;
+		what = "no-tlsa";
+	} else {
+		for (size_t i = 0; i < res->tlsa->n; i++)
+			usable += tlsa_usable(&res->tlsa->rr[i]) ? 1 : 0;
+		if (usable == 0) {
+			t->dane_state = DS_FAIL;
+			snprintf(t->dane_why, sizeof(t->dane_why), "DANE: the %zu TLSA records of %s "
+			    "are all unusable (only DANE-TA(2) and DANE-EE(3) are)", res->tlsa->n,
+			    t->dane_host);
+			what = "unusable";
+		} else if (t->dane == NULL && (t->dane = malloc(sizeof(*t->dane))) == NULL) {
+			t->dane_state = DS_FAIL;
+			snprintf(t->dane_why, sizeof(t->dane_why), "DANE: out of memory");
+			what = "lookup-failed";
+		} else {
+			memcpy(t->dane, res->tlsa, sizeof(*t->dane));
+			t->dane_state = DS_TLSA;
+			what = "tlsa";
+		}
+	}
+	log_info("qid=%s event=relay-dane host=%s dane=%s usable=%zu", t->job->qid, t->dane_host,
+	    what, usable);
+	task_next_target(t);
+}
+
 static void
 task_next_target(struct rtask *t)
 {
@@ -1004,11 +1091,39 @@ task_next_target(struct rtask *t)
 	while (t->cur < t->ntargets) {
 		struct target *tg = &t->targets[t->cur];
 
+		if (t->tls_level == OUTTLS_DANE && strcmp(t->dane_host, tg->host) != 0) {
+			/* RFC 7672 §2.2: the TLSA records of this MX host decide first */
+			struct netaddr lit;
+			char qn[300];
+			str_copy(t->dane_host, sizeof(t->dane_host), tg->host);
+			if (tg->host[0] == '[' || netaddr_parse(tg->host, &lit) == 0) {
+				t->dane_state = DS_NONE;	/* an address has no TLSA name */
+			} else {
+				t->dane_state = DS_UNKNOWN;
+				snprintf(qn, sizeof(qn), "_%u._tcp.%s", tg->port, tg->host);
+				if ((t->tq = dns_resolve_tlsa(r->dns, qn, tlsa_done, t)) != NULL)
+					return;
+				t->dane_state = DS_FAIL;
+				snprintf(t->dane_why, sizeof(t->dane_why), "DANE: cannot look up %s",
+				    qn);
+			}
+		}
+		if (t->tls_level == OUTTLS_DANE && t->dane_state == DS_FAIL) {
+			char lh[LOG_VALUE_MAX], lw[LOG_VALUE_MAX];
+			snprintf(t->err, sizeof(t->err), "x-imsd; %s: TLS required by %s for %s: %s",
+			    tg->host, t->tls_source, t->job->domain, t->dane_why);
+			log_info("qid=%s event=relay-attempt-failed host=%s reason=%s", t->job->qid,
+			    log_value(lh, sizeof(lh), tg->host, strlen(tg->host)),
+			    log_value(lw, sizeof(lw), t->err + 8, strlen(t->err + 8)));
+			t->cur++;
+			continue;
+		}
+
 		/* an idle connection to the same place is the cheapest way there */
 		for (c = r->idle; c != NULL && !t->no_tls_for_cur; c = c->next) {
 			if (netaddr_equal(&c->t.addr, &tg->addr) && c->t.port == tg->port &&
-			    (!outtls_required(t->tls_level) ||
-			    (c->tls_verified && strcasecmp(c->t.host, tg->host) == 0))) {
+			    (!task_tls_required(t) || (c->tls_verified == task_tls_required(t) &&
+			    strcasecmp(c->t.host, tg->host) == 0))) {
 				if (c->prev)
 					c->prev->next = c->next;
 				else

@@ -11,6 +11,7 @@
 static const char *const names[] = {
 	[OUTTLS_OPPORTUNISTIC] = "opportunistic",
 	[OUTTLS_VERIFY] = "verify",
+	[OUTTLS_DANE] = "dane",
 };
 
 int
@@ -21,11 +22,11 @@ outtls_level_parse(const char *s, int *level, char *why, size_t wl)
 			*level = (int)i;
 			return 0;
 		}
-	if (strcasecmp(s, "dane") == 0 || strcasecmp(s, "mta-sts") == 0)
+	if (strcasecmp(s, "mta-sts") == 0)
 		snprintf(why, wl, "%.20s is not available in this build (levels: opportunistic, "
-		    "verify)", s);
+		    "dane, verify)", s);
 	else
-		snprintf(why, wl, "%.80s%s is not one of opportunistic, verify", s,
+		snprintf(why, wl, "%.80s%s is not one of opportunistic, dane, verify", s,
 		    strlen(s) > 80 ? "..." : "");
 	return -1;
 }
@@ -41,7 +42,18 @@ outtls_level_name(int level)
 int
 outtls_required(int level)
 {
-	return level != OUTTLS_OPPORTUNISTIC;
+	return level == OUTTLS_VERIFY;
+}
+
+int
+outtls_uses(const struct conf *c, int level)
+{
+	if (c->smtp_tls == level)
+		return 1;
+	for (size_t i = 0; i < c->ntls_policy; i++)
+		if (c->tls_policy[i].level == level)
+			return 1;
+	return 0;
 }
 
 int

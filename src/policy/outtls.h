@@ -11,8 +11,12 @@
  *   opportunistic  STARTTLS when offered, unverified; plaintext otherwise
  *   verify         STARTTLS required, the certificate must verify against the CA store
  *                  (or smtp_tls_ca_file) and match the MX host name; else defer
- * `dane` and `mta-sts` are the names SPEC.md reserves; this build refuses them in the
- * configuration rather than quietly delivering without the protection they promise.
+ *   dane           RFC 7672: TLSA records of each MX host, trusted only when the resolver
+ *                  (dns_servers, dnssec_trust_resolver = yes) says they are authenticated:
+ *                  then TLS is required and the certificate must match a record; no
+ *                  TLSA (authenticated denial) or an unsigned zone: opportunistic
+ * `mta-sts` is the name SPEC.md reserves; this build refuses it in the configuration
+ * rather than quietly delivering without the protection it promises.
  */
 #ifndef IMSD_OUTTLS_H
 #define IMSD_OUTTLS_H
@@ -21,7 +25,7 @@
 
 struct conf;
 
-enum outtls_level { OUTTLS_OPPORTUNISTIC = 0, OUTTLS_VERIFY = 1 };
+enum outtls_level { OUTTLS_OPPORTUNISTIC = 0, OUTTLS_VERIFY = 1, OUTTLS_DANE = 2 };
 
 #define OUTTLS_POLICY_MAX	10000	/* tls_policy entries */
 
@@ -34,7 +38,11 @@ const char *outtls_level_name(int level);
 int outtls_level(const struct conf *c, const char *domain, const char **source,
     const char **entry);
 
-/* Does level require TLS (no plaintext fallback)? */
+/* Does level require verified TLS whatever DNS says (no plaintext fallback)? (dane
+ * requires it only for hosts with authenticated TLSA records.) */
 int outtls_required(int level);
+
+/* Is level the default or in some tls_policy entry? */
+int outtls_uses(const struct conf *c, int level);
 
 #endif

@@ -102,6 +102,11 @@ cfg_load(const char *conf_path, int generate, char *err, size_t errlen)
 		    errlen);
 		goto fail;
 	}
+	if (outtls_uses(cf, OUTTLS_DANE) && (c->client_dane = tls_client_dane_ctx_new(err,
+	    errlen)) == NULL) {
+		blame_key(cf, cf->smtp_tls == OUTTLS_DANE ? CK_SMTP_TLS : CK_TLS_POLICY, err, errlen);
+		goto fail;
+	}
 	if (dkim_keys_load(cf, &c->dkim, err, errlen) < 0) {
 		blame_key(cf, CK_DKIM_SIGN, err, errlen);
 		goto fail;
@@ -138,6 +143,8 @@ cfg_unref(struct cfg *c)
 		tls_ctx_unref(c->tls);
 	if (c->client_verify != NULL)
 		tls_ctx_unref(c->client_verify);
+	if (c->client_dane != NULL)
+		tls_ctx_unref(c->client_dane);
 	dkim_keys_free(&c->dkim);
 	conf_free(&c->conf);
 	free(c);

@@ -7,8 +7,12 @@ trusts the test CA through smtp_tls_ca_file. A policy failure must defer (never 
 with the reason in `imsd queue` and the log; explain-recipient says what is required.
 """
 
+import hashlib
 import os
+import socket
+import struct
 import subprocess
+import threading
 import time
 
 import peers
@@ -43,7 +47,8 @@ def make_cert(d, ca, host):
     return os.path.join(d, base + ".pem"), os.path.join(d, base + ".key")
 
 
-class TlsPolicy(peers.RelayCase):
+class TlsCase(peers.RelayCase):
+    """The test CA, a receiver with a certificate from it, and the checks of a deferral."""
 
     def setUp(self):
         super().setUp()
@@ -66,6 +71,9 @@ class TlsPolicy(peers.RelayCase):
         self.assertIn(reason, p.stdout, "imsd queue shows the policy failure")
         time.sleep(SETTLE)
         self.assertEqual(rx.maildir_files("dest.test", "bob"), [], "nothing sent in plaintext")
+
+
+class TlsPolicy(TlsCase):
 
     def test_verify_delivers_over_tls_when_the_certificate_verifies(self):
         dns = self.dns(**DEST_MX)
@@ -123,3 +131,189 @@ class TlsPolicy(peers.RelayCase):
         p = self.cli(srv, "check")
         self.assertEqual(p.returncode, 1, p.stdout)
         self.assertRegex(p.stderr, r":\d+: smtp_tls_ca_file: .*missing\.pem: No such file")
+
+
+# ---------------------------------------------------------------- DANE
+
+class AdDNS:
+    """A UDP responder on 127.0.0.1 for the DANE tests, standing in for a DNSSEC-validating
+    resolver: MX dest.test -> mx1.dest.test, A mx1.dest.test -> 127.0.0.2, no AAAA, and the
+    TLSA records given for tlsa_name (rcode tlsa_rcode); every answer has the AD bit when
+    ad is true. Anything else is NXDOMAIN."""
+
+    def __init__(self, tlsa_name, tlsa=(), ad=True, tlsa_rcode=0):
+        self.tlsa_name, self.tlsa, self.ad, self.tlsa_rcode = tlsa_name, list(tlsa), ad, tlsa_rcode
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.asked = []
+        self._stop = False
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    @staticmethod
+    def wire(name):
+        return b"".join(bytes([len(l)]) + l.encode() for l in name.split(".")) + b"\0"
+
+    def answer(self, qname, qtype):
+        """(rcode, [(type, rdata)])"""
+        n = qname.lower()
+        if n == "dest.test":
+            return 0, ([(15, b"\0\x0a" + self.wire("mx1.dest.test"))] if qtype == 15 else [])
+        if n == "mx1.dest.test":
+            return 0, ([(1, socket.inet_aton("127.0.0.2"))] if qtype == 1 else [])
+        if n == self.tlsa_name:
+            if self.tlsa_rcode:
+                return self.tlsa_rcode, []
+            return 0, ([(52, bytes([u, s, m]) + d) for u, s, m, d in self.tlsa]
+                       if qtype == 52 else [])
+        return 3, []
+
+    def _run(self):
+        while not self._stop:
+            try:
+                data, addr = self.sock.recvfrom(4096)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            try:
+                off, labels = 12, []
+                while data[off]:
+                    labels.append(data[off + 1:off + 1 + data[off]].decode())
+                    off += 1 + data[off]
+                qtype = struct.unpack(">H", data[off + 1:off + 3])[0]
+                question = data[12:off + 5]
+            except (IndexError, struct.error, UnicodeDecodeError):
+                continue
+            qname = ".".join(labels)
+            self.asked.append((qname, qtype))
+            rcode, rrs = self.answer(qname, qtype)
+            if rcode == 2:
+                flags = 0x8180 | 2
+            else:
+                flags = 0x8180 | (0x20 if self.ad else 0) | rcode
+            out = data[:2] + struct.pack(">HHHHH", flags, 1, len(rrs), 0, 0) + question
+            for t, rd in rrs:
+                out += b"\xc0\x0c" + struct.pack(">HHIH", t, 1, 60, len(rd)) + rd
+            try:
+                self.sock.sendto(out, addr)
+            except OSError:
+                pass
+
+    def stop(self):
+        self._stop = True
+        self.thread.join(2)
+        self.sock.close()
+
+
+def spki_sha256(cert):
+    der = subprocess.run("openssl x509 -in '%s' -noout -pubkey | openssl pkey -pubin -outform DER"
+                         % cert, shell=True, check=True, stdout=subprocess.PIPE).stdout
+    return hashlib.sha256(der).digest()
+
+
+def cert_sha256(cert):
+    der = subprocess.run(["openssl", "x509", "-in", cert, "-outform", "DER"], check=True,
+                         stdout=subprocess.PIPE).stdout
+    return hashlib.sha256(der).digest()
+
+
+class Dane(TlsCase):
+
+    def setUp(self):
+        super().setUp()
+        self.tlsa_name = "_%d._tcp.mx1.dest.test" % self.p2
+
+    def resolver(self, **kw):
+        d = AdDNS(self.tlsa_name, **kw)
+        self.addCleanup(d.stop)
+        return d
+
+    def dane_sender(self, dns, **conf):
+        conf.setdefault("tls_policy", "dest.test:dane")
+        srv = self.server(start=False, **peers.sender_conf(dns.port, self.p2))
+        srv.set_conf(dnssec_trust_resolver="yes", **conf)
+        srv.start()
+        return srv
+
+    def test_dane_ee_spki_match_delivers_over_tls(self):
+        cert, key = make_cert(self.tmp, "good", "mx1.dest.test")
+        dns = self.resolver(tlsa=[(3, 1, 1, spki_sha256(cert))])
+        rx = self.receiver("127.0.0.2", tls_cert_file=cert, tls_key_file=key, tls_loopback="yes")
+        tx = self.dane_sender(dns)
+        self.send(tx, "bob@dest.test", "dane-ee")
+        rx.wait_mail("dest.test", "bob", 1)
+        peers.wait_event(tx, "relay-dane", dane="tlsa")
+        peers.wait_event(tx, "relay-tls", host="mx1.dest.test")
+        self.assertIn((self.tlsa_name, 52), dns.asked)
+        out = self.cli(tx, "explain-recipient", "bob@dest.test").stdout
+        self.assertIn("tls: dane (tls_policy entry dest.test)", out)
+
+    def test_dane_ta_full_certificate_of_the_ca_delivers(self):
+        cert, key = make_cert(self.tmp, "good", "mx1.dest.test")
+        chain = os.path.join(self.tmp, "chain.pem")
+        with open(chain, "w") as f:
+            f.write(open(cert).read() + open(self.ca).read())
+        dns = self.resolver(tlsa=[(2, 0, 1, cert_sha256(self.ca))])
+        rx = self.receiver("127.0.0.2", tls_cert_file=chain, tls_key_file=key, tls_loopback="yes")
+        tx = self.dane_sender(dns)
+        self.send(tx, "bob@dest.test", "dane-ta")
+        rx.wait_mail("dest.test", "bob", 1)
+
+    def test_tlsa_that_does_not_match_defers(self):
+        cert, key = make_cert(self.tmp, "good", "mx1.dest.test")
+        dns = self.resolver(tlsa=[(3, 1, 1, bytes(32))])
+        rx = self.receiver("127.0.0.2", tls_cert_file=cert, tls_key_file=key, tls_loopback="yes")
+        tx = self.dane_sender(dns)
+        qid = self.send(tx, "bob@dest.test", "dane-mismatch")
+        self.assertDeferredFor(tx, rx, qid, "TLS required by tls_policy for dest.test: DANE: no "
+                               "certificate matches the TLSA records")
+
+    def test_authenticated_tlsa_and_no_starttls_defers(self):
+        dns = self.resolver(tlsa=[(3, 1, 1, bytes(32))])
+        rx = self.receiver("127.0.0.2")
+        tx = self.dane_sender(dns, tls_policy=None, smtp_tls="dane")
+        qid = self.send(tx, "bob@dest.test", "dane-plain")
+        self.assertDeferredFor(tx, rx, qid, "TLS required by smtp_tls for dest.test: the server "
+                               "does not offer STARTTLS")
+
+    def test_unusable_tlsa_records_defer(self):
+        dns = self.resolver(tlsa=[(1, 1, 1, bytes(32)), (3, 1, 9, bytes(32))])
+        rx = self.receiver("127.0.0.2")
+        tx = self.dane_sender(dns)
+        qid = self.send(tx, "bob@dest.test", "dane-unusable")
+        self.assertDeferredFor(tx, rx, qid, "DANE: the 2 TLSA records of mx1.dest.test are all "
+                               "unusable")
+
+    def test_failed_tlsa_lookup_defers(self):
+        dns = self.resolver(tlsa_rcode=2)
+        rx = self.receiver("127.0.0.2")
+        tx = self.dane_sender(dns)
+        qid = self.send(tx, "bob@dest.test", "dane-servfail")
+        self.assertDeferredFor(tx, rx, qid, "TLS required by tls_policy for dest.test: DANE: "
+                               "TLSA lookup failed: ")
+
+    def test_authenticated_denial_is_opportunistic(self):
+        dns = self.resolver(tlsa_rcode=3)
+        rx = self.receiver("127.0.0.2")
+        tx = self.dane_sender(dns)
+        self.send(tx, "bob@dest.test", "dane-none")
+        rx.wait_mail("dest.test", "bob", 1)
+        peers.wait_event(tx, "relay-dane", dane="no-tlsa")
+
+    def test_records_without_the_ad_bit_are_ignored(self):
+        dns = self.resolver(tlsa=[(3, 1, 1, bytes(32))], ad=False)
+        rx = self.receiver("127.0.0.2")
+        tx = self.dane_sender(dns)
+        self.send(tx, "bob@dest.test", "dane-insecure")
+        rx.wait_mail("dest.test", "bob", 1)
+        peers.wait_event(tx, "relay-dane", dane="insecure")
+
+    def test_dane_without_a_trusted_resolver_is_a_configuration_error(self):
+        srv = self.sender(start=False, tls_policy="dest.test:dane")
+        p = self.cli(srv, "check")
+        self.assertEqual(p.returncode, 1, p.stdout)
+        self.assertRegex(p.stderr, r":\d+: tls_policy: dane needs dnssec_trust_resolver = yes "
+                         r"and dns_servers")

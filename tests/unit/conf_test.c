@@ -214,7 +214,8 @@ TEST(every_spec_key_is_accepted)
 	    "metrics_listen = 127.0.0.1:9187\n"
 	    "smtp_tls = verify\n"
 	    "tls_policy = example.org:opportunistic\n"
-	    "smtp_tls_ca_file = /etc/imsd/ca.pem\n";
+	    "smtp_tls_ca_file = /etc/imsd/ca.pem\n"
+	    "dnssec_trust_resolver = yes\n";
 	struct conf c;
 
 	CHECK(P(text, &c) == 0);

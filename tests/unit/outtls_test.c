@@ -58,15 +58,22 @@ TEST(bad_levels_and_entries_are_errors_with_file_line_and_key)
 	struct conf c;
 
 	CHECK(P("smtp_tls = strict\n", &c) == -1);
-	CHECK_STR(err, "t.conf:1: smtp_tls: strict is not one of opportunistic, verify");
+	CHECK_STR(err, "t.conf:1: smtp_tls: strict is not one of opportunistic, dane, verify");
 	CHECK(P("\nsmtp_tls = dane\n", &c) == -1);
-	CHECK_STR(err, "t.conf:2: smtp_tls: dane is not available in this build (levels: "
-	    "opportunistic, verify)");
+	CHECK_STR(err, "t.conf:2: smtp_tls: dane needs dnssec_trust_resolver = yes and dns_servers "
+	    "naming a DNSSEC-validating resolver reached over a trusted path");
+	CHECK(P("dnssec_trust_resolver = yes\nsmtp_tls = dane\n", &c) == -1);	/* resolv.conf */
+	CHECK(P("dnssec_trust_resolver = yes\ndns_servers = 127.0.0.1\n"
+	    "tls_policy = a.test:dane\n", &c) == 0);
+	CHECK(outtls_level(&c, "a.test", NULL, NULL) == OUTTLS_DANE);
+	CHECK(!outtls_required(OUTTLS_DANE));
+	CHECK(outtls_uses(&c, OUTTLS_DANE) && !outtls_uses(&c, OUTTLS_VERIFY));
+	conf_free(&c);
 	CHECK(P("tls_policy = example.com\n", &c) == -1);
 	CHECK_STR(err, "t.conf:1: tls_policy: \"example.com\" is not DOMAIN:LEVEL");
 	CHECK(P("tls_policy = example.com:mta-sts\n", &c) == -1);
 	CHECK_STR(err, "t.conf:1: tls_policy: \"example.com\": mta-sts is not available in this "
-	    "build (levels: opportunistic, verify)");
+	    "build (levels: opportunistic, dane, verify)");
 	CHECK(P("tls_policy = exa_mple.com:verify\n", &c) == -1);
 	CHECK_STR(err, "t.conf:1: tls_policy: \"exa_mple.com\" is not a domain name (DOMAIN:LEVEL, "
 	    "or .DOMAIN:LEVEL for its subdomains)");
