@@ -28,7 +28,7 @@
 #include "deliver/dns.h"
 #include "util/metrics.h"
 
-enum { Q_MAIL, Q_HOST, Q_TLSA };
+enum { Q_MAIL, Q_HOST, Q_TLSA, Q_TXT };
 /* state of one address family of one host */
 enum { LK_PENDING, LK_OK, LK_NX, LK_NODATA, LK_TEMP };
 
@@ -75,6 +75,7 @@ struct dns_query {
 	struct dns_host out[DNS_MAX_MX];
 	struct dns_result res;
 	struct tlsa_answer *tlsa;	/* Q_TLSA */
+	char txt[DNS_TXT_RRS][DNS_TXT_MAX + 1];	/* Q_TXT */
 };
 
 struct dns {
@@ -1026,6 +1027,85 @@ dns_resolve_tlsa(struct dns *d, const char *name, dns_cb cb, void *arg)
 	q->pending++;
 	ares_send(d->ch, buf, len, tlsa_cb, q);	/* may call back at once */
 	ares_free_string(buf);
+	return q;
+}
+
+/* The TXT answer: each record's strings joined. */
+static void
+txt_cb(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
+{
+	struct dns_query *q = arg;
+	struct ares_txt_ext *txt = NULL;
+	size_t n = 0, cur = 0;
+	int r, bad = 0;
+
+	q->pending--;
+	if (q->cancelled) {
+		query_maybe_free(q);
+		return;
+	}
+	q->res.txt = q->txt;
+	q->res.ntxt = 0;
+	if (status == ARES_ENODATA) {
+		query_complete(q, DNS_OK);
+		return;
+	}
+	if (status == ARES_ENOTFOUND) {
+		set_why(q, "%s: no such name (NXDOMAIN)", q->name);
+		query_complete(q, DNS_NXDOMAIN);
+		return;
+	}
+	if (status != ARES_SUCCESS) {
+		set_why(q, "%s: TXT: %s", q->name, ares_errname(status));
+		query_complete(q, DNS_TEMPFAIL);
+		return;
+	}
+	r = ares_parse_txt_reply_ext(abuf, alen, &txt);
+	if (r == ARES_ENODATA) {
+		query_complete(q, DNS_OK);
+		return;
+	}
+	if (r != ARES_SUCCESS) {
+		set_why(q, "%s: TXT: %s", q->name, ares_errname(r));
+		query_complete(q, DNS_TEMPFAIL);
+		return;
+	}
+	for (struct ares_txt_ext *t = txt; t != NULL; t = t->next) {
+		if (t->record_start) {
+			if (n > 0 && bad)
+				n--;	/* the record before was too long: dropped whole */
+			if (n >= DNS_TXT_RRS)
+				break;
+			q->txt[n++][0] = '\0';
+			cur = 0;
+			bad = 0;
+		}
+		if (n == 0 || bad)
+			continue;
+		if (cur + t->length > DNS_TXT_MAX) {
+			bad = 1;
+			continue;
+		}
+		memcpy(q->txt[n - 1] + cur, t->txt, t->length);
+		cur += t->length;
+		q->txt[n - 1][cur] = '\0';
+	}
+	if (bad && n > 0)
+		n--;
+	q->res.ntxt = n;
+	ares_free_data(txt);
+	query_complete(q, DNS_OK);
+}
+
+struct dns_query *
+dns_resolve_txt(struct dns *d, const char *name, dns_cb cb, void *arg)
+{
+	struct dns_query *q = query_new(d, name, Q_TXT, cb, arg);
+
+	if (q == NULL)
+		return NULL;
+	q->pending++;
+	ares_query(d->ch, q->name, ns_c_in, ns_t_txt, txt_cb, q);	/* may call back at once */
 	return q;
 }
 

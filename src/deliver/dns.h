@@ -46,6 +46,8 @@
 #define DNS_MAX_ADDRS	10
 #define DNS_TIMEOUT_MS	3000
 #define DNS_TRIES	2
+#define DNS_TXT_RRS	8	/* TXT records kept (the rest ignored) */
+#define DNS_TXT_MAX	1024	/* bytes of one TXT record kept (longer: dropped whole) */
 
 struct dns;
 struct dns_query;
@@ -72,6 +74,8 @@ struct dns_result {
 	struct dns_host *hosts;	/* in the order to try; only hosts that have addresses */
 	size_t nhosts;
 	const struct tlsa_answer *tlsa;	/* dns_resolve_tlsa: the parsed answer (OK, NXDOMAIN) */
+	char (*txt)[DNS_TXT_MAX + 1];	/* dns_resolve_txt: each record's strings joined */
+	size_t ntxt;
 };
 
 typedef void (*dns_cb)(void *arg, const struct dns_result *res);
@@ -105,6 +109,9 @@ struct dns_query *dns_resolve_host(struct dns *d, const char *host, dns_cb cb, v
  * NULL as for dns_resolve_mail.
  */
 struct dns_query *dns_resolve_tlsa(struct dns *d, const char *name, dns_cb cb, void *arg);
+/* TXT records of name: DNS_OK with res->txt (NOERROR, maybe none), DNS_NXDOMAIN, or
+ * DNS_TEMPFAIL. NULL as for dns_resolve_mail. */
+struct dns_query *dns_resolve_txt(struct dns *d, const char *name, dns_cb cb, void *arg);
 /* The callback will not be called; NULL is fine. */
 void dns_cancel(struct dns_query *q);
 

@@ -19,6 +19,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <poll.h>
+#include <sys/socket.h>
+
 #include <openssl/bio.h>
 #include <openssl/bn.h>
 #include <openssl/err.h>
@@ -842,6 +845,140 @@ tls_conn_verified(const struct tls_conn *c, char *why, size_t len)
 		return -1;
 	}
 	return 0;
+}
+
+/* Wait until fd is ready for ev or deadline passes. 1 ready, 0 timed out, -1 error. */
+static int
+wait_fd(int fd, short ev, time_t deadline)
+{
+	for (;;) {
+		time_t now = time(NULL);
+		struct pollfd p = { .fd = fd, .events = ev };
+		int r;
+		if (now >= deadline)
+			return 0;
+		r = poll(&p, 1, (int)(deadline - now) * 1000);
+		if (r < 0 && errno == EINTR)
+			continue;
+		return r < 0 ? -1 : r;
+	}
+}
+
+/*
+ * A blocking HTTPS GET for a worker thread (MTA-STS policies): connect to sa, TLS with SNI
+ * host, the certificate verified by ctx (a tls_client_verify_ctx_new context) for host,
+ * "GET path HTTP/1.0", the reply read until the peer closes or max bytes are exceeded,
+ * everything before deadline. The whole reply (status line, header, body) goes to buf.
+ * 0 ok with *len; -1 with err.
+ */
+int
+tls_https_fetch(struct tls_ctx *ctx, const struct sockaddr *sa, socklen_t salen,
+    const char *host, const char *path, time_t deadline, char *buf, size_t max, size_t *len,
+    char *err, size_t errlen)
+{
+	SSL *ssl = NULL;
+	int fd, rc = -1, r;
+	char req[600], why[200];
+	size_t n = 0;
+	long v;
+
+	*len = 0;
+	if ((fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0) {
+		seterr(err, errlen, "socket: %s", strerror(errno));
+		return -1;
+	}
+	if (connect(fd, sa, salen) < 0 && errno != EINPROGRESS) {
+		seterr(err, errlen, "connect: %s", strerror(errno));
+		goto out;
+	}
+	if ((r = wait_fd(fd, POLLOUT, deadline)) <= 0) {
+		seterr(err, errlen, "connect: %s", r == 0 ? "timed out" : strerror(errno));
+		goto out;
+	}
+	{
+		int e = 0;
+		socklen_t l = sizeof(e);
+		getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &l);
+		if (e != 0) {
+			seterr(err, errlen, "connect: %s", strerror(e));
+			goto out;
+		}
+	}
+	ERR_clear_error();
+	if ((ssl = SSL_new(ctx->ssl)) == NULL || SSL_set_fd(ssl, fd) != 1 ||
+	    SSL_set_tlsext_host_name(ssl, host) != 1 || SSL_set1_host(ssl, host) != 1) {
+		ssl_reason(why, sizeof(why));
+		seterr(err, errlen, "TLS setup: %s", why);
+		goto out;
+	}
+	X509_VERIFY_PARAM_set_hostflags(SSL_get0_param(ssl), X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+	for (;;) {
+		ERR_clear_error();
+		r = SSL_connect(ssl);
+		if (r == 1)
+			break;
+		int e = SSL_get_error(ssl, r);
+		if ((e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) ||
+		    wait_fd(fd, e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, deadline) <= 0) {
+			ssl_reason(why, sizeof(why));
+			seterr(err, errlen, "TLS handshake failed: %s", e == SSL_ERROR_WANT_READ ||
+			    e == SSL_ERROR_WANT_WRITE ? "timed out" : why);
+			goto out;
+		}
+	}
+	if ((v = SSL_get_verify_result(ssl)) != X509_V_OK ||
+	    SSL_get0_peer_certificate(ssl) == NULL) {
+		seterr(err, errlen, "certificate verify failed: %s", v != X509_V_OK ?
+		    X509_verify_cert_error_string(v) : "no certificate");
+		goto out;
+	}
+	snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\nHost: %s\r\nConnection: close\r\n"
+	    "User-Agent: imsd\r\n\r\n", path, host);
+	for (size_t off = 0, rl = strlen(req); off < rl;) {
+		ERR_clear_error();
+		r = SSL_write(ssl, req + off, (int)(rl - off));
+		if (r > 0) {
+			off += (size_t)r;
+			continue;
+		}
+		int e = SSL_get_error(ssl, r);
+		if ((e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) ||
+		    wait_fd(fd, e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, deadline) <= 0) {
+			seterr(err, errlen, "sending the request failed");
+			goto out;
+		}
+	}
+	for (;;) {
+		ERR_clear_error();
+		r = SSL_read(ssl, buf + n, (int)(max + 1 - n > 16384 ? 16384 : max + 1 - n));
+		if (r > 0) {
+			n += (size_t)r;
+			if (n > max) {
+				seterr(err, errlen, "the reply is longer than %zu bytes", max);
+				goto out;
+			}
+			continue;
+		}
+		int e = SSL_get_error(ssl, r);
+		if (e == SSL_ERROR_ZERO_RETURN || (e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0) ||
+		    (e == SSL_ERROR_SSL && ERR_GET_REASON(ERR_peek_error()) ==
+		    SSL_R_UNEXPECTED_EOF_WHILE_READING))
+			break;		/* the end of the reply */
+		if ((e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) ||
+		    wait_fd(fd, e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, deadline) <= 0) {
+			seterr(err, errlen, "reading the reply: %s", e == SSL_ERROR_WANT_READ ?
+			    "timed out" : "failed");
+			goto out;
+		}
+	}
+	*len = n;
+	rc = 0;
+out:
+	ERR_clear_error();
+	if (ssl != NULL)
+		SSL_free(ssl);
+	close(fd);
+	return rc;
 }
 
 /* Free the connection and drop its context reference. Does not close fd. NULL ok. */

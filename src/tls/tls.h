@@ -16,6 +16,7 @@
 #define IMSD_TLS_H
 
 #include <stddef.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 #include <time.h>
 
@@ -74,6 +75,12 @@ int tls_conn_dane_begin(struct tls_conn *c, const char *host);
 int tls_conn_dane_add(struct tls_conn *c, unsigned usage, unsigned selector, unsigned mtype,
     const unsigned char *data, size_t len);
 int tls_conn_dane_verified(const struct tls_conn *c, char *why, size_t len);
+
+/* Blocking HTTPS GET (for a worker thread: MTA-STS) to sa with SNI and verified name host,
+ * before deadline; the raw reply in buf (at most max bytes). 0 ok, -1 with err. */
+int tls_https_fetch(struct tls_ctx *ctx, const struct sockaddr *sa, socklen_t salen,
+    const char *host, const char *path, time_t deadline, char *buf, size_t max, size_t *len,
+    char *err, size_t errlen);
 
 /* Drive the handshake: TLS_OK when complete, TLS_WANT_*, or TLS_ERR. */
 int tls_handshake(struct tls_conn *c);
