@@ -241,7 +241,16 @@ print_route(struct explain *e, const char *domain)
 		else
 			snprintf(by, sizeof(by), "smtp_tls%s", cf->set[CK_SMTP_TLS] ? "" :
 			    ", the default");
-		if (lvl == OUTTLS_DANE)
+		if (lvl == OUTTLS_MTASTS)
+			printf("  tls: mta-sts (%s): the MTA-STS policy of %s (TXT _mta-sts.%s, then "
+			    "https://mta-sts.%s:%u/.well-known/mta-sts.txt verified against %s) "
+			    "decides at delivery: in mode enforce, TLS required by %s for %s, only MX "
+			    "hosts the policy lists, and their certificates must verify (else the "
+			    "message is deferred); mode testing or none, or no policy: "
+			    "opportunistic\n", by, domain, domain, domain, (unsigned)cf->mta_sts_port,
+			    cf->smtp_tls_ca_file != NULL ? cf->smtp_tls_ca_file : "the system CA store",
+			    src, domain);
+		else if (lvl == OUTTLS_DANE)
 			printf("  tls: dane (%s): the TLSA records of each MX host (_%u._tcp.HOST) "
 			    "are asked of dns_servers; when that resolver says they are authenticated "
 			    "(AD bit, dnssec_trust_resolver = yes), TLS required by %s for %s and the "

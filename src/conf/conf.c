@@ -1217,6 +1217,8 @@ static const struct row schema[CK__COUNT] = {
 	[CK_SMTP_TLS_CA_FILE]	= { "smtp_tls_ca_file", T_OPTPATH, OFF(smtp_tls_ca_file) },
 	[CK_DNSSEC_TRUST_RESOLVER] = { "dnssec_trust_resolver", T_BOOL, OFF(dnssec_trust_resolver),
 				    .def = "no" },
+	[CK_MTA_STS_PORT]	= { "mta_sts_port", T_PORT, OFF(mta_sts_port),
+				    .def = "443", .min = 1, .max = 65535 },
 };
 
 /* The name of key k ("hostname", ...); NULL when k is out of range. */

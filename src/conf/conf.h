@@ -32,6 +32,7 @@ enum conf_key {
 	CK_DNSBL_THRESHOLD,
 	CK_METRICS_LISTEN,
 	CK_SMTP_TLS, CK_TLS_POLICY, CK_SMTP_TLS_CA_FILE, CK_DNSSEC_TRUST_RESOLVER,
+	CK_MTA_STS_PORT,
 	CK__COUNT
 };
 
@@ -100,6 +101,7 @@ struct conf {
 	struct conf_tls_policy *tls_policy;	size_t ntls_policy;
 	char *smtp_tls_ca_file;		/* NULL = the system CA store */
 	int dnssec_trust_resolver;	/* believe the AD bit of the dns_servers (DANE) */
+	uint16_t mta_sts_port;		/* HTTPS port of mta-sts.DOMAIN (443; tests) */
 	int embedded;			/* the embedded default configuration (no -c) */
 
 	unsigned char set[CK__COUNT];	/* 1 when the key was given in the file */

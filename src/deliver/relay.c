@@ -22,6 +22,7 @@
 
 #include "deliver/dns.h"
 #include "deliver/relay.h"
+#include "deliver/sts.h"
 #include "policy/outtls.h"
 #include "proto/smtp_reply.h"
 #include "tls/tls.h"
@@ -89,6 +90,8 @@ struct rtask {
 	int dane_state;			/* DS_* */
 	char dane_why[200];		/* DS_FAIL: why */
 	struct tlsa_answer *dane;	/* DS_TLSA: the authenticated records */
+	struct sts_query *sq;		/* MTA-STS discovery in flight (mta-sts) */
+	struct mtasts_policy *sts;	/* the domain's policy, mode testing or enforce */
 	struct rconn *c;
 	/* transaction */
 	size_t replies_expected;	/* pipelined replies still to read */
@@ -108,6 +111,7 @@ struct relay {
 	struct ev_loop *loop;
 	struct dns *dns;
 	struct tls_ctx *client_tls;
+	struct sts *sts;		/* MTA-STS discovery on this loop */
 	struct rconn *idle;
 	unsigned nidle;
 	struct rtask *tasks;
@@ -134,6 +138,8 @@ static int
 task_tls_required(const struct rtask *t)
 {
 	if (outtls_required(t->tls_level))
+		return 1;
+	if (t->sts != NULL && t->sts->mode == MTASTS_ENFORCE)
 		return 1;
 	if (t->tls_level == OUTTLS_DANE && t->dane_state == DS_TLSA)
 		return 2;
@@ -188,6 +194,7 @@ finished_cb(struct ev_io *io, uint32_t events)
 		free(t->accepted);
 		free(t->targets);
 		free(t->dane);
+		free(t->sts);
 		free(t);
 	}
 }
@@ -216,6 +223,10 @@ task_done(struct rtask *t)
 	if (t->tq != NULL) {
 		dns_cancel(t->tq);
 		t->tq = NULL;
+	}
+	if (t->sq != NULL) {
+		sts_cancel(t->sq);
+		t->sq = NULL;
 	}
 	if (t->c != NULL) {
 		t->c->task = NULL;
@@ -408,7 +419,9 @@ tls_policy_fail(struct rconn *c, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
-	rc_fail(c, "TLS required by %s for %s: %s", t->tls_source, t->job->domain, why);
+	rc_fail(c, "TLS required by %s for %s: %s%s", t->tls_source, t->job->domain,
+	    t->sts != NULL && t->sts->mode == MTASTS_ENFORCE ? "MTA-STS policy (mode enforce): " :
+	    "", why);
 }
 
 static void
@@ -1238,6 +1251,22 @@ dns_done(void *arg, const struct dns_result *res)
 				    res->hosts[h].name);
 				continue;
 			}
+			if (t->sts != NULL && !mtasts_mx_match(t->sts, res->hosts[h].name)) {
+				/* RFC 8461 §4.1: only MX hosts the policy names */
+				char lh[LOG_VALUE_MAX];
+				log_info("qid=%s event=relay-mta-sts-mismatch host=%s mode=%s "
+				    "action=%s", t->job->qid, log_value(lh, sizeof(lh),
+				    res->hosts[h].name, strlen(res->hosts[h].name)),
+				    mtasts_mode_name(t->sts->mode), t->sts->mode == MTASTS_ENFORCE ?
+				    "skip" : "deliver-anyway");
+				if (t->sts->mode == MTASTS_ENFORCE) {
+					snprintf(t->err, sizeof(t->err), "x-imsd; %s: TLS required by "
+					    "%s for %s: MTA-STS policy (mode enforce): the policy does "
+					    "not list this MX host", res->hosts[h].name, t->tls_source,
+					    t->job->domain);
+					continue;
+				}
+			}
 			for (size_t a = 0; a < res->hosts[h].naddrs; a++)
 				add_target(t, res->hosts[h].name, &res->hosts[h].addrs[a], port);
 		}
@@ -1268,6 +1297,39 @@ dns_done(void *arg, const struct dns_result *res)
 	task_next_target(t);
 }
 
+/* The MX lookup of the job's domain. */
+static void
+task_lookup_mx(struct rtask *t)
+{
+	t->dq = dns_resolve_mail(t->r->dns, t->job->domain, dns_done, t);
+	if (t->dq == NULL) {
+		snprintf(t->err, sizeof(t->err), "x-imsd; cannot look up %s", t->job->domain);
+		task_done(t);
+	}
+}
+
+/* MTA-STS discovery finished: p is the policy to apply (NULL: none). */
+static void
+sts_done(void *arg, const struct mtasts_policy *p, const char *note)
+{
+	struct rtask *t = arg;
+	char ln[LOG_VALUE_MAX];
+
+	t->sq = NULL;
+	log_info("qid=%s event=relay-mta-sts domain=%s mode=%s note=%s", t->job->qid,
+	    t->job->domain, p != NULL ? mtasts_mode_name(p->mode) : "no-policy",
+	    log_value(ln, sizeof(ln), note, strlen(note)));
+	if (p != NULL && p->mode != MTASTS_NONE) {
+		if ((t->sts = malloc(sizeof(*t->sts))) == NULL) {
+			snprintf(t->err, sizeof(t->err), "x-imsd; out of memory");
+			task_done(t);
+			return;
+		}
+		*t->sts = *p;
+	}
+	task_lookup_mx(t);
+}
+
 /* ---- public ---- */
 
 struct relay *
@@ -1285,9 +1347,16 @@ relay_new(struct ev_loop *loop, struct dns *dns, char *err, size_t errlen)
 		free(r);
 		return NULL;
 	}
+	if ((r->sts = sts_new(loop, dns)) == NULL) {
+		snprintf(err, errlen, "MTA-STS: out of memory");
+		tls_ctx_unref(r->client_tls);
+		free(r);
+		return NULL;
+	}
 	if ((r->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0 ||
 	    ev_io_start(loop, &r->eio, r->efd, EPOLLIN, finished_cb, r) < 0) {
 		snprintf(err, errlen, "eventfd: %s", strerror(errno));
+		sts_free(r->sts);
 		tls_ctx_unref(r->client_tls);
 		free(r);
 		return NULL;
@@ -1367,11 +1436,16 @@ relay_start(struct relay *r, struct relay_job *job)
 		task_next_target(t);
 		return;
 	}
-	t->dq = dns_resolve_mail(r->dns, job->domain, dns_done, t);
-	if (t->dq == NULL) {
-		snprintf(t->err, sizeof(t->err), "x-imsd; cannot look up %s", job->domain);
-		task_done(t);
+	if (t->tls_level == OUTTLS_MTASTS) {
+		/* the policy first: it says which MX hosts may be used (RFC 8461 §5) */
+		if ((t->sq = sts_get(r->sts, job->cfg, job->domain, sts_done, t)) == NULL) {
+			snprintf(t->err, sizeof(t->err), "x-imsd; MTA-STS: cannot look up the policy "
+			    "of %s", job->domain);
+			task_done(t);
+		}
+		return;
 	}
+	task_lookup_mx(t);
 }
 
 void
@@ -1422,6 +1496,7 @@ relay_free(struct relay *r)
 	finished_cb(&r->eio, EPOLLIN);
 	ev_io_stop(r->loop, &r->eio);
 	close(r->efd);
+	sts_free(r->sts);
 	tls_ctx_unref(r->client_tls);
 	free(r);
 }

@@ -12,6 +12,7 @@ static const char *const names[] = {
 	[OUTTLS_OPPORTUNISTIC] = "opportunistic",
 	[OUTTLS_VERIFY] = "verify",
 	[OUTTLS_DANE] = "dane",
+	[OUTTLS_MTASTS] = "mta-sts",
 };
 
 int
@@ -22,11 +23,7 @@ outtls_level_parse(const char *s, int *level, char *why, size_t wl)
 			*level = (int)i;
 			return 0;
 		}
-	if (strcasecmp(s, "mta-sts") == 0)
-		snprintf(why, wl, "%.20s is not available in this build (levels: opportunistic, "
-		    "dane, verify)", s);
-	else
-		snprintf(why, wl, "%.80s%s is not one of opportunistic, dane, verify", s,
+	snprintf(why, wl, "%.80s%s is not one of opportunistic, dane, mta-sts, verify", s,
 		    strlen(s) > 80 ? "..." : "");
 	return -1;
 }

@@ -15,8 +15,9 @@
  *                  (dns_servers, dnssec_trust_resolver = yes) says they are authenticated:
  *                  then TLS is required and the certificate must match a record; no
  *                  TLSA (authenticated denial) or an unsigned zone: opportunistic
- * `mta-sts` is the name SPEC.md reserves; this build refuses it in the configuration
- * rather than quietly delivering without the protection it promises.
+ *   mta-sts        RFC 8461: the domain's MTA-STS policy (deliver/sts.c); in mode enforce
+ *                  only MX hosts the policy names, over TLS verified as for verify;
+ *                  mode testing or none, or no policy: opportunistic
  */
 #ifndef IMSD_OUTTLS_H
 #define IMSD_OUTTLS_H
@@ -25,7 +26,8 @@
 
 struct conf;
 
-enum outtls_level { OUTTLS_OPPORTUNISTIC = 0, OUTTLS_VERIFY = 1, OUTTLS_DANE = 2 };
+enum outtls_level { OUTTLS_OPPORTUNISTIC = 0, OUTTLS_VERIFY = 1, OUTTLS_DANE = 2,
+	OUTTLS_MTASTS = 3 };
 
 #define OUTTLS_POLICY_MAX	10000	/* tls_policy entries */
 

@@ -32,7 +32,8 @@ blame_key(const struct conf *cf, enum conf_key k, char *err, size_t errlen)
 static int
 verify_needed(const struct conf *cf)
 {
-	if (cf->smtp_tls_ca_file != NULL || outtls_required(cf->smtp_tls))
+	if (cf->smtp_tls_ca_file != NULL || outtls_required(cf->smtp_tls) ||
+	    outtls_uses(cf, OUTTLS_MTASTS))
 		return 1;
 	for (size_t i = 0; i < cf->ntls_policy; i++)
 		if (outtls_required(cf->tls_policy[i].level))

@@ -8,8 +8,10 @@ with the reason in `imsd queue` and the log; explain-recipient says what is requ
 """
 
 import hashlib
+import http.server
 import os
 import socket
+import ssl
 import struct
 import subprocess
 import threading
@@ -317,3 +319,146 @@ class Dane(TlsCase):
         self.assertEqual(p.returncode, 1, p.stdout)
         self.assertRegex(p.stderr, r":\d+: tls_policy: dane needs dnssec_trust_resolver = yes "
                          r"and dns_servers")
+
+
+# ---------------------------------------------------------------- MTA-STS
+
+class PolicyServer:
+    """https://mta-sts.dest.test:PORT/.well-known/mta-sts.txt on 127.0.0.1 (Python's
+    http.server with a certificate from the test CA); counts the fetches."""
+
+    def __init__(self, cert, key, policy):
+        self.policy = policy
+        self.fetches = 0
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                if self.path != "/.well-known/mta-sts.txt":
+                    self.send_error(404)
+                    return
+                outer.fetches += 1
+                body = outer.policy.encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *a):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(cert, key)
+        self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class StsDNS(AdDNS):
+    """AdDNS plus TXT _mta-sts.dest.test (sts_txt, None = none) and A mta-sts.dest.test."""
+
+    def __init__(self, sts_txt, **kw):
+        self.sts_txt = sts_txt
+        super().__init__("none.invalid", ad=False, **kw)
+
+    def answer(self, qname, qtype):
+        n = qname.lower()
+        if n == "_mta-sts.dest.test":
+            if self.sts_txt is None:
+                return 3, []
+            t = self.sts_txt.encode()
+            return 0, ([(16, bytes([len(t)]) + t)] if qtype == 16 else [])
+        if n == "mta-sts.dest.test":
+            return 0, ([(1, socket.inet_aton("127.0.0.1"))] if qtype == 1 else [])
+        return super().answer(qname, qtype)
+
+
+POLICY = "version: STSv1\r\nmode: %s\r\nmx: %s\r\nmax_age: 86400\r\n"
+
+
+class MtaSts(TlsCase):
+
+    def sts(self, mode="enforce", mx="*.dest.test", txt="v=STSv1; id=1;", ca="good",
+            cert_host="mta-sts.dest.test"):
+        dns = StsDNS(txt)
+        self.addCleanup(dns.stop)
+        cert, key = make_cert(self.tmp, ca, cert_host)
+        web = PolicyServer(cert, key, POLICY % (mode, mx))
+        self.addCleanup(web.stop)
+        return dns, web
+
+    def sts_sender(self, dns, web, **conf):
+        conf.setdefault("tls_policy", "dest.test:mta-sts")
+        srv = self.server(start=False, **peers.sender_conf(dns.port, self.p2))
+        srv.set_conf(mta_sts_port=web.port, smtp_tls_ca_file=self.ca, **conf)
+        srv.start()
+        return srv
+
+    def test_enforce_delivers_to_a_listed_mx_over_verified_tls_and_caches(self):
+        dns, web = self.sts()
+        rx = self.tls_receiver()
+        tx = self.sts_sender(dns, web)
+        self.send(tx, "bob@dest.test", "sts one")
+        rx.wait_mail("dest.test", "bob", 1)
+        peers.wait_event(tx, "relay-mta-sts", mode="enforce")
+        peers.wait_event(tx, "relay-tls", host="mx1.dest.test")
+        self.send(tx, "bob@dest.test", "sts two")
+        rx.wait_mail("dest.test", "bob", 2)
+        self.assertEqual(web.fetches, 1, "the second message used the cached policy")
+        self.assertIn("(cached)", tx.log_text())
+        dns.sts_txt = "v=STSv1; id=2;"            # a new id: fetched again
+        self.send(tx, "bob@dest.test", "sts three")
+        rx.wait_mail("dest.test", "bob", 3)
+        self.assertEqual(web.fetches, 2)
+        out = self.cli(tx, "explain-recipient", "bob@dest.test").stdout
+        self.assertIn("tls: mta-sts (tls_policy entry dest.test)", out)
+
+    def test_enforce_defers_when_the_policy_does_not_list_the_mx(self):
+        dns, web = self.sts(mx="mail.elsewhere.test")
+        rx = self.tls_receiver()
+        tx = self.sts_sender(dns, web)
+        qid = self.send(tx, "bob@dest.test", "sts mismatch")
+        self.assertDeferredFor(tx, rx, qid, "TLS required by tls_policy for dest.test: MTA-STS "
+                               "policy (mode enforce): the policy does not list this MX host")
+
+    def test_enforce_defers_without_starttls(self):
+        dns, web = self.sts()
+        rx = self.receiver("127.0.0.2")
+        tx = self.sts_sender(dns, web, tls_policy=None, smtp_tls="mta-sts")
+        qid = self.send(tx, "bob@dest.test", "sts plain")
+        self.assertDeferredFor(tx, rx, qid, "TLS required by smtp_tls for dest.test: MTA-STS "
+                               "policy (mode enforce): the server does not offer STARTTLS")
+
+    def test_testing_mode_delivers_anyway_and_logs(self):
+        dns, web = self.sts(mode="testing", mx="mail.elsewhere.test")
+        rx = self.receiver("127.0.0.2")
+        tx = self.sts_sender(dns, web)
+        self.send(tx, "bob@dest.test", "sts testing")
+        rx.wait_mail("dest.test", "bob", 1)
+        peers.wait_event(tx, "relay-mta-sts-mismatch", mode="testing", action="deliver-anyway")
+
+    def test_no_record_or_an_untrusted_policy_server_means_no_policy(self):
+        dns, web = self.sts(txt=None)
+        rx = self.receiver("127.0.0.2")
+        tx = self.sts_sender(dns, web)
+        self.send(tx, "bob@dest.test", "sts none")
+        rx.wait_mail("dest.test", "bob", 1)
+        peers.wait_event(tx, "relay-mta-sts", mode="no-policy")
+        self.assertEqual(web.fetches, 0)
+
+    def test_policy_from_a_server_with_an_untrusted_certificate_is_not_used(self):
+        make_ca(self.tmp, "other")
+        dns, web = self.sts(ca="other")
+        rx = self.receiver("127.0.0.2")
+        tx = self.sts_sender(dns, web)
+        self.send(tx, "bob@dest.test", "sts untrusted")
+        rx.wait_mail("dest.test", "bob", 1)
+        ev = peers.wait_event(tx, "relay-mta-sts", mode="no-policy")
+        self.assertIn("certificate verify failed", ev[0]["_line"])

@@ -58,7 +58,8 @@ TEST(bad_levels_and_entries_are_errors_with_file_line_and_key)
 	struct conf c;
 
 	CHECK(P("smtp_tls = strict\n", &c) == -1);
-	CHECK_STR(err, "t.conf:1: smtp_tls: strict is not one of opportunistic, dane, verify");
+	CHECK_STR(err, "t.conf:1: smtp_tls: strict is not one of opportunistic, dane, mta-sts, "
+	    "verify");
 	CHECK(P("\nsmtp_tls = dane\n", &c) == -1);
 	CHECK_STR(err, "t.conf:2: smtp_tls: dane needs dnssec_trust_resolver = yes and dns_servers "
 	    "naming a DNSSEC-validating resolver reached over a trusted path");
@@ -71,9 +72,12 @@ TEST(bad_levels_and_entries_are_errors_with_file_line_and_key)
 	conf_free(&c);
 	CHECK(P("tls_policy = example.com\n", &c) == -1);
 	CHECK_STR(err, "t.conf:1: tls_policy: \"example.com\" is not DOMAIN:LEVEL");
-	CHECK(P("tls_policy = example.com:mta-sts\n", &c) == -1);
-	CHECK_STR(err, "t.conf:1: tls_policy: \"example.com\": mta-sts is not available in this "
-	    "build (levels: opportunistic, dane, verify)");
+	CHECK(P("tls_policy = example.com:MTA-STS\n", &c) == 0);
+	CHECK(c.tls_policy[0].level == OUTTLS_MTASTS && c.mta_sts_port == 443);
+	conf_free(&c);
+	CHECK(P("tls_policy = example.com:sts\n", &c) == -1);
+	CHECK_STR(err, "t.conf:1: tls_policy: \"example.com\": sts is not one of opportunistic, "
+	    "dane, mta-sts, verify");
 	CHECK(P("tls_policy = exa_mple.com:verify\n", &c) == -1);
 	CHECK_STR(err, "t.conf:1: tls_policy: \"exa_mple.com\" is not a domain name (DOMAIN:LEVEL, "
 	    "or .DOMAIN:LEVEL for its subdomains)");
