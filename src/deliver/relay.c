@@ -588,6 +588,28 @@ task_begin_tx(struct rtask *t)
 		task_done(t);
 		return;
 	}
+	if (j->requiretls) {
+		const char *why = NULL;
+		if (!(c->tls_verified == 2 || (c->tls_verified == 1 && t->sts != NULL &&
+		    t->sts->mode == MTASTS_ENFORCE)))
+			why = "TLS to it is not verified by DANE or an enforced MTA-STS policy";
+		else if (!c->caps.requiretls)
+			why = "it does not offer REQUIRETLS";
+		if (why != NULL) {
+			/* RFC 8689 §5: such a message is returned, never sent less protected */
+			char diag[300];
+			snprintf(diag, sizeof(diag), "x-imsd; the message requires TLS (REQUIRETLS) and "
+			    "%s: %s", c->t.host, why);
+			task_fail_rest(t, RELAY_PERM, "5.7.30", diag);
+			c->task = NULL;
+			t->c = NULL;
+			rc_send_cmd(c, "QUIT");
+			c->st = RC_QUIT;
+			rc_flush(c);
+			task_done(t);
+			return;
+		}
+	}
 	if (j->body_8bit && !c->caps.eightbitmime) {
 		/* RFC 6152 §3: 8-bit data only to a server that announced 8BITMIME. imsd does not
 		 * rewrite MIME bodies to 7 bit, so the message is returned (RFC 3463 5.6.3). */
@@ -610,8 +632,9 @@ task_begin_tx(struct rtask *t)
 	t->mail_rcpt_sent = 0;
 	t->rcpt_replied = 0;
 	t->naccepted = 0;
-	rc_send_cmd(c, "MAIL FROM:<%s>%s%s", j->sender, size,
-	    j->body_8bit && c->caps.eightbitmime ? " BODY=8BITMIME" : "");
+	rc_send_cmd(c, "MAIL FROM:<%s>%s%s%s", j->sender, size,
+	    j->body_8bit && c->caps.eightbitmime ? " BODY=8BITMIME" : "",
+	    j->requiretls ? " REQUIRETLS" : "");
 	c->st = RC_MAIL;
 	c->deadline = time(NULL) + T_CMD;
 	t->replies_expected = 1;
@@ -1382,6 +1405,13 @@ relay_start(struct relay *r, struct relay_job *job)
 	t->r = r;
 	t->job = job;
 	t->tls_level = outtls_level(cf, job->domain, &t->tls_source, NULL);
+	if (job->requiretls && t->tls_level != OUTTLS_DANE && t->tls_level != OUTTLS_MTASTS) {
+		/* RFC 8689 §5: only DANE or MTA-STS can vouch for the next hop; DANE when a
+		 * resolver is trusted for it, else the domain's MTA-STS policy */
+		t->tls_level = cf->dnssec_trust_resolver && cf->ndns_servers > 0 ? OUTTLS_DANE :
+		    OUTTLS_MTASTS;
+		t->tls_source = "REQUIRETLS";
+	}
 	t->next = r->tasks;
 	if (r->tasks)
 		r->tasks->prev = t;

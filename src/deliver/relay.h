@@ -38,6 +38,7 @@ struct relay_job {
 	char qid[32];
 	char *sender;			/* "" = null sender */
 	int body_8bit;
+	int requiretls;			/* RFC 8689: MTA-STS- or DANE-verified TLS only */
 	int fd;				/* queue file; the job closes it */
 	uint64_t body_off, body_len;
 	char domain[256];		/* destination domain (lower-case) */

@@ -84,6 +84,8 @@ qfmt_header_encode(const struct qenv *e, char **out, size_t *outlen)
 	sb_rec(&b, "helo", e->helo, NULL);
 	sb_rec(&b, "sender", e->sender, NULL);
 	sb_rec(&b, "body", e->body_8bit ? "8bit" : "7bit", NULL);
+	if (e->requiretls)
+		sb_rec(&b, "requiretls", "yes", NULL);	/* absent in older files: no */
 	for (size_t i = 0; i < e->nrcpts; i++)
 		sb_rec(&b, "rcpt", e->rcpts[i].addr, e->rcpts[i].orcpt);
 	if (e->has_skip) {
@@ -237,6 +239,12 @@ qfmt_header_decode(const char *buf, size_t len, struct qenv *e, size_t *hdrlen, 
 				snprintf(err, errlen, "bad body type");
 				goto bad;
 			}
+		} else if (TAG("requiretls")) {
+			if (e->requiretls || vlen != 3 || memcmp(v, "yes", 3) != 0) {
+				snprintf(err, errlen, "bad requiretls");
+				goto bad;
+			}
+			e->requiretls = 1;
 		} else if (TAG("skip")) {
 			size_t k = 0;
 			if (e->has_skip || vlen != QFMT_SKIP_DIGITS) {

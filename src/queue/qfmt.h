@@ -57,6 +57,7 @@ struct qenv {
 	char helo[256];
 	char *sender;		/* "" for the null sender */
 	int body_8bit;
+	int requiretls;		/* RFC 8689: relay only over TLS verified by MTA-STS or DANE */
 	int warned;		/* delay notice sent */
 	int has_journal;	/* a journal file exists (set by queue_load) */
 	int has_skip;		/* the header carries a skip tag (encode: write one) */

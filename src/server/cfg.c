@@ -35,6 +35,10 @@ verify_needed(const struct conf *cf)
 	if (cf->smtp_tls_ca_file != NULL || outtls_required(cf->smtp_tls) ||
 	    outtls_uses(cf, OUTTLS_MTASTS))
 		return 1;
+	/* REQUIRETLS mail (it arrives only over TLS, so only with a certificate) may need an
+	 * MTA-STS policy fetched and checked */
+	if (cf->tls_cert_file != NULL)
+		return 1;
 	for (size_t i = 0; i < cf->ntls_policy; i++)
 		if (outtls_required(cf->tls_policy[i].level))
 			return 1;
@@ -103,7 +107,8 @@ cfg_load(const char *conf_path, int generate, char *err, size_t errlen)
 		    errlen);
 		goto fail;
 	}
-	if (outtls_uses(cf, OUTTLS_DANE) && (c->client_dane = tls_client_dane_ctx_new(err,
+	if ((outtls_uses(cf, OUTTLS_DANE) || (cf->dnssec_trust_resolver && cf->ndns_servers > 0)) &&
+	    (c->client_dane = tls_client_dane_ctx_new(err,
 	    errlen)) == NULL) {
 		blame_key(cf, cf->smtp_tls == OUTTLS_DANE ? CK_SMTP_TLS : CK_TLS_POLICY, err, errlen);
 		goto fail;

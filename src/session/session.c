@@ -494,6 +494,8 @@ cmd_helo(struct session *s, const char *args, int kind)
 	reply(s, "250-8BITMIME");
 	if (s->tlsd.offer && !s->tls)
 		reply(s, "250-STARTTLS");
+	if (s->tls)
+		reply(s, "250-REQUIRETLS");	/* RFC 8689 §4: only once TLS is up */
 	if (auth_offered(s))
 		reply(s, "250-AUTH PLAIN LOGIN");
 	reply(s, "250 ENHANCEDSTATUSCODES");
@@ -519,7 +521,7 @@ cmd_mail(struct session *s, const char *args)
 	struct smtp_path path;
 	struct smtp_param params[8];
 	const char *p, *rest, *why;
-	int np, body8 = 0;
+	int np, body8 = 0, requiretls = 0;
 	uint64_t size = 0;
 
 	if (s->helo_kind == 0) {
@@ -598,6 +600,14 @@ cmd_mail(struct session *s, const char *args)
 				session_error(s);
 				return;
 			}
+		} else if (smtp_param_is(&params[i], "REQUIRETLS") && params[i].value == NULL &&
+		    s->helo_kind == 2) {
+			if (!s->tls) {
+				/* RFC 8689 §4.1: the option exists only over TLS */
+				reply(s, "530 5.7.10 REQUIRETLS is accepted only over TLS");
+				return;
+			}
+			requiretls = 1;
 		} else {
 			reply(s, "555 5.5.4 Unsupported MAIL parameter %.*s",
 			    (int)(params[i].keylen > 32 ? 32 : params[i].keylen), params[i].key);
@@ -627,6 +637,7 @@ cmd_mail(struct session *s, const char *args)
 		return;
 	}
 	s->tx.body_8bit = body8;
+	s->tx.requiretls = requiretls;
 	s->tx.declared_size = size;
 	s->tx.authenticated = s->auth_user[0] != '\0';
 	s->in_tx = 1;

@@ -62,6 +62,7 @@ struct session_tx {
 	size_t nrcpts, rcpts_cap;
 	size_t naccepted;		/* RCPT commands accepted (the recipient_limit counter) */
 	int body_8bit;			/* BODY=8BITMIME */
+	int requiretls;			/* MAIL FROM:<…> REQUIRETLS (RFC 8689) */
 	uint64_t declared_size;		/* SIZE= or 0 */
 	uint64_t size;			/* bytes stored so far (CRLF form, Received header included) */
 	uint64_t own;			/* of those, our own Received header: message_size_limit

@@ -10,6 +10,7 @@ with the reason in `imsd queue` and the log; explain-recipient says what is requ
 import hashlib
 import http.server
 import os
+import smtplib
 import socket
 import ssl
 import struct
@@ -18,7 +19,7 @@ import threading
 import time
 
 import peers
-from imsdtest import SETTLE, run_cli
+from imsdtest import SETTLE, make_message, run_cli
 
 DEST_MX = dict(mx=[("dest.test", "mx1.dest.test", 10)], hosts=[("mx1.dest.test", "127.0.0.2")])
 
@@ -222,7 +223,8 @@ def cert_sha256(cert):
     return hashlib.sha256(der).digest()
 
 
-class Dane(TlsCase):
+class DaneCase(TlsCase):
+    """TlsCase plus a resolver that sets AD (AdDNS) and a sender trusting it."""
 
     def setUp(self):
         super().setUp()
@@ -239,6 +241,9 @@ class Dane(TlsCase):
         srv.set_conf(dnssec_trust_resolver="yes", **conf)
         srv.start()
         return srv
+
+
+class Dane(DaneCase):
 
     def test_dane_ee_spki_match_delivers_over_tls(self):
         cert, key = make_cert(self.tmp, "good", "mx1.dest.test")
@@ -462,3 +467,50 @@ class MtaSts(TlsCase):
         rx.wait_mail("dest.test", "bob", 1)
         ev = peers.wait_event(tx, "relay-mta-sts", mode="no-policy")
         self.assertIn("certificate verify failed", ev[0]["_line"])
+
+
+# ---------------------------------------------------------------- REQUIRETLS
+
+class RequireTls(DaneCase):
+
+    def tls_sender(self, dns, **conf):
+        cert, key = make_cert(self.tmp, "good", "mx.imsd.test")
+        srv = self.server(start=False, **peers.sender_conf(dns.port, self.p2))
+        srv.set_conf(tls_cert_file=cert, tls_key_file=key, tls_loopback="yes", **conf)
+        srv.start()
+        return srv
+
+    def submit_requiretls(self, srv, subject):
+        ctx = ssl.create_default_context(cafile=self.ca)
+        ctx.check_hostname = False
+        with smtplib.SMTP("127.0.0.1", srv.port, timeout=10) as s:
+            s.ehlo("client.test")
+            self.assertNotIn("requiretls", s.esmtp_features, "not before TLS")
+            code, text = s.docmd("MAIL", "FROM:<alice@localhost> REQUIRETLS")
+            self.assertEqual(code, 530, text)
+            self.assertIn(b"5.7.10", text)
+            s.starttls(context=ctx)
+            s.ehlo("client.test")
+            self.assertIn("requiretls", s.esmtp_features, "advertised after TLS")
+            s.sendmail("alice@localhost", ["bob@dest.test"],
+                       make_message(subject, sender="alice@localhost", to="bob@dest.test"),
+                       mail_options=["REQUIRETLS"])
+
+    def test_requiretls_mail_goes_to_a_dane_verified_peer_that_offers_it(self):
+        cert, key = make_cert(self.tmp, "good", "mx1.dest.test")
+        dns = self.resolver(tlsa=[(3, 1, 1, spki_sha256(cert))])
+        rx = self.receiver("127.0.0.2", tls_cert_file=cert, tls_key_file=key, tls_loopback="yes")
+        tx = self.tls_sender(dns, dnssec_trust_resolver="yes")
+        self.submit_requiretls(tx, "requiretls ok")
+        rx.wait_mail("dest.test", "bob", 1)
+        tx.wait_queue_empty()
+
+    def test_requiretls_mail_without_dane_or_mta_sts_bounces_with_5_7_30(self):
+        cert, key = make_cert(self.tmp, "good", "mx1.dest.test")
+        dns = self.resolver(tlsa_rcode=3)
+        rx = self.receiver("127.0.0.2", tls_cert_file=cert, tls_key_file=key, tls_loopback="yes")
+        tx = self.tls_sender(dns, dnssec_trust_resolver="yes")
+        self.submit_requiretls(tx, "requiretls bounced")
+        dsn = self.wait_dsns(tx)[0]
+        self.assertDsn(dsn, statuses={"bob@dest.test": "5.7.30"})
+        self.assertEqual(rx.maildir_files("dest.test", "bob"), [], "never sent less protected")
