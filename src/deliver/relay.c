@@ -22,6 +22,7 @@
 
 #include "deliver/dns.h"
 #include "deliver/relay.h"
+#include "proto/dsnparam.h"
 #include "proto/smtp_reply.h"
 #include "tls/tls.h"
 #include "util/log.h"
@@ -499,6 +500,23 @@ body_pump(struct rtask *t, struct rconn *c)
 
 /* ---- the dialogue ---- */
 
+/* RCPT TO for recipient i, with NOTIFY and ORCPT when the peer advertised DSN. */
+static void
+send_rcpt(struct rconn *c, const struct relay_job *j, size_t i)
+{
+	char notify[32] = "";
+
+	if (!c->caps.dsn) {
+		rc_send_cmd(c, "RCPT TO:<%s>", j->rcpts[i]);
+		return;
+	}
+	if (j->notify != NULL)
+		dsn_notify_format(j->notify[i], notify, sizeof(notify));
+	rc_send_cmd(c, "RCPT TO:<%s>%s%s%s%s", j->rcpts[i], notify[0] ? " NOTIFY=" : "", notify,
+	    j->dsn_orcpts != NULL && j->dsn_orcpts[i] != NULL ? " ORCPT=" : "",
+	    j->dsn_orcpts != NULL && j->dsn_orcpts[i] != NULL ? j->dsn_orcpts[i] : "");
+}
+
 static void
 send_ehlo(struct rconn *c)
 {
@@ -512,7 +530,7 @@ task_begin_tx(struct rtask *t)
 {
 	struct rconn *c = t->c;
 	const struct relay_job *j = t->job;
-	char size[40] = "";
+	char size[40] = "", dsn[DSN_ENVID_MAX + 32] = "";
 
 	if (c->caps.size_known && c->caps.size > 0 && j->body_len > c->caps.size) {
 		char diag[200];
@@ -550,15 +568,23 @@ task_begin_tx(struct rtask *t)
 	t->mail_rcpt_sent = 0;
 	t->rcpt_replied = 0;
 	t->naccepted = 0;
-	rc_send_cmd(c, "MAIL FROM:<%s>%s%s", j->sender, size,
-	    j->body_8bit && c->caps.eightbitmime ? " BODY=8BITMIME" : "");
+	if (c->caps.dsn) {
+		/* RFC 3461 §4: pass the requests on; the peer reports from here on */
+		if (j->dsn_ret != DSN_RET_NONE)
+			snprintf(dsn, sizeof(dsn), " RET=%s", j->dsn_ret == DSN_RET_FULL ? "FULL" :
+			    "HDRS");
+		if (j->envid != NULL && j->envid[0] != '\0')
+			snprintf(dsn + strlen(dsn), sizeof(dsn) - strlen(dsn), " ENVID=%s", j->envid);
+	}
+	rc_send_cmd(c, "MAIL FROM:<%s>%s%s%s", j->sender, size,
+	    j->body_8bit && c->caps.eightbitmime ? " BODY=8BITMIME" : "", dsn);
 	c->st = RC_MAIL;
 	c->deadline = time(NULL) + T_CMD;
 	t->replies_expected = 1;
 	if (c->caps.pipelining) {
 		/* RFC 2920: MAIL, every RCPT and DATA in one go; replies come in order */
 		for (size_t i = 0; i < j->nrcpts; i++)
-			rc_send_cmd(c, "RCPT TO:<%s>", j->rcpts[i]);
+			send_rcpt(c, j, i);
 		t->mail_rcpt_sent = j->nrcpts;
 		rc_send_cmd(c, "DATA");
 		t->replies_expected = 2 + j->nrcpts;
@@ -698,7 +724,7 @@ rc_reply(struct rconn *c)
 			if (!c->caps.pipelining) {
 				if (!t->mail_ok)
 					goto tx_over;
-				rc_send_cmd(c, "RCPT TO:<%s>", t->job->rcpts[0]);
+				send_rcpt(c, t->job, 0);
 				t->mail_rcpt_sent = 1;
 				t->replies_expected = 1;
 			}
@@ -715,7 +741,7 @@ rc_reply(struct rconn *c)
 			}
 			if (!c->caps.pipelining) {
 				if (t->rcpt_replied < t->job->nrcpts) {
-					rc_send_cmd(c, "RCPT TO:<%s>", t->job->rcpts[t->rcpt_replied]);
+					send_rcpt(c, t->job, t->rcpt_replied);
 					t->mail_rcpt_sent++;
 					t->replies_expected = 1;
 					break;
@@ -763,6 +789,7 @@ rc_reply(struct rconn *c)
 					set_result(t, i, rp);
 		}
 		t->final = 1;
+		t->job->peer_dsn = c->caps.dsn;
 		snprintf(t->job->remote_mta, sizeof(t->job->remote_mta), "dns; %s", c->t.host);
 		goto tx_over;
 	default:

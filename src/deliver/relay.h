@@ -42,12 +42,18 @@ struct relay_job {
 	char domain[256];		/* destination domain (lower-case) */
 	char **rcpts;			/* delivery addresses */
 	size_t nrcpts;
+	/* DSN requests (RFC 3461), passed on when the peer advertises DSN */
+	int dsn_ret;			/* enum dsn_ret: RET=, 0 none */
+	const char *envid;		/* ENVID= (xtext), "" none */
+	unsigned *notify;		/* per recipient NOTIFY bits, 0 none */
+	char **dsn_orcpts;		/* per recipient ORCPT ("rfc822;xtext"), NULL none */
 	struct cfg *cfg;		/* referenced by the caller for the job's life */
 	void (*done)(struct relay_job *job);
 	void *arg;
 	/* filled by the relay */
 	struct relay_result *results;	/* nrcpts entries */
 	char remote_mta[300];		/* "dns; mx.example.org ([192.0.2.1]:25)" */
+	int peer_dsn;			/* the server that took the message advertised DSN */
 };
 
 struct relay *relay_new(struct ev_loop *loop, struct dns *dns, char *err, size_t errlen);

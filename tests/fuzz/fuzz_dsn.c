@@ -101,6 +101,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memcpy(origcopy, p, origlen);
 
 	nr = ((data[0] >> 1) & 3) % 3 + 1;
+	memset(r, 0, sizeof(r));
 	for (i = 0; i < nr; i++) {
 		r[i].addr = i == 0 ? addr : i == 1 ? "second@example.org" : diag;
 		r[i].orcpt = (data[0] & 16) ? (i == 0 ? diag : addr) : NULL;
