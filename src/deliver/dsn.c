@@ -259,7 +259,8 @@ build_text(struct dbuf *b, const struct dsn_info *in, const char *arrival)
 	line_field(b, "Queue ID: ", in->qid, "");
 	line_field(b, "It arrived on ", arrival, ".");
 	line_lit(b, "");
-	line_lit(b, "The headers of your message are attached below.");
+	line_lit(b, in->full ? "Your message is attached below." :
+	    "The headers of your message are attached below.");
 }
 
 /* The machine-readable message/delivery-status part. */
@@ -327,6 +328,34 @@ build_headers(struct dbuf *b, const char *s, size_t len)
 		db_put(b, tmp, n);
 		db_put(b, "\r\n", 2);
 		out += n + 2;
+		pos = lf ? end + 1 : len;
+	}
+}
+
+/* The whole original for RET=FULL: every line CRLF-terminated, at most DSN_LINE_MAX octets,
+ * a stray CR a space, NUL '?', bytes >= 0x80 kept only when allow8. */
+static void
+build_full(struct dbuf *b, const char *s, size_t len, int allow8)
+{
+	char tmp[DSN_LINE_MAX];
+	size_t pos = 0;
+
+	while (pos < len) {
+		const char *lf = memchr(s + pos, '\n', len - pos);
+		size_t end = lf ? (size_t)(lf - s) : len, n, i;
+
+		n = end - pos;
+		if (lf != NULL && n > 0 && s[end - 1] == '\r')
+			n--;
+		if (n > DSN_LINE_MAX)
+			n = DSN_LINE_MAX;
+		for (i = 0; i < n; i++) {
+			unsigned char c = (unsigned char)s[pos + i];
+
+			tmp[i] = c == '\r' ? ' ' : (c == 0 || (c >= 0x80 && !allow8)) ? '?' : (char)c;
+		}
+		db_put(b, tmp, n);
+		db_put(b, "\r\n", 2);
 		pos = lf ? end + 1 : len;
 	}
 }
@@ -408,7 +437,9 @@ dsn_build(const struct dsn_info *in, char **out, size_t *outlen)
 
 	build_text(&parts[0], in, arrival);
 	build_status(&parts[1], in, arrival, nowdate, until);
-	if (in->orig != NULL)
+	if (in->orig != NULL && in->full)
+		build_full(&parts[2], in->orig, in->origlen, in->orig_8bit);
+	else if (in->orig != NULL)
 		build_headers(&parts[2], in->orig, in->origlen);
 	for (i = 0; i < 3; i++)
 		if (parts[i].err)
@@ -437,10 +468,15 @@ dsn_build(const struct dsn_info *in, char **out, size_t *outlen)
 	    "Content-Type: text/plain; charset=us-ascii", &parts[0]);
 	put_part(&m, boundary, "Content-Description: Delivery report",
 	    "Content-Type: message/delivery-status", &parts[1]);
-	put_part(&m, boundary, in->action == DSN_DELIVERED || in->action == DSN_RELAYED ?
-	    "Content-Description: Message headers" :
-	    "Content-Description: Undelivered message headers",
-	    "Content-Type: text/rfc822-headers", &parts[2]);
+	if (in->full)
+		put_part(&m, boundary, "Content-Description: Undelivered message",
+		    in->orig_8bit ? "Content-Type: message/rfc822\r\nContent-Transfer-Encoding: 8bit" :
+		    "Content-Type: message/rfc822", &parts[2]);
+	else
+		put_part(&m, boundary, in->action == DSN_DELIVERED || in->action == DSN_RELAYED ?
+		    "Content-Description: Message headers" :
+		    "Content-Description: Undelivered message headers",
+		    "Content-Type: text/rfc822-headers", &parts[2]);
 	db_puts(&m, "\r\n--");
 	db_puts(&m, boundary);
 	db_puts(&m, "--\r\n");

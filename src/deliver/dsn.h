@@ -24,7 +24,10 @@
  *      Final-Recipient, Action, Status, Remote-MTA (when given), Diagnostic-Code (when
  *      given), Last-Attempt-Date (now), and for delayed Will-Retry-Until;
  *   3. text/rfc822-headers — the original header section (up to the first empty line),
- *      at most DSN_HEADERS_MAX octets of whole lines.
+ *      at most DSN_HEADERS_MAX octets of whole lines; or with full (RET=FULL, RFC 3461
+ *      §4.3) message/rfc822 — the whole original, lines as below, 8-bit bytes kept when
+ *      orig_8bit (the part then says Content-Transfer-Encoding: 8bit and the DSN must be
+ *      sent as 8BITMIME), else replaced by '?'.
  *
  * Sanitising: in one-line fields (addresses, diag, remote_mta, hostname, qid) every
  * control byte (CR and LF included) becomes a space and every byte >= 0x7f becomes '?';
@@ -74,6 +77,8 @@ struct dsn_info {
 	size_t origlen;
 	const char *boundary_seed;	/* unique text (e.g. qid + time) for the MIME boundary */
 	const char *envid;	/* the decoded ENVID (RFC 3461) for Original-Envelope-Id, or NULL */
+	int full;		/* RET=FULL: orig is the whole message, returned as message/rfc822 */
+	int orig_8bit;		/* with full: the original is 8-bit (BODY=8BITMIME) */
 };
 
 /*

@@ -20,6 +20,8 @@
 #include "util/str.h"
 
 #define HEADER_SCAN_MAX	(64 * 1024)
+#define RET_FULL_MAX	(1024 * 1024)	/* RET=FULL returns a message up to this size whole;
+					 * a larger one gets its headers only */
 
 struct qm_msg {
 	struct qm_msg *prev, *next;
@@ -570,13 +572,16 @@ book_write_dsn(struct book_job *j)
 	char *orig = NULL, *out = NULL, seed[64], envid[DSN_ENVID_MAX + 1];
 	size_t outlen;
 	ssize_t n = 0;
-	int fd, ret = -1;
+	int fd, ret = -1, full;
 	time_t now = time(NULL);
 
 	if (queue_load(q, msg->env.qid, &env, &fd, &off, &len, j->err, sizeof(j->err)) < 0)
 		return -1;
 	qenv_free(&env);
-	if (len > HEADER_SCAN_MAX)
+	/* RFC 3461 §4.3: RET=FULL asks for the whole message in a failure report */
+	full = j->dsn_action == DSN_FAILED && msg->env.dsn_ret == DSN_RET_FULL &&
+	    len <= RET_FULL_MAX;
+	if (!full && len > HEADER_SCAN_MAX)
 		len = HEADER_SCAN_MAX;
 	if ((orig = malloc((size_t)len + 1)) != NULL)
 		n = pread(fd, orig, (size_t)len, (off_t)off);
@@ -603,6 +608,8 @@ book_write_dsn(struct book_job *j)
 	in.orig = orig;
 	in.origlen = (size_t)n;
 	in.boundary_seed = seed;
+	in.full = full;
+	in.orig_8bit = full && msg->env.body_8bit;
 	if (dsn_build(&in, &out, &outlen) < 0) {
 		snprintf(j->err, sizeof(j->err), "cannot build the delivery status notification");
 		goto out;
@@ -613,6 +620,7 @@ book_write_dsn(struct book_job *j)
 	str_copy(dsnenv.client, sizeof(dsnenv.client), "local");
 	str_copy(dsnenv.helo, sizeof(dsnenv.helo), j->cfg->conf.hostname);
 	dsnenv.sender = (char *)"";
+	dsnenv.body_8bit = in.orig_8bit;
 	r.addr = j->dsn_to;
 	r.orcpt = msg->env.sender;
 	dsnenv.rcpts = &r;

@@ -142,6 +142,20 @@ class Dsn(peers.RelayCase):
         time.sleep(SETTLE)
         self.assertEqual(len(tx.maildir_files("localhost", "alice")), 1)
 
+    def test_ret_full_bounce_returns_the_whole_message(self):
+        dns = self.dns(**MX)
+        self.peer("127.0.0.3", rcpt=lambda a, n: "550 5.1.1 <%s>: unknown" % a)
+        tx = self.sender(dns)
+        self.dsn_send(tx, [("bob@dest.test", "")], "full return", mail_params=" RET=FULL",
+                      body="THE-WHOLE-BODY-LINE\r\n")
+        dsn = self.wait_dsns(tx, 1)[0]
+        self.assertDsn(dsn, "failed", {"bob@dest.test": "5.1.1"})
+        _t, _g, _m, orig = peers.dsn_parts(dsn)
+        self.assertEqual(orig.get_content_type(), "message/rfc822")
+        inner = orig.get_payload()[0]
+        self.assertEqual(inner["Subject"], "full return")
+        self.assertIn("THE-WHOLE-BODY-LINE", inner.get_payload())
+
     def test_no_delay_notice_without_delay_when_notify_was_given(self):
         dns = self.dns(**MX)
         self.peer("127.0.0.3", rcpt=lambda a, n: "451 4.2.0 busy")

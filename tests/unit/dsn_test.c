@@ -471,6 +471,34 @@ TEST(success_actions_envid_and_client_orcpt)
 	CHECK(dsn_build(&in, &out, &len) == -1);
 }
 
+/* RET=FULL: the whole original as message/rfc822, lines normalised; 8-bit kept only when
+ * the original was 8BITMIME (and then said so). */
+TEST(ret_full_returns_the_whole_message)
+{
+	static const char msg8[] = "Subject: x\r\n\r\nbody line\r\nbare\nlf caf\xc3\xa9\r\n";
+	struct dsn_info in;
+	char *out;
+	size_t len;
+
+	base_info(&in);
+	in.orig = msg8;
+	in.origlen = sizeof(msg8) - 1;
+	in.full = 1;
+	CHECK(dsn_build(&in, &out, &len) == 0);
+	CHECK(lines_ok(out, len));
+	CHECK(strstr(out, "Content-Type: message/rfc822\r\n\r\nSubject: x\r\n\r\nbody line\r\n"
+	    "bare\r\nlf caf??\r\n") != NULL);
+	CHECK(strstr(out, "text/rfc822-headers") == NULL);
+	CHECK(strstr(out, "Your message is attached below.") != NULL);
+	free(out);
+	in.orig_8bit = 1;
+	CHECK(dsn_build(&in, &out, &len) == 0);
+	CHECK(strstr(out, "Content-Type: message/rfc822\r\nContent-Transfer-Encoding: 8bit\r\n")
+	    != NULL);
+	CHECK(strstr(out, "lf caf\xc3\xa9\r\n") != NULL);
+	free(out);
+}
+
 int
 main(void)
 {
@@ -483,5 +511,6 @@ main(void)
 	RUN(empty_or_missing_original);
 	RUN(bad_arguments);
 	RUN(success_actions_envid_and_client_orcpt);
+	RUN(ret_full_returns_the_whole_message);
 	T_EXIT();
 }
