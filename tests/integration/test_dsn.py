@@ -9,6 +9,7 @@ so its reports land in MAIL_DIR/localhost/alice/new.
 
 import re
 import time
+import unittest
 
 import peers
 from imsdtest import SETTLE, make_message
@@ -73,7 +74,8 @@ class Dsn(peers.RelayCase):
 
     def test_notify_success_on_local_delivery_gets_a_delivered_report(self):
         srv = self.server()
-        qid = self.dsn_send(srv, [("bob@localhost", " NOTIFY=SUCCESS ORCPT=rfc822;Bob+2Bx@localhost")],
+        qid = self.dsn_send(srv, [("bob@localhost",
+                                   " NOTIFY=SUCCESS ORCPT=rfc822;Bob+2Bx@localhost")],
                             "local success", mail_params=" ENVID=QQ+2B314")
         srv.wait_mail("localhost", "bob", 1)
         dsn = self.wait_dsns(srv, 1)[0]
@@ -227,3 +229,88 @@ class Dsn(peers.RelayCase):
         cmds = [c for _n, c in peer.commands]
         self.assertTrue(any(re.search(r" RET=FULL ENVID=keep$", c) for c in cmds), cmds)
         self.assertIn("RCPT TO:<bob@dest.test> NOTIFY=SUCCESS ORCPT=rfc822;b@dest.test", cmds)
+
+
+class DsnThroughPostfix(peers.RelayCase):
+    """Real peers: imsd relays through a private Postfix (relayhost [127.0.0.4]:PF_PORT) whose
+    own relayhost is a receiving imsd on [127.0.0.2]:RX_PORT (log_level debug, so its log
+    shows every RCPT line Postfix sent). A second Postfix on 127.0.0.5 hides DSN from its
+    EHLO reply (smtpd_discard_ehlo_keywords = dsn)."""
+
+    pf = pf_nodsn = None
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.PF_PORT = peers.free_port_on("127.0.0.1", "127.0.0.4", "127.0.0.5")
+        cls.RX_PORT = peers.free_port_on("127.0.0.1", "127.0.0.2")
+        relay = "[127.0.0.2]:%d" % cls.RX_PORT
+        try:
+            cls.pf = peers.Postfix("127.0.0.4", cls.PF_PORT, relay)
+            cls.pf.start()
+            cls.pf_nodsn = peers.Postfix("127.0.0.5", cls.PF_PORT, relay, myhostname="pf2.test",
+                                         extra={"smtpd_discard_ehlo_keywords": "dsn"})
+            cls.pf_nodsn.start()
+        except BaseException:
+            cls.tearDownClass()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        for pf in (cls.pf, cls.pf_nodsn):
+            if pf is not None:
+                pf.stop()
+        cls.pf = cls.pf_nodsn = None
+        super().tearDownClass()
+
+    def _callTestMethod(self, method):
+        try:
+            super()._callTestMethod(method)
+        except unittest.SkipTest:
+            raise
+        except BaseException as e:
+            for pf in (self.pf, self.pf_nodsn):
+                if pf is not None and hasattr(e, "add_note"):
+                    e.add_note("---- postfix maillog (last 40 lines) ----\n"
+                               + "\n".join(pf.log().splitlines()[-40:]))
+            raise
+
+    dsn_send = Dsn.dsn_send
+
+    def test_postfix_gets_and_passes_on_notify_orcpt_and_envid(self):
+        rx = self.receiver("127.0.0.2", domains="onward.test", port=self.RX_PORT,
+                           log_level="debug")
+        tx = self.sender(None, relayhost="[127.0.0.4]:%d" % self.PF_PORT)
+        self.dsn_send(tx, [("bob@onward.test",
+                        " NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;Orig+2Bbob@onward.test")],
+                  "dsn via postfix", mail_params=" RET=HDRS ENVID=env+2Bpf")
+        rx.wait_mail("onward.test", "bob", 1, timeout=20)
+        self.assertTrue(self.pf.wait_log(r"to=<bob@onward\.test>.*status=sent"),
+                        self.pf.log()[-3000:])
+        log = rx.log_text()
+        # what Postfix sent on: imsd's requests, unchanged
+        self.assertRegex(log, r"MAIL FROM:<alice@localhost>[^\n]*RET=HDRS", log[-3000:])
+        self.assertRegex(log, r"MAIL FROM:<alice@localhost>[^\n]*ENVID=env\+2Bpf", log[-3000:])
+        self.assertRegex(log, r"RCPT TO:<bob@onward\.test>[^\n]*NOTIFY=SUCCESS,FAILURE",
+                         log[-3000:])
+        self.assertRegex(log, r"RCPT TO:<bob@onward\.test>[^\n]*ORCPT=rfc822;Orig\+2Bbob@onward"
+                         r"\.test", log[-3000:])
+        # Postfix speaks DSN: the report is its business (here the receiving imsd's)
+        tx.wait_queue_empty()
+        time.sleep(SETTLE)
+        self.assertNoMail(tx, "localhost", "alice")
+
+    def test_postfix_without_dsn_gets_a_plain_transaction_and_imsd_reports_relayed(self):
+        rx = self.receiver("127.0.0.2", domains="onward.test", port=self.RX_PORT,
+                           log_level="debug")
+        tx = self.sender(None, relayhost="[127.0.0.5]:%d" % self.PF_PORT)
+        self.dsn_send(tx, [("carol@onward.test", " NOTIFY=SUCCESS")], "relayed via postfix",
+                  mail_params=" ENVID=e3")
+        rx.wait_mail("onward.test", "carol", 1, timeout=20)
+        dsn = self.wait_dsns(tx, 1)[0]
+        groups = self.assertDsn(dsn, "relayed", {"carol@onward.test": "2."})
+        self.assertIn("127.0.0.5", groups[0].get("remote-mta", ""), groups)
+        _t, _g, per_msg, _h = peers.dsn_parts(dsn)
+        self.assertEqual(per_msg.get("original-envelope-id"), "e3", per_msg)
+        log = rx.log_text()
+        self.assertNotRegex(log, r"RCPT TO:<carol@onward\.test>[^\n]*NOTIFY=", log[-3000:])
