@@ -226,7 +226,7 @@ parse_answer(struct dnsq_answer *a, unsigned char *abuf, int alen)
 			return;
 		}
 		if (r != ARES_SUCCESS) {
-			tempfail(a, "malformed address answer");
+			tempfail(a, "malformed A or AAAA answer");
 			return;
 		}
 		if ((a->addrs = calloc((size_t)n + 1, sizeof(*a->addrs))) == NULL) {
