@@ -71,11 +71,14 @@ struct session {
 	unsigned hdr_lpos;		/* bytes into the current header line */
 	int hdr_match;			/* the line so far matches "Received:" */
 	unsigned hops;
+	int hdr_crbol;			/* a CR opened the line: the header ends if LF follows */
 	/* the Authentication-Results filter (header section only) */
 	int hf_bol;			/* at the start of a header line */
 	int hf_mode;			/* enum hf_mode */
-	char hf_name[24];		/* the field name so far, while it may be A-R */
-	size_t hf_nlen;
+	char hf_name[32];		/* the field's first bytes, while it may be A-R */
+	size_t hf_nlen;			/* bytes in hf_name */
+	size_t hf_nmatch;		/* of them, letters matching "authentication-results" */
+	int hf_crbol;			/* the line began with CR: an empty line if LF follows */
 	char *hf_hold;			/* a held Authentication-Results field */
 	size_t hf_holdlen;
 	unsigned ar_removed;
@@ -970,14 +973,24 @@ hdr_track(struct session *s, const char *p, size_t n)
 
 	for (size_t i = 0; i < n && s->in_headers; i++) {
 		char c = p[i];
+		if (s->hdr_crbol) {
+			s->hdr_crbol = 0;
+			if (c == '\n') {
+				s->in_headers = 0;	/* CRLF alone: the body starts */
+				break;
+			}
+			/* a bare CR opening a line is content, not the end of the header */
+		}
 		if (c == '\n') {
 			s->hdr_lpos = 0;
 			s->hdr_match = 1;
 			continue;
 		}
 		if (s->hdr_lpos == 0 && c == '\r') {
-			s->in_headers = 0;	/* the empty line: the body starts */
-			break;
+			s->hdr_crbol = 1;
+			s->hdr_match = 0;
+			s->hdr_lpos++;
+			continue;
 		}
 		if (s->hdr_lpos < 9 && s->hdr_match &&
 		    tolower((unsigned char)c) != rcvd[s->hdr_lpos])
@@ -1040,6 +1053,8 @@ hf_finish(struct session *s)
 			hdr_emit(s, s->hf_hold, s->hf_holdlen);
 	} else if (s->hf_mode == HF_NAME && s->hf_nlen > 0)
 		hdr_emit(s, s->hf_name, s->hf_nlen);
+	s->hf_nmatch = 0;
+	s->hf_crbol = 0;
 	free(s->hf_hold);
 	s->hf_hold = NULL;
 	s->hf_holdlen = 0;
@@ -1072,37 +1087,54 @@ hdr_filter(struct session *s, const char *p, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		char c = p[i];
-		if (s->hf_bol) {
+		if (s->hf_crbol) {
+			s->hf_crbol = 0;
+			if (c == '\n') {
+				/* CRLF alone: the end of the header; the rest is body */
+				hdr_emit(s, s->hf_name, s->hf_nlen);
+				s->hf_nlen = s->hf_nmatch = 0;
+				s->hf_mode = HF_PASS;
+				hdr_emit(s, p + i, 1);
+				if (i + 1 < n) {
+					if (s->in_headers)	/* cannot be: hdr_track saw the CRLF */
+						hdr_filter(s, p + i + 1, n - i - 1);
+					else
+						body_store(s, p + i + 1, n - i - 1);
+				}
+				return;
+			}
+			/* a bare CR opening a line: kept in hf_name, the name matched after it */
+		} else if (s->hf_bol) {
 			s->hf_bol = 0;
 			if (c != ' ' && c != '\t') {
 				hf_finish(s);		/* the previous field ended */
-				if (c == '\r' || c == '\n') {
-					/* the empty line: the rest is body */
-					hdr_emit(s, p + i, n - i);
-					if (s->in_headers)	/* (a bare LF line is not the end) */
-						continue;
-					return;
-				}
 				s->hf_mode = HF_NAME;
-				s->hf_nlen = 0;
+				s->hf_nlen = s->hf_nmatch = 0;
+				if (c == '\r') {
+					s->hf_name[s->hf_nlen++] = c;
+					s->hf_crbol = 1;
+					continue;
+				}
 			}
 		}
 		switch (s->hf_mode) {
 		case HF_NAME:
-			if (c == ':' && s->hf_nlen >= sizeof(ar_name) - 1) {
+			if (s->hf_nmatch == sizeof(ar_name) - 1 && (c == ':' || c == ' ' || c == '\t')) {
+				/* the whole name ("Name:", or "Name" then spaces, RFC 5322 4.5.8):
+				 * held to the field's end, where its authserv-id decides */
 				hf_hold_add(s, s->hf_name, s->hf_nlen);
 				hf_hold_add(s, &c, 1);
+				s->hf_nlen = s->hf_nmatch = 0;
 				if (s->hf_mode != HF_DROP)
 					s->hf_mode = HF_HOLD;
-			} else if (s->hf_nlen < sizeof(ar_name) - 1 &&
-			    tolower((unsigned char)c) == ar_name[s->hf_nlen]) {
-				s->hf_name[s->hf_nlen++] = c;
-			} else if (s->hf_nlen >= sizeof(ar_name) - 1 && (c == ' ' || c == '\t') &&
+			} else if (s->hf_nmatch < sizeof(ar_name) - 1 &&
+			    tolower((unsigned char)c) == ar_name[s->hf_nmatch] &&
 			    s->hf_nlen < sizeof(s->hf_name)) {
-				s->hf_name[s->hf_nlen++] = c;	/* "Name :" (RFC 5322 4.5.8) */
+				s->hf_name[s->hf_nlen++] = c;
+				s->hf_nmatch++;
 			} else {
 				hdr_emit(s, s->hf_name, s->hf_nlen);
-				s->hf_nlen = 0;
+				s->hf_nlen = s->hf_nmatch = 0;
 				hdr_emit(s, &c, 1);
 				s->hf_mode = HF_PASS;
 			}
@@ -1168,7 +1200,9 @@ cmd_data(struct session *s, const char *args)
 	s->hops = 0;
 	s->hf_bol = 1;
 	s->hf_mode = HF_PASS;
-	s->hf_nlen = 0;
+	s->hf_nlen = s->hf_nmatch = 0;
+	s->hf_crbol = 0;
+	s->hdr_crbol = 0;
 	s->ar_removed = 0;
 	reply(s, "354 End data with <CR><LF>.<CR><LF>");
 

@@ -813,6 +813,19 @@ TEST(authentication_results_filter_holds_across_one_byte_segments)
 	session_free(s);
 }
 
+TEST(a_bare_cr_line_does_not_end_the_header_for_the_filter)
+{
+	struct session *s = start();
+	feed(s, "EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<bob@localhost>\r\nDATA\r\n");
+	feed(s, "Subject: t2\r\n\rX: y\r\nAuthentication-Results: mx.example; dmarc=pass\r\n"
+	    "\rAuthentication-Results: mx.example; dkim=pass\r\n"
+	    "Authentication-Results    : mx.example; spaces before the colon\r\n"
+	    "To: b@c\r\n\r\nbody\r\n.\r\n");
+	CHECK(fk.commits == 1);
+	CHECK_STR(body_after_received(), "Subject: t2\r\n\rX: y\r\nTo: b@c\r\n\r\nbody\r\n");
+	session_free(s);
+}
+
 TEST(an_oversized_authentication_results_field_is_dropped)
 {
 	struct session *s = start();
@@ -1127,6 +1140,7 @@ main(void)
 	RUN(authentication_results_claiming_our_hostname_are_removed_others_kept);
 	RUN(authentication_results_filter_holds_across_one_byte_segments);
 	RUN(an_oversized_authentication_results_field_is_dropped);
+	RUN(a_bare_cr_line_does_not_end_the_header_for_the_filter);
 	RUN(mail_check_holds_pipelined_commands_until_answered);
 	RUN(commit_refused_replies_instead_of_250);
 	conf_free(&conf);
