@@ -61,7 +61,8 @@ struct session_tx {
 	struct tx_rcpt *rcpts;
 	size_t nrcpts, rcpts_cap;
 	size_t naccepted;		/* RCPT commands accepted (the recipient_limit counter) */
-	int body_8bit;			/* BODY=8BITMIME */
+	int body_8bit;			/* BODY=8BITMIME (or BINARYMIME) */
+	int body_binary;		/* BODY=BINARYMIME (RFC 3030): stored exactly as sent */
 	uint64_t declared_size;		/* SIZE= or 0 */
 	uint64_t size;			/* bytes stored so far (CRLF form, Received header included) */
 	uint64_t own;			/* of those, our own Received header: message_size_limit
