@@ -1547,6 +1547,8 @@ bdat_chunk_end(struct session *s)
 		if (s->tx.err == DERR_NONE) {
 			s->state = SS_CMD;
 			reply(s, "250 2.0.0 %llu octets received", (unsigned long long)s->bdat_octets);
+			if (s->bdat_octets == 0)
+				session_junk(s);	/* "BDAT 0" moves nothing: a NOOP */
 			return;
 		}
 	} else if (!s->tx.body_binary && s->tx.err == DERR_NONE) {

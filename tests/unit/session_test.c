@@ -648,6 +648,18 @@ TEST(bdat_0_last_ends_the_message)
 	session_free(s);
 }
 
+TEST(empty_chunks_are_junk_until_421)
+{
+	struct session *s = start();
+	feed(s, ENV);
+	for (int i = 0; i <= 100; i++)
+		feed(s, "BDAT 0\r\n");
+	CHECK(strstr(fk.out, "421 4.7.0") != NULL);
+	CHECK(session_state(s) == SS_CLOSING);
+	CHECK(fk.aborts == 1 && fk.commits == 0);
+	session_free(s);
+}
+
 TEST(bdat_without_mail_is_503_and_its_payload_is_consumed)
 {
 	struct session *s = start();
@@ -1348,6 +1360,7 @@ main(void)
 	RUN(binarymime_content_is_stored_exactly_with_bare_lf_and_cr);
 	RUN(text_bdat_gets_crlf_lines_and_a_final_line_break);
 	RUN(bdat_0_last_ends_the_message);
+	RUN(empty_chunks_are_junk_until_421);
 	RUN(bdat_without_mail_is_503_and_its_payload_is_consumed);
 	RUN(bdat_without_rcpt_is_503_and_later_chunks_too);
 	RUN(data_after_bdat_and_data_with_binarymime_are_503);
