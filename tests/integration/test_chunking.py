@@ -9,6 +9,7 @@ the Postfix smtpd on 127.0.0.4. Nothing leaves 127.0.0.0/8.
 import os
 import re
 import subprocess
+import time
 import unittest
 
 import imsdtest
@@ -216,6 +217,33 @@ class ServerBdat(ImsdCase):
         self.assertTrue(rest.startswith(b"DKIM-Signature:"), rest[:300])
         self.assertIn(b"d=localhost", rest[:400])
         self.assertTrue(peers.log_events(srv, "dkim-signed"), srv.log_tail_msg())
+
+
+class BdatMemory(ImsdCase):
+    """A chunk announced huge is streamed: RSS per connection stays bounded (the optimised
+    binary, as in test_limits: a sanitizer build's RSS says nothing)."""
+
+    def test_huge_chunks_past_message_size_limit_cost_a_bounded_amount(self):
+        srv = self.server(binary=imsdtest.release_binary(), log_level="warn",
+                          message_size_limit=1048576)
+        time.sleep(0.3)
+        n = 50
+        imsdtest.raise_nofile(n + 100)
+        base = imsdtest.rss_kib(srv.proc.pid)
+        socks = imsdtest.connect_many(srv.port, n)
+        for s in socks:
+            s.sendall(b"EHLO d\r\nMAIL FROM:<d@example.org>\r\nRCPT TO:<alice@localhost>\r\n"
+                      b"BDAT 1000000000 LAST\r\n")
+        line = b"z" * 998 + b"\r\n"
+        written = imsdtest.blast(socks, line * 64, 6 * 1024 * 1024)
+        peak = imsdtest.peak_rss(srv.proc.pid, 3.0)
+        per = (peak - base) / n
+        print("    BDAT past message_size_limit: RSS %d -> %d KiB, %.1f KiB per connection"
+              % (base, peak, per), flush=True)
+        self.assertGreater(written, n * 1024 * 1024, "the flood must pass the size limit")
+        self.assertLess(per, 64)
+        imsdtest.close_all(socks)
+        self.assertEqual(srv.maildir_files("localhost", "alice"), [])
 
 
 class RelayBdat(peers.RelayCase):
