@@ -7,7 +7,8 @@
  * turn until one answers, speaks EHLO (HELO as fallback), uses STARTTLS when offered
  * (opportunistic, unverified; falls back to plaintext on a new connection only when the
  * handshake fails), PIPELINING, SIZE and 8BITMIME, sends the body dot-stuffed with CRLF
- * line ends only, and reports one result per recipient: delivered, temporary or permanent
+ * line ends only (or, to a peer that offers CHUNKING, in BDAT chunks of at most 64 KiB
+ * with the same CRLF lines and no dots; BINARYMIME bodies exactly as stored), and reports one result per recipient: delivered, temporary or permanent
  * failure, with the enhanced status and the server's words. Idle connections are kept a
  * few seconds for the next message to the same host.
  */
@@ -37,6 +38,7 @@ struct relay_job {
 	char qid[32];
 	char *sender;			/* "" = null sender */
 	int body_8bit;
+	int body_binary;		/* BODY=BINARYMIME: only to a CHUNKING+BINARYMIME peer */
 	int fd;				/* queue file; the job closes it */
 	uint64_t body_off, body_len;
 	char domain[256];		/* destination domain (lower-case) */

@@ -444,6 +444,7 @@ start_relay(struct qmgr *m, struct qm_msg *msg, const char *dest, size_t *idx, s
 	str_copy(rj->job.qid, sizeof(rj->job.qid), msg->env.qid);
 	rj->job.sender = msg->env.sender;
 	rj->job.body_8bit = msg->env.body_8bit;
+	rj->job.body_binary = msg->env.body_binary;
 	rj->job.fd = fd;
 	str_copy(rj->job.domain, sizeof(rj->job.domain), dest);
 	for (size_t k = 0; k < n; k++)
