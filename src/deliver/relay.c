@@ -41,7 +41,7 @@
 
 enum rc_state {
 	RC_CONNECTING, RC_BANNER, RC_EHLO, RC_HELO, RC_STARTTLS, RC_HANDSHAKE, RC_READY,
-	RC_MAIL, RC_RCPT, RC_DATA, RC_BODY, RC_DOT, RC_QUIT,
+	RC_MAIL, RC_RCPT, RC_DATA, RC_BODY, RC_DOT, RC_BDAT, RC_QUIT,
 };
 
 struct target {
@@ -92,6 +92,9 @@ struct rtask {
 	int final;			/* results are in */
 	uint64_t body_sent;
 	int body_bol, body_cr;
+	int bdat;			/* the peer offers CHUNKING: BDAT instead of DATA */
+	int bdat_all_sent;		/* the LAST chunk is queued */
+	size_t bdat_unacked;		/* BDAT replies still to come */
 	char err[300];			/* the last connection-level error, for temp results */
 	int err_perm;
 };
@@ -227,6 +230,7 @@ set_result(struct rtask *t, size_t i, const struct smtp_reply *rp)
 	    smtp_reply_permanent(rp->code) ? RELAY_PERM : RELAY_TEMP;
 	smtp_reply_status(rp, res->status);
 	diag_of(rp, res->diag, sizeof(res->diag));
+	res->peer_dsn = t->c != NULL && t->c->caps.dsn;
 }
 
 /* ---- connection I/O ---- */
@@ -320,8 +324,11 @@ rc_update(struct rconn *c)
 	else if (c->st == RC_HANDSHAKE)
 		ev = (uint32_t)(c->tls_want ? c->tls_want : EPOLLIN);
 	else {
-		/* in RC_BODY the socket taking more is what brings the next chunk */
-		if (c->outoff < c->outlen || c->tls_want == EPOLLOUT || c->st == RC_BODY)
+		/* in RC_BODY the socket taking more is what brings the next chunk; so in
+		 * RC_BDAT when chunks may be pipelined (RFC 3030 §4.2) */
+		if (c->outoff < c->outlen || c->tls_want == EPOLLOUT || c->st == RC_BODY ||
+		    (c->st == RC_BDAT && c->caps.pipelining && c->task != NULL &&
+		    !c->task->bdat_all_sent))
 			ev |= EPOLLOUT;
 	}
 	ev_io_set(c->r->loop, &c->io, ev);
@@ -356,7 +363,7 @@ rc_fail(struct rconn *c, const char *fmt, ...)
 	t->c = NULL;
 	c->task = NULL;
 	rc_close(c);
-	if (t->final || t->body_sent > 0 || c->st == RC_DOT) {
+	if (t->final || t->body_sent > 0 || c->st == RC_DOT || c->st == RC_BDAT) {
 		/* the message may have gone through: do not try another host now */
 		task_done(t);
 		return;
@@ -423,27 +430,36 @@ rc_close(struct rconn *c)
 
 /* ---- the body: CRLF only, dot-stuffed ---- */
 
-/* Queue up to BODY_CHUNK transformed bytes; returns 1 when the whole body and the final
- * dot are queued, 0 when more is to come, -1 on error (c is closed). Lines are found with
- * memchr and copied whole; only a bare CR needs a closer look. */
-static int
-body_pump(struct rtask *t, struct rconn *c)
+static char pump_in[BODY_CHUNK];
+static char pump_out[2 * BODY_CHUNK + 16];	/* worst case: every byte a bare CR */
+
+/* Read the next up to BODY_CHUNK body bytes into pump_in: their number, or -1 on error
+ * (c is closed). */
+static ssize_t
+body_read(struct rtask *t, struct rconn *c)
 {
-	static char in[BODY_CHUNK];
-	static char out[2 * BODY_CHUNK + 16];	/* worst case: every byte a bare CR */
-	size_t o = 0, i = 0, n;
 	uint64_t left = t->job->body_len - t->body_sent;
-	size_t want = left < sizeof(in) ? (size_t)left : sizeof(in);
+	size_t want = left < sizeof(pump_in) ? (size_t)left : sizeof(pump_in);
 	ssize_t r = 0;
 
 	if (want > 0) {
-		r = pread(t->job->fd, in, want, (off_t)(t->job->body_off + t->body_sent));
+		r = pread(t->job->fd, pump_in, want, (off_t)(t->job->body_off + t->body_sent));
 		if (r <= 0) {
 			rc_fail(c, "reading the queue file: %s", r < 0 ? strerror(errno) : "short file");
 			return -1;
 		}
 	}
-	n = (size_t)r;
+	return r;
+}
+
+/* Turn n body bytes into wire form in out: every line end CRLF, never a bare CR or LF;
+ * with stuff, a leading dot doubled (DATA). Returns the bytes written to out. Lines are
+ * found with memchr and copied whole; only a bare CR needs a closer look. */
+static size_t
+body_lines(struct rtask *t, const char *in, size_t n, char *out, int stuff)
+{
+	size_t o = 0, i = 0;
+
 	while (i < n) {
 		if (t->body_cr) {
 			/* any CR is a line end on the wire: never a bare CR */
@@ -456,7 +472,7 @@ body_pump(struct rtask *t, struct rconn *c)
 				continue;
 			}
 		}
-		if (t->body_bol && in[i] == '.')
+		if (stuff && t->body_bol && in[i] == '.')
 			out[o++] = '.';	/* RFC 5321 §4.5.2 transparency */
 		const char *nl = memchr(in + i, '\n', n - i);
 		size_t end = nl ? (size_t)(nl - in) : n;
@@ -481,8 +497,21 @@ body_pump(struct rtask *t, struct rconn *c)
 		} else
 			i = end;
 	}
+	return o;
+}
+
+/* Queue up to BODY_CHUNK transformed bytes; returns 1 when the whole body and the final
+ * dot are queued, 0 when more is to come, -1 on error (c is closed). */
+static int
+body_pump(struct rtask *t, struct rconn *c)
+{
+	ssize_t n = body_read(t, c);
+
+	if (n < 0)
+		return -1;
+	size_t o = body_lines(t, pump_in, (size_t)n, pump_out, 1);
 	t->body_sent += (uint64_t)n;
-	rc_out(c, out, o);
+	rc_out(c, pump_out, o);
 	if (t->body_sent < t->job->body_len)
 		return 0;
 	if (t->body_cr) {
@@ -496,6 +525,64 @@ body_pump(struct rtask *t, struct rconn *c)
 	log_debug("relay=%s smtp=out line=\"<%llu bytes of message>\" then \".\"", c->t.host,
 	    (unsigned long long)t->job->body_len);
 	return 1;
+}
+
+/*
+ * RFC 3030: queue the next "BDAT <n>[ LAST]" and its n octets (at most BODY_CHUNK bytes
+ * of the queue file, so at most 2 * BODY_CHUNK + 2 on the wire). A BINARYMIME body goes
+ * as stored; any other body with the CRLF lines of DATA (no dot-stuffing: BDAT has no
+ * end marker), so a peer gets the same text either way. Returns 1 when the LAST chunk is
+ * queued, 0 when more is to come, -1 on error (c is closed).
+ */
+static int
+bdat_pump(struct rtask *t, struct rconn *c)
+{
+	ssize_t n = body_read(t, c);
+	size_t o;
+	int last;
+
+	if (n < 0)
+		return -1;
+	if (t->job->body_binary) {
+		memcpy(pump_out, pump_in, (size_t)n);
+		o = (size_t)n;
+	} else
+		o = body_lines(t, pump_in, (size_t)n, pump_out, 0);
+	t->body_sent += (uint64_t)n;
+	last = t->body_sent >= t->job->body_len;
+	if (last && !t->job->body_binary) {
+		if (t->body_cr) {
+			t->body_cr = 0;
+			pump_out[o++] = '\r';
+			pump_out[o++] = '\n';
+			t->body_bol = 1;
+		}
+		if (!t->body_bol) {
+			pump_out[o++] = '\r';
+			pump_out[o++] = '\n';
+		}
+	}
+	rc_send_cmd(c, "BDAT %zu%s", o, last ? " LAST" : "");
+	rc_out(c, pump_out, o);
+	t->bdat_unacked++;
+	t->replies_expected++;
+	if (last)
+		t->bdat_all_sent = 1;
+	c->deadline = time(NULL) + (last ? T_DOT : T_DATA_BLOCK);
+	return last;
+}
+
+/* All recipients are answered and some accepted: send the body by BDAT. -1: c closed. */
+static int
+bdat_start(struct rtask *t, struct rconn *c)
+{
+	c->st = RC_BDAT;
+	t->body_sent = 0;
+	t->body_bol = 1;
+	t->body_cr = 0;
+	t->bdat_all_sent = 0;
+	t->bdat_unacked = 0;
+	return bdat_pump(t, c) < 0 ? -1 : 0;
 }
 
 /* ---- the dialogue ---- */
@@ -546,7 +633,23 @@ task_begin_tx(struct rtask *t)
 		task_done(t);
 		return;
 	}
-	if (j->body_8bit && !c->caps.eightbitmime) {
+	if (j->body_binary && !(c->caps.chunking && c->caps.binarymime)) {
+		/* RFC 3030 §3: BODY=BINARYMIME only by BDAT to a server that announced both.
+		 * imsd does not convert binary MIME to base64, so the message is returned. */
+		char diag[300];
+		snprintf(diag, sizeof(diag), "x-imsd; the message has binary content "
+		    "(BODY=BINARYMIME) and %s does not support %s", c->t.host,
+		    c->caps.chunking ? "BINARYMIME" : "CHUNKING and BINARYMIME");
+		task_fail_rest(t, RELAY_PERM, "5.6.3", diag);
+		c->task = NULL;
+		t->c = NULL;
+		rc_send_cmd(c, "QUIT");
+		c->st = RC_QUIT;
+		rc_flush(c);
+		task_done(t);
+		return;
+	}
+	if (j->body_8bit && !j->body_binary && !c->caps.eightbitmime) {
 		/* RFC 6152 §3: 8-bit data only to a server that announced 8BITMIME. imsd does not
 		 * rewrite MIME bodies to 7 bit, so the message is returned (RFC 3463 5.6.3). */
 		char diag[300];
@@ -568,6 +671,7 @@ task_begin_tx(struct rtask *t)
 	t->mail_rcpt_sent = 0;
 	t->rcpt_replied = 0;
 	t->naccepted = 0;
+	t->bdat = c->caps.chunking;
 	if (c->caps.dsn) {
 		/* RFC 3461 §4: pass the requests on; the peer reports from here on */
 		if (j->dsn_ret != DSN_RET_NONE)
@@ -576,18 +680,22 @@ task_begin_tx(struct rtask *t)
 		if (j->envid != NULL && j->envid[0] != '\0')
 			snprintf(dsn + strlen(dsn), sizeof(dsn) - strlen(dsn), " ENVID=%s", j->envid);
 	}
-	rc_send_cmd(c, "MAIL FROM:<%s>%s%s%s", j->sender, size,
-	    j->body_8bit && c->caps.eightbitmime ? " BODY=8BITMIME" : "", dsn);
+	rc_send_cmd(c, "MAIL FROM:<%s>%s%s%s", j->sender, size, j->body_binary ?
+	    " BODY=BINARYMIME" : j->body_8bit && c->caps.eightbitmime ? " BODY=8BITMIME" : "", dsn);
 	c->st = RC_MAIL;
 	c->deadline = time(NULL) + T_CMD;
 	t->replies_expected = 1;
 	if (c->caps.pipelining) {
-		/* RFC 2920: MAIL, every RCPT and DATA in one go; replies come in order */
+		/* RFC 2920: MAIL, every RCPT and DATA in one go; replies come in order. BDAT
+		 * waits for the RCPT replies: no chunk is sent for nobody. */
 		for (size_t i = 0; i < j->nrcpts; i++)
 			send_rcpt(c, j, i);
 		t->mail_rcpt_sent = j->nrcpts;
-		rc_send_cmd(c, "DATA");
-		t->replies_expected = 2 + j->nrcpts;
+		t->replies_expected = 1 + j->nrcpts;
+		if (!t->bdat) {
+			rc_send_cmd(c, "DATA");
+			t->replies_expected++;
+		}
 	}
 	rc_flush(c);
 }
@@ -748,8 +856,17 @@ rc_reply(struct rconn *c)
 				}
 				if (t->naccepted == 0)
 					goto tx_over;
-				rc_send_cmd(c, "DATA");
-				t->replies_expected = 1;
+				if (!t->bdat) {
+					rc_send_cmd(c, "DATA");
+					t->replies_expected = 1;
+				}
+			}
+			if (t->rcpt_replied == t->job->nrcpts && t->bdat) {
+				if (!t->mail_ok || t->naccepted == 0)
+					goto tx_over;
+				if (bdat_start(t, c) < 0)
+					return;
+				break;
 			}
 			if (t->rcpt_replied == t->job->nrcpts)
 				c->st = RC_DATA;
@@ -782,6 +899,23 @@ rc_reply(struct rconn *c)
 				if (t->accepted[i])
 					set_result(t, i, rp);
 		goto tx_over;
+	case RC_BDAT:
+		/* RFC 3030 §2: each chunk is answered; the LAST one's reply is the verdict, and
+		 * a failed chunk fails the message (pipelined chunks after it get 503). */
+		if (t->replies_expected > 0)
+			t->replies_expected--;
+		if (t->bdat_unacked > 0)
+			t->bdat_unacked--;
+		if (!smtp_reply_completion(rp->code) || (t->bdat_all_sent && t->bdat_unacked == 0)) {
+			for (size_t i = 0; i < t->job->nrcpts; i++)
+				if (t->accepted[i])
+					set_result(t, i, rp);
+			t->final = 1;
+			goto tx_over;
+		}
+		if (!t->bdat_all_sent && !c->caps.pipelining && bdat_pump(t, c) < 0)
+			return;
+		break;
 	case RC_DOT:
 		if (!t->final || t->naccepted > 0) {
 			for (size_t i = 0; i < t->job->nrcpts; i++)
@@ -789,7 +923,6 @@ rc_reply(struct rconn *c)
 					set_result(t, i, rp);
 		}
 		t->final = 1;
-		t->job->peer_dsn = c->caps.dsn;
 		snprintf(t->job->remote_mta, sizeof(t->job->remote_mta), "dns; %s", c->t.host);
 		goto tx_over;
 	default:
@@ -886,7 +1019,11 @@ rc_io(struct ev_io *io, uint32_t events)
 	}
 	if ((events & EPOLLOUT) || c->tls_want == EPOLLOUT) {
 		c->tls_want = 0;
-		if (c->st == RC_BODY && c->outoff == c->outlen && c->task != NULL) {
+		if (c->st == RC_BDAT && c->outoff == c->outlen && c->task != NULL &&
+		    !c->task->bdat_all_sent && c->caps.pipelining) {
+			if (bdat_pump(c->task, c) < 0)
+				return;
+		} else if (c->st == RC_BODY && c->outoff == c->outlen && c->task != NULL) {
 			int r = body_pump(c->task, c);
 			if (r < 0)
 				return;

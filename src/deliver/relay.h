@@ -7,7 +7,8 @@
  * turn until one answers, speaks EHLO (HELO as fallback), uses STARTTLS when offered
  * (opportunistic, unverified; falls back to plaintext on a new connection only when the
  * handshake fails), PIPELINING, SIZE and 8BITMIME, sends the body dot-stuffed with CRLF
- * line ends only, and reports one result per recipient: delivered, temporary or permanent
+ * line ends only (or, to a peer that offers CHUNKING, in BDAT chunks of at most 64 KiB
+ * with the same CRLF lines and no dots; BINARYMIME bodies exactly as stored), and reports one result per recipient: delivered, temporary or permanent
  * failure, with the enhanced status and the server's words. Idle connections are kept a
  * few seconds for the next message to the same host.
  */
@@ -30,6 +31,7 @@ struct relay_result {
 	enum relay_outcome outcome;
 	char status[16];	/* "2.0.0", "4.4.1", "5.1.1" */
 	char diag[300];		/* "smtp; 550 5.1.1 ..." or "x-imsd; connection refused" */
+	int peer_dsn;		/* the server that answered advertised DSN (RFC 3461) */
 };
 
 struct relay_job {
@@ -37,6 +39,7 @@ struct relay_job {
 	char qid[32];
 	char *sender;			/* "" = null sender */
 	int body_8bit;
+	int body_binary;		/* BODY=BINARYMIME: only to a CHUNKING+BINARYMIME peer */
 	int fd;				/* queue file; the job closes it */
 	uint64_t body_off, body_len;
 	char domain[256];		/* destination domain (lower-case) */
@@ -53,7 +56,6 @@ struct relay_job {
 	/* filled by the relay */
 	struct relay_result *results;	/* nrcpts entries */
 	char remote_mta[300];		/* "dns; mx.example.org ([192.0.2.1]:25)" */
-	int peer_dsn;			/* the server that took the message advertised DSN */
 };
 
 struct relay *relay_new(struct ev_loop *loop, struct dns *dns, char *err, size_t errlen);

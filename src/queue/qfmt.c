@@ -88,7 +88,7 @@ qfmt_header_encode(const struct qenv *e, char **out, size_t *outlen)
 	sb_rec(&b, "client", e->client, NULL);
 	sb_rec(&b, "helo", e->helo, NULL);
 	sb_rec(&b, "sender", e->sender, NULL);
-	sb_rec(&b, "body", e->body_8bit ? "8bit" : "7bit", NULL);
+	sb_rec(&b, "body", e->body_binary ? "binarymime" : e->body_8bit ? "8bit" : "7bit", NULL);
 	if (e->dsn_ret != DSN_RET_NONE)
 		sb_rec(&b, "ret", e->dsn_ret == DSN_RET_FULL ? "FULL" : "HDRS", NULL);
 	if (e->envid[0] != '\0')
@@ -252,6 +252,8 @@ qfmt_header_decode(const char *buf, size_t len, struct qenv *e, size_t *hdrlen, 
 				e->body_8bit = 1;
 			else if (vlen == 4 && memcmp(v, "7bit", 4) == 0)
 				e->body_8bit = 0;
+			else if (vlen == 10 && memcmp(v, "binarymime", 10) == 0)
+				e->body_8bit = e->body_binary = 1;
 			else {
 				snprintf(err, errlen, "bad body type");
 				goto bad;

@@ -420,7 +420,7 @@ relay_done_cb(struct relay_job *job)
 			    sizeof(msg->env.rcpts[rj->idx[k]].remote_mta), job->remote_mta);
 		qm_result(m, msg, rj->idx[k], res->outcome, res->status, res->diag, now);
 		/* a peer that speaks DSN got NOTIFY and reports itself (RFC 3461 §4.1) */
-		if (res->outcome == RELAY_OK && !job->peer_dsn)
+		if (res->outcome == RELAY_OK && !res->peer_dsn)
 			note_success(msg, rj->idx[k], NF_RELAYED);
 	}
 	cfg_unref(job->cfg);
@@ -483,6 +483,7 @@ start_relay(struct qmgr *m, struct qm_msg *msg, const char *dest, size_t *idx, s
 	str_copy(rj->job.qid, sizeof(rj->job.qid), msg->env.qid);
 	rj->job.sender = msg->env.sender;
 	rj->job.body_8bit = msg->env.body_8bit;
+	rj->job.body_binary = msg->env.body_binary;
 	rj->job.fd = fd;
 	str_copy(rj->job.domain, sizeof(rj->job.domain), dest);
 	for (size_t k = 0; k < n; k++) {
