@@ -325,13 +325,14 @@ qfmt_header_decode(const char *buf, size_t len, struct qenv *e, size_t *hdrlen, 
 			have_envid = 1;
 		} else if (TAG("rdsn")) {
 			const char *tab = memchr(v, '\t', vlen), *why, *o;
-			struct qrcpt *r = &e->rcpts[e->nrcpts > 0 ? e->nrcpts - 1 : 0];
+			struct qrcpt *r;
 			char ob[DSN_ORCPT_MAX + 1];
 			size_t olen;
 			if (!rdsn_ok || tab == NULL) {
 				snprintf(err, errlen, "bad rdsn (not after its rcpt)");
 				goto bad;
 			}
+			r = &e->rcpts[e->nrcpts - 1];	/* rdsn_ok: there is one */
 			o = tab + 1;
 			olen = vlen - (size_t)(tab - v) - 1;
 			if ((tab > v && dsn_notify_parse(v, (size_t)(tab - v), &r->notify, &why) < 0) ||
