@@ -17,12 +17,18 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "deliver/dns.h"
 #include "deliver/relay.h"
+#include "auth/authcheck.h"
+#include "auth/dkimop.h"
+#include "auth/msghdr.h"
 #include "proto/dsnparam.h"
+#include "proto/mime8.h"
+#include "server/cfg.h"
 #include "proto/smtp_reply.h"
 #include "tls/tls.h"
 #include "util/log.h"
@@ -97,6 +103,10 @@ struct rtask {
 	size_t bdat_unacked;		/* BDAT replies still to come */
 	char err[300];			/* the last connection-level error, for temp results */
 	int err_perm;
+	/* what is sent: the queue file, or its 7-bit conversion for a peer without 8BITMIME */
+	int src_fd;
+	uint64_t src_off, src_len;
+	int converted;			/* src_fd is our memfd */
 };
 
 struct relay {
@@ -164,6 +174,8 @@ finished_cb(struct ev_io *io, uint32_t events)
 		r->ntasks--;
 		close(t->job->fd);
 		t->job->fd = -1;
+		if (t->converted)
+			close(t->src_fd);
 		t->job->done(t->job);
 		free(t->accepted);
 		free(t->targets);
@@ -430,6 +442,126 @@ rc_close(struct rconn *c)
 
 /* ---- the body: CRLF only, dot-stuffed ---- */
 
+
+/* Remove from the header section of m the DKIM-Signature fields whose d= is a domain this
+ * server signs for (they would no longer verify); returns the new length. */
+static size_t
+drop_own_signatures(char *m, size_t len, const struct dkim_keys *keys)
+{
+	size_t pos = 0, hend;
+	const char *e = memmem(m, len, "\r\n\r\n", 4);
+	struct mhdr_field f;
+
+	hend = e ? (size_t)(e - m) + 2 : len;
+	while (pos < hend) {
+		size_t start = pos;
+		int r = mhdr_next(m, hend, &pos, &f);
+		if (r <= 0)
+			break;
+		if (mhdr_is(&f, "DKIM-Signature")) {
+			char d[256] = "";
+			const char *p = f.value, *end = f.value + f.valuelen;
+			/* d= tag: after ';' or the start, whitespace allowed */
+			for (const char *q = p; q < end; q++) {
+				if ((q == p || q[-1] == ';' || q[-1] == ' ' || q[-1] == '\t' ||
+				    q[-1] == '\n') && q + 2 < end && q[0] == 'd' && q[1] == '=') {
+					size_t o = 0;
+					for (q += 2; q < end && *q != ';' && o + 1 < sizeof(d); q++)
+						if (*q > ' ')
+							d[o++] = (char)((*q >= 'A' && *q <= 'Z') ? *q + 32 : *q);
+					d[o] = '\0';
+					break;
+				}
+			}
+			if (d[0] && dkim_keys_have(keys, d)) {
+				memmove(m + start, m + pos, len - pos);
+				len -= pos - start;
+				hend -= pos - start;
+				pos = start;
+			}
+		}
+	}
+	return len;
+}
+
+/*
+ * RFC 6152 §3 and RFC 1652's advice: a peer without 8BITMIME gets the message converted to
+ * 7 bit (proto/mime8: quoted-printable parts, MIME-aware) rather than a bounce. The
+ * conversion reads the whole message into memory and runs on the relay's loop: peers
+ * without 8BITMIME are rare and the work is a copy (measured about 5 ms per MiB), so a
+ * thread hand-off is not worth its complexity here. DKIM: a signature over the 8-bit body
+ * no longer verifies after conversion; signatures this server made (a key in dkim_sign for
+ * their d=) are dropped and made again over the converted message; other signers'
+ * signatures are left as they are (the receiver sees them fail, as RFC 6376 5.3 warns).
+ * 0 done (t->src_* point at a memfd), -1 with the reason in t->err.
+ */
+static int
+downgrade(struct rtask *t, struct rconn *c)
+{
+	const struct relay_job *j = t->job;
+	const struct dkim_keys *keys = &j->cfg->dkim;
+	char *msg = NULL, *out = NULL, *sig = NULL, why[200], serr[200];
+	size_t outlen = 0, siglen = 0;
+	int fd = -1, nsig = 0;
+
+	(void)c;
+	if (j->body_len > 64ull * 1024 * 1024 || (msg = malloc(j->body_len + 1)) == NULL) {
+		snprintf(t->err, sizeof(t->err), "the message is too large to convert in memory");
+		return -1;
+	}
+	if (pread(j->fd, msg, j->body_len, (off_t)j->body_off) != (ssize_t)j->body_len) {
+		snprintf(t->err, sizeof(t->err), "reading the queue file failed");
+		free(msg);
+		return -1;
+	}
+	if (mime8_downgrade(msg, j->body_len, &out, &outlen, why, sizeof(why)) < 0) {
+		snprintf(t->err, sizeof(t->err), "%s", why);
+		free(msg);
+		return -1;
+	}
+	free(msg);
+	if (keys->n > 0)
+		outlen = drop_own_signatures(out, outlen, keys);
+	if ((fd = memfd_create("imsd-7bit", MFD_CLOEXEC)) < 0 ||
+	    write(fd, out, outlen) != (ssize_t)outlen) {
+		snprintf(t->err, sizeof(t->err), "memfd: %s", strerror(errno));
+		goto fail;
+	}
+	if (keys->n > 0) {
+		char dom[2][256];
+		const char *d[2] = { dom[0], dom[1] };
+		size_t nd = authcheck_sign_domains(keys, fd, 0, outlen, j->sender, dom);
+		if (nd > 0 && dkim_sign_message(keys, d, nd, fd, 0, outlen, &sig, &siglen, &nsig,
+		    serr, sizeof(serr)) < 0)
+			log_warn("relay=%s event=dkim-sign-error reason=\"%s\" note=sent-unsigned-after-"
+			    "7bit-conversion", c->t.host, serr);
+		if (nsig > 0) {
+			/* the new signatures go first: rewrite the memfd */
+			if (ftruncate(fd, 0) < 0 || pwrite(fd, sig, siglen, 0) != (ssize_t)siglen ||
+			    pwrite(fd, out, outlen, (off_t)siglen) != (ssize_t)outlen) {
+				snprintf(t->err, sizeof(t->err), "memfd: %s", strerror(errno));
+				goto fail;
+			}
+			outlen += siglen;
+		}
+	}
+	free(out);
+	free(sig);
+	t->src_fd = fd;
+	t->src_off = 0;
+	t->src_len = outlen;
+	t->converted = 1;
+	log_info("qid=%s relay=%s event=converted-to-7bit reason=no-8bitmime size=%llu "
+	    "resigned=%d", j->qid, c->t.host, (unsigned long long)outlen, nsig);
+	return 0;
+fail:
+	if (fd >= 0)
+		close(fd);
+	free(out);
+	free(sig);
+	return -1;
+}
+
 static char pump_in[BODY_CHUNK];
 static char pump_out[2 * BODY_CHUNK + 16];	/* worst case: every byte a bare CR */
 
@@ -438,12 +570,12 @@ static char pump_out[2 * BODY_CHUNK + 16];	/* worst case: every byte a bare CR *
 static ssize_t
 body_read(struct rtask *t, struct rconn *c)
 {
-	uint64_t left = t->job->body_len - t->body_sent;
+	uint64_t left = t->src_len - t->body_sent;
 	size_t want = left < sizeof(pump_in) ? (size_t)left : sizeof(pump_in);
 	ssize_t r = 0;
 
 	if (want > 0) {
-		r = pread(t->job->fd, pump_in, want, (off_t)(t->job->body_off + t->body_sent));
+		r = pread(t->src_fd, pump_in, want, (off_t)(t->src_off + t->body_sent));
 		if (r <= 0) {
 			rc_fail(c, "reading the queue file: %s", r < 0 ? strerror(errno) : "short file");
 			return -1;
@@ -512,7 +644,7 @@ body_pump(struct rtask *t, struct rconn *c)
 	size_t o = body_lines(t, pump_in, (size_t)n, pump_out, 1);
 	t->body_sent += (uint64_t)n;
 	rc_out(c, pump_out, o);
-	if (t->body_sent < t->job->body_len)
+	if (t->body_sent < t->src_len)
 		return 0;
 	if (t->body_cr) {
 		t->body_cr = 0;
@@ -523,7 +655,7 @@ body_pump(struct rtask *t, struct rconn *c)
 		rc_out(c, "\r\n", 2);
 	rc_out(c, ".\r\n", 3);
 	log_debug("relay=%s smtp=out line=\"<%llu bytes of message>\" then \".\"", c->t.host,
-	    (unsigned long long)t->job->body_len);
+	    (unsigned long long)t->src_len);
 	return 1;
 }
 
@@ -549,7 +681,7 @@ bdat_pump(struct rtask *t, struct rconn *c)
 	} else
 		o = body_lines(t, pump_in, (size_t)n, pump_out, 0);
 	t->body_sent += (uint64_t)n;
-	last = t->body_sent >= t->job->body_len;
+	last = t->body_sent >= t->src_len;
 	if (last && !t->job->body_binary) {
 		if (t->body_cr) {
 			t->body_cr = 0;
@@ -649,12 +781,15 @@ task_begin_tx(struct rtask *t)
 		task_done(t);
 		return;
 	}
-	if (j->body_8bit && !j->body_binary && !c->caps.eightbitmime) {
-		/* RFC 6152 §3: 8-bit data only to a server that announced 8BITMIME. imsd does not
-		 * rewrite MIME bodies to 7 bit, so the message is returned (RFC 3463 5.6.3). */
-		char diag[300];
-		snprintf(diag, sizeof(diag), "x-imsd; the message has 8-bit content and %s does not "
-		    "support 8BITMIME", c->t.host);
+	if (j->body_8bit && !j->body_binary && !c->caps.eightbitmime && !t->converted &&
+	    downgrade(t, c) == 0) {
+		/* sent as quoted-printable: see downgrade() */
+	} else if (j->body_8bit && !j->body_binary && !c->caps.eightbitmime && !t->converted) {
+		/* RFC 6152 §3: 8-bit data only to a server that announced 8BITMIME; what the
+		 * conversion to 7 bit could not do returns the message (RFC 3463 5.6.3) */
+		char diag[400];
+		snprintf(diag, sizeof(diag), "x-imsd; the message has 8-bit content, %s does not "
+		    "support 8BITMIME, and it cannot be converted to 7 bit: %s", c->t.host, t->err);
 		task_fail_rest(t, RELAY_PERM, "5.6.3", diag);
 		c->task = NULL;
 		t->c = NULL;
@@ -666,7 +801,7 @@ task_begin_tx(struct rtask *t)
 	}
 	c->used = 1;
 	if (c->caps.size_known)
-		snprintf(size, sizeof(size), " SIZE=%llu", (unsigned long long)j->body_len);
+		snprintf(size, sizeof(size), " SIZE=%llu", (unsigned long long)t->src_len);
 	t->mail_ok = 0;
 	t->mail_rcpt_sent = 0;
 	t->rcpt_replied = 0;
@@ -681,7 +816,8 @@ task_begin_tx(struct rtask *t)
 			snprintf(dsn + strlen(dsn), sizeof(dsn) - strlen(dsn), " ENVID=%s", j->envid);
 	}
 	rc_send_cmd(c, "MAIL FROM:<%s>%s%s%s", j->sender, size, j->body_binary ?
-	    " BODY=BINARYMIME" : j->body_8bit && c->caps.eightbitmime ? " BODY=8BITMIME" : "", dsn);
+	    " BODY=BINARYMIME" : j->body_8bit && !t->converted && c->caps.eightbitmime ?
+	    " BODY=8BITMIME" : "", dsn);
 	c->st = RC_MAIL;
 	c->deadline = time(NULL) + T_CMD;
 	t->replies_expected = 1;
@@ -1299,6 +1435,9 @@ relay_start(struct relay *r, struct relay_job *job)
 	}
 	t->r = r;
 	t->job = job;
+	t->src_fd = job->fd;
+	t->src_off = job->body_off;
+	t->src_len = job->body_len;
 	t->next = r->tasks;
 	if (r->tasks)
 		r->tasks->prev = t;
