@@ -69,14 +69,16 @@ putval(struct buf *b, const char *v)
 		puts_(b, "\"");
 }
 
-/* reason="..." (RFC 8601 2.7) */
+/* reason="..." (RFC 8601 2.7), at most AR_REASON_MAX characters: the field must fit the
+ * room the queue file keeps for it however many results there are */
+#define AR_REASON_MAX 160
 static void
 putreason(struct buf *b, const char *why)
 {
 	if (why == NULL || *why == '\0')
 		return;
 	puts_(b, " reason=\"");
-	for (const char *p = why; *p; p++) {
+	for (const char *p = why; *p && p - why < AR_REASON_MAX; p++) {
 		unsigned char u = (unsigned char)*p;
 		char c = (u < ' ' || u >= 127) ? '?' : (char)u;
 		if (c == '"' || c == '\\')
@@ -193,5 +195,7 @@ dnsl_is_listing(const struct netaddr *a)
 		return 0;
 	if (a->a[1] == 255 && a->a[2] == 255)
 		return 0;	/* list error codes (query refused, typing error) */
+	if (a->a[1] == 0 && a->a[2] == 0 && a->a[3] == 255)
+		return 0;	/* dnswl.org's "query refused" */
 	return 1;
 }

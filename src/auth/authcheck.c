@@ -15,7 +15,7 @@
 #include "auth/msghdr.h"
 #include "util/log.h"
 
-#define HDR_READ_MAX	(256 * 1024)
+#define HDR_READ_MAX	(1024 * 1024)	/* a header section past this is not evaluated */
 
 void
 authcheck_dnsbl(const struct conf *c, const struct netaddr *client, struct dnsbl_result *r)
@@ -52,7 +52,7 @@ authcheck_dnsbl(const struct conf *c, const struct netaddr *client, struct dnsbl
 		struct netaddr *hit = NULL;
 		char code[64];
 		for (size_t k = 0; a[i].status == DNSQ_OK && k < a[i].naddrs; k++)
-			if (dnsl_is_listing(&a[i].addrs[k]) || !bl) {
+			if (dnsl_is_listing(&a[i].addrs[k])) {
 				hit = &a[i].addrs[k];
 				break;
 			}
@@ -77,10 +77,10 @@ authcheck_dnsbl(const struct conf *c, const struct netaddr *client, struct dnsbl
 	r->listed = r->score >= (int)c->dnsbl_threshold;
 	if (!r->listed)
 		r->reply[0] = '\0';
+	dnsq_free(q);		/* first: no callback may reach the answers afterwards */
 	for (size_t i = 0; i < n; i++)
 		dnsq_answer_free(&a[i]);
 	free(a);
-	dnsq_free(q);
 }
 
 enum auth_action
@@ -107,9 +107,10 @@ authcheck_spf_mail(const struct conf *c, const struct netaddr *client, const cha
 	return AUTH_ACCEPT;
 }
 
-/* The header section of the message (at most HDR_READ_MAX bytes), malloc'd. */
+/* The header section of the message (at most HDR_READ_MAX bytes), malloc'd; *complete
+ * is 0 when its end was not within that. */
 static char *
-read_headers(int fd, uint64_t off, uint64_t len, size_t *hl)
+read_headers(int fd, uint64_t off, uint64_t len, size_t *hl, int *complete)
 {
 	size_t want = len < HDR_READ_MAX ? (size_t)len : HDR_READ_MAX, got = 0;
 	char *b = malloc(want + 1);
@@ -129,6 +130,8 @@ read_headers(int fd, uint64_t off, uint64_t len, size_t *hl)
 	*hl = e ? (size_t)(e - b) + 2 : got;
 	if (e == b)
 		*hl = 0;
+	/* complete: the empty line was seen, or the whole message (no body) was read */
+	*complete = e != NULL || (uint64_t)got == len;
 	return b;
 }
 
@@ -141,7 +144,16 @@ from_domains(const char *h, size_t hl, char dom[MHDR_DOMAINS_MAX][256])
 	size_t pos = 0, n = 0;
 	int nfrom = 0, r;
 
-	while ((r = mhdr_next(h, hl, &pos, &f)) == 1) {
+	while ((r = mhdr_next(h, hl, &pos, &f)) != 0) {
+		if (r < 0) {
+			/* not a field: skip the line (a malformed line must not hide a From
+			 * that follows it) */
+			const char *nl = memchr(h + pos, '\n', hl - pos);
+			if (nl == NULL)
+				break;
+			pos = (size_t)(nl - h) + 1;
+			continue;
+		}
 		if (!mhdr_is(&f, "From"))
 			continue;
 		if (++nfrom > 1)
@@ -175,7 +187,8 @@ authcheck_sign_domains(const struct dkim_keys *keys, int fd, uint64_t off, uint6
 {
 	char fd_[MHDR_DOMAINS_MAX][256];
 	size_t hl, n = 0;
-	char *h = read_headers(fd, off, len, &hl);
+	int complete;
+	char *h = read_headers(fd, off, len, &hl, &complete);
 	const char *at = strrchr(sender, '@');
 	int k;
 
@@ -210,8 +223,11 @@ authcheck_inbound(const struct authcheck_in *in, struct authcheck_out *out)
 	memset(out, 0, sizeof(*out));
 	if ((q = dnsq_new(c->dns_servers, c->ndns_servers, AUTH_DNS_BUDGET_MS, err,
 	    sizeof(err))) == NULL) {
-		out->action = AUTH_ACCEPT;
-		snprintf(out->log, sizeof(out->log), "auth=unchecked reason=%s", err);
+		/* fail closed: a message is not accepted unchecked (the client retries) */
+		out->action = AUTH_TEMPFAIL;
+		snprintf(out->reply, sizeof(out->reply), "451 4.7.1 The authentication checks "
+		    "cannot run now (%s); try again later", err);
+		snprintf(out->log, sizeof(out->log), "auth=unchecked");
 		return;
 	}
 	/* SPF */
@@ -227,9 +243,12 @@ authcheck_inbound(const struct authcheck_in *in, struct authcheck_out *out)
 		snprintf(out->from_note, sizeof(out->from_note), "DKIM not checked: %s", err);
 	}
 	/* DMARC */
-	h = read_headers(in->fd, in->off, in->len, &hl);
-	nd = h ? from_domains(h, hl, dom) : -3;
-	free(h);
+	{
+		int complete = 0;
+		h = read_headers(in->fd, in->off, in->len, &hl, &complete);
+		nd = h == NULL ? -3 : !complete ? -4 : from_domains(h, hl, dom);
+		free(h);
+	}
 	if (nd == 1 && dom[0][0]) {
 		dmarc_check(q, dom[0], &out->mfrom, out->sigs, out->nsigs, in->random_pct,
 		    &out->dmarc);
@@ -248,10 +267,16 @@ authcheck_inbound(const struct authcheck_in *in, struct authcheck_out *out)
 			snprintf(out->dmarc.why, sizeof(out->dmarc.why), "the message has more than "
 			    "one From: field (RFC 5322 3.6)");
 			break;
+		case -4:
+			out->dmarc.result = DMR_PERMERROR;
+			snprintf(out->dmarc.why, sizeof(out->dmarc.why), "the header section is over "
+			    "%d bytes", HDR_READ_MAX);
+			break;
 		default:
 			out->dmarc.result = DMR_PERMERROR;
 			snprintf(out->dmarc.why, sizeof(out->dmarc.why), nd > 1 ?
-			    "the From: field names several domains" :
+			    "the From: field names several domains" : nd == -3 ?
+			    "the From: field cannot be read as an address list" :
 			    "the From: field holds no usable domain");
 			break;
 		}
@@ -265,15 +290,22 @@ authcheck_inbound(const struct authcheck_in *in, struct authcheck_out *out)
 	    spf_res_name(out->mfrom.result), spf_res_name(out->helo.result));
 	if (out->nsigs == 0 && lo < sizeof(out->log))
 		lo += (size_t)snprintf(out->log + lo, sizeof(out->log) - lo, " dkim=none");
-	for (size_t i = 0; i < out->nsigs && lo < sizeof(out->log); i++)
+	for (size_t i = 0; i < out->nsigs && lo < sizeof(out->log); i++) {
+		char lv[LOG_VALUE_MAX];	/* d= comes from the message */
 		lo += (size_t)snprintf(out->log + lo, sizeof(out->log) - lo, " dkim=%s:%s",
-		    dkim_res_name(out->sigs[i].result), out->sigs[i].domain);
+		    dkim_res_name(out->sigs[i].result), log_value(lv, sizeof(lv),
+		    out->sigs[i].domain, strlen(out->sigs[i].domain)));
+	}
 	if (lo < sizeof(out->log))
 		lo += (size_t)snprintf(out->log + lo, sizeof(out->log) - lo, " dmarc=%s",
 		    dmarc_res_name(out->dmarc.result));
 	if (out->dmarc.result == DMR_FAIL && lo < sizeof(out->log))
+	{
+		char lv[LOG_VALUE_MAX];
 		snprintf(out->log + lo, sizeof(out->log) - lo, " dmarc_policy=%s header_from=%s",
-		    dmarc_pol_name(out->dmarc.policy), out->dmarc.from_domain);
+		    dmarc_pol_name(out->dmarc.policy), log_value(lv, sizeof(lv),
+		    out->dmarc.from_domain, strlen(out->dmarc.from_domain)));
+	}
 
 	/* the verdict */
 	out->action = AUTH_ACCEPT;
@@ -289,7 +321,7 @@ authcheck_inbound(const struct authcheck_in *in, struct authcheck_out *out)
 		snprintf(out->reply, sizeof(out->reply), "451 4.7.1 The DMARC policy of %s cannot "
 		    "be evaluated now (%s); try again later", out->dmarc.from_domain,
 		    out->dmarc.why);
-	} else if (nd == -2 || (nd > 1)) {
+	} else if (nd == -2 || nd == -3 || nd == -4 || nd > 1) {
 		out->action = AUTH_REJECT;
 		snprintf(out->reply, sizeof(out->reply), "550 5.7.1 Message rejected: %s, so its "
 		    "author cannot be authenticated (DMARC, RFC 7489 6.6.1)", out->dmarc.why);

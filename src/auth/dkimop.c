@@ -535,13 +535,21 @@ canon_header(const char *raw, size_t len, char *out, size_t cap, int crlf)
 	out[o++] = ':';
 	i++;
 	/* the value: unfolded, whitespace runs to one SP, none at either end */
-	for (; i < len && (raw[i] == ' ' || raw[i] == '\t' || raw[i] == '\r' || raw[i] == '\n');
-	    i++)
-		;
+	for (; i < len; i++) {
+		if (raw[i] == ' ' || raw[i] == '\t')
+			continue;
+		if (raw[i] == '\r' && i + 1 < len && raw[i + 1] == '\n') {
+			i++;
+			continue;
+		}
+		break;
+	}
 	for (; i < len; i++) {
 		char ch = raw[i];
-		if (ch == '\r' || ch == '\n')
+		if (ch == '\r' && i + 1 < len && raw[i + 1] == '\n') {
+			i++;		/* unfolding removes CRLF only (RFC 6376 3.4.2) */
 			continue;
+		}
 		if (ch == ' ' || ch == '\t') {
 			wsp = 1;
 			continue;
@@ -570,7 +578,7 @@ static const char *const sign_headers[] = { DKIM_SIGN_HEADERS, NULL };
 /* What every signature of one message shares: its header fields and the body hash. */
 struct prepared {
 	char *buf;			/* the header section */
-	struct mhdr_field f[256];
+	struct mhdr_field *f;		/* every field, malloc'd */
 	size_t nf;
 	char bh64[64];			/* base64 SHA-256 of the relaxed body */
 	size_t hcap;
@@ -620,9 +628,26 @@ prepare(int fd, uint64_t off, uint64_t len, struct prepared *pm, char *err, size
 		}
 		pm->hcap *= 2;
 	}
-	while (pm->nf < sizeof(pm->f) / sizeof(pm->f[0]) &&
-	    mhdr_next(pm->buf, hend, &pos, &pm->f[pm->nf]) == 1)
-		pm->nf++;
+	{
+		size_t fcap = 0;
+		struct mhdr_field fld;
+		int r;
+		while ((r = mhdr_next(pm->buf, hend, &pos, &fld)) != 0) {
+			if (r < 0) {
+				snprintf(err, errlen, "the header section has a line that is not a "
+				    "field: not signed");
+				goto done;
+			}
+			if (pm->nf == fcap) {
+				struct mhdr_field *nf2;
+				fcap = fcap ? fcap * 2 : 64;
+				if ((nf2 = realloc(pm->f, fcap * sizeof(*nf2))) == NULL)
+					goto oom;
+				pm->f = nf2;
+			}
+			pm->f[pm->nf++] = fld;
+		}
+	}
 	if ((md = EVP_MD_CTX_new()) == NULL || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1 ||
 	    (chunk = malloc(BODY_CHUNK)) == NULL)
 		goto oom;
@@ -654,7 +679,9 @@ done:
 	free(chunk);
 	if (ret < 0) {
 		free(pm->buf);
+		free(pm->f);
 		pm->buf = NULL;
+		pm->f = NULL;
 	}
 	return ret;
 }
@@ -665,7 +692,7 @@ sign_one(const struct dkim_key *k, const struct prepared *pm, char **out, size_t
     char *err, size_t errlen)
 {
 	size_t hl = 0, cap = pm->hcap + 8192, siglen = 1024, n64;
-	char hlist[1024], *hdr = NULL, *canon = NULL, *sig64 = NULL, *o = NULL;
+	char hlist[8192], *hdr = NULL, *canon = NULL, *sig64 = NULL, *o = NULL;
 	unsigned char digest[32], sig[1024];
 	unsigned int dl = 0;
 	EVP_MD_CTX *hmd = NULL, *sctx = NULL;
@@ -673,7 +700,7 @@ sign_one(const struct dkim_key *k, const struct prepared *pm, char **out, size_t
 	int ret = -1, n;
 
 	hlist[0] = '\0';
-	if ((hdr = malloc(4096)) == NULL || (canon = malloc(cap)) == NULL ||
+	if ((hdr = malloc(12288)) == NULL || (canon = malloc(cap)) == NULL ||
 	    (hmd = EVP_MD_CTX_new()) == NULL || EVP_DigestInit_ex(hmd, EVP_sha256(), NULL) != 1)
 		goto oom;
 	/* h=: each listed field once per instance, bottom-up (RFC 6376 5.4.2), and From once
@@ -705,10 +732,10 @@ sign_one(const struct dkim_key *k, const struct prepared *pm, char **out, size_t
 		snprintf(err, errlen, "the message has none of the header fields to sign");
 		goto done;
 	}
-	n = snprintf(hdr, 4096, "DKIM-Signature: v=1; a=%s; c=relaxed/relaxed; d=%s;\r\n\ts=%s; "
+	n = snprintf(hdr, 12288, "DKIM-Signature: v=1; a=%s; c=relaxed/relaxed; d=%s;\r\n\ts=%s; "
 	    "t=%lld; bh=%s;\r\n\th=%s;\r\n\tb=", k->ed25519 ? "ed25519-sha256" : "rsa-sha256",
 	    k->domain, k->selector, (long long)time(NULL), pm->bh64, hlist);
-	if (n <= 0 || n >= 4096)
+	if (n <= 0 || n >= 12288)
 		goto toomany;
 	{
 		size_t cn = canon_header(hdr, (size_t)n, canon, cap, 0);
@@ -842,6 +869,7 @@ dkim_sign_message(const struct dkim_keys *keys, const char *const *domains, size
 done:
 	free(o);
 	free(pm.buf);
+	free(pm.f);
 	return ret;
 }
 
@@ -903,6 +931,8 @@ dkim_verify_message(struct dnsq *q, int fd, uint64_t off, uint64_t len,
 	}
 	for (int i = 0; i < nsigs; i++) {
 		struct dkim_sigres *r = &(*res)[(*nres)++];
+		char keyname[600];
+		int temp = 0;
 		DKIM_SIGINFO *s = sigs[i];
 		unsigned flags = dkim_sig_getflags(s);
 		int e = dkim_sig_geterror(s), bh = dkim_sig_getbh(s);
@@ -916,6 +946,12 @@ dkim_verify_message(struct dnsq *q, int fd, uint64_t off, uint64_t len,
 			*p = (char)((*p >= 'A' && *p <= 'Z') ? *p + 32 : *p);
 		snprintf(r->selector, sizeof(r->selector), "%s", sel ? sel : "");
 		snprintf(r->alg, sizeof(r->alg), "%s", alg ? alg : "");
+		/* a key lookup that failed for now leaves the signature unprocessed with no
+		 * error of its own: that is a temperror (never a fail that DMARC would act on) */
+		snprintf(keyname, sizeof(keyname), "%s._domainkey.%s", sel ? sel : "", d ? d : "");
+		for (size_t t = 0; t < ctx.ntemp; t++)
+			if (strcasecmp(ctx.temp[t], keyname) == 0)
+				temp = 1;
 		if (b != NULL) {
 			size_t o = 0;
 			for (const u_char *p = b; *p && o < 8; p++)
@@ -923,10 +959,23 @@ dkim_verify_message(struct dnsq *q, int fd, uint64_t off, uint64_t len,
 					r->b[o++] = (char)*p;
 			r->b[o] = '\0';
 		}
+		if ((flags & DKIM_SIGFLAG_PASSED) && bh == DKIM_SIGBH_MATCH &&
+		    strcasecmp(r->alg, "rsa-sha1") == 0) {
+			r->result = DKR_POLICY;	/* RFC 8301 3.1: rsa-sha1 is not valid */
+			snprintf(r->why, sizeof(r->why), "rsa-sha1 signatures are not accepted "
+			    "(RFC 8301)");
+			continue;
+		}
 		if ((flags & DKIM_SIGFLAG_PASSED) && bh == DKIM_SIGBH_MATCH) {
 			r->result = DKR_PASS;
 			snprintf(r->why, sizeof(r->why), "signature and body hash verified with the "
 			    "key %s._domainkey.%s", r->selector, r->domain);
+			continue;
+		}
+		if (temp && !(flags & DKIM_SIGFLAG_PROCESSED)) {
+			r->result = DKR_TEMPERROR;
+			snprintf(r->why, sizeof(r->why), "the key %s could not be looked up now",
+			    keyname);
 			continue;
 		}
 		if (bh == DKIM_SIGBH_MISMATCH) {
@@ -947,11 +996,12 @@ dkim_verify_message(struct dnsq *q, int fd, uint64_t off, uint64_t len,
 		case DKIM_SIGERROR_KEYTYPEMISSING:
 			r->result = DKR_PERMERROR;
 			snprintf(r->why, sizeof(r->why), "%s (%s._domainkey.%s)",
-			    dkim_sig_geterrorstr(e), r->selector, r->domain);
+			    dkim_sig_geterrorstr(e) ? dkim_sig_geterrorstr(e) : "bad key",
+			    r->selector, r->domain);
 			break;
 		case DKIM_SIGERROR_KEYTOOSMALL:
 			r->result = DKR_POLICY;
-			snprintf(r->why, sizeof(r->why), "%s", dkim_sig_geterrorstr(e));
+			snprintf(r->why, sizeof(r->why), "the key is too small");
 			break;
 		default:
 			if (e == DKIM_SIGERROR_OK && (flags & DKIM_SIGFLAG_PROCESSED) &&
@@ -966,9 +1016,8 @@ dkim_verify_message(struct dnsq *q, int fd, uint64_t off, uint64_t len,
 				    "header fields were changed, or the wrong key)");
 			} else {
 				r->result = DKR_NEUTRAL;
-				snprintf(r->why, sizeof(r->why), "%s",
-				    e != DKIM_SIGERROR_OK ? dkim_sig_geterrorstr(e) :
-				    "signature not checked");
+				const char *es = e != DKIM_SIGERROR_OK ? dkim_sig_geterrorstr(e) : NULL;
+				snprintf(r->why, sizeof(r->why), "%s", es ? es : "signature not checked");
 			}
 			break;
 		}

@@ -226,7 +226,7 @@ parse_answer(struct dnsq_answer *a, unsigned char *abuf, int alen)
 			return;
 		}
 		if (r != ARES_SUCCESS) {
-			tempfail(a, "malformed address answer");
+			tempfail(a, "malformed A or AAAA answer");
 			return;
 		}
 		if ((a->addrs = calloc((size_t)n + 1, sizeof(*a->addrs))) == NULL) {
@@ -395,8 +395,10 @@ dnsq_wait(struct dnsq *q)
 		maxtv.tv_usec = (left % 1000) * 1000;
 		tvp = ares_timeout(q->ch, &maxtv, &tv);
 		ms = (int)(tvp->tv_sec * 1000 + tvp->tv_usec / 1000);
-		if (poll(pfd, (nfds_t)n, ms) < 0 && errno != EINTR)
+		if (poll(pfd, (nfds_t)n, ms) < 0 && errno != EINTR) {
+			ares_cancel(q->ch);	/* no query may outlive this call */
 			return;
+		}
 		for (int i = 0; i < n; i++) {
 			ares_socket_t r = (pfd[i].revents & (POLLIN | POLLERR | POLLHUP)) ?
 			    pfd[i].fd : ARES_SOCKET_BAD;
@@ -415,6 +417,7 @@ dnsq_lookup(struct dnsq *q, const char *name, int type, struct dnsq_answer *a)
 	if (a->pending)
 		dnsq_wait(q);
 	if (a->pending) {		/* cannot happen: wait ends every query */
+		ares_cancel(q->ch);	/* (and if it did, c-ares must forget a now) */
 		a->pending = 0;
 		tempfail(a, "timeout");
 	}

@@ -14,9 +14,15 @@
 #include <strings.h>
 #include <spf2/spf.h>
 
+#define SPF_TARGETS_MAX 64
+
 struct layer_ctx {
 	struct dnsq *q;
-	unsigned voids;		/* lookups that found nothing */
+	unsigned voids;		/* terms whose lookup found nothing */
+	/* names that MX and PTR answers returned: their address lookups belong to the mx/ptr
+	 * term that asked, and RFC 7208 4.6.4 counts void lookups per term, not per query */
+	char *targets[SPF_TARGETS_MAX];
+	size_t ntargets;
 	unsigned lookups;
 	char temp[200];		/* the first temporary DNS failure */
 };
@@ -77,8 +83,17 @@ layer_lookup(SPF_dns_server_t *srv, const char *domain, ns_type type, int should
 			snprintf(ctx->temp, sizeof(ctx->temp), "%s: %s", domain, a.why);
 		break;
 	}
-	if (herr == HOST_NOT_FOUND || herr == NO_DATA)
+	int counts = 1;
+	if (type == ns_t_a || type == ns_t_aaaa)
+		for (size_t t = 0; t < ctx->ntargets; t++)
+			if (strcasecmp(ctx->targets[t], domain) == 0)
+				counts = 0;
+	if ((herr == HOST_NOT_FOUND || herr == NO_DATA) && counts)
 		ctx->voids++;
+	if (herr == NETDB_SUCCESS && (type == ns_t_mx || type == ns_t_ptr))
+		for (size_t t = 0; t < a.nnames && ctx->ntargets < SPF_TARGETS_MAX; t++)
+			if ((ctx->targets[ctx->ntargets] = strdup(a.names[t])) != NULL)
+				ctx->ntargets++;
 	rr = SPF_dns_rr_new_init(srv, domain, type, 0, herr);
 	if (rr == NULL || herr != NETDB_SUCCESS) {
 		dnsq_answer_free(&a);
@@ -121,7 +136,8 @@ layer_lookup(SPF_dns_server_t *srv, const char *domain, ns_type type, int should
 	}
 	if (rr->num_rr == 0) {
 		rr->herrno = NO_DATA;
-		ctx->voids++;
+		if (counts)
+			ctx->voids++;
 	}
 	dnsq_answer_free(&a);
 	return rr;
@@ -262,8 +278,12 @@ spf_check(struct dnsq *q, const struct netaddr *ip, const char *helo, const char
 	SPF_response_free(resp);
 	SPF_request_free(req);
 	SPF_server_free(srv);
+	for (size_t t = 0; t < ctx.ntargets; t++)
+		free(ctx.targets[t]);
 	return;
 oom:
+	for (size_t t = 0; t < ctx.ntargets; t++)
+		free(ctx.targets[t]);
 	if (resp)
 		SPF_response_free(resp);
 	if (req)

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -24,6 +25,12 @@
 #include "deliver/relay.h"
 #include "deliver/sts.h"
 #include "policy/outtls.h"
+#include "auth/authcheck.h"
+#include "auth/dkimop.h"
+#include "auth/msghdr.h"
+#include "proto/dsnparam.h"
+#include "proto/mime8.h"
+#include "server/cfg.h"
 #include "proto/smtp_reply.h"
 #include "tls/tls.h"
 #include "util/log.h"
@@ -42,7 +49,7 @@
 
 enum rc_state {
 	RC_CONNECTING, RC_BANNER, RC_EHLO, RC_HELO, RC_STARTTLS, RC_HANDSHAKE, RC_READY,
-	RC_MAIL, RC_RCPT, RC_DATA, RC_BODY, RC_DOT, RC_QUIT,
+	RC_MAIL, RC_RCPT, RC_DATA, RC_BODY, RC_DOT, RC_BDAT, RC_QUIT,
 };
 
 struct target {
@@ -103,8 +110,15 @@ struct rtask {
 	int final;			/* results are in */
 	uint64_t body_sent;
 	int body_bol, body_cr;
+	int bdat;			/* the peer offers CHUNKING: BDAT instead of DATA */
+	int bdat_all_sent;		/* the LAST chunk is queued */
+	size_t bdat_unacked;		/* BDAT replies still to come */
 	char err[300];			/* the last connection-level error, for temp results */
 	int err_perm;
+	/* what is sent: the queue file, or its 7-bit conversion for a peer without 8BITMIME */
+	int src_fd;
+	uint64_t src_off, src_len;
+	int converted;			/* src_fd is our memfd */
 };
 
 struct relay {
@@ -190,6 +204,8 @@ finished_cb(struct ev_io *io, uint32_t events)
 		r->ntasks--;
 		close(t->job->fd);
 		t->job->fd = -1;
+		if (t->converted)
+			close(t->src_fd);
 		t->job->done(t->job);
 		free(t->accepted);
 		free(t->targets);
@@ -266,6 +282,7 @@ set_result(struct rtask *t, size_t i, const struct smtp_reply *rp)
 	    smtp_reply_permanent(rp->code) ? RELAY_PERM : RELAY_TEMP;
 	smtp_reply_status(rp, res->status);
 	diag_of(rp, res->diag, sizeof(res->diag));
+	res->peer_dsn = t->c != NULL && t->c->caps.dsn;
 }
 
 /* ---- connection I/O ---- */
@@ -359,8 +376,11 @@ rc_update(struct rconn *c)
 	else if (c->st == RC_HANDSHAKE)
 		ev = (uint32_t)(c->tls_want ? c->tls_want : EPOLLIN);
 	else {
-		/* in RC_BODY the socket taking more is what brings the next chunk */
-		if (c->outoff < c->outlen || c->tls_want == EPOLLOUT || c->st == RC_BODY)
+		/* in RC_BODY the socket taking more is what brings the next chunk; so in
+		 * RC_BDAT when chunks may be pipelined (RFC 3030 §4.2) */
+		if (c->outoff < c->outlen || c->tls_want == EPOLLOUT || c->st == RC_BODY ||
+		    (c->st == RC_BDAT && c->caps.pipelining && c->task != NULL &&
+		    !c->task->bdat_all_sent))
 			ev |= EPOLLOUT;
 	}
 	ev_io_set(c->r->loop, &c->io, ev);
@@ -395,7 +415,7 @@ rc_fail(struct rconn *c, const char *fmt, ...)
 	t->c = NULL;
 	c->task = NULL;
 	rc_close(c);
-	if (t->final || t->body_sent > 0 || c->st == RC_DOT) {
+	if (t->final || t->body_sent > 0 || c->st == RC_DOT || c->st == RC_BDAT) {
 		/* the message may have gone through: do not try another host now */
 		task_done(t);
 		return;
@@ -482,27 +502,156 @@ rc_close(struct rconn *c)
 
 /* ---- the body: CRLF only, dot-stuffed ---- */
 
-/* Queue up to BODY_CHUNK transformed bytes; returns 1 when the whole body and the final
- * dot are queued, 0 when more is to come, -1 on error (c is closed). Lines are found with
- * memchr and copied whole; only a bare CR needs a closer look. */
-static int
-body_pump(struct rtask *t, struct rconn *c)
+
+/* Remove from the header section of m the DKIM-Signature fields whose d= is a domain this
+ * server signs for (they would no longer verify); returns the new length. */
+static size_t
+drop_own_signatures(char *m, size_t len, const struct dkim_keys *keys)
 {
-	static char in[BODY_CHUNK];
-	static char out[2 * BODY_CHUNK + 16];	/* worst case: every byte a bare CR */
-	size_t o = 0, i = 0, n;
-	uint64_t left = t->job->body_len - t->body_sent;
-	size_t want = left < sizeof(in) ? (size_t)left : sizeof(in);
+	size_t pos = 0, hend;
+	const char *e = memmem(m, len, "\r\n\r\n", 4);
+	struct mhdr_field f;
+
+	hend = e ? (size_t)(e - m) + 2 : len;
+	while (pos < hend) {
+		size_t start = pos;
+		int r = mhdr_next(m, hend, &pos, &f);
+		if (r <= 0)
+			break;
+		if (mhdr_is(&f, "DKIM-Signature")) {
+			char d[256] = "";
+			const char *p = f.value, *end = f.value + f.valuelen;
+			/* d= tag: after ';' or the start, whitespace allowed */
+			for (const char *q = p; q < end; q++) {
+				if ((q == p || q[-1] == ';' || q[-1] == ' ' || q[-1] == '\t' ||
+				    q[-1] == '\n') && q + 2 < end && q[0] == 'd' && q[1] == '=') {
+					size_t o = 0;
+					for (q += 2; q < end && *q != ';' && o + 1 < sizeof(d); q++)
+						if (*q > ' ')
+							d[o++] = (char)((*q >= 'A' && *q <= 'Z') ? *q + 32 : *q);
+					d[o] = '\0';
+					break;
+				}
+			}
+			if (d[0] && dkim_keys_have(keys, d)) {
+				memmove(m + start, m + pos, len - pos);
+				len -= pos - start;
+				hend -= pos - start;
+				pos = start;
+			}
+		}
+	}
+	return len;
+}
+
+/*
+ * RFC 6152 §3 and RFC 1652's advice: a peer without 8BITMIME gets the message converted to
+ * 7 bit (proto/mime8: quoted-printable parts, MIME-aware) rather than a bounce. The
+ * conversion reads the whole message into memory and runs on the relay's loop: peers
+ * without 8BITMIME are rare and the work is a copy (measured about 5 ms per MiB), so a
+ * thread hand-off is not worth its complexity here. DKIM: a signature over the 8-bit body
+ * no longer verifies after conversion; signatures this server made (a key in dkim_sign for
+ * their d=) are dropped and made again over the converted message; other signers'
+ * signatures are left as they are (the receiver sees them fail, as RFC 6376 5.3 warns).
+ * 0 done (t->src_* point at a memfd), -1 with the reason in t->err.
+ */
+static int
+downgrade(struct rtask *t, struct rconn *c)
+{
+	const struct relay_job *j = t->job;
+	const struct dkim_keys *keys = &j->cfg->dkim;
+	char *msg = NULL, *out = NULL, *sig = NULL, why[200], serr[200];
+	size_t outlen = 0, siglen = 0;
+	int fd = -1, nsig = 0;
+
+	(void)c;
+	if (j->body_len > 64ull * 1024 * 1024 || (msg = malloc(j->body_len + 1)) == NULL) {
+		snprintf(t->err, sizeof(t->err), "the message is too large to convert in memory");
+		return -1;
+	}
+	if (pread(j->fd, msg, j->body_len, (off_t)j->body_off) != (ssize_t)j->body_len) {
+		snprintf(t->err, sizeof(t->err), "reading the queue file failed");
+		free(msg);
+		return -1;
+	}
+	if (mime8_downgrade(msg, j->body_len, &out, &outlen, why, sizeof(why)) < 0) {
+		snprintf(t->err, sizeof(t->err), "%s", why);
+		free(msg);
+		return -1;
+	}
+	free(msg);
+	if (keys->n > 0)
+		outlen = drop_own_signatures(out, outlen, keys);
+	if ((fd = memfd_create("imsd-7bit", MFD_CLOEXEC)) < 0 ||
+	    write(fd, out, outlen) != (ssize_t)outlen) {
+		snprintf(t->err, sizeof(t->err), "memfd: %s", strerror(errno));
+		goto fail;
+	}
+	if (keys->n > 0) {
+		char dom[2][256];
+		const char *d[2] = { dom[0], dom[1] };
+		size_t nd = authcheck_sign_domains(keys, fd, 0, outlen, j->sender, dom);
+		if (nd > 0 && dkim_sign_message(keys, d, nd, fd, 0, outlen, &sig, &siglen, &nsig,
+		    serr, sizeof(serr)) < 0)
+			log_warn("relay=%s event=dkim-sign-error reason=\"%s\" note=sent-unsigned-after-"
+			    "7bit-conversion", c->t.host, serr);
+		if (nsig > 0) {
+			/* the new signatures go first: rewrite the memfd */
+			if (ftruncate(fd, 0) < 0 || pwrite(fd, sig, siglen, 0) != (ssize_t)siglen ||
+			    pwrite(fd, out, outlen, (off_t)siglen) != (ssize_t)outlen) {
+				snprintf(t->err, sizeof(t->err), "memfd: %s", strerror(errno));
+				goto fail;
+			}
+			outlen += siglen;
+		}
+	}
+	free(out);
+	free(sig);
+	t->src_fd = fd;
+	t->src_off = 0;
+	t->src_len = outlen;
+	t->converted = 1;
+	log_info("qid=%s relay=%s event=converted-to-7bit reason=no-8bitmime size=%llu "
+	    "resigned=%d", j->qid, c->t.host, (unsigned long long)outlen, nsig);
+	return 0;
+fail:
+	if (fd >= 0)
+		close(fd);
+	free(out);
+	free(sig);
+	return -1;
+}
+
+static char pump_in[BODY_CHUNK];
+static char pump_out[2 * BODY_CHUNK + 16];	/* worst case: every byte a bare CR */
+
+/* Read the next up to BODY_CHUNK body bytes into pump_in: their number, or -1 on error
+ * (c is closed). */
+static ssize_t
+body_read(struct rtask *t, struct rconn *c)
+{
+	uint64_t left = t->src_len - t->body_sent;
+	size_t want = left < sizeof(pump_in) ? (size_t)left : sizeof(pump_in);
 	ssize_t r = 0;
 
 	if (want > 0) {
-		r = pread(t->job->fd, in, want, (off_t)(t->job->body_off + t->body_sent));
+		r = pread(t->src_fd, pump_in, want, (off_t)(t->src_off + t->body_sent));
 		if (r <= 0) {
 			rc_fail(c, "reading the queue file: %s", r < 0 ? strerror(errno) : "short file");
 			return -1;
 		}
 	}
-	n = (size_t)r;
+	return r;
+}
+
+/* Turn n body bytes into wire form in out: every line end CRLF, never a bare CR or LF;
+ * with stuff, a leading dot doubled (DATA). Returns the bytes written to out. Lines are
+ * found with memchr and copied whole; only a bare CR needs a closer look. */
+static size_t
+body_lines(struct rtask *t, const char *in, size_t n, char *out, int stuff)
+{
+	size_t o = 0, i = 0;
+
 	while (i < n) {
 		if (t->body_cr) {
 			/* any CR is a line end on the wire: never a bare CR */
@@ -515,7 +664,7 @@ body_pump(struct rtask *t, struct rconn *c)
 				continue;
 			}
 		}
-		if (t->body_bol && in[i] == '.')
+		if (stuff && t->body_bol && in[i] == '.')
 			out[o++] = '.';	/* RFC 5321 §4.5.2 transparency */
 		const char *nl = memchr(in + i, '\n', n - i);
 		size_t end = nl ? (size_t)(nl - in) : n;
@@ -540,9 +689,22 @@ body_pump(struct rtask *t, struct rconn *c)
 		} else
 			i = end;
 	}
+	return o;
+}
+
+/* Queue up to BODY_CHUNK transformed bytes; returns 1 when the whole body and the final
+ * dot are queued, 0 when more is to come, -1 on error (c is closed). */
+static int
+body_pump(struct rtask *t, struct rconn *c)
+{
+	ssize_t n = body_read(t, c);
+
+	if (n < 0)
+		return -1;
+	size_t o = body_lines(t, pump_in, (size_t)n, pump_out, 1);
 	t->body_sent += (uint64_t)n;
-	rc_out(c, out, o);
-	if (t->body_sent < t->job->body_len)
+	rc_out(c, pump_out, o);
+	if (t->body_sent < t->src_len)
 		return 0;
 	if (t->body_cr) {
 		t->body_cr = 0;
@@ -553,11 +715,86 @@ body_pump(struct rtask *t, struct rconn *c)
 		rc_out(c, "\r\n", 2);
 	rc_out(c, ".\r\n", 3);
 	log_debug("relay=%s smtp=out line=\"<%llu bytes of message>\" then \".\"", c->t.host,
-	    (unsigned long long)t->job->body_len);
+	    (unsigned long long)t->src_len);
 	return 1;
 }
 
+/*
+ * RFC 3030: queue the next "BDAT <n>[ LAST]" and its n octets (at most BODY_CHUNK bytes
+ * of the queue file, so at most 2 * BODY_CHUNK + 2 on the wire). A BINARYMIME body goes
+ * as stored; any other body with the CRLF lines of DATA (no dot-stuffing: BDAT has no
+ * end marker), so a peer gets the same text either way. Returns 1 when the LAST chunk is
+ * queued, 0 when more is to come, -1 on error (c is closed).
+ */
+static int
+bdat_pump(struct rtask *t, struct rconn *c)
+{
+	ssize_t n = body_read(t, c);
+	size_t o;
+	int last;
+
+	if (n < 0)
+		return -1;
+	if (t->job->body_binary) {
+		memcpy(pump_out, pump_in, (size_t)n);
+		o = (size_t)n;
+	} else
+		o = body_lines(t, pump_in, (size_t)n, pump_out, 0);
+	t->body_sent += (uint64_t)n;
+	last = t->body_sent >= t->src_len;
+	if (last && !t->job->body_binary) {
+		if (t->body_cr) {
+			t->body_cr = 0;
+			pump_out[o++] = '\r';
+			pump_out[o++] = '\n';
+			t->body_bol = 1;
+		}
+		if (!t->body_bol) {
+			pump_out[o++] = '\r';
+			pump_out[o++] = '\n';
+		}
+	}
+	rc_send_cmd(c, "BDAT %zu%s", o, last ? " LAST" : "");
+	rc_out(c, pump_out, o);
+	t->bdat_unacked++;
+	t->replies_expected++;
+	if (last)
+		t->bdat_all_sent = 1;
+	c->deadline = time(NULL) + (last ? T_DOT : T_DATA_BLOCK);
+	return last;
+}
+
+/* All recipients are answered and some accepted: send the body by BDAT. -1: c closed. */
+static int
+bdat_start(struct rtask *t, struct rconn *c)
+{
+	c->st = RC_BDAT;
+	t->body_sent = 0;
+	t->body_bol = 1;
+	t->body_cr = 0;
+	t->bdat_all_sent = 0;
+	t->bdat_unacked = 0;
+	return bdat_pump(t, c) < 0 ? -1 : 0;
+}
+
 /* ---- the dialogue ---- */
+
+/* RCPT TO for recipient i, with NOTIFY and ORCPT when the peer advertised DSN. */
+static void
+send_rcpt(struct rconn *c, const struct relay_job *j, size_t i)
+{
+	char notify[32] = "";
+
+	if (!c->caps.dsn) {
+		rc_send_cmd(c, "RCPT TO:<%s>", j->rcpts[i]);
+		return;
+	}
+	if (j->notify != NULL)
+		dsn_notify_format(j->notify[i], notify, sizeof(notify));
+	rc_send_cmd(c, "RCPT TO:<%s>%s%s%s%s", j->rcpts[i], notify[0] ? " NOTIFY=" : "", notify,
+	    j->dsn_orcpts != NULL && j->dsn_orcpts[i] != NULL ? " ORCPT=" : "",
+	    j->dsn_orcpts != NULL && j->dsn_orcpts[i] != NULL ? j->dsn_orcpts[i] : "");
+}
 
 static void
 send_ehlo(struct rconn *c)
@@ -572,7 +809,7 @@ task_begin_tx(struct rtask *t)
 {
 	struct rconn *c = t->c;
 	const struct relay_job *j = t->job;
-	char size[40] = "";
+	char size[40] = "", dsn[DSN_ENVID_MAX + 32] = "";
 
 	if (c->caps.size_known && c->caps.size > 0 && j->body_len > c->caps.size) {
 		char diag[200];
@@ -610,12 +847,31 @@ task_begin_tx(struct rtask *t)
 			return;
 		}
 	}
-	if (j->body_8bit && !c->caps.eightbitmime) {
-		/* RFC 6152 §3: 8-bit data only to a server that announced 8BITMIME. imsd does not
-		 * rewrite MIME bodies to 7 bit, so the message is returned (RFC 3463 5.6.3). */
+	if (j->body_binary && !(c->caps.chunking && c->caps.binarymime)) {
+		/* RFC 3030 §3: BODY=BINARYMIME only by BDAT to a server that announced both.
+		 * imsd does not convert binary MIME to base64, so the message is returned. */
 		char diag[300];
-		snprintf(diag, sizeof(diag), "x-imsd; the message has 8-bit content and %s does not "
-		    "support 8BITMIME", c->t.host);
+		snprintf(diag, sizeof(diag), "x-imsd; the message has binary content "
+		    "(BODY=BINARYMIME) and %s does not support %s", c->t.host,
+		    c->caps.chunking ? "BINARYMIME" : "CHUNKING and BINARYMIME");
+		task_fail_rest(t, RELAY_PERM, "5.6.3", diag);
+		c->task = NULL;
+		t->c = NULL;
+		rc_send_cmd(c, "QUIT");
+		c->st = RC_QUIT;
+		rc_flush(c);
+		task_done(t);
+		return;
+	}
+	if (j->body_8bit && !j->body_binary && !c->caps.eightbitmime && !t->converted &&
+	    downgrade(t, c) == 0) {
+		/* sent as quoted-printable: see downgrade() */
+	} else if (j->body_8bit && !j->body_binary && !c->caps.eightbitmime && !t->converted) {
+		/* RFC 6152 §3: 8-bit data only to a server that announced 8BITMIME; what the
+		 * conversion to 7 bit could not do returns the message (RFC 3463 5.6.3) */
+		char diag[400];
+		snprintf(diag, sizeof(diag), "x-imsd; the message has 8-bit content, %s does not "
+		    "support 8BITMIME, and it cannot be converted to 7 bit: %s", c->t.host, t->err);
 		task_fail_rest(t, RELAY_PERM, "5.6.3", diag);
 		c->task = NULL;
 		t->c = NULL;
@@ -627,24 +883,37 @@ task_begin_tx(struct rtask *t)
 	}
 	c->used = 1;
 	if (c->caps.size_known)
-		snprintf(size, sizeof(size), " SIZE=%llu", (unsigned long long)j->body_len);
+		snprintf(size, sizeof(size), " SIZE=%llu", (unsigned long long)t->src_len);
 	t->mail_ok = 0;
 	t->mail_rcpt_sent = 0;
 	t->rcpt_replied = 0;
 	t->naccepted = 0;
-	rc_send_cmd(c, "MAIL FROM:<%s>%s%s%s", j->sender, size,
-	    j->body_8bit && c->caps.eightbitmime ? " BODY=8BITMIME" : "",
-	    j->requiretls ? " REQUIRETLS" : "");
+	t->bdat = c->caps.chunking;
+	if (c->caps.dsn) {
+		/* RFC 3461 §4: pass the requests on; the peer reports from here on */
+		if (j->dsn_ret != DSN_RET_NONE)
+			snprintf(dsn, sizeof(dsn), " RET=%s", j->dsn_ret == DSN_RET_FULL ? "FULL" :
+			    "HDRS");
+		if (j->envid != NULL && j->envid[0] != '\0')
+			snprintf(dsn + strlen(dsn), sizeof(dsn) - strlen(dsn), " ENVID=%s", j->envid);
+	}
+	rc_send_cmd(c, "MAIL FROM:<%s>%s%s%s%s", j->sender, size, j->body_binary ?
+	    " BODY=BINARYMIME" : j->body_8bit && !t->converted && c->caps.eightbitmime ?
+	    " BODY=8BITMIME" : "", dsn, j->requiretls ? " REQUIRETLS" : "");
 	c->st = RC_MAIL;
 	c->deadline = time(NULL) + T_CMD;
 	t->replies_expected = 1;
 	if (c->caps.pipelining) {
-		/* RFC 2920: MAIL, every RCPT and DATA in one go; replies come in order */
+		/* RFC 2920: MAIL, every RCPT and DATA in one go; replies come in order. BDAT
+		 * waits for the RCPT replies: no chunk is sent for nobody. */
 		for (size_t i = 0; i < j->nrcpts; i++)
-			rc_send_cmd(c, "RCPT TO:<%s>", j->rcpts[i]);
+			send_rcpt(c, j, i);
 		t->mail_rcpt_sent = j->nrcpts;
-		rc_send_cmd(c, "DATA");
-		t->replies_expected = 2 + j->nrcpts;
+		t->replies_expected = 1 + j->nrcpts;
+		if (!t->bdat) {
+			rc_send_cmd(c, "DATA");
+			t->replies_expected++;
+		}
 	}
 	rc_flush(c);
 }
@@ -822,7 +1091,7 @@ rc_reply(struct rconn *c)
 			if (!c->caps.pipelining) {
 				if (!t->mail_ok)
 					goto tx_over;
-				rc_send_cmd(c, "RCPT TO:<%s>", t->job->rcpts[0]);
+				send_rcpt(c, t->job, 0);
 				t->mail_rcpt_sent = 1;
 				t->replies_expected = 1;
 			}
@@ -839,15 +1108,24 @@ rc_reply(struct rconn *c)
 			}
 			if (!c->caps.pipelining) {
 				if (t->rcpt_replied < t->job->nrcpts) {
-					rc_send_cmd(c, "RCPT TO:<%s>", t->job->rcpts[t->rcpt_replied]);
+					send_rcpt(c, t->job, t->rcpt_replied);
 					t->mail_rcpt_sent++;
 					t->replies_expected = 1;
 					break;
 				}
 				if (t->naccepted == 0)
 					goto tx_over;
-				rc_send_cmd(c, "DATA");
-				t->replies_expected = 1;
+				if (!t->bdat) {
+					rc_send_cmd(c, "DATA");
+					t->replies_expected = 1;
+				}
+			}
+			if (t->rcpt_replied == t->job->nrcpts && t->bdat) {
+				if (!t->mail_ok || t->naccepted == 0)
+					goto tx_over;
+				if (bdat_start(t, c) < 0)
+					return;
+				break;
 			}
 			if (t->rcpt_replied == t->job->nrcpts)
 				c->st = RC_DATA;
@@ -880,6 +1158,23 @@ rc_reply(struct rconn *c)
 				if (t->accepted[i])
 					set_result(t, i, rp);
 		goto tx_over;
+	case RC_BDAT:
+		/* RFC 3030 §2: each chunk is answered; the LAST one's reply is the verdict, and
+		 * a failed chunk fails the message (pipelined chunks after it get 503). */
+		if (t->replies_expected > 0)
+			t->replies_expected--;
+		if (t->bdat_unacked > 0)
+			t->bdat_unacked--;
+		if (!smtp_reply_completion(rp->code) || (t->bdat_all_sent && t->bdat_unacked == 0)) {
+			for (size_t i = 0; i < t->job->nrcpts; i++)
+				if (t->accepted[i])
+					set_result(t, i, rp);
+			t->final = 1;
+			goto tx_over;
+		}
+		if (!t->bdat_all_sent && !c->caps.pipelining && bdat_pump(t, c) < 0)
+			return;
+		break;
 	case RC_DOT:
 		if (!t->final || t->naccepted > 0) {
 			for (size_t i = 0; i < t->job->nrcpts; i++)
@@ -997,7 +1292,11 @@ rc_io(struct ev_io *io, uint32_t events)
 	}
 	if ((events & EPOLLOUT) || c->tls_want == EPOLLOUT) {
 		c->tls_want = 0;
-		if (c->st == RC_BODY && c->outoff == c->outlen && c->task != NULL) {
+		if (c->st == RC_BDAT && c->outoff == c->outlen && c->task != NULL &&
+		    !c->task->bdat_all_sent && c->caps.pipelining) {
+			if (bdat_pump(c->task, c) < 0)
+				return;
+		} else if (c->st == RC_BODY && c->outoff == c->outlen && c->task != NULL) {
 			int r = body_pump(c->task, c);
 			if (r < 0)
 				return;
@@ -1412,6 +1711,9 @@ relay_start(struct relay *r, struct relay_job *job)
 		    OUTTLS_MTASTS;
 		t->tls_source = "REQUIRETLS";
 	}
+	t->src_fd = job->fd;
+	t->src_off = job->body_off;
+	t->src_len = job->body_len;
 	t->next = r->tasks;
 	if (r->tasks)
 		r->tasks->prev = t;

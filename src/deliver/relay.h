@@ -7,8 +7,11 @@
  * turn until one answers, speaks EHLO (HELO as fallback), uses STARTTLS when offered
  * (opportunistic, unverified; falls back to plaintext on a new connection only when the
  * handshake fails; at a level of policy/outtls.h that requires TLS, a host without
- * verified TLS is skipped and the job deferred, never plaintext), PIPELINING, SIZE and 8BITMIME, sends the body dot-stuffed with CRLF
- * line ends only, and reports one result per recipient: delivered, temporary or permanent
+ * verified TLS is skipped and the job deferred, never plaintext), PIPELINING, SIZE and
+ * 8BITMIME, sends the body dot-stuffed with CRLF line ends only (or, to a peer that
+ * offers CHUNKING, in BDAT chunks of at most 64 KiB with the same CRLF lines and no
+ * dots; BINARYMIME bodies exactly as stored), and reports one result per recipient:
+ * delivered, temporary or permanent
  * failure, with the enhanced status and the server's words. Idle connections are kept a
  * few seconds for the next message to the same host.
  */
@@ -31,6 +34,7 @@ struct relay_result {
 	enum relay_outcome outcome;
 	char status[16];	/* "2.0.0", "4.4.1", "5.1.1" */
 	char diag[300];		/* "smtp; 550 5.1.1 ..." or "x-imsd; connection refused" */
+	int peer_dsn;		/* the server that answered advertised DSN (RFC 3461) */
 };
 
 struct relay_job {
@@ -39,11 +43,17 @@ struct relay_job {
 	char *sender;			/* "" = null sender */
 	int body_8bit;
 	int requiretls;			/* RFC 8689: MTA-STS- or DANE-verified TLS only */
+	int body_binary;		/* BODY=BINARYMIME: only to a CHUNKING+BINARYMIME peer */
 	int fd;				/* queue file; the job closes it */
 	uint64_t body_off, body_len;
 	char domain[256];		/* destination domain (lower-case) */
 	char **rcpts;			/* delivery addresses */
 	size_t nrcpts;
+	/* DSN requests (RFC 3461), passed on when the peer advertises DSN */
+	int dsn_ret;			/* enum dsn_ret: RET=, 0 none */
+	const char *envid;		/* ENVID= (xtext), "" none */
+	unsigned *notify;		/* per recipient NOTIFY bits, 0 none */
+	char **dsn_orcpts;		/* per recipient ORCPT ("rfc822;xtext"), NULL none */
 	struct cfg *cfg;		/* referenced by the caller for the job's life */
 	void (*done)(struct relay_job *job);
 	void *arg;

@@ -68,6 +68,7 @@ int smtp_reply_feed(struct smtp_reply_parser *p, const char *buf, size_t len, si
 struct smtp_caps {
 	int pipelining, starttls, eightbitmime, size_known, smtputf8, chunking,
 	    enhancedstatuscodes, dsn, requiretls;
+	int binarymime;			/* RFC 3030 */
 	unsigned long long size;	/* SIZE limit; 0 = no limit announced (or SIZE 0) */
 };
 

@@ -4,7 +4,12 @@
  * A queue file is   HEADER  BODY  TRAILER
  *   HEADER  = "IMSDQ 1\n" then records "<tag> <value>\n" and an empty line. Tags:
  *             id, arrival (unix seconds), client (address), helo, sender ("" = <>),
- *             body (7bit|8bit), rcpt ("<addr>\t<orcpt>", one per recipient, in order),
+ *             body (7bit|8bit|binarymime), rcpt ("<addr>\t<orcpt>", one per recipient, in order),
+ *             the DSN requests of RFC 3461 when the client made them: ret (FULL|HDRS)
+ *             and envid (xtext) once, and after a rcpt record its "rdsn <notify>\t<orcpt>"
+ *             (NOTIFY as "NEVER" or "SUCCESS,FAILURE,DELAY", "" when not given; the
+ *             client's ORCPT parameter "type;xtext", "" when not given; files written
+ *             before DSN have none of these and load as "nothing requested"),
  *             and optionally skip (QFMT_SKIP_DIGITS zero-padded decimal digits, written
  *             last). Values are printable ASCII (plus TAB in rcpt); unknown tags are refused.
  *   GAP     = "skip" bytes of filler between the header and the body (none without the
@@ -12,7 +17,8 @@
  *             the whole message is in (DKIM-Signature, Authentication-Results): they are
  *             written at the end of the gap, the skip value shrinks by as much, and the
  *             fixed-width value is rewritten in place before the file is made durable.
- *   BODY    = the message exactly as stored: CRLF lines, our own trace fields first.
+ *   BODY    = the message exactly as stored: CRLF lines, our own trace fields first
+ *             (a binarymime body is stored exactly as received: any octets).
  *   TRAILER = "\nEND " + 20-digit zero-padded body length + "\n" (QFMT_TRAILER_LEN bytes).
  * A file is complete only when the trailer is present and its length matches what lies
  * between header and trailer; a reader never guesses about anything else.
@@ -29,6 +35,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
+
+#include "proto/dsnparam.h"
 
 #define QFMT_MAGIC		"IMSDQ 1\n"
 #define QFMT_TRAILER_LEN	26	/* "\nEND " (5) + 20 digits + "\n" */
@@ -48,6 +56,8 @@ struct qrcpt {
 	char last_error[200];
 	char status[16];	/* enhanced status of the last failure ("4.4.1", "5.1.1") */
 	char remote_mta[128];	/* who said it (memory only, for the bounce) */
+	unsigned notify;	/* DSN_NOTIFY_* bits; 0 = NOTIFY not given */
+	char *dsn_orcpt;	/* the client's ORCPT parameter ("rfc822;xtext"), or NULL */
 };
 
 struct qenv {
@@ -58,6 +68,10 @@ struct qenv {
 	char *sender;		/* "" for the null sender */
 	int body_8bit;
 	int requiretls;		/* RFC 8689: relay only over TLS verified by MTA-STS or DANE */
+	int dsn_ret;		/* enum dsn_ret: RET=, 0 when not given */
+	char envid[DSN_ENVID_MAX + 1];	/* ENVID= (xtext), "" when not given */
+	int body_binary;	/* BODY=BINARYMIME (RFC 3030): relayed only by BDAT; implies
+				 * body_8bit. Files without it (7bit/8bit) read as before. */
 	int warned;		/* delay notice sent */
 	int has_journal;	/* a journal file exists (set by queue_load) */
 	int has_skip;		/* the header carries a skip tag (encode: write one) */

@@ -169,7 +169,8 @@ struct worker {
 	struct pconn *pconns;	/* balancer connections waiting for their PROXY header */
 	unsigned npconns;
 	struct workq *authq;
-	struct workq *checkq;	/* DNS lists, SPF, DKIM, DMARC: they wait on DNS */
+	struct workq *checkq;	/* SPF, DKIM, DMARC: they wait on DNS */
+	struct workq *dnsblq;	/* the DNS lists at connect */
 	struct commit_job *done;	/* answered commits, struct cjob (under srv->cmu) */
 	int cevfd;
 	struct ev_io cio;
@@ -370,8 +371,11 @@ cfg_current(struct server *srv)
 	return c;
 }
 
-#define AUTH_HEADER_ROOM	8192	/* reserved before the body for checks and signatures */
-#define CHECK_THREADS		4	/* per loop: the checks mostly wait on DNS */
+#define AUTH_HEADER_ROOM	16384	/* reserved before the body for checks and signatures:
+					 * the A-R field's worst case (8 DKIM results, reasons
+					 * capped) is under 8 KiB, four RSA-4096 signatures 5 */
+#define CHECK_THREADS		8	/* per loop: the checks mostly wait on DNS */
+#define DNSBL_THREADS		2	/* per loop, apart: connects never queue behind DATA checks */
 
 /* ---- session callbacks ---- */
 
@@ -412,12 +416,17 @@ cb_tx_open(void *arg, struct session_tx *tx)
 	env.sender = tx->sender;
 	env.body_8bit = tx->body_8bit;
 	env.requiretls = tx->requiretls;
+	env.body_binary = tx->body_binary;
 	if ((r = calloc(tx->nrcpts, sizeof(*r))) == NULL)
 		return -1;
 	for (size_t i = 0; i < tx->nrcpts; i++) {
 		r[i].addr = tx->rcpts[i].addr;
 		r[i].orcpt = tx->rcpts[i].orcpt;
+		r[i].notify = tx->rcpts[i].notify;
+		r[i].dsn_orcpt = tx->rcpts[i].dsn_orcpt;
 	}
+	env.dsn_ret = tx->dsn_ret;
+	memcpy(env.envid, tx->envid, sizeof(env.envid));
 	env.rcpts = r;
 	env.nrcpts = tx->nrcpts;
 	if (conn_checks(c, tx) || conn_signs(c, tx)) {
@@ -519,11 +528,21 @@ struct dnsbl_job {
 	struct dnsbl_result r;
 };
 
+/* A job whose client has gone does no work (it may have waited behind slow ones; at stop
+ * every queued job runs, and must then be quick). c stays allocated while busy > 0. */
+static int
+job_orphaned(struct conn *c)
+{
+	return __atomic_load_n(&c->dead, __ATOMIC_RELAXED) != 0;
+}
+
 static void
 dnsbl_run(struct work *w)
 {
 	struct dnsbl_job *j = (struct dnsbl_job *)w;
 
+	if (job_orphaned(j->c))
+		return;
 	authcheck_dnsbl(&j->cfg->conf, &j->addr, &j->r);
 }
 
@@ -565,7 +584,7 @@ dnsbl_start(struct conn *c)
 	j->addr = c->peer;
 	c->dnsbl_state = 1;
 	c->busy++;
-	workq_submit(c->wk->checkq, &j->w);
+	workq_submit(c->wk->dnsblq, &j->w);
 }
 
 struct spf_job {
@@ -585,6 +604,8 @@ spf_run(struct work *w)
 {
 	struct spf_job *j = (struct spf_job *)w;
 
+	if (job_orphaned(j->c))
+		return;
 	j->act = authcheck_spf_mail(&j->cfg->conf, &j->addr, j->helo, j->sender, &j->v, j->reply,
 	    sizeof(j->reply));
 }
@@ -692,6 +713,8 @@ check_run(struct work *w)
 {
 	struct check_job *j = (struct check_job *)w;
 
+	if (job_orphaned(j->c))
+		return;		/* check_done only cleans up */
 	if (j->sign) {
 		const char *d[2] = { j->domains[0], j->domains[1] };
 		j->ndomains = authcheck_sign_domains(&j->cfg->dkim, j->fd, j->off, j->len, j->sender,
@@ -1384,7 +1407,7 @@ conn_close(struct conn *c)
 
 	if (!c->dead) {
 		int fd = c->io.fd;
-		c->dead = 1;
+		__atomic_store_n(&c->dead, 1, __ATOMIC_RELAXED);	/* jobs on other threads read it */
 		ev_io_stop(wk->loop, &c->io);
 		if (c->tstate == CT_TLS)
 			tls_shutdown(c->tls);
@@ -2304,7 +2327,8 @@ server_run(const char *conf_path)
 	for (int i = 0; i < srv.nworkers; i++)
 		if ((srv.workers[i].authq = workq_start(srv.workers[i].loop,
 		    srv.nworkers == 1 ? 2 : 1)) == NULL ||
-		    (srv.workers[i].checkq = workq_start(srv.workers[i].loop, CHECK_THREADS)) == NULL)
+		    (srv.workers[i].checkq = workq_start(srv.workers[i].loop, CHECK_THREADS)) == NULL ||
+		    (srv.workers[i].dnsblq = workq_start(srv.workers[i].loop, DNSBL_THREADS)) == NULL)
 			fatal("event=startup-error reason=\"auth workers\"");
 	if ((srv.deliveryq = workq_start(srv.loop, 4)) == NULL)
 		fatal("event=startup-error reason=\"delivery workers\"");
@@ -2358,6 +2382,7 @@ server_run(const char *conf_path)
 			pconn_free(wk->pconns, wk->pconns->io.fd);
 		workq_stop(wk->authq);
 		workq_stop(wk->checkq);
+		workq_stop(wk->dnsblq);
 	}
 	pickup_stop(srv.pickup);	/* its session, if any, was just cut */
 	commit_stop(srv.committer);

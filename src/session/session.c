@@ -71,22 +71,36 @@ struct session {
 	unsigned hdr_lpos;		/* bytes into the current header line */
 	int hdr_match;			/* the line so far matches "Received:" */
 	unsigned hops;
+	int hdr_crbol;			/* a CR opened the line: the header ends if LF follows */
 	/* the Authentication-Results filter (header section only) */
 	int hf_bol;			/* at the start of a header line */
 	int hf_mode;			/* enum hf_mode */
-	char hf_name[24];		/* the field name so far, while it may be A-R */
-	size_t hf_nlen;
+	char hf_name[32];		/* the field's first bytes, while it may be A-R */
+	size_t hf_nlen;			/* bytes in hf_name */
+	size_t hf_nmatch;		/* of them, letters matching "authentication-results" */
+	int hf_crbol;			/* the line began with CR: an empty line if LF follows */
 	char *hf_hold;			/* a held Authentication-Results field */
 	size_t hf_holdlen;
 	unsigned ar_removed;
 	char *chunk;			/* BODY_CHUNK bytes while in DATA, else NULL */
 	size_t chunklen;
+	int spool_open;			/* tx_open succeeded and neither commit nor abort yet */
+
+	/* BDAT (RFC 3030): SS_DATA reads exactly bdat_left octets of a chunk */
+	int bdat;			/* this transaction's body came by BDAT (no DATA now) */
+	int bdat_chunk;			/* SS_DATA is reading a BDAT chunk, not DATA text */
+	int bdat_last;			/* the chunk being read is the LAST one */
+	uint64_t bdat_left;		/* octets of the chunk still to read */
+	uint64_t bdat_octets;		/* the chunk's size, for its 250 */
+	char bdat_refusal[160];		/* non-empty: the chunk is read and discarded, then
+					 * this is the reply */
 };
 
 static void cmd_helo(struct session *, const char *, int);
 static void cmd_mail(struct session *, const char *);
 static void cmd_rcpt(struct session *, const char *);
 static void cmd_data(struct session *, const char *);
+static void cmd_bdat(struct session *, const char *);
 static void cmd_rset(struct session *, const char *);
 static void cmd_noop(struct session *, const char *);
 static void cmd_quit(struct session *, const char *);
@@ -145,13 +159,28 @@ slog(struct session *s, int level, const char *fmt, ...)
 	s->ops->log(s->arg, level, line);
 }
 
+/* Forget the open spool file, if there is one (nothing was acknowledged). */
+static void
+spool_abort(struct session *s)
+{
+	if (s->spool_open)
+		s->ops->tx_abort(s->arg);
+	s->spool_open = 0;
+}
+
 static void
 tx_clear(struct session *s)
 {
+	/* Between BDAT chunks the spool file is open in SS_CMD: RSET, EHLO, QUIT, STARTTLS
+	 * and closing all drop it here. */
+	spool_abort(s);
+	s->bdat = 0;
+	s->bdat_chunk = 0;
 	for (size_t i = 0; i < s->tx.nrcpts; i++) {
 		if (s->tx.rcpts[i].orcpt != s->tx.rcpts[i].addr)
 			free(s->tx.rcpts[i].orcpt);
 		free(s->tx.rcpts[i].addr);
+		free(s->tx.rcpts[i].dsn_orcpt);
 	}
 	free(s->tx.rcpts);
 	free(s->hf_hold);
@@ -246,8 +275,7 @@ session_close(struct session *s, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
-	if (s->state == SS_DATA)
-		s->ops->tx_abort(s->arg);
+	spool_abort(s);
 	reply(s, "%s", text);
 	tx_clear(s);
 	s->state = SS_CLOSING;
@@ -307,10 +335,13 @@ session_shutdown(struct session *s)
 void
 session_disconnected(struct session *s)
 {
-	if (s->state == SS_DATA || s->state == SS_COMMIT) {
+	if (s->state == SS_DATA || s->state == SS_COMMIT || s->spool_open) {
 		slog(s, LOG_INFO, "event=disconnect-in-data qid=%s received=%llu",
 		    s->tx.qid, (unsigned long long)s->tx.size);
-		s->ops->tx_abort(s->arg);
+		if (s->state == SS_COMMIT)
+			s->ops->tx_abort(s->arg);	/* the server still holds the file */
+		else
+			spool_abort(s);
 	}
 	tx_clear(s);
 	s->state = SS_CLOSING;
@@ -346,6 +377,7 @@ static const struct command commands[] = {
 	{ "MAIL", cmd_mail },
 	{ "RCPT", cmd_rcpt },
 	{ "DATA", cmd_data },
+	{ "BDAT", cmd_bdat },
 	{ "RSET", cmd_rset },
 	{ "NOOP", cmd_noop },
 	{ "QUIT", cmd_quit },
@@ -428,14 +460,6 @@ session_command(struct session *s, char *line, size_t len)
 		    "closing connection", s->conf->hostname);
 		return;
 	}
-	if (strcmp(verb, "BDAT") == 0) {
-		/* A chunk of raw bytes follows BDAT; reading it as commands would let a client
-		 * inject them, so the session ends here. */
-		slog(s, LOG_WARN, "event=bdat-refused reason=chunking-not-offered");
-		session_close(s, "421 4.7.0 %s BDAT without CHUNKING being offered; closing connection",
-		    s->conf->hostname);
-		return;
-	}
 	reply(s, "500 5.5.1 Error: command not recognized");
 	session_error(s);
 }
@@ -492,6 +516,9 @@ cmd_helo(struct session *s, const char *args, int kind)
 	reply(s, "250-PIPELINING");
 	reply(s, "250-SIZE %llu", (unsigned long long)s->conf->message_size_limit);
 	reply(s, "250-8BITMIME");
+	reply(s, "250-CHUNKING");
+	reply(s, "250-BINARYMIME");
+	reply(s, "250-DSN");
 	if (s->tlsd.offer && !s->tls)
 		reply(s, "250-STARTTLS");
 	if (s->tls)
@@ -521,8 +548,10 @@ cmd_mail(struct session *s, const char *args)
 	struct smtp_path path;
 	struct smtp_param params[8];
 	const char *p, *rest, *why;
-	int np, body8 = 0, requiretls = 0;
+	int np, body8 = 0, binary = 0, requiretls = 0;
 	uint64_t size = 0;
+	enum dsn_ret ret = DSN_RET_NONE;
+	char envid[DSN_ENVID_MAX + 1] = "";
 
 	if (s->helo_kind == 0) {
 		reply(s, "503 5.5.1 Error: send HELO/EHLO first");
@@ -593,8 +622,11 @@ cmd_mail(struct session *s, const char *args)
 		    s->helo_kind == 2) {
 			if (params[i].valuelen == 8 && strncasecmp(params[i].value, "8BITMIME", 8) == 0)
 				body8 = 1;
+			else if (params[i].valuelen == 10 &&
+			    strncasecmp(params[i].value, "BINARYMIME", 10) == 0)
+				body8 = binary = 1;	/* RFC 3030 §3 */
 			else if (params[i].valuelen == 4 && strncasecmp(params[i].value, "7BIT", 4) == 0)
-				body8 = 0;
+				body8 = binary = 0;
 			else {
 				reply(s, "501 5.5.4 Unsupported BODY type");
 				session_error(s);
@@ -608,6 +640,22 @@ cmd_mail(struct session *s, const char *args)
 				return;
 			}
 			requiretls = 1;
+		} else if (smtp_param_is(&params[i], "RET") && s->helo_kind == 2) {
+			if (ret != DSN_RET_NONE || params[i].value == NULL ||
+			    dsn_ret_parse(params[i].value, params[i].valuelen, &ret, &why) < 0) {
+				reply(s, "501 5.5.4 Bad RET parameter: %s", ret != DSN_RET_NONE ?
+				    "given twice" : params[i].value == NULL ? "no value" : why);
+				session_error(s);
+				return;
+			}
+		} else if (smtp_param_is(&params[i], "ENVID") && s->helo_kind == 2) {
+			if (envid[0] != '\0' || params[i].value == NULL ||
+			    dsn_envid_parse(params[i].value, params[i].valuelen, envid, &why) < 0) {
+				reply(s, "501 5.5.4 Bad ENVID parameter: %s", envid[0] != '\0' ?
+				    "given twice" : params[i].value == NULL ? "no value" : why);
+				session_error(s);
+				return;
+			}
 		} else {
 			reply(s, "555 5.5.4 Unsupported MAIL parameter %.*s",
 			    (int)(params[i].keylen > 32 ? 32 : params[i].keylen), params[i].key);
@@ -638,6 +686,9 @@ cmd_mail(struct session *s, const char *args)
 	}
 	s->tx.body_8bit = body8;
 	s->tx.requiretls = requiretls;
+	s->tx.dsn_ret = (int)ret;
+	memcpy(s->tx.envid, envid, sizeof(envid));
+	s->tx.body_binary = binary;
 	s->tx.declared_size = size;
 	s->tx.authenticated = s->auth_user[0] != '\0';
 	s->in_tx = 1;
@@ -692,7 +743,8 @@ lowercase(char *p)
 
 /* Add a delivery address to the transaction unless it is already there. */
 static int
-tx_add_rcpt(struct session *s, const char *addr, const char *orcpt)
+tx_add_rcpt(struct session *s, const char *addr, const char *orcpt, unsigned notify,
+    const char *dsn_orcpt)
 {
 	struct tx_rcpt *r;
 
@@ -710,13 +762,22 @@ tx_add_rcpt(struct session *s, const char *addr, const char *orcpt)
 	r = &s->tx.rcpts[s->tx.nrcpts];
 	if ((r->addr = strdup(addr)) == NULL)
 		return -1;
+	r->notify = notify;
+	r->dsn_orcpt = NULL;
+	if (dsn_orcpt != NULL && (r->dsn_orcpt = strdup(dsn_orcpt)) == NULL) {
+		free(r->addr);
+		return -1;
+	}
 	if (strcmp(addr, orcpt) == 0)
 		r->orcpt = r->addr;
 	else if ((r->orcpt = strdup(orcpt)) == NULL) {
 		free(r->addr);
+		free(r->dsn_orcpt);
 		return -1;
 	} else
 		s->rcpt_bytes += strlen(orcpt) + 1;
+	if (dsn_orcpt != NULL)
+		s->rcpt_bytes += strlen(dsn_orcpt) + 1;
 	s->rcpt_bytes += strlen(addr) + 1;
 	s->tx.nrcpts++;
 	return 0;
@@ -726,6 +787,8 @@ tx_add_rcpt(struct session *s, const char *addr, const char *orcpt)
 struct expand_ctx {
 	struct session *s;
 	const char *orcpt;
+	unsigned notify;
+	const char *dsn_orcpt;
 };
 
 static int
@@ -742,7 +805,7 @@ expand_visit(void *arg, enum recipients_node node, const char *addr, char *const
 
 	if (node == RX_ALIAS)
 		return 0;
-	return tx_add_rcpt(x->s, addr, x->orcpt) < 0 ? -1 : 0;
+	return tx_add_rcpt(x->s, addr, x->orcpt, x->notify, x->dsn_orcpt) < 0 ? -1 : 0;
 }
 
 /*
@@ -752,9 +815,10 @@ expand_visit(void *arg, enum recipients_node node, const char *addr, char *const
  * many targets, out of memory).
  */
 static int
-expand_rcpt(struct session *s, const char *addr, const char *orcpt, const char **why)
+expand_rcpt(struct session *s, const char *addr, const char *orcpt, unsigned notify,
+    const char *dsn_orcpt, const char **why)
 {
-	struct expand_ctx x = { s, orcpt };
+	struct expand_ctx x = { s, orcpt, notify, dsn_orcpt };
 
 	return recipients_expand(s->recipients, addr, expand_is_local, &x, expand_visit, &x, why);
 }
@@ -800,6 +864,8 @@ cmd_rcpt(struct session *s, const char *args)
 	char *const *targets;
 	size_t nt;
 	int np, routed = 0;
+	unsigned notify = 0;
+	char dsn_orcpt[DSN_ORCPT_MAX + 1] = "";
 
 	if (!s->in_tx) {
 		reply(s, "503 5.5.1 Error: need MAIL command");
@@ -829,11 +895,29 @@ cmd_rcpt(struct session *s, const char *args)
 		session_error(s);
 		return;
 	}
-	if (np > 0) {
-		reply(s, "555 5.5.4 Unsupported RCPT parameter %.*s",
-		    (int)(params[0].keylen > 32 ? 32 : params[0].keylen), params[0].key);
-		session_error(s);
-		return;
+	for (int i = 0; i < np; i++) {
+		if (smtp_param_is(&params[i], "NOTIFY") && s->helo_kind == 2) {
+			if (notify != 0 || params[i].value == NULL ||
+			    dsn_notify_parse(params[i].value, params[i].valuelen, &notify, &why) < 0) {
+				reply(s, "501 5.5.4 Bad NOTIFY parameter: %s", notify != 0 ?
+				    "given twice" : params[i].value == NULL ? "no value" : why);
+				session_error(s);
+				return;
+			}
+		} else if (smtp_param_is(&params[i], "ORCPT") && s->helo_kind == 2) {
+			if (dsn_orcpt[0] != '\0' || params[i].value == NULL ||
+			    dsn_orcpt_parse(params[i].value, params[i].valuelen, dsn_orcpt, &why) < 0) {
+				reply(s, "501 5.5.4 Bad ORCPT parameter: %s", dsn_orcpt[0] != '\0' ?
+				    "given twice" : params[i].value == NULL ? "no value" : why);
+				session_error(s);
+				return;
+			}
+		} else {
+			reply(s, "555 5.5.4 Unsupported RCPT parameter %.*s",
+			    (int)(params[i].keylen > 32 ? 32 : params[i].keylen), params[i].key);
+			session_error(s);
+			return;
+		}
 	}
 	if (s->tx.naccepted >= s->conf->recipient_limit) {
 		reply(s, "452 4.5.3 Error: too many recipients");
@@ -905,7 +989,7 @@ cmd_rcpt(struct session *s, const char *args)
 				return;
 			}
 			if (smtp_path_addr(&real, raddr, sizeof(raddr)) < 0 ||
-			    tx_add_rcpt(s, raddr, addr) < 0) {
+			    tx_add_rcpt(s, raddr, addr, notify, dsn_orcpt[0] ? dsn_orcpt : NULL) < 0) {
 				reply(s, "501 5.1.3 Bad recipient address syntax: too long");
 				session_error(s);
 				return;
@@ -938,7 +1022,7 @@ cmd_rcpt(struct session *s, const char *args)
 		session_error(s);
 		return;
 	}
-	if (expand_rcpt(s, addr, addr, &why) < 0) {
+	if (expand_rcpt(s, addr, addr, notify, dsn_orcpt[0] ? dsn_orcpt : NULL, &why) < 0) {
 		char lwhy[LOG_VALUE_MAX];
 		slog(s, LOG_WARN, "event=reject stage=rcpt to=%s status=4.3.0 reason=%s", lto,
 		    log_value(lwhy, sizeof(lwhy), why, strlen(why)));
@@ -981,14 +1065,24 @@ hdr_track(struct session *s, const char *p, size_t n)
 
 	for (size_t i = 0; i < n && s->in_headers; i++) {
 		char c = p[i];
+		if (s->hdr_crbol) {
+			s->hdr_crbol = 0;
+			if (c == '\n') {
+				s->in_headers = 0;	/* CRLF alone: the body starts */
+				break;
+			}
+			/* a bare CR opening a line is content, not the end of the header */
+		}
 		if (c == '\n') {
 			s->hdr_lpos = 0;
 			s->hdr_match = 1;
 			continue;
 		}
 		if (s->hdr_lpos == 0 && c == '\r') {
-			s->in_headers = 0;	/* the empty line: the body starts */
-			break;
+			s->hdr_crbol = 1;
+			s->hdr_match = 0;
+			s->hdr_lpos++;
+			continue;
 		}
 		if (s->hdr_lpos < 9 && s->hdr_match &&
 		    tolower((unsigned char)c) != rcvd[s->hdr_lpos])
@@ -1009,10 +1103,18 @@ body_store(struct session *s, const char *p, size_t n)
 		s->tx.err = DERR_SIZE;
 		return;
 	}
-	if (s->chunklen + n > BODY_CHUNK)
-		body_flush(s);
-	memcpy(s->chunk + s->chunklen, p, n);
-	s->chunklen += n;
+	/* A BDAT run can be longer than the buffer: fill, write, repeat. */
+	while (n > 0) {
+		size_t k = BODY_CHUNK - s->chunklen;
+		if (k > n)
+			k = n;
+		memcpy(s->chunk + s->chunklen, p, k);
+		s->chunklen += k;
+		p += k;
+		n -= k;
+		if (s->chunklen == BODY_CHUNK)
+			body_flush(s);
+	}
 }
 
 /* A header byte that is kept: hop counting, then the store. */
@@ -1051,6 +1153,8 @@ hf_finish(struct session *s)
 			hdr_emit(s, s->hf_hold, s->hf_holdlen);
 	} else if (s->hf_mode == HF_NAME && s->hf_nlen > 0)
 		hdr_emit(s, s->hf_name, s->hf_nlen);
+	s->hf_nmatch = 0;
+	s->hf_crbol = 0;
 	free(s->hf_hold);
 	s->hf_hold = NULL;
 	s->hf_holdlen = 0;
@@ -1083,37 +1187,54 @@ hdr_filter(struct session *s, const char *p, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		char c = p[i];
-		if (s->hf_bol) {
+		if (s->hf_crbol) {
+			s->hf_crbol = 0;
+			if (c == '\n') {
+				/* CRLF alone: the end of the header; the rest is body */
+				hdr_emit(s, s->hf_name, s->hf_nlen);
+				s->hf_nlen = s->hf_nmatch = 0;
+				s->hf_mode = HF_PASS;
+				hdr_emit(s, p + i, 1);
+				if (i + 1 < n) {
+					if (s->in_headers)	/* cannot be: hdr_track saw the CRLF */
+						hdr_filter(s, p + i + 1, n - i - 1);
+					else
+						body_store(s, p + i + 1, n - i - 1);
+				}
+				return;
+			}
+			/* a bare CR opening a line: kept in hf_name, the name matched after it */
+		} else if (s->hf_bol) {
 			s->hf_bol = 0;
 			if (c != ' ' && c != '\t') {
 				hf_finish(s);		/* the previous field ended */
-				if (c == '\r' || c == '\n') {
-					/* the empty line: the rest is body */
-					hdr_emit(s, p + i, n - i);
-					if (s->in_headers)	/* (a bare LF line is not the end) */
-						continue;
-					return;
-				}
 				s->hf_mode = HF_NAME;
-				s->hf_nlen = 0;
+				s->hf_nlen = s->hf_nmatch = 0;
+				if (c == '\r') {
+					s->hf_name[s->hf_nlen++] = c;
+					s->hf_crbol = 1;
+					continue;
+				}
 			}
 		}
 		switch (s->hf_mode) {
 		case HF_NAME:
-			if (c == ':' && s->hf_nlen >= sizeof(ar_name) - 1) {
+			if (s->hf_nmatch == sizeof(ar_name) - 1 && (c == ':' || c == ' ' || c == '\t')) {
+				/* the whole name ("Name:", or "Name" then spaces, RFC 5322 4.5.8):
+				 * held to the field's end, where its authserv-id decides */
 				hf_hold_add(s, s->hf_name, s->hf_nlen);
 				hf_hold_add(s, &c, 1);
+				s->hf_nlen = s->hf_nmatch = 0;
 				if (s->hf_mode != HF_DROP)
 					s->hf_mode = HF_HOLD;
-			} else if (s->hf_nlen < sizeof(ar_name) - 1 &&
-			    tolower((unsigned char)c) == ar_name[s->hf_nlen]) {
-				s->hf_name[s->hf_nlen++] = c;
-			} else if (s->hf_nlen >= sizeof(ar_name) - 1 && (c == ' ' || c == '\t') &&
+			} else if (s->hf_nmatch < sizeof(ar_name) - 1 &&
+			    tolower((unsigned char)c) == ar_name[s->hf_nmatch] &&
 			    s->hf_nlen < sizeof(s->hf_name)) {
-				s->hf_name[s->hf_nlen++] = c;	/* "Name :" (RFC 5322 4.5.8) */
+				s->hf_name[s->hf_nlen++] = c;
+				s->hf_nmatch++;
 			} else {
 				hdr_emit(s, s->hf_name, s->hf_nlen);
-				s->hf_nlen = 0;
+				s->hf_nlen = s->hf_nmatch = 0;
 				hdr_emit(s, &c, 1);
 				s->hf_mode = HF_PASS;
 			}
@@ -1140,36 +1261,25 @@ body_put(struct session *s, const char *p, size_t n)
 		body_store(s, p, n);
 }
 
-static void
-cmd_data(struct session *s, const char *args)
+/*
+ * Open the spool file of the transaction and store our Received header: the start of
+ * the message text, for DATA and for the first BDAT chunk alike. 0 ok; -1 the spool file
+ * cannot be opened (logged; the caller replies 451).
+ */
+static int
+body_begin(struct session *s)
 {
 	char date[64], hdr[1400], rip[64], forq[SMTP_PATH_MAX + 8];
 	const char *proto;
 	int n;
 
-	if (*args != '\0') {
-		reply(s, "501 5.5.4 Syntax: DATA takes no arguments");
-		session_error(s);
-		return;
-	}
-	if (!s->in_tx) {
-		reply(s, "503 5.5.1 Error: need MAIL command");
-		session_error(s);
-		return;
-	}
-	if (s->tx.nrcpts == 0) {
-		reply(s, "554 5.5.1 Error: no valid recipients");
-		session_error(s);
-		return;
-	}
 	if ((s->chunk = malloc(BODY_CHUNK)) == NULL || s->ops->tx_open(s->arg, &s->tx) < 0) {
 		slog(s, LOG_ERROR, "event=queue-error stage=data reason=cannot-open-spool-file");
 		free(s->chunk);
 		s->chunk = NULL;
-		reply(s, "451 4.3.0 Local error in processing: cannot queue message now");
-		return;
+		return -1;
 	}
-	s->state = SS_DATA;
+	s->spool_open = 1;
 	s->bst = B_BOL;
 	s->bcrlf = 1;
 	s->blinelen = 0;
@@ -1179,9 +1289,10 @@ cmd_data(struct session *s, const char *args)
 	s->hops = 0;
 	s->hf_bol = 1;
 	s->hf_mode = HF_PASS;
-	s->hf_nlen = 0;
+	s->hf_nlen = s->hf_nmatch = 0;
+	s->hf_crbol = 0;
+	s->hdr_crbol = 0;
 	s->ar_removed = 0;
-	reply(s, "354 End data with <CR><LF>.<CR><LF>");
 
 	/* RFC 5321 §4.4: the trace header goes first. */
 	/* RFC 3848 protocol keywords: ESMTP, plus S for TLS and A for AUTH. */
@@ -1212,6 +1323,46 @@ cmd_data(struct session *s, const char *args)
 		s->tx.own = (uint64_t)n;
 		body_put(s, hdr, (size_t)n);
 	}
+	return 0;
+}
+
+static void
+cmd_data(struct session *s, const char *args)
+{
+	if (*args != '\0') {
+		reply(s, "501 5.5.4 Syntax: DATA takes no arguments");
+		session_error(s);
+		return;
+	}
+	if (!s->in_tx) {
+		reply(s, "503 5.5.1 Error: need MAIL command");
+		session_error(s);
+		return;
+	}
+	if (s->bdat) {
+		/* RFC 3030 §2: DATA and BDAT are never mixed in one transaction. */
+		reply(s, "503 5.5.1 Error: DATA not permitted in a BDAT transaction");
+		tx_clear(s);
+		session_error(s);
+		return;
+	}
+	if (s->tx.body_binary) {
+		/* RFC 3030 §3: BODY=BINARYMIME content can only come by BDAT. */
+		reply(s, "503 5.5.1 Error: BODY=BINARYMIME requires BDAT, not DATA");
+		session_error(s);
+		return;
+	}
+	if (s->tx.nrcpts == 0) {
+		reply(s, "554 5.5.1 Error: no valid recipients");
+		session_error(s);
+		return;
+	}
+	if (body_begin(s) < 0) {
+		reply(s, "451 4.3.0 Local error in processing: cannot queue message now");
+		return;
+	}
+	reply(s, "354 End data with <CR><LF>.<CR><LF>");
+	s->state = SS_DATA;
 }
 
 /* The final dot arrived: hand over to the queue or refuse. */
@@ -1238,6 +1389,7 @@ data_end(struct session *s)
 		    (unsigned long long)s->tx.size, s->tls ? "yes" : "no",
 		    s->auth_user[0] ? " auth=" : "", s->auth_user[0] ?
 		    log_value(luser, sizeof(luser), s->auth_user, strlen(s->auth_user)) : "", luid);
+		s->spool_open = 0;	/* the commit owns it now */
 		s->ops->tx_commit(s->arg, &s->tx);
 		return;
 	}
@@ -1270,7 +1422,7 @@ data_end(struct session *s)
 		reply(s, "451 4.3.0 Local error in processing: cannot queue message now");
 		break;
 	}
-	s->ops->tx_abort(s->arg);
+	spool_abort(s);
 	tx_clear(s);
 	s->state = SS_CMD;
 }
@@ -1396,6 +1548,193 @@ body_scan(struct session *s, const char *buf, size_t len)
 	return i;
 }
 
+/* ---- BDAT (RFC 3030 CHUNKING, BINARYMIME) ----
+ *
+ * "BDAT <size> [LAST]" is followed by exactly <size> octets, read whatever they hold:
+ * they are never looked at as commands, and no sequence in them ends anything (no dot
+ * and no dot-unstuffing). The chunk is streamed through the same path as DATA text
+ * (Received header first, hop counting, the Authentication-Results filter,
+ * message_size_limit counted across all chunks), BODY_CHUNK bytes at a time, so a
+ * client announcing a huge chunk costs no memory. The state is SS_DATA while a chunk
+ * is read (the server applies data_timeout), SS_CMD between chunks with the spool file
+ * open, and SS_COMMIT after LAST: the message goes through tx_commit like DATA and its
+ * 250 comes only from session_commit_done.
+ *
+ * Line endings. BODY=BINARYMIME content is stored exactly as sent (bare CR and LF
+ * included, no line length limit). For a 7bit or 8BITMIME body RFC 3030 §2 still
+ * requires CRLF lines of at most 1000 octets; imsd applies the DATA rules to it: the line
+ * limit, a bare LF stored as CRLF (SPEC: line endings), a bare CR kept as content, and a
+ * text that does not end with a line break gets one. That keeps every non-binary spool
+ * file in the CRLF form that local delivery and relaying with DATA rely on.
+ *
+ * Refusals. A BDAT that cannot be accepted (no MAIL or RCPT, bad LAST argument, spool
+ * error) still has its chunk read and discarded; its reply comes after the chunk, and a
+ * transaction in progress is dropped (RFC 3030 §2: further pipelined chunks get 503). A
+ * chunk size that is not 1 to BDAT_SIZE_DIGITS digits leaves no way to find the chunk's
+ * end: 501 and the session closes.
+ */
+#define BDAT_SIZE_DIGITS	19	/* 9999999999999999999 still fits in a uint64_t */
+
+/* Text-mode chunk bytes (not BINARYMIME): lines as in DATA, without the dot. */
+static void
+bdat_text(struct session *s, const char *p, size_t n)
+{
+	size_t i = 0;
+
+	while (i < n) {
+		char c = p[i];
+
+		if (s->bst == B_CR) {
+			if (c == '\n') {
+				body_put(s, "\r\n", 2);
+				s->bcrlf = 1;
+				s->blinelen = 0;
+				s->bst = B_MID;
+				i++;
+				continue;
+			}
+			body_linechar(s);	/* a bare CR is content */
+			body_put(s, "\r", 1);
+			s->bcrlf = 0;
+			s->bst = B_MID;
+			if (c == '\r') {
+				s->bst = B_CR;
+				i++;
+			}
+			continue;
+		}
+		size_t j = i;
+		while (j < n && p[j] != '\r' && p[j] != '\n')
+			j++;
+		if (j > i) {
+			s->blinelen += j - i;
+			if (s->blinelen > SESSION_TEXT_MAX - 2 && s->tx.err == DERR_NONE)
+				s->tx.err = DERR_LINE;
+			body_put(s, p + i, j - i);
+			s->bcrlf = 0;
+			i = j;
+			continue;
+		}
+		if (c == '\r')
+			s->bst = B_CR;
+		else {
+			body_put(s, "\r\n", 2);	/* a bare LF ends the line, stored as CRLF */
+			s->bcrlf = 1;
+			s->blinelen = 0;
+		}
+		i++;
+	}
+}
+
+/* The chunk's last octet was read: reply for it, or hand the message to the commit. */
+static void
+bdat_chunk_end(struct session *s)
+{
+	s->bdat_chunk = 0;
+	if (s->bdat_refusal[0] != '\0') {
+		char text[sizeof(s->bdat_refusal)];
+		memcpy(text, s->bdat_refusal, sizeof(text));
+		s->bdat_refusal[0] = '\0';
+		tx_clear(s);
+		s->state = SS_CMD;
+		reply(s, "%s", text);
+		if (text[0] == '5')
+			session_error(s);
+		return;
+	}
+	if (!s->bdat_last) {
+		body_flush(s);
+		if (s->tx.err == DERR_NONE) {
+			s->state = SS_CMD;
+			reply(s, "250 2.0.0 %llu octets received", (unsigned long long)s->bdat_octets);
+			if (s->bdat_octets == 0)
+				session_junk(s);	/* "BDAT 0" moves nothing: a NOOP */
+			return;
+		}
+	} else if (!s->tx.body_binary && s->tx.err == DERR_NONE) {
+		if (s->bst == B_CR)
+			body_put(s, "\r\n", 2);	/* the final CR was the start of a CRLF */
+		else if (!s->bcrlf)
+			body_put(s, "\r\n", 2);
+	}
+	data_end(s);	/* the error's reply, or tx_commit (SS_COMMIT) */
+}
+
+/* Read chunk octets; returns how many were used (at most the chunk's rest). */
+static size_t
+bdat_scan(struct session *s, const char *buf, size_t len)
+{
+	size_t n = len < s->bdat_left ? len : (size_t)s->bdat_left;
+
+	if (s->bdat_refusal[0] == '\0' && s->tx.err == DERR_NONE) {
+		if (s->tx.body_binary)
+			body_put(s, buf, n);
+		else
+			bdat_text(s, buf, n);
+	}
+	s->bdat_left -= n;
+	if (s->bdat_left == 0)
+		bdat_chunk_end(s);
+	return n;
+}
+
+static void
+bdat_refuse(struct session *s, const char *text)
+{
+	str_copy(s->bdat_refusal, sizeof(s->bdat_refusal), text);
+}
+
+static void
+cmd_bdat(struct session *s, const char *args)
+{
+	const char *p = args;
+	uint64_t size = 0;
+	size_t nd = 0;
+	int last = 0;
+
+	while (isdigit((unsigned char)*p) && nd <= BDAT_SIZE_DIGITS) {
+		size = size * 10 + (uint64_t)(*p - '0');
+		p++;
+		nd++;
+	}
+	if (nd == 0 || nd > BDAT_SIZE_DIGITS || (*p != '\0' && *p != ' ')) {
+		slog(s, LOG_INFO, "event=bad-input reason=bdat-chunk-size");
+		session_close(s, "501 5.5.4 Syntax: BDAT chunk-size [LAST]: bad chunk size, the "
+		    "chunk's end cannot be found; closing connection");
+		return;
+	}
+	while (*p == ' ')
+		p++;
+	s->bdat_refusal[0] = '\0';
+	if (*p != '\0') {
+		if (strcasecmp(p, "LAST") == 0)
+			last = 1;
+		else
+			bdat_refuse(s, "501 5.5.4 Syntax: BDAT chunk-size [LAST]");
+	}
+	if (s->bdat_refusal[0] != '\0')
+		;
+	else if (s->helo_kind != 2)
+		bdat_refuse(s, "503 5.5.1 Error: send EHLO first (CHUNKING is an ESMTP extension)");
+	else if (!s->in_tx)
+		bdat_refuse(s, "503 5.5.1 Error: need MAIL command");
+	else if (s->tx.nrcpts == 0)
+		bdat_refuse(s, "503 5.5.1 Error: need RCPT command");
+	else if (!s->bdat) {
+		if (body_begin(s) < 0)
+			bdat_refuse(s, "451 4.3.0 Local error in processing: cannot queue message now");
+		else
+			s->bdat = 1;
+	}
+	s->state = SS_DATA;
+	s->bdat_chunk = 1;
+	s->bdat_last = last;
+	s->bdat_left = size;
+	s->bdat_octets = size;
+	if (size == 0)
+		bdat_chunk_end(s);
+}
+
 static void
 cmd_rset(struct session *s, const char *args)
 {
@@ -1449,7 +1788,7 @@ cmd_help(struct session *s, const char *args)
 {
 	/* Only what this session would be offered: STARTTLS and AUTH as EHLO lists them. */
 	reply(s, "214-2.0.0 Commands supported:");
-	reply(s, "214-2.0.0   EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP%s%s",
+	reply(s, "214-2.0.0   EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP%s%s",
 	    s->tlsd.offer && !s->tls ? " STARTTLS" : "", auth_offered(s) ? " AUTH" : "");
 	reply(s, "214 2.0.0 See RFC 5321");
 	session_junk(s);
@@ -1742,7 +2081,10 @@ session_feed(struct session *s, const char *buf, size_t len)
 	s->paused = 0;
 	while (used < len) {
 		if (s->state == SS_DATA) {
-			used += body_scan(s, buf + used, len - used);
+			if (s->bdat_chunk)
+				used += bdat_scan(s, buf + used, len - used);
+			else
+				used += body_scan(s, buf + used, len - used);
 			if (s->state == SS_DATA)
 				body_flush(s);
 			continue;
@@ -1758,7 +2100,8 @@ session_feed(struct session *s, const char *buf, size_t len)
 		/* RFC 4954 §4: SASL lines (and AUTH with an initial response) may be longer
 		 * than a command line. */
 		size_t limit = (s->state == SS_AUTH || (len - used >= 5 &&
-		    strncasecmp(p, "AUTH ", 5) == 0)) ? SASL_LINE_MAX : SESSION_CMD_MAX;
+		    strncasecmp(p, "AUTH ", 5) == 0)) ? SASL_LINE_MAX : (len - used >= 5 &&
+		    strncasecmp(p, "RCPT ", 5) == 0) ? SESSION_RCPT_MAX : SESSION_CMD_MAX;
 		size_t avail = len - used;
 		const char *lf = memchr(p, '\n', avail);
 
@@ -1790,7 +2133,7 @@ session_feed(struct session *s, const char *buf, size_t len)
 				s->state = SS_CMD;
 			used += linelen;
 			reply(s, "500 5.5.2 Error: command line too long (limit %d octets)",
-			    SESSION_CMD_MAX);
+			    (int)limit);
 			slog(s, LOG_INFO, "event=bad-input reason=command-line-too-long");
 			session_error(s);
 			continue;

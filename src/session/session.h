@@ -1,6 +1,7 @@
 /*
  * session — the pure state machine of one inbound SMTP session (RFC 5321, with
- * PIPELINING RFC 2920, SIZE RFC 1870, 8BITMIME RFC 6152, ENHANCEDSTATUSCODES RFC 2034).
+ * PIPELINING RFC 2920, SIZE RFC 1870, 8BITMIME RFC 6152, ENHANCEDSTATUSCODES RFC 2034,
+ * CHUNKING and BINARYMIME RFC 3030).
  *
  * Bytes in, replies and transaction actions out; no I/O, no clock, no globals. The server
  * owns the socket and calls session_feed() with whatever it has buffered; the session
@@ -24,6 +25,12 @@
  *
  * DATA ends only at <CR><LF>.<CR><LF>; a bare <LF> ends a line (stored as CRLF) but can
  * never take part in an end of data (SMTP smuggling).
+ *
+ * BDAT <size> [LAST]: exactly size octets follow and are read as message text whatever
+ * they hold (SS_DATA while a chunk is read, SS_CMD between chunks with the spool file
+ * open); the same header handling and limits as DATA, committed by tx_commit only after
+ * LAST. BODY=BINARYMIME text is stored as sent; other BDAT text gets DATA's line rules.
+ * See the BDAT section of session.c.
  */
 #ifndef IMSD_SESSION_H
 #define IMSD_SESSION_H
@@ -34,10 +41,13 @@
 
 #include "conf/conf.h"
 #include "policy/recipients.h"
+#include "proto/dsnparam.h"
 #include "proto/smtp_path.h"
 #include "util/addr.h"
 
 #define SESSION_CMD_MAX		512	/* octets, CRLF included (RFC 5321 §4.5.3.1.4) */
+#define SESSION_RCPT_MAX	(SESSION_CMD_MAX + 520)	/* RFC 3461 §5: a RCPT line may be
+					 * longer by its NOTIFY and ORCPT (500) parameters */
 #define SESSION_TEXT_MAX	1000	/* octets, CRLF included (RFC 5321 §4.5.3.1.6) */
 #define SESSION_ERROR_LIMIT	20	/* bad commands and rejected recipients before 421 */
 #define SESSION_SOFT_ERRORS	10	/* after this many, each error's reply is delayed */
@@ -53,6 +63,8 @@
 struct tx_rcpt {
 	char *addr;		/* delivery address, "local@domain" (local ones lower-case) */
 	char *orcpt;		/* the address the client gave (RFC 3461 ORCPT), same if no alias */
+	unsigned notify;	/* NOTIFY= (DSN_NOTIFY_* bits), 0 when not given */
+	char *dsn_orcpt;	/* ORCPT= as dsn_orcpt_parse keeps it, NULL when not given */
 };
 
 struct session_tx {
@@ -61,8 +73,11 @@ struct session_tx {
 	struct tx_rcpt *rcpts;
 	size_t nrcpts, rcpts_cap;
 	size_t naccepted;		/* RCPT commands accepted (the recipient_limit counter) */
-	int body_8bit;			/* BODY=8BITMIME */
+	int body_8bit;			/* BODY=8BITMIME (or BINARYMIME) */
 	int requiretls;			/* MAIL FROM:<…> REQUIRETLS (RFC 8689) */
+	int body_binary;		/* BODY=BINARYMIME (RFC 3030): stored exactly as sent */
+	int dsn_ret;			/* RET= (enum dsn_ret), 0 when not given */
+	char envid[DSN_ENVID_MAX + 1];	/* ENVID= (xtext), "" when not given */
 	uint64_t declared_size;		/* SIZE= or 0 */
 	uint64_t size;			/* bytes stored so far (CRLF form, Received header included) */
 	uint64_t own;			/* of those, our own Received header: message_size_limit
@@ -78,7 +93,8 @@ struct session_ops {
 	void (*output)(void *arg, const char *buf, size_t len);
 	/* Begin the spool file for tx (envelope complete). Fill tx->qid. 0 ok, -1 → 451. */
 	int (*tx_open)(void *arg, struct session_tx *tx);
-	/* Append body bytes (CRLF lines, unstuffed). 0 ok, -1 → the DATA ends in 451. */
+	/* Append body bytes (CRLF lines, unstuffed; BINARYMIME: any octets). 0 ok, -1 → the
+	 * DATA (or BDAT chunk) ends in 451. */
 	int (*tx_write)(void *arg, const char *buf, size_t len);
 	/* The final dot arrived: make it durable, later call session_commit_done. */
 	void (*tx_commit)(void *arg, struct session_tx *tx);

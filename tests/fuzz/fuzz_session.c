@@ -5,7 +5,8 @@
  * pick how input is split (whole, 1-byte, 7-byte, 64-byte pieces), bit 3 gives a tiny
  * message_size_limit and recipient_limit, bit 4 fails tx_write. Everything the session
  * writes must be whole reply lines ("ddd[ -]...\r\n"), and a 250 to the end of DATA must
- * only ever follow a commit.
+ * only ever follow a commit. Every spool file opened (DATA, or the first BDAT chunk) is
+ * committed or aborted exactly once, and never one that is not open.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -19,6 +20,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static struct conf conf;
 static int conf_ready;
 static int committed, fail_write;
+static int open_files;		/* tx_open minus commits and aborts: 0 or 1 */
 
 static void
 f_output(void *arg, const char *buf, size_t len)
@@ -38,6 +40,9 @@ f_open(void *arg, struct session_tx *tx)
 {
 	if (tx->nrcpts == 0)
 		abort();
+	if (open_files != 0)
+		abort();
+	open_files++;
 	memcpy(tx->qid, "FUZZ", 5);
 	return 0;
 }
@@ -53,12 +58,17 @@ f_write(void *arg, const char *buf, size_t len)
 static void
 f_commit(void *arg, struct session_tx *tx)
 {
+	if (open_files != 1)
+		abort();
 	committed = 1;
 }
 
 static void
 f_abort(void *arg)
 {
+	if (open_files != 1)
+		abort();
+	open_files--;
 }
 
 static void
@@ -138,6 +148,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (piece == 0)
 		piece = size ? size : 1;
 	committed = 0;
+	open_files = 0;
 
 	memset(&peer, 0, sizeof(peer));
 	netaddr_parse((mode & 32) ? "198.51.100.10" : "127.0.0.1", &peer.local);
@@ -159,8 +170,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		memmove(pend, pend + used, pendlen - used);
 		pendlen -= used;
-		if (session_state(s) == SS_COMMIT)
+		if (session_state(s) == SS_COMMIT) {
 			session_commit_done(s, (mode & 1) ? (pos & 1 ? 0 : SESSION_COMMIT_NOSPACE) : 1);
+			open_files--;	/* the queue's commit took the file */
+		}
 		else if (session_state(s) == SS_STARTTLS) {
 			/* the server discards what was pipelined behind STARTTLS */
 			pendlen = 0;
@@ -175,5 +188,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	session_timeout(s);
 	free(pend);
 	session_free(s);
+	if (open_files != 0)
+		abort();	/* a spool file left open: nothing would ever remove it */
 	return 0;
 }

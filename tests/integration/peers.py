@@ -219,12 +219,15 @@ class Transaction:
         self.rcpts = []              # accepted recipients
         self.refused = []            # (recipient, reply)
         self.raw = b""               # DATA as on the wire (dot-stuffed, up to the final dot)
+        self.chunks = []             # BDAT chunk payloads, in order (empty: DATA was used)
         self.data_reply = None
         self.time = None
 
     @property
     def data(self):
-        """DATA un-stuffed, CRLF line endings kept."""
+        """DATA un-stuffed, CRLF line endings kept (BDAT: the chunks as sent)."""
+        if self.chunks:
+            return self.raw
         lines = self.raw.split(b"\r\n")
         return b"\r\n".join(l[1:] if l.startswith(b".") else l for l in lines)
 
@@ -247,6 +250,8 @@ class SmtpPeer:
     data(tx, n) -> reply line for the final dot, n counting earlier DATA on this server;
     mail(addr, n) -> reply for MAIL FROM; ehlo: extension lines (None: EHLO refused with 502);
     greeting: the banner (anything but 220 ends the session after the client's next line).
+    BDAT (RFC 3030) is understood whether or not CHUNKING is in ehlo: each chunk gets
+    250 until LAST, whose reply is data(tx, n).
     Only *accepted* transactions (a 2xx after the dot) are in .delivered; .transactions has all.
     """
 
@@ -374,6 +379,33 @@ class SmtpPeer:
                         break
                     raw.append(l)
                 tx.raw = b"".join(raw)
+                tx.time = time.monotonic()
+                with self.lock:
+                    n = self.data_seen
+                    self.data_seen += 1
+                r = self.data_policy(tx, n)
+                tx.data_reply = r
+                with self.lock:
+                    self.transactions.append(tx)
+                tx = None
+                send(r)
+            elif verb == "BDAT":
+                m = re.match(r"(?i)(\d{1,9})( +LAST)? *$", arg)
+                if not m:
+                    send("501 5.5.4 bad BDAT")
+                    return
+                size, last = int(m.group(1)), bool(m.group(2))
+                chunk = rfile.read(size)
+                if len(chunk) < size:
+                    return
+                if tx is None or not tx.rcpts:
+                    send("503 5.5.1 no valid recipients")
+                    continue
+                tx.chunks.append(chunk)
+                if not last:
+                    send("250 2.0.0 %d octets received" % size)
+                    continue
+                tx.raw = b"".join(tx.chunks)
                 tx.time = time.monotonic()
                 with self.lock:
                     n = self.data_seen

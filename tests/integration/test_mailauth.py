@@ -133,6 +133,9 @@ class MailAuth(ImsdCase):
                                capture_output=True, text=True, check=True, timeout=60).stdout
         records.append(("x2._domainkey.exted.test", "v=DKIM1; k=ed25519; p=" + pubed.strip()))
         cls.records = dict(records)
+        cls.odkim_sign = os.path.join(cls.dir, "odkim_sign")
+        subprocess.run(["cc", "-O1", "-o", cls.odkim_sign, os.path.join(HERE, "odkim_sign.c"),
+                        "-lopendkim"], check=True, capture_output=True, timeout=120)
 
         spf = {
             "spf-pass.test": "v=spf1 ip4:%s -all" % CLIENT,
@@ -159,6 +162,7 @@ class MailAuth(ImsdCase):
             "relaxed.test": "v=DMARC1; p=reject",
             "strict.test": "v=DMARC1; p=reject; aspf=s; adkim=s",
             "ext.test": "v=DMARC1; p=reject",
+            "keytemp.test": "v=DMARC1; p=reject",
         }
         args = [DNSMASQ, "--no-daemon", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
                 "--listen-address=127.0.0.1", "--bind-interfaces", "--port=53", "--user=root",
@@ -168,6 +172,7 @@ class MailAuth(ImsdCase):
                 "--server=/dead.spf-temp.test/127.0.0.3#5399",
                 "--server=/_dmarc.dmarc-temp.test/127.0.0.3#5399",
                 "--server=/spf-temp2.test/127.0.0.3#5399",
+                "--server=/k1._domainkey.keytemp.test/127.0.0.3#5399",
                 "--local=/test/"]
         for name, value in cls.records.items():
             args.append(txt_arg(name, value))
@@ -449,6 +454,12 @@ class MailAuth(ImsdCase):
         with open(src, "wb") as f:
             f.write(data)
         if signer == "opendkim":
+            # libopendkim's rsa-sha256, as the opendkim milter signs (odkim_sign.c)
+            p = subprocess.run([self.odkim_sign, "ext.test", "o1", self.ext_key], input=data,
+                               capture_output=True, timeout=60)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            signed = p.stdout
+        elif signer == "opendkim-testmsg":
             p = subprocess.run(["opendkim-testmsg", "-C", "-d", "ext.test", "-s", "o1", "-k",
                                 self.ext_key], input=data, capture_output=True, timeout=60)
             self.assertEqual(p.returncode, 0, p.stderr)
@@ -491,11 +502,41 @@ class MailAuth(ImsdCase):
         got = self.inbound_signed("opendkim")
         self.assertEqual(got[0][0], "pass", got)
         self.assertIn("header.s=o1", got[0][1])
+        self.assertIn("header.a=rsa-sha256", got[0][1])
+
+    def test_opendkim_testmsg_signs_rsa_sha1_which_gets_dkim_policy(self):
+        # opendkim-testmsg has no algorithm option and signs rsa-sha1: RFC 8301 3.1
+        got = self.inbound_signed("opendkim-testmsg")
+        self.assertEqual(got[0][0], "policy", got)
+        self.assertIn("RFC 8301", got[0][1])
 
     def test_a_body_changed_in_transit_gives_dkim_fail(self):
         got = self.inbound_signed("dkimpy-rsa", tamper=True)
         self.assertEqual(got[0][0], "fail", got)
         self.assertIn("body hash", got[0][1])
+
+    def dkimpy_signed(self, data, selector, domain, alg=b"rsa-sha256"):
+        code = ("import dkim,sys;m=sys.stdin.buffer.read();"
+                "s=dkim.sign(m,sys.argv[2].encode(),sys.argv[3].encode(),open(sys.argv[1],'rb').read(),"
+                "signature_algorithm=sys.argv[4].encode());sys.stdout.buffer.write(s+m)")
+        p = subprocess.run([DEBIAN_PY, "-c", code, self.ext_key, selector, domain, alg.decode()],
+                           input=data, capture_output=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        return p.stdout.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+
+    def test_a_dkim_key_that_cannot_be_looked_up_is_temperror_and_451_under_p_reject(self):
+        marker, data = self.message("K <k@keytemp.test>", "key temp", "B.\r\n")
+        res = self.send(CLIENT, "x@spf-fail.test", self.dkimpy_signed(data, "k1", "keytemp.test"))
+        self.assertEqual(res["data"][0], 451, res)
+        self.assertTrue(res["data"][1].startswith("4.7.1 "), res)
+        self.assertRegex(self.srv.log_text(), r"dkim=temperror:keytemp\.test")
+
+    def test_rsa_sha1_signatures_do_not_pass(self):
+        marker, data = self.message("Ext <x@ext.test>", "sha1", "B.\r\n")
+        res = self.send(CLIENT_OTHER, "x@spf-fail.test",
+                        self.dkimpy_signed(data, "x1", "ext.test", b"rsa-sha1"))
+        self.assertEqual(res["data"][0], 550, res)      # ext.test is p=reject
+        self.assertRegex(self.srv.log_text(), r"dkim=policy:ext\.test")
 
     def test_unsigned_mail_gets_dkim_none(self):
         marker, data = self.message("x@spf-pass.test", "unsigned")
@@ -575,6 +616,28 @@ class MailAuth(ImsdCase):
         self.assertTrue(res["data"][1].startswith("4.7.1 "), res)
         self.assertIn("dmarc-temp.test", res["data"][1])
         self.assertIn("try again later", res["data"][1])
+
+    def test_a_malformed_line_does_not_hide_the_from_field(self):
+        marker, data = self.message("CEO <ceo@reject.test>", "junk line",
+                                    extra="X-Junk no colon here\r\n")
+        data = data.replace(b"From: CEO", b"X-Junk no colon here\r\nFrom: CEO", 1)
+        res = self.send(CLIENT, "x@spf-pass.test", data)
+        self.assertEqual(res["data"][0], 550, res)
+        self.assertIn("reject.test", res["data"][1])
+
+    def test_a_header_section_too_large_to_evaluate_is_refused(self):
+        pad = "".join("X-Pad-%05d: %s\r\n" % (i, "p" * 60) for i in range(15000))  # ~1.1 MB
+        marker, data = self.message("CEO <ceo@reject.test>", "padded")
+        data = pad.encode() + data
+        res = self.send(CLIENT, "x@spf-pass.test", data)
+        self.assertEqual(res["data"][0], 550, res)
+        self.assertIn("header section", res["data"][1])
+
+    def test_an_unparsable_from_is_refused(self):
+        marker, data = self.message("PayPal <service@reject.test", "unterminated")
+        res = self.send(CLIENT, "x@spf-pass.test", data)
+        self.assertEqual(res["data"][0], 550, res)
+        self.assertIn("From", res["data"][1])
 
     def test_several_from_domains_are_refused(self):
         marker, data = self.message("a@aligned.test, b@other.test", "two authors")

@@ -14,6 +14,7 @@ import subprocess
 import time
 import unittest
 
+import imsdtest
 import peers
 from imsdtest import SETTLE, make_message, read_bytes, wait_for
 
@@ -430,6 +431,50 @@ class SmtpClientBehaviour(peers.RelayCase):
         if not peer.delivered:
             dsn = self.wait_dsns(tx, 1)[0]
             self.assertDsn(dsn, "failed", {"bob@dest.test": "5.6.3"})
+
+    def test_8bit_message_is_converted_to_quoted_printable_for_a_peer_without_8bitmime(self):
+        import quopri
+        dns = self.dns(**TRAP_MX)
+        peer = self.peer("127.0.0.3", ehlo=("PIPELINING", "ENHANCEDSTATUSCODES"))
+        tx = self.sender(dns)
+        self.send_8bit(tx, "converted")
+        peer.wait_delivered(1)
+        t = peer.delivered[0]
+        self.assertEqual([b for b in t.raw if b > 0x7F], [])
+        head, body = t.data.split(b"\r\n\r\n", 1)
+        self.assertIn(b"Content-Transfer-Encoding: quoted-printable", head)
+        self.assertNotIn(b"Content-Transfer-Encoding: 8bit", head)
+        self.assertEqual(quopri.decodestring(body).replace(b"\n", b"\r\n").rstrip(b"\r\n"),
+                         b"h\xc3\xa9llo w\xc3\xb6rld")
+        self.assertIn("event=converted-to-7bit", tx.log_text())
+
+    def test_our_dkim_signature_is_made_again_after_the_7bit_conversion(self):
+        dns = self.dns(**TRAP_MX)
+        peer = self.peer("127.0.0.3", ehlo=("PIPELINING", "ENHANCEDSTATUSCODES"))
+        key = os.path.join(self.tmp, "s.key")
+        p = subprocess.run([imsdtest.imsd_binary(), "dkim-keygen", "signed.test", "s1", key],
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        record = "".join(re.findall(r'"([^"]*)"', p.stdout))
+        tx = self.sender(dns, dkim_sign="signed.test:s1:" + key)
+        c = self.client(tx)
+        r = self.transaction(c, "a@signed.test", ["bob@dest.test"],
+                             b"From: A <a@signed.test>\r\nSubject: signed 8bit\r\n"
+                             b"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                             b"Content-Transfer-Encoding: 8bit\r\n\r\nh\xc3\xa9llo\r\n",
+                             mail_params=" BODY=8BITMIME")
+        self.assertReply(r, 250)
+        peer.wait_delivered(1)
+        data = peer.delivered[0].data
+        self.assertEqual(len(re.findall(rb"^DKIM-Signature:", data, re.M)), 1, data[:600])
+        code = ("import dkim,sys\n"
+                "rec=sys.argv[1].encode()\n"
+                "m=sys.stdin.buffer.read()\n"
+                "print(dkim.verify(m, dnsfunc=lambda n, timeout=5: rec))\n")
+        p = subprocess.run(["/usr/bin/python3", "-c", code, record], input=data,
+                           capture_output=True, timeout=60)
+        self.assertEqual(p.stdout.decode().strip(), "True", p.stderr.decode())
+        self.assertRegex(tx.log_text(), r"event=converted-to-7bit .*resigned=1")
 
     def test_several_recipients_of_one_domain_share_one_transaction(self):
         dns = self.dns(**TRAP_MX)

@@ -6,7 +6,7 @@ import socket
 import threading
 import time
 
-from imsdtest import Client, ImsdCase, make_message
+from imsdtest import Client, ImsdCase, make_message, wait_for
 
 
 def loop_threads(pid):
@@ -75,6 +75,9 @@ class Workers(ImsdCase):
 
     def test_per_client_limit_is_counted_across_loops(self):
         srv = self.server(workers=2, max_connections_per_ip=5)
+        # the harness's readiness probe is a session from 127.0.0.1 too: let it be gone
+        self.assertTrue(wait_for(lambda: "event=disconnect" in srv.log_text(), 10),
+                        "the start-up probe's session did not end")
         socks, greetings = [], []
         for _ in range(10):
             s = socket.create_connection(("127.0.0.1", srv.port), timeout=10)

@@ -19,6 +19,10 @@ struct fake {
 	char rcpts[8][300];
 	size_t nrcpts;
 	char sender[300];
+	unsigned notify[8];		/* DSN requests as tx_open saw them */
+	char dsn_orcpt[8][DSN_ORCPT_MAX + 1];
+	int dsn_ret;
+	char envid[DSN_ENVID_MAX + 1];
 };
 
 static void
@@ -43,8 +47,14 @@ f_open(void *arg, struct session_tx *tx)
 	snprintf(tx->qid, sizeof(tx->qid), "Q%d", f->opened);
 	snprintf(f->sender, sizeof(f->sender), "%s", tx->sender);
 	f->nrcpts = 0;
-	for (size_t i = 0; i < tx->nrcpts && i < 8; i++, f->nrcpts++)
+	for (size_t i = 0; i < tx->nrcpts && i < 8; i++, f->nrcpts++) {
 		snprintf(f->rcpts[i], sizeof(f->rcpts[i]), "%s", tx->rcpts[i].addr);
+		f->notify[i] = tx->rcpts[i].notify;
+		snprintf(f->dsn_orcpt[i], sizeof(f->dsn_orcpt[i]), "%s",
+		    tx->rcpts[i].dsn_orcpt ? tx->rcpts[i].dsn_orcpt : "");
+	}
+	f->dsn_ret = tx->dsn_ret;
+	snprintf(f->envid, sizeof(f->envid), "%s", tx->envid);
 	return 0;
 }
 
@@ -544,12 +554,270 @@ TEST(timeout_gives_421_4_4_2_and_aborts_data)
 	session_free(s);
 }
 
-TEST(bdat_without_chunking_closes_instead_of_reading_payload_as_commands)
+/* The body the fake queue got, after our Received header (the first empty-line-free
+ * block ending "+0000\r\n"). */
+static const char *
+stored_text(void)
+{
+	const char *p = strstr(fk.body, "+0000\r\n");
+	return p ? p + 7 : "";
+}
+
+#define ENV "EHLO c\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<bob@localhost>\r\n"
+
+TEST(ehlo_advertises_chunking_and_binarymime)
 {
 	struct session *s = start();
-	feed(s, "EHLO c\r\nBDAT 10 LAST\r\nQUIT\r\nxxxx");
-	CHECK(strstr(fk.out, "421 4.7.0") != NULL);
+	feed(s, "EHLO c\r\n");
+	CHECK(strstr(fk.out, "250-CHUNKING\r\n") != NULL);
+	CHECK(strstr(fk.out, "250-BINARYMIME\r\n") != NULL);
+	session_free(s);
+}
+
+/* Two chunks whose payload looks like an end of data and a QUIT: stored, not run. */
+static const char bdat_msg[] =
+    ENV "BDAT 27\r\nSubject: x\r\n\r\nhi\r\n.\r\nQUIT\r\nBDAT 7 LAST\r\nRSET\r\n\n";
+
+static void
+check_bdat_msg(struct session *s)
+{
+	CHECK(strstr(fk.out, "250 2.0.0 27 octets received\r\n") != NULL);
 	CHECK(strstr(fk.out, "221") == NULL);
+	CHECK(fk.commits == 1);
+	CHECK(session_state(s) == SS_COMMIT);
+	CHECK_STR(stored_text(), "Subject: x\r\n\r\nhi\r\n.\r\nQUIT\r\nRSET\r\n\r\n");
+	CHECK(strstr(fk.out, "Ok: queued") == NULL);	/* not before the commit is done */
+	session_commit_done(s, 1);
+	CHECK(strstr(fk.out, "250 2.0.0 Ok: queued as Q1\r\n") != NULL);
+	CHECK(session_state(s) == SS_CMD);
+}
+
+TEST(bdat_payload_with_dot_and_quit_is_stored_not_interpreted)
+{
+	struct session *s = start();
+	CHECK(feed(s, bdat_msg) == strlen(bdat_msg));
+	check_bdat_msg(s);
+	CHECK(fk.aborts == 0);
+	feed(s, "QUIT\r\n");
+	CHECK(strstr(fk.out, "221") != NULL);
+	session_free(s);
+}
+
+TEST(bdat_split_at_every_byte_gives_the_same_message)
+{
+	size_t len = strlen(bdat_msg);
+
+	for (size_t k = 1; k < len; k++) {
+		struct session *s = start();
+		size_t u = session_feed(s, bdat_msg, k);
+		u += session_feed(s, bdat_msg + u, len - u);
+		CHECK(u == len);
+		check_bdat_msg(s);
+		session_free(s);
+	}
+	struct session *s = start();
+	feed_bytewise(s, bdat_msg, len);
+	check_bdat_msg(s);
+	session_free(s);
+}
+
+TEST(binarymime_content_is_stored_exactly_with_bare_lf_and_cr)
+{
+	struct session *s = start();
+	static const char m[] = "EHLO c\r\nMAIL FROM:<a@example.org> BODY=BINARYMIME\r\n"
+	    "RCPT TO:<bob@localhost>\r\nBDAT 14 LAST\r\nA: b\r\n\r\n\x00\n\r.\n\xff";
+	CHECK(session_feed(s, m, sizeof(m) - 1) == sizeof(m) - 1);
+	CHECK(fk.commits == 1);
+	const char *t = stored_text();
+	CHECK(memcmp(t, "A: b\r\n\r\n\x00\n\r.\n\xff", 14) == 0);
+	CHECK(fk.bodylen == (size_t)(t - fk.body) + 14);
+	session_free(s);
+}
+
+TEST(text_bdat_gets_crlf_lines_and_a_final_line_break)
+{
+	struct session *s = start();
+	feed(s, ENV "BDAT 9 LAST\r\nA: b\n\nhi\r");
+	CHECK(fk.commits == 1);
+	CHECK_STR(stored_text(), "A: b\r\n\r\nhi\r\n");
+	session_free(s);
+	s = start();
+	feed(s, ENV "BDAT 7\r\nA: b\r\n\rBDAT 1 LAST\r\n\n");	/* a CRLF split across chunks */
+	CHECK(fk.commits == 1);
+	CHECK_STR(stored_text(), "A: b\r\n\r\n");
+	session_free(s);
+}
+
+TEST(bdat_0_last_ends_the_message)
+{
+	struct session *s = start();
+	feed(s, ENV "BDAT 5\r\nA: b\nBDAT 0 LAST\r\n");
+	CHECK(strstr(fk.out, "250 2.0.0 5 octets received") != NULL);
+	CHECK(fk.commits == 1);
+	CHECK_STR(stored_text(), "A: b\r\n");
+	session_free(s);
+}
+
+TEST(empty_chunks_are_junk_until_421)
+{
+	struct session *s = start();
+	feed(s, ENV);
+	for (int i = 0; i <= 100; i++)
+		feed(s, "BDAT 0\r\n");
+	CHECK(strstr(fk.out, "421 4.7.0") != NULL);
+	CHECK(session_state(s) == SS_CLOSING);
+	CHECK(fk.aborts == 1 && fk.commits == 0);
+	session_free(s);
+}
+
+TEST(bdat_without_mail_is_503_and_its_payload_is_consumed)
+{
+	struct session *s = start();
+	feed(s, "EHLO c\r\nBDAT 6 LAST\r\nQUIT\r\nNOOP\r\n");
+	CHECK(strstr(fk.out, "503 5.5.1 Error: need MAIL command\r\n") != NULL);
+	CHECK(strstr(fk.out, "221") == NULL);
+	CHECK(strstr(fk.out, "250 2.0.0 Ok\r\n") != NULL);	/* the NOOP after it */
+	CHECK(fk.opened == 0);
+	CHECK(session_state(s) == SS_CMD);
+	session_free(s);
+	s = start();
+	feed(s, "HELO c\r\nBDAT 6\r\nQUIT\r\n");
+	CHECK(strstr(fk.out, "503 5.5.1 Error: send EHLO first") != NULL);
+	CHECK(strstr(fk.out, "221") == NULL);
+	session_free(s);
+}
+
+TEST(bdat_without_rcpt_is_503_and_later_chunks_too)
+{
+	struct session *s = start();
+	feed(s, "EHLO c\r\nMAIL FROM:<>\r\nBDAT 6\r\nQUIT\r\nBDAT 4 LAST\r\nRSET");
+	CHECK(strstr(fk.out, "503 5.5.1 Error: need RCPT command\r\n") != NULL);
+	CHECK(strstr(fk.out, "503 5.5.1 Error: need MAIL command\r\n") != NULL);
+	CHECK(strstr(fk.out, "221") == NULL);
+	CHECK(fk.opened == 0 && fk.commits == 0);
+	session_free(s);
+}
+
+TEST(data_after_bdat_and_data_with_binarymime_are_503)
+{
+	struct session *s = start();
+	feed(s, ENV "BDAT 3\r\nA: DATA\r\n");
+	CHECK(strstr(fk.out, "503 5.5.1 Error: DATA not permitted in a BDAT transaction") != NULL);
+	CHECK(fk.aborts == 1 && fk.commits == 0);
+	session_free(s);
+	s = start();
+	feed(s, "EHLO c\r\nMAIL FROM:<> BODY=BINARYMIME\r\nRCPT TO:<bob@localhost>\r\nDATA\r\n");
+	CHECK(strstr(fk.out, "503 5.5.1 Error: BODY=BINARYMIME requires BDAT") != NULL);
+	CHECK(fk.opened == 0);
+	session_free(s);
+}
+
+TEST(bdat_size_that_is_not_a_number_is_501_and_closes)
+{
+	const char *bad[] = { "BDAT\r\n", "BDAT x\r\n", "BDAT -1\r\n", "BDAT 1x LAST\r\n",
+	    "BDAT 99999999999999999999 LAST\r\n" };
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct session *s = start();
+		feed(s, ENV);
+		feed(s, bad[i]);
+		CHECK(strstr(fk.out, "501 5.5.4") != NULL);
+		CHECK(session_state(s) == SS_CLOSING);
+		session_free(s);
+	}
+}
+
+TEST(bdat_with_a_bad_argument_is_501_after_its_chunk)
+{
+	struct session *s = start();
+	feed(s, ENV "BDAT 6 FIRST\r\nQUIT\r\nNOOP\r\n");
+	CHECK(strstr(fk.out, "501 5.5.4 Syntax: BDAT chunk-size [LAST]\r\n") != NULL);
+	CHECK(strstr(fk.out, "221") == NULL);
+	CHECK(session_state(s) == SS_CMD);
+	session_free(s);
+}
+
+TEST(size_limit_counts_across_chunks_and_552_comes_after_the_chunk)
+{
+	char buf[4096];
+	struct session *s;
+
+	conf.message_size_limit = 1000;
+	s = start();
+	feed(s, ENV);
+	memset(buf, 'a', 600);
+	memcpy(buf + 600, "\r\n", 3);
+	feed(s, "BDAT 602\r\n");
+	feed(s, buf);
+	CHECK(strstr(fk.out, "250 2.0.0 602 octets received") != NULL);
+	feed(s, "BDAT 602\r\n");
+	feed(s, buf);
+	feed(s, "BDAT 6 LAST\r\nQUIT\r\n");
+	CHECK(strstr(fk.out, "552 5.3.4") != NULL);
+	CHECK(strstr(fk.out, "503 5.5.1 Error: need MAIL command") != NULL);
+	CHECK(strstr(fk.out, "221") == NULL);
+	CHECK(fk.aborts == 1 && fk.commits == 0);
+	session_free(s);
+	/* one chunk larger than the limit: read and dropped, not buffered */
+	s = start();
+	feed(s, ENV "BDAT 3000 LAST\r\n");
+	for (int i = 0; i < 5; i++)
+		CHECK(feed(s, buf) == 602);
+	CHECK(strstr(fk.out, "552 5.3.4") != NULL);
+	CHECK(session_state(s) == SS_CMD);
+	session_free(s);
+	conf.message_size_limit = 10485760;
+}
+
+TEST(rset_or_disconnect_between_chunks_aborts_the_spool_file)
+{
+	struct session *s = start();
+	feed(s, ENV "BDAT 3\r\nA: RSET\r\n");
+	CHECK(fk.aborts == 1 && fk.commits == 0);
+	CHECK(strstr(fk.out, "250 2.0.0 Ok\r\n") != NULL);
+	feed(s, "BDAT 1 LAST\r\nx");
+	CHECK(strstr(fk.out, "503 5.5.1 Error: need MAIL command") != NULL);
+	session_free(s);
+	s = start();
+	feed(s, ENV "BDAT 3\r\nA: ");
+	session_disconnected(s);
+	CHECK(fk.aborts == 1);
+	session_free(s);
+	s = start();
+	feed(s, ENV "BDAT 30\r\nA: ");
+	session_timeout(s);
+	CHECK(fk.aborts == 1);
+	CHECK(strstr(fk.out, "421 4.4.2") != NULL);
+	session_free(s);
+}
+
+TEST(bdat_content_gets_hop_counting_and_the_ar_filter)
+{
+	char msg[8192];
+	size_t n = 0;
+	struct session *s = start();
+
+	for (int i = 0; i < 101; i++)
+		n += (size_t)snprintf(msg + n, sizeof(msg) - n, "Received: x\r\n");
+	n += (size_t)snprintf(msg + n, sizeof(msg) - n, "\r\nbody\r\n");
+	char cmd[64];
+	snprintf(cmd, sizeof(cmd), "BDAT %zu LAST\r\n", n);
+	feed(s, ENV);
+	feed(s, cmd);
+	session_feed(s, msg, n);
+	CHECK(strstr(fk.out, "554 5.4.6") != NULL);
+	CHECK(fk.commits == 0);
+	session_free(s);
+
+	s = start();
+	static const char m[] = "Authentication-Results: mx.example; spf=pass\r\n"
+	    "Subject: x\r\n\r\nb\r\n";
+	snprintf(cmd, sizeof(cmd), "BDAT %zu LAST\r\n", sizeof(m) - 1);
+	feed(s, ENV);
+	feed(s, cmd);
+	feed(s, m);
+	CHECK(fk.commits == 1);
+	CHECK_STR(stored_text(), "Subject: x\r\n\r\nb\r\n");
 	session_free(s);
 }
 
@@ -813,6 +1081,19 @@ TEST(authentication_results_filter_holds_across_one_byte_segments)
 	session_free(s);
 }
 
+TEST(a_bare_cr_line_does_not_end_the_header_for_the_filter)
+{
+	struct session *s = start();
+	feed(s, "EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<bob@localhost>\r\nDATA\r\n");
+	feed(s, "Subject: t2\r\n\rX: y\r\nAuthentication-Results: mx.example; dmarc=pass\r\n"
+	    "\rAuthentication-Results: mx.example; dkim=pass\r\n"
+	    "Authentication-Results    : mx.example; spaces before the colon\r\n"
+	    "To: b@c\r\n\r\nbody\r\n.\r\n");
+	CHECK(fk.commits == 1);
+	CHECK_STR(body_after_received(), "Subject: t2\r\n\rX: y\r\nTo: b@c\r\n\r\nbody\r\n");
+	session_free(s);
+}
+
 TEST(an_oversized_authentication_results_field_is_dropped)
 {
 	struct session *s = start();
@@ -1061,6 +1342,46 @@ TEST(local_submission_names_the_uid_and_may_relay)
 	session_free(s);
 }
 
+/* DSN (RFC 3461): EHLO lists it; MAIL RET/ENVID and RCPT NOTIFY/ORCPT reach tx_open; bad
+ * values get 501 5.5.4 naming the parameter; after HELO they are unknown parameters. */
+TEST(dsn_parameters_are_parsed_and_kept_per_recipient)
+{
+	struct session *s = start();
+	char line[1200];
+
+	feed(s, "EHLO c.example\r\n");
+	CHECK(strstr(fk.out, "250-DSN\r\n") != NULL);
+	fk.outlen = 0;
+	feed(s, "MAIL FROM:<a@example.org> RET=hdrs ENVID=Q+2B1\r\n"
+	    "RCPT TO:<bob@localhost> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;B+40x@example.org\r\n"
+	    "RCPT TO:<carol@localhost>\r\n"
+	    "RCPT TO:<dave@localhost> NOTIFY=BOGUS\r\n"
+	    "RCPT TO:<dave@localhost> ORCPT=rfc822;a+4@b\r\n"
+	    "RCPT TO:<dave@localhost> NOTIFY=NEVER NOTIFY=NEVER\r\n"
+	    "DATA\r\nSubject: x\r\n\r\nbody\r\n.\r\n");
+	CHECK(strstr(fk.out, "501 5.5.4 Bad NOTIFY parameter: NOTIFY must be NEVER or a list") != NULL);
+	CHECK(strstr(fk.out, "501 5.5.4 Bad ORCPT parameter: ") != NULL);
+	CHECK(strstr(fk.out, "501 5.5.4 Bad NOTIFY parameter: given twice") != NULL);
+	CHECK(fk.nrcpts == 2);
+	CHECK(fk.dsn_ret == DSN_RET_HDRS);
+	CHECK_STR(fk.envid, "Q+2B1");
+	CHECK(fk.notify[0] == (DSN_NOTIFY_SUCCESS | DSN_NOTIFY_FAILURE));
+	CHECK_STR(fk.dsn_orcpt[0], "rfc822;B@x@example.org");
+	CHECK(fk.notify[1] == 0);
+	CHECK_STR(fk.dsn_orcpt[1], "");
+	session_commit_done(s, 1);
+	/* the longest ORCPT (500) fits the longer RCPT line RFC 3461 §5 allows */
+	fk.outlen = 0;
+	feed(s, "MAIL FROM:<a@example.org>\r\n");
+	snprintf(line, sizeof(line), "RCPT TO:<bob@localhost> NOTIFY=SUCCESS,FAILURE,DELAY "
+	    "ORCPT=rfc822;%0480d@example.org\r\n", 0);
+	feed(s, line);
+	CHECK(strstr(fk.out, "250 2.1.5") != NULL);
+	feed(s, "RSET\r\nHELO c.example\r\nMAIL FROM:<a@example.org> RET=FULL\r\n");
+	CHECK(strstr(fk.out, "555 5.5.4 Unsupported MAIL parameter RET") != NULL);
+	session_free(s);
+}
+
 int
 main(void)
 {
@@ -1096,7 +1417,21 @@ main(void)
 	RUN(http_request_is_refused_and_closed);
 	RUN(every_reply_after_the_greeting_has_an_enhanced_code);
 	RUN(timeout_gives_421_4_4_2_and_aborts_data);
-	RUN(bdat_without_chunking_closes_instead_of_reading_payload_as_commands);
+	RUN(ehlo_advertises_chunking_and_binarymime);
+	RUN(bdat_payload_with_dot_and_quit_is_stored_not_interpreted);
+	RUN(bdat_split_at_every_byte_gives_the_same_message);
+	RUN(binarymime_content_is_stored_exactly_with_bare_lf_and_cr);
+	RUN(text_bdat_gets_crlf_lines_and_a_final_line_break);
+	RUN(bdat_0_last_ends_the_message);
+	RUN(empty_chunks_are_junk_until_421);
+	RUN(bdat_without_mail_is_503_and_its_payload_is_consumed);
+	RUN(bdat_without_rcpt_is_503_and_later_chunks_too);
+	RUN(data_after_bdat_and_data_with_binarymime_are_503);
+	RUN(bdat_size_that_is_not_a_number_is_501_and_closes);
+	RUN(bdat_with_a_bad_argument_is_501_after_its_chunk);
+	RUN(size_limit_counts_across_chunks_and_552_comes_after_the_chunk);
+	RUN(rset_or_disconnect_between_chunks_aborts_the_spool_file);
+	RUN(bdat_content_gets_hop_counting_and_the_ar_filter);
 	RUN(postmaster_without_domain_is_accepted);
 	RUN(starttls_is_advertised_on_non_loopback_with_a_certificate);
 	RUN(starttls_is_not_advertised_on_loopback_and_gets_the_454_explanation);
@@ -1127,8 +1462,10 @@ main(void)
 	RUN(authentication_results_claiming_our_hostname_are_removed_others_kept);
 	RUN(authentication_results_filter_holds_across_one_byte_segments);
 	RUN(an_oversized_authentication_results_field_is_dropped);
+	RUN(a_bare_cr_line_does_not_end_the_header_for_the_filter);
 	RUN(mail_check_holds_pipelined_commands_until_answered);
 	RUN(commit_refused_replies_instead_of_250);
+	RUN(dsn_parameters_are_parsed_and_kept_per_recipient);
 	conf_free(&conf);
 	T_EXIT();
 }

@@ -108,6 +108,10 @@ TEST(multiline_ehlo_and_caps)
 	CHECK(caps.pipelining && caps.starttls && caps.eightbitmime && caps.size_known);
 	CHECK(caps.smtputf8 && caps.chunking && caps.enhancedstatuscodes && caps.dsn);
 	CHECK(caps.size == 1000000);
+	CHECK(!caps.binarymime);
+	CHECK(feed("250-x\r\n250-CHUNKING\r\n250 binarymime\r\n") == 1);
+	smtp_caps_parse(&rep, &caps);
+	CHECK(caps.chunking && caps.binarymime);
 }
 
 TEST(caps_size_without_number_lowercase_and_greeting_skipped)
@@ -119,7 +123,7 @@ TEST(caps_size_without_number_lowercase_and_greeting_skipped)
 	CHECK(!caps.pipelining);	/* the greeting line is not a keyword */
 	CHECK(caps.size_known && caps.size == 0);
 	CHECK(caps.starttls && caps.eightbitmime);
-	CHECK(!caps.dsn && !caps.chunking && !caps.smtputf8);
+	CHECK(!caps.dsn && !caps.chunking && !caps.smtputf8 && !caps.binarymime);
 
 	CHECK(feed("250-x\r\n250-SIZE junk\r\n250-SIZEX 5\r\n250 Pipelining\r\n") == 1);
 	smtp_caps_parse(&rep, &caps);
