@@ -68,7 +68,8 @@ struct rconn {
 	enum rc_state st;
 	struct tls_conn *tls;
 	int tls_up, tls_want, no_tls;
-	int tls_verified;		/* 1: the certificate verified for t.host; 2: by DANE */
+	int tls_verified;		/* 1: the certificate verified for t.host; 2: by DANE;
+					 * 3: TLS without authentication (DANE, no usable TLSA) */
 	struct smtp_reply_parser parser;
 	struct smtp_reply reply;
 	struct smtp_caps caps;
@@ -137,7 +138,7 @@ struct relay {
 };
 
 /* What DANE found for the current host (RFC 7672 §2.2). */
-enum { DS_UNKNOWN, DS_NONE, DS_TLSA, DS_FAIL };
+enum { DS_UNKNOWN, DS_NONE, DS_TLSA, DS_FAIL, DS_ENCRYPT };
 
 static void rc_close(struct rconn *c);
 static void rc_send_cmd(struct rconn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -157,6 +158,8 @@ task_tls_required(const struct rtask *t)
 		return 1;
 	if (t->tls_level == OUTTLS_DANE && t->dane_state == DS_TLSA)
 		return 2;
+	if (t->tls_level == OUTTLS_DANE && t->dane_state == DS_ENCRYPT)
+		return 3;	/* TLS, not authenticated */
 	return 0;
 }
 
@@ -1046,7 +1049,7 @@ rc_reply(struct rconn *c)
 					    c->t.host);
 					return;
 				}
-			} else if (task_tls_required(t)) {
+			} else if (task_tls_required(t) == 1) {
 				/* the certificate must carry the MX host name (RFC 7817 §3) */
 				c->tls = tls_conn_new(t->job->cfg->client_verify, c->io.fd, 0,
 				    is_ip ? NULL : c->t.host);
@@ -1250,7 +1253,7 @@ rc_handshake(struct rconn *c)
 	if (c->task != NULL && task_tls_required(c->task)) {
 		char why[200];
 		int how = task_tls_required(c->task);
-		if ((how == 2 ? tls_conn_dane_verified(c->tls, why, sizeof(why)) :
+		if (how != 3 && (how == 2 ? tls_conn_dane_verified(c->tls, why, sizeof(why)) :
 		    tls_conn_verified(c->tls, why, sizeof(why))) < 0) {
 			tls_policy_fail(c, "%s", why);
 			return;
@@ -1394,10 +1397,13 @@ tlsa_done(void *arg, const struct dns_result *res)
 		for (size_t i = 0; i < res->tlsa->n; i++)
 			usable += tlsa_usable(&res->tlsa->rr[i]) ? 1 : 0;
 		if (usable == 0) {
-			t->dane_state = DS_FAIL;
+			/* RFC 7672 2.2: TLSA records exist but none is usable: TLS is still
+			 * mandatory (the records say the server has it), without authentication;
+			 * never plaintext. Postfix's "encrypt" level does the same. */
+			t->dane_state = DS_ENCRYPT;
 			snprintf(t->dane_why, sizeof(t->dane_why), "DANE: the %zu TLSA records of %s "
-			    "are all unusable (only DANE-TA(2) and DANE-EE(3) are)", res->tlsa->n,
-			    t->dane_host);
+			    "are all unusable (only DANE-TA(2) and DANE-EE(3) are): TLS without "
+			    "authentication", res->tlsa->n, t->dane_host);
 			what = "unusable";
 		} else if (t->dane == NULL && (t->dane = malloc(sizeof(*t->dane))) == NULL) {
 			t->dane_state = DS_FAIL;

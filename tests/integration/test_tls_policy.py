@@ -286,13 +286,26 @@ class Dane(DaneCase):
         self.assertDeferredFor(tx, rx, qid, "TLS required by smtp_tls for dest.test: the server "
                                "does not offer STARTTLS")
 
-    def test_unusable_tlsa_records_defer(self):
+    def test_unusable_tlsa_records_still_require_tls_but_not_authentication(self):
+        # RFC 7672 2.2 (and Postfix's "encrypt"): records that exist but none usable mean
+        # mandatory TLS without authentication, never plaintext
         dns = self.resolver(tlsa=[(1, 1, 1, bytes(32)), (3, 1, 9, bytes(32))])
         rx = self.receiver("127.0.0.2")
         tx = self.dane_sender(dns)
         qid = self.send(tx, "bob@dest.test", "dane-unusable")
-        self.assertDeferredFor(tx, rx, qid, "DANE: the 2 TLSA records of mx1.dest.test are all "
-                               "unusable")
+        self.assertDeferredFor(tx, rx, qid, "TLS required by tls_policy for dest.test: the "
+                               "server does not offer STARTTLS")
+        peers.wait_event(tx, "relay-dane", dane="unusable")
+
+    def test_unusable_tlsa_records_deliver_over_unauthenticated_tls(self):
+        make_ca(self.tmp, "other")          # a CA nobody trusts, a name that is not the MX's
+        cert, key = make_cert(self.tmp, "other", "someone.else.test")
+        dns = self.resolver(tlsa=[(1, 1, 1, bytes(32))])
+        rx = self.receiver("127.0.0.2", tls_cert_file=cert, tls_key_file=key, tls_loopback="yes")
+        tx = self.dane_sender(dns)
+        self.send(tx, "bob@dest.test", "dane-unusable-tls")
+        rx.wait_mail("dest.test", "bob", 1)
+        peers.wait_event(tx, "relay-tls", host="mx1.dest.test")
 
     def test_failed_tlsa_lookup_defers(self):
         dns = self.resolver(tlsa_rcode=2)
