@@ -356,12 +356,18 @@ class PostfixChunking(peers.RelayCase):
         cls.PF_PORT2 = peers.free_port_on("127.0.0.1", "127.0.0.4")
         while cls.PF_PORT2 == cls.PF_PORT:
             cls.PF_PORT2 = peers.free_port_on("127.0.0.1", "127.0.0.4")
+        cls.PF_PORT3 = peers.free_port_on("127.0.0.1", "127.0.0.4")
+        while cls.PF_PORT3 in (cls.PF_PORT, cls.PF_PORT2):
+            cls.PF_PORT3 = peers.free_port_on("127.0.0.1", "127.0.0.4")
         cls.RX_PORT = peers.free_port_on("127.0.0.1", "127.0.0.2")
         cls.pf = peers.Postfix("127.0.0.4", cls.PF_PORT, "[127.0.0.2]:%d" % cls.RX_PORT)
         with open(os.path.join(cls.pf.conf_dir, "master.cf"), "a") as f:
             f.write("\n127.0.0.4:%d  inet  n  -  n  -  -  smtpd\n"
                     "  -o syslog_name=postfix-nochunk\n"
-                    "  -o smtpd_discard_ehlo_keywords=chunking\n" % cls.PF_PORT2)
+                    "  -o smtpd_discard_ehlo_keywords=chunking\n"
+                    "127.0.0.4:%d  inet  n  -  n  -  -  smtpd\n"
+                    "  -o syslog_name=postfix-no8bit\n"
+                    "  -o smtpd_discard_ehlo_keywords=8bitmime\n" % (cls.PF_PORT2, cls.PF_PORT3))
         try:
             cls.pf.start()
         except BaseException:
@@ -401,6 +407,29 @@ class PostfixChunking(peers.RelayCase):
         self.through_postfix(self.PF_PORT, "bob", "postfix chunked", body)
         self.assertTrue(self.pf.wait_log(r"postfix/smtpd\[\d+\]: disconnect from \S+ ehlo=1 "
                                          r"mail=1 rcpt=1 bdat=[1-9]\d* quit=1"),
+                        self.pf.log()[-3000:])
+
+    def test_postfix_without_8bitmime_receives_quoted_printable(self):
+        import email
+        rx = self.receiver("127.0.0.2", domains="onward.test", port=self.RX_PORT)
+        tx = self.sender(None, relayhost="[127.0.0.4]:%d" % self.PF_PORT3)
+        c = self.client(tx)
+        text = "h\u00e9llo w\u00f6rld, na\u00efve caf\u00e9 = ok  \r\nsecond line\r\n"
+        r = self.transaction(c, "alice@localhost", ["dan@onward.test"],
+                             b"Subject: to a 7-bit Postfix\r\nMIME-Version: 1.0\r\n"
+                             b"Content-Type: text/plain; charset=utf-8\r\n"
+                             b"Content-Transfer-Encoding: 8bit\r\n\r\n" + text.encode(),
+                             mail_params=" BODY=8BITMIME")
+        self.assertReply(r, 250)
+        files = rx.wait_mail("onward.test", "dan", 1, timeout=20)
+        with open(files[0], "rb") as f:
+            raw = f.read()
+        msg = email.message_from_bytes(raw)
+        self.assertEqual(msg["Content-Transfer-Encoding"], "quoted-printable")
+        self.assertEqual(msg.get_payload(decode=True).decode().replace("\r\n", "\n"),
+                         text.replace("\r\n", "\n"))
+        self.assertIn("event=converted-to-7bit", tx.log_text())
+        self.assertTrue(self.pf.wait_log(r"postfix-no8bit/smtpd\[\d+\]: disconnect from"),
                         self.pf.log()[-3000:])
 
     def test_postfix_without_chunking_receives_data(self):
