@@ -570,6 +570,11 @@ cmd_mail(struct session *s, const char *args)
 	}
 	switch (smtp_path_parse(p, strlen(p), 1, 0, &path, &rest, &why)) {
 	case SMTP_PATH_OK:
+		if (path.utf8) {
+			reply(s, "553 5.6.7 Non-ASCII sender address requires SMTPUTF8, which is not offered");
+			session_error(s);
+			return;
+		}
 		break;
 	case SMTP_PATH_TOO_LONG:
 		reply(s, "501 5.1.7 Bad sender address syntax: %s", why);
@@ -831,6 +836,11 @@ cmd_rcpt(struct session *s, const char *args)
 	}
 	switch (smtp_path_parse(p, strlen(p), 0, 1, &path, &rest, &why)) {
 	case SMTP_PATH_OK:
+		if (path.utf8) {
+			reply(s, "553 5.6.7 Non-ASCII recipient address requires SMTPUTF8, which is not offered");
+			session_error(s);
+			return;
+		}
 		break;
 	case SMTP_PATH_8BIT:
 		reply(s, "553 5.6.7 Non-ASCII recipient address requires SMTPUTF8, which is not offered");
