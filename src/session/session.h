@@ -1,7 +1,7 @@
 /*
  * session — the pure state machine of one inbound SMTP session (RFC 5321, with
  * PIPELINING RFC 2920, SIZE RFC 1870, 8BITMIME RFC 6152, ENHANCEDSTATUSCODES RFC 2034,
- * CHUNKING and BINARYMIME RFC 3030).
+ * CHUNKING and BINARYMIME RFC 3030, SMTPUTF8 RFC 6531).
  *
  * Bytes in, replies and transaction actions out; no I/O, no clock, no globals. The server
  * owns the socket and calls session_feed() with whatever it has buffered; the session
@@ -70,6 +70,7 @@ struct session_tx {
 	size_t naccepted;		/* RCPT commands accepted (the recipient_limit counter) */
 	int body_8bit;			/* BODY=8BITMIME (or BINARYMIME) */
 	int body_binary;		/* BODY=BINARYMIME (RFC 3030): stored exactly as sent */
+	int smtputf8;			/* MAIL had SMTPUTF8 (RFC 6531): addresses may be UTF-8 */
 	uint64_t declared_size;		/* SIZE= or 0 */
 	uint64_t size;			/* bytes stored so far (CRLF form, Received header included) */
 	uint64_t own;			/* of those, our own Received header: message_size_limit
