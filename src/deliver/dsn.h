@@ -24,6 +24,11 @@
  *   3. text/rfc822-headers — the original header section (up to the first empty line),
  *      at most DSN_HEADERS_MAX octets of whole lines.
  *
+ * Addresses in the report (Final-Recipient, Original-Recipient) are "rfc822; addr" when
+ * ASCII and RFC 6533 §3's "utf-8; " with \x{HEX} escapes otherwise, so the report stays
+ * 7-bit (message/global-delivery-status is not produced). With smtputf8 the To: field
+ * keeps a UTF-8 sender (the only 8-bit text then).
+ *
  * Sanitising: in one-line fields (addresses, diag, remote_mta, hostname, qid) every
  * control byte (CR and LF included) becomes a space and every byte >= 0x7f becomes '?';
  * a field too long for a 998-octet line is cut. In the original headers a line may end
@@ -67,6 +72,8 @@ struct dsn_info {
 	const char *orig;	/* the original message, CRLF lines, Received header first */
 	size_t origlen;
 	const char *boundary_seed;	/* unique text (e.g. qid + time) for the MIME boundary */
+	int smtputf8;		/* the notice goes out as an SMTPUTF8 message (RFC 6531): the
+				 * To: field keeps a UTF-8 sender as it is (RFC 6532) */
 };
 
 /*
