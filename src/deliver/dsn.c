@@ -256,6 +256,25 @@ status_ok(const char *s)
 	return 1;
 }
 
+static enum dsn_action
+rcpt_action(const struct dsn_info *in, const struct dsn_rcpt *r)
+{
+	return r->has_action ? r->action : in->action;
+}
+
+static const char *
+default_status(enum dsn_action a)
+{
+	return a == DSN_FAILED ? "5.0.0" : a == DSN_DELAYED ? "4.0.0" : "2.0.0";
+}
+
+static const char *
+action_word(enum dsn_action a)
+{
+	return a == DSN_FAILED ? "failed" : a == DSN_DELAYED ? "delayed" :
+	    a == DSN_DELIVERED ? "delivered" : "relayed";
+}
+
 /* The human-readable first part. */
 static void
 build_text(struct dbuf *b, const struct dsn_info *in, const char *arrival)
@@ -268,6 +287,12 @@ build_text(struct dbuf *b, const struct dsn_info *in, const char *arrival)
 	if (in->action == DSN_FAILED) {
 		line_lit(b, "Your message could not be delivered to one or more recipients.");
 		line_lit(b, "It is returned to you; delivery will not be attempted again.");
+	} else if (in->action == DSN_DELIVERED || in->action == DSN_RELAYED) {
+		line_lit(b, "Your message was delivered, as you asked to be told (NOTIFY=SUCCESS).");
+		if (in->action == DSN_RELAYED) {
+			line_lit(b, "It was handed to a server that does not report deliveries, so");
+			line_lit(b, "this is the last report about it you will get.");
+		}
 	} else {
 		line_lit(b, "Your message has not yet been delivered to one or more recipients.");
 		line_lit(b, "Delivery is still being attempted; you do not need to send it again.");
@@ -292,11 +317,15 @@ build_text(struct dbuf *b, const struct dsn_info *in, const char *arrival)
 		}
 		if (r->diag != NULL && r->diag[0] != '\0')
 			db_puts(&reason, skip_type(r->diag));
+		else if (rcpt_action(in, r) == DSN_DELIVERED)
+			db_puts(&reason, "delivered to the mailbox");
+		else if (rcpt_action(in, r) == DSN_RELAYED)
+			db_puts(&reason, "relayed; no further reports will come");
 		else {
 			db_puts(&reason, in->action == DSN_FAILED ? "delivery failed, status " :
 			    "delivery delayed, status ");
 			db_puts(&reason, status_ok(r->status) ? r->status :
-			    in->action == DSN_FAILED ? "5.0.0" : "4.0.0");
+			    default_status(rcpt_action(in, r)));
 		}
 		if (reason.err)
 			b->err = 1;
@@ -310,7 +339,8 @@ build_text(struct dbuf *b, const struct dsn_info *in, const char *arrival)
 	line_field(b, "Queue ID: ", in->qid, "");
 	line_field(b, "It arrived on ", arrival, ".");
 	line_lit(b, "");
-	line_lit(b, "The headers of your message are attached below.");
+	line_lit(b, in->full ? "Your message is attached below." :
+	    "The headers of your message are attached below.");
 }
 
 /* The machine-readable message/delivery-status part. */
@@ -320,19 +350,23 @@ build_status(struct dbuf *b, const struct dsn_info *in, const char *arrival,
 {
 	size_t i;
 
+	if (in->envid != NULL && in->envid[0] != '\0')
+		line_field(b, "Original-Envelope-Id: ", in->envid, "");
 	line_field(b, "Reporting-MTA: dns; ", in->hostname, "");
 	line_field(b, "X-Imsd-Queue-ID: ", in->qid, "");
 	line_field(b, "Arrival-Date: ", arrival, "");
 	for (i = 0; i < in->nrcpts; i++) {
 		const struct dsn_rcpt *r = &in->rcpts[i];
-		const char *st = status_ok(r->status) ? r->status :
-		    in->action == DSN_FAILED ? "5.0.0" : "4.0.0";
+		enum dsn_action a = rcpt_action(in, r);
+		const char *st = status_ok(r->status) ? r->status : default_status(a);
 
 		line_lit(b, "");
-		if (r->orcpt != NULL && r->orcpt[0] != '\0' && strcmp(r->orcpt, r->addr) != 0)
+		if (r->orcpt_field != NULL && r->orcpt_field[0] != '\0')
+			line_field(b, "Original-Recipient: ", r->orcpt_field, "");
+		else if (r->orcpt != NULL && r->orcpt[0] != '\0' && strcmp(r->orcpt, r->addr) != 0)
 			addr_field(b, "Original-Recipient", r->orcpt);
 		addr_field(b, "Final-Recipient", r->addr);
-		line_lit(b, in->action == DSN_FAILED ? "Action: failed" : "Action: delayed");
+		line_field(b, "Action: ", action_word(a), "");
 		line_field(b, "Status: ", st, "");
 		if (r->remote_mta != NULL && r->remote_mta[0] != '\0')
 			line_field(b, type_prefix(r->remote_mta) ? "Remote-MTA: " :
@@ -341,7 +375,7 @@ build_status(struct dbuf *b, const struct dsn_info *in, const char *arrival,
 			line_field(b, type_prefix(r->diag) ? "Diagnostic-Code: " :
 			    "Diagnostic-Code: x-imsd; ", r->diag, "");
 		line_field(b, "Last-Attempt-Date: ", nowdate, "");
-		if (in->action == DSN_DELAYED)
+		if (a == DSN_DELAYED)
 			line_field(b, "Will-Retry-Until: ", until, "");
 	}
 }
@@ -374,6 +408,34 @@ build_headers(struct dbuf *b, const char *s, size_t len)
 		db_put(b, tmp, n);
 		db_put(b, "\r\n", 2);
 		out += n + 2;
+		pos = lf ? end + 1 : len;
+	}
+}
+
+/* The whole original for RET=FULL: every line CRLF-terminated, at most DSN_LINE_MAX octets,
+ * a stray CR a space, NUL '?', bytes >= 0x80 kept only when allow8. */
+static void
+build_full(struct dbuf *b, const char *s, size_t len, int allow8)
+{
+	char tmp[DSN_LINE_MAX];
+	size_t pos = 0;
+
+	while (pos < len) {
+		const char *lf = memchr(s + pos, '\n', len - pos);
+		size_t end = lf ? (size_t)(lf - s) : len, n, i;
+
+		n = end - pos;
+		if (lf != NULL && n > 0 && s[end - 1] == '\r')
+			n--;
+		if (n > DSN_LINE_MAX)
+			n = DSN_LINE_MAX;
+		for (i = 0; i < n; i++) {
+			unsigned char c = (unsigned char)s[pos + i];
+
+			tmp[i] = c == '\r' ? ' ' : (c == 0 || (c >= 0x80 && !allow8)) ? '?' : (char)c;
+		}
+		db_put(b, tmp, n);
+		db_put(b, "\r\n", 2);
 		pos = lf ? end + 1 : len;
 	}
 }
@@ -437,10 +499,14 @@ dsn_build(const struct dsn_info *in, char **out, size_t *outlen)
 	if (in->hostname == NULL || in->hostname[0] == '\0' || in->qid == NULL ||
 	    in->qid[0] == '\0' || in->sender == NULL || in->sender[0] == '\0' ||
 	    in->rcpts == NULL || in->nrcpts == 0 || (in->orig == NULL && in->origlen > 0) ||
-	    (in->action != DSN_FAILED && in->action != DSN_DELAYED))
+	    (in->action != DSN_FAILED && in->action != DSN_DELAYED &&
+	    in->action != DSN_DELIVERED && in->action != DSN_RELAYED))
 		return -1;
 	for (i = 0; i < in->nrcpts; i++)
-		if (in->rcpts[i].addr == NULL || in->rcpts[i].addr[0] == '\0')
+		if (in->rcpts[i].addr == NULL || in->rcpts[i].addr[0] == '\0' ||
+		    (in->rcpts[i].has_action && in->rcpts[i].action != DSN_FAILED &&
+		    in->rcpts[i].action != DSN_DELAYED && in->rcpts[i].action != DSN_DELIVERED &&
+		    in->rcpts[i].action != DSN_RELAYED))
 			return -1;
 
 	fmt_date(in->arrival, arrival, sizeof(arrival));
@@ -451,7 +517,9 @@ dsn_build(const struct dsn_info *in, char **out, size_t *outlen)
 
 	build_text(&parts[0], in, arrival);
 	build_status(&parts[1], in, arrival, nowdate, until);
-	if (in->orig != NULL)
+	if (in->orig != NULL && in->full)
+		build_full(&parts[2], in->orig, in->origlen, in->orig_8bit);
+	else if (in->orig != NULL)
 		build_headers(&parts[2], in->orig, in->origlen);
 	for (i = 0; i < 3; i++)
 		if (parts[i].err)
@@ -465,7 +533,8 @@ dsn_build(const struct dsn_info *in, char **out, size_t *outlen)
 	else
 		line_field(&m, "To: <", in->sender, ">");
 	line_lit(&m, in->action == DSN_FAILED ? "Subject: Undelivered Mail Returned to Sender" :
-	    "Subject: Delayed Mail (still being retried)");
+	    in->action == DSN_DELAYED ? "Subject: Delayed Mail (still being retried)" :
+	    "Subject: Successful Mail Delivery Report");
 	line_field(&m, "Date: ", nowdate, "");
 	clean_token(in->hostname, hostid, sizeof(hostid));
 	clean_token(in->qid, qidid, sizeof(qidid));
@@ -482,8 +551,15 @@ dsn_build(const struct dsn_info *in, char **out, size_t *outlen)
 	    "Content-Type: text/plain; charset=us-ascii", &parts[0]);
 	put_part(&m, boundary, "Content-Description: Delivery report",
 	    "Content-Type: message/delivery-status", &parts[1]);
-	put_part(&m, boundary, "Content-Description: Undelivered message headers",
-	    "Content-Type: text/rfc822-headers", &parts[2]);
+	if (in->full)
+		put_part(&m, boundary, "Content-Description: Undelivered message",
+		    in->orig_8bit ? "Content-Type: message/rfc822\r\nContent-Transfer-Encoding: 8bit" :
+		    "Content-Type: message/rfc822", &parts[2]);
+	else
+		put_part(&m, boundary, in->action == DSN_DELIVERED || in->action == DSN_RELAYED ?
+		    "Content-Description: Message headers" :
+		    "Content-Description: Undelivered message headers",
+		    "Content-Type: text/rfc822-headers", &parts[2]);
 	db_puts(&m, "\r\n--");
 	db_puts(&m, boundary);
 	db_puts(&m, "--\r\n");

@@ -1,6 +1,6 @@
 /*
  * dsn — RFC 3464 delivery status notifications: bounces ("failed") and delay warnings
- * ("delayed").
+ * ("delayed"), and on request (RFC 3461 NOTIFY=SUCCESS) "delivered" and "relayed".
  *
  * PURE: no I/O, no clock (the times are passed in), no globals; the only side effect is
  * the malloc'd result. The caller sends it from <> to the original envelope sender and
@@ -10,19 +10,24 @@
  * or LF, 7-bit only, nothing folded):
  *   From: Mail Delivery System <MAILER-DAEMON@hostname>
  *   To: <sender>
- *   Subject: Undelivered Mail Returned to Sender | Delayed Mail (still being retried)
+ *   Subject: Undelivered Mail Returned to Sender | Delayed Mail (still being retried) |
+ *            Successful Mail Delivery Report
  *   Date: (from now, UTC)   Message-ID: <qid.dsn.now@hostname>
  *   Auto-Submitted: auto-replied   MIME-Version: 1.0
  *   Content-Type: multipart/report; report-type=delivery-status; boundary="..."
  * with three parts:
  *   1. text/plain; charset=us-ascii — a human explanation naming each recipient and the
  *      reason (diag); for delayed, that delivery goes on and for how many hours;
- *   2. message/delivery-status — Reporting-MTA, X-Imsd-Queue-ID, Arrival-Date; then per
- *      recipient Original-Recipient (only when orcpt is given and differs from addr),
+ *   2. message/delivery-status — Original-Envelope-Id (when envid is given), Reporting-MTA, X-Imsd-Queue-ID, Arrival-Date; then per
+ *      recipient Original-Recipient (orcpt_field when given, else orcpt when it is given
+ *      and differs from addr),
  *      Final-Recipient, Action, Status, Remote-MTA (when given), Diagnostic-Code (when
  *      given), Last-Attempt-Date (now), and for delayed Will-Retry-Until;
  *   3. text/rfc822-headers — the original header section (up to the first empty line),
- *      at most DSN_HEADERS_MAX octets of whole lines.
+ *      at most DSN_HEADERS_MAX octets of whole lines; or with full (RET=FULL, RFC 3461
+ *      §4.3) message/rfc822 — the whole original, lines as below, 8-bit bytes kept when
+ *      orig_8bit (the part then says Content-Transfer-Encoding: 8bit and the DSN must be
+ *      sent as 8BITMIME), else replaced by '?'.
  *
  * Addresses in the report (Final-Recipient, Original-Recipient) are "rfc822; addr" when
  * ASCII and RFC 6533 §3's "utf-8; " with \x{HEX} escapes otherwise, so the report stays
@@ -49,7 +54,7 @@
 #define DSN_LINE_MAX	998		/* RFC 5322 §2.1.1, without CRLF */
 #define DSN_HEADERS_MAX	(64 * 1024)	/* most octets of original headers returned */
 
-enum dsn_action { DSN_FAILED, DSN_DELAYED };
+enum dsn_action { DSN_FAILED, DSN_DELAYED, DSN_DELIVERED, DSN_RELAYED };
 
 struct dsn_rcpt {
 	const char *addr;	/* final recipient, "bob@example.org" (required) */
@@ -57,6 +62,10 @@ struct dsn_rcpt {
 	const char *status;	/* "5.1.1"; NULL: derived from the action */
 	const char *diag;	/* "smtp; 550 5.1.1 <bob@x>: user unknown" or NULL */
 	const char *remote_mta;	/* "dns; mx.example.org" or NULL */
+	const char *orcpt_field;	/* the client's ORCPT as the field's value ("rfc822; a@b",
+				 * dsn_orcpt_field), used instead of orcpt; or NULL */
+	int has_action;		/* this recipient's Action differs from the message's: */
+	enum dsn_action action;	/* a failure report may say "delivered" for others */
 };
 
 struct dsn_info {
@@ -72,6 +81,9 @@ struct dsn_info {
 	const char *orig;	/* the original message, CRLF lines, Received header first */
 	size_t origlen;
 	const char *boundary_seed;	/* unique text (e.g. qid + time) for the MIME boundary */
+	const char *envid;	/* the decoded ENVID (RFC 3461) for Original-Envelope-Id, or NULL */
+	int full;		/* RET=FULL: orig is the whole message, returned as message/rfc822 */
+	int orig_8bit;		/* with full: the original is 8-bit (BODY=8BITMIME) */
 	int smtputf8;		/* the notice goes out as an SMTPUTF8 message (RFC 6531): the
 				 * To: field keeps a UTF-8 sender as it is (RFC 6532) */
 };

@@ -26,6 +26,7 @@
 #include "auth/authcheck.h"
 #include "auth/dkimop.h"
 #include "auth/msghdr.h"
+#include "proto/dsnparam.h"
 #include "proto/mime8.h"
 #include "server/cfg.h"
 #include "proto/smtp_reply.h"
@@ -249,6 +250,7 @@ set_result(struct rtask *t, size_t i, const struct smtp_reply *rp)
 	    smtp_reply_permanent(rp->code) ? RELAY_PERM : RELAY_TEMP;
 	smtp_reply_status(rp, res->status);
 	diag_of(rp, res->diag, sizeof(res->diag));
+	res->peer_dsn = t->c != NULL && t->c->caps.dsn;
 }
 
 /* ---- connection I/O ---- */
@@ -725,6 +727,23 @@ bdat_start(struct rtask *t, struct rconn *c)
 
 /* ---- the dialogue ---- */
 
+/* RCPT TO for recipient i, with NOTIFY and ORCPT when the peer advertised DSN. */
+static void
+send_rcpt(struct rconn *c, const struct relay_job *j, size_t i)
+{
+	char notify[32] = "";
+
+	if (!c->caps.dsn) {
+		rc_send_cmd(c, "RCPT TO:<%s>", j->rcpts[i]);
+		return;
+	}
+	if (j->notify != NULL)
+		dsn_notify_format(j->notify[i], notify, sizeof(notify));
+	rc_send_cmd(c, "RCPT TO:<%s>%s%s%s%s", j->rcpts[i], notify[0] ? " NOTIFY=" : "", notify,
+	    j->dsn_orcpts != NULL && j->dsn_orcpts[i] != NULL ? " ORCPT=" : "",
+	    j->dsn_orcpts != NULL && j->dsn_orcpts[i] != NULL ? j->dsn_orcpts[i] : "");
+}
+
 static void
 send_ehlo(struct rconn *c)
 {
@@ -816,7 +835,7 @@ task_begin_tx(struct rtask *t)
 {
 	struct rconn *c = t->c;
 	const struct relay_job *j = t->job;
-	char size[40] = "";
+	char size[40] = "", dsn[DSN_ENVID_MAX + 32] = "";
 
 	if (c->caps.size_known && c->caps.size > 0 && j->body_len > c->caps.size) {
 		char diag[200];
@@ -876,8 +895,17 @@ task_begin_tx(struct rtask *t)
 	t->rcpt_replied = 0;
 	t->naccepted = 0;
 	t->bdat = c->caps.chunking;
-	rc_send_cmd(c, "MAIL FROM:<%s>%s%s%s", j->sender, size, j->body_binary ? " BODY=BINARYMIME" :
-	    j->body_8bit && !t->converted && c->caps.eightbitmime ? " BODY=8BITMIME" : "",
+	if (c->caps.dsn) {
+		/* RFC 3461 §4: pass the requests on; the peer reports from here on */
+		if (j->dsn_ret != DSN_RET_NONE)
+			snprintf(dsn, sizeof(dsn), " RET=%s", j->dsn_ret == DSN_RET_FULL ? "FULL" :
+			    "HDRS");
+		if (j->envid != NULL && j->envid[0] != '\0')
+			snprintf(dsn + strlen(dsn), sizeof(dsn) - strlen(dsn), " ENVID=%s", j->envid);
+	}
+	rc_send_cmd(c, "MAIL FROM:<%s>%s%s%s%s", j->sender, size, j->body_binary ?
+	    " BODY=BINARYMIME" : j->body_8bit && !t->converted && c->caps.eightbitmime ?
+	    " BODY=8BITMIME" : "", dsn,
 	    c->caps.smtputf8 && job_needs_smtputf8(j) ? " SMTPUTF8" : "");
 	c->st = RC_MAIL;
 	c->deadline = time(NULL) + T_CMD;
@@ -886,7 +914,7 @@ task_begin_tx(struct rtask *t)
 		/* RFC 2920: MAIL, every RCPT and DATA in one go; replies come in order. BDAT
 		 * waits for the RCPT replies: no chunk is sent for nobody. */
 		for (size_t k = 0; k < t->nsend; k++)
-			rc_send_cmd(c, "RCPT TO:<%s>", j->rcpts[t->send[k]]);
+			send_rcpt(c, j, t->send[k]);
 		t->mail_rcpt_sent = t->nsend;
 		t->replies_expected = 1 + t->nsend;
 		if (!t->bdat) {
@@ -1029,7 +1057,7 @@ rc_reply(struct rconn *c)
 			if (!c->caps.pipelining) {
 				if (!t->mail_ok)
 					goto tx_over;
-				rc_send_cmd(c, "RCPT TO:<%s>", t->job->rcpts[t->send[0]]);
+				send_rcpt(c, t->job, t->send[0]);
 				t->mail_rcpt_sent = 1;
 				t->replies_expected = 1;
 			}
@@ -1046,8 +1074,7 @@ rc_reply(struct rconn *c)
 			}
 			if (!c->caps.pipelining) {
 				if (t->rcpt_replied < t->nsend) {
-					rc_send_cmd(c, "RCPT TO:<%s>",
-					    t->job->rcpts[t->send[t->rcpt_replied]]);
+					send_rcpt(c, t->job, t->send[t->rcpt_replied]);
 					t->mail_rcpt_sent++;
 					t->replies_expected = 1;
 					break;

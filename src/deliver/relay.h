@@ -31,6 +31,7 @@ struct relay_result {
 	enum relay_outcome outcome;
 	char status[16];	/* "2.0.0", "4.4.1", "5.1.1" */
 	char diag[300];		/* "smtp; 550 5.1.1 ..." or "x-imsd; connection refused" */
+	int peer_dsn;		/* the server that answered advertised DSN (RFC 3461) */
 };
 
 struct relay_job {
@@ -45,6 +46,11 @@ struct relay_job {
 	char domain[256];		/* destination domain (lower-case) */
 	char **rcpts;			/* delivery addresses */
 	size_t nrcpts;
+	/* DSN requests (RFC 3461), passed on when the peer advertises DSN */
+	int dsn_ret;			/* enum dsn_ret: RET=, 0 none */
+	const char *envid;		/* ENVID= (xtext), "" none */
+	unsigned *notify;		/* per recipient NOTIFY bits, 0 none */
+	char **dsn_orcpts;		/* per recipient ORCPT ("rfc822;xtext"), NULL none */
 	struct cfg *cfg;		/* referenced by the caller for the job's life */
 	void (*done)(struct relay_job *job);
 	void *arg;

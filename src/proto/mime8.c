@@ -18,7 +18,7 @@ struct out {
 static void
 put(struct out *o, const char *s, size_t n)
 {
-	if (o->bad)
+	if (o->bad || n == 0)
 		return;
 	if (o->len + n > o->cap) {
 		size_t cap = o->cap ? o->cap : 4096;
@@ -333,6 +333,10 @@ mime8_downgrade(const char *msg, size_t len, char **out, size_t *outlen, char *w
 		if (o.bad)
 			snprintf(why, wl, "out of memory");
 		free(o.p);
+		return -1;
+	}
+	if (o.p == NULL && (o.p = malloc(1)) == NULL) {	/* an empty message: empty output */
+		snprintf(why, wl, "out of memory");
 		return -1;
 	}
 	*out = o.p;

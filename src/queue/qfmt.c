@@ -82,8 +82,13 @@ qfmt_header_encode(const struct qenv *e, char **out, size_t *outlen)
 		return -1;
 	for (size_t i = 0; i < e->nrcpts; i++)
 		if (!addr_ok(e->rcpts[i].addr) || !addr_ok(e->rcpts[i].orcpt) ||
-		    e->rcpts[i].addr[0] == '\0')
+		    e->rcpts[i].addr[0] == '\0' || (e->rcpts[i].dsn_orcpt != NULL &&
+		    (!value_ok(e->rcpts[i].dsn_orcpt, 0) || e->rcpts[i].dsn_orcpt[0] == '\0')) ||
+		    (e->rcpts[i].notify & ~(DSN_NOTIFY_SUCCESS | DSN_NOTIFY_FAILURE |
+		    DSN_NOTIFY_DELAY | DSN_NOTIFY_NEVER)) != 0)
 			return -1;
+	if (!value_ok(e->envid, 0) || e->dsn_ret < DSN_RET_NONE || e->dsn_ret > DSN_RET_HDRS)
+		return -1;
 	sb_add(&b, QFMT_MAGIC, strlen(QFMT_MAGIC));
 	sb_rec(&b, "id", e->qid, NULL);
 	snprintf(num, sizeof(num), "%lld", (long long)e->arrival);
@@ -94,8 +99,19 @@ qfmt_header_encode(const struct qenv *e, char **out, size_t *outlen)
 	sb_rec(&b, "body", e->body_binary ? "binarymime" : e->body_8bit ? "8bit" : "7bit", NULL);
 	if (e->smtputf8)
 		sb_rec(&b, "smtputf8", "yes", NULL);
-	for (size_t i = 0; i < e->nrcpts; i++)
-		sb_rec(&b, "rcpt", e->rcpts[i].addr, e->rcpts[i].orcpt);
+	if (e->dsn_ret != DSN_RET_NONE)
+		sb_rec(&b, "ret", e->dsn_ret == DSN_RET_FULL ? "FULL" : "HDRS", NULL);
+	if (e->envid[0] != '\0')
+		sb_rec(&b, "envid", e->envid, NULL);
+	for (size_t i = 0; i < e->nrcpts; i++) {
+		const struct qrcpt *r = &e->rcpts[i];
+		sb_rec(&b, "rcpt", r->addr, r->orcpt);
+		if (r->notify != 0 || r->dsn_orcpt != NULL) {
+			char notify[32];
+			dsn_notify_format(r->notify, notify, sizeof(notify));
+			sb_rec(&b, "rdsn", notify, r->dsn_orcpt ? r->dsn_orcpt : "");
+		}
+	}
 	if (e->has_skip) {
 		if (e->skip > QFMT_SKIP_MAX) {
 			free(b.p);
@@ -159,7 +175,9 @@ qfmt_header_decode(const char *buf, size_t len, struct qenv *e, size_t *hdrlen, 
     size_t errlen)
 {
 	size_t mlen = strlen(QFMT_MAGIC), pos, cap = 0;
-	int have_id = 0, have_sender = 0, have_arrival = 0;
+	int have_id = 0, have_sender = 0, have_arrival = 0, have_ret = 0, have_envid = 0;
+	int rdsn_ok = 0;	/* the last record was a rcpt without its rdsn yet */
+	int was_rcpt;
 
 	memset(e, 0, sizeof(*e));
 	if (len < mlen)
@@ -214,6 +232,7 @@ qfmt_header_decode(const char *buf, size_t len, struct qenv *e, size_t *hdrlen, 
 					goto bad;
 				}
 			}
+		was_rcpt = 0;
 		if (TAG("id")) {
 			if (vlen == 0 || copy_fixed(e->qid, sizeof(e->qid), v, vlen) < 0 ||
 			    memchr(v, '\t', vlen) != NULL) {
@@ -308,10 +327,52 @@ qfmt_header_decode(const char *buf, size_t len, struct qenv *e, size_t *hdrlen, 
 				snprintf(err, errlen, "out of memory");
 				goto bad;
 			}
+			was_rcpt = 1;
+		} else if (TAG("ret")) {
+			enum dsn_ret ret;
+			const char *why;
+			if (have_ret || memchr(v, '\t', vlen) != NULL ||
+			    dsn_ret_parse(v, vlen, &ret, &why) < 0) {
+				snprintf(err, errlen, "bad ret");
+				goto bad;
+			}
+			e->dsn_ret = (int)ret;
+			have_ret = 1;
+		} else if (TAG("envid")) {
+			const char *why;
+			if (have_envid || memchr(v, '\t', vlen) != NULL ||
+			    dsn_envid_parse(v, vlen, e->envid, &why) < 0) {
+				snprintf(err, errlen, "bad envid");
+				goto bad;
+			}
+			have_envid = 1;
+		} else if (TAG("rdsn")) {
+			const char *tab = memchr(v, '\t', vlen), *why, *o;
+			struct qrcpt *r;
+			char ob[DSN_ORCPT_MAX + 1];
+			size_t olen;
+			if (!rdsn_ok || tab == NULL) {
+				snprintf(err, errlen, "bad rdsn (not after its rcpt)");
+				goto bad;
+			}
+			r = &e->rcpts[e->nrcpts - 1];	/* rdsn_ok: there is one */
+			o = tab + 1;
+			olen = vlen - (size_t)(tab - v) - 1;
+			if ((tab > v && dsn_notify_parse(v, (size_t)(tab - v), &r->notify, &why) < 0) ||
+			    (olen > 0 && dsn_orcpt_parse(o, olen, ob, &why) < 0) ||
+			    (tab == v && olen == 0)) {
+				snprintf(err, errlen, "bad rdsn");
+				goto bad;
+			}
+			if (olen > 0 && (r->dsn_orcpt = xstrndup(ob, strlen(ob))) == NULL) {
+				snprintf(err, errlen, "out of memory");
+				goto bad;
+			}
 		} else {
 			snprintf(err, errlen, "unknown record type");
 			goto bad;
 		}
+		rdsn_ok = was_rcpt;
 #undef TAG
 	}
 	if (!have_id || !have_sender || !have_arrival || e->nrcpts == 0) {
@@ -424,6 +485,7 @@ qenv_free(struct qenv *e)
 	for (size_t i = 0; i < e->nrcpts; i++) {
 		free(e->rcpts[i].addr);
 		free(e->rcpts[i].orcpt);
+		free(e->rcpts[i].dsn_orcpt);
 	}
 	free(e->rcpts);
 	free(e->sender);

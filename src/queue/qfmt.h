@@ -6,10 +6,15 @@
  *             id, arrival (unix seconds), client (address), helo, sender ("" = <>),
  *             body (7bit|8bit|binarymime), optionally smtputf8 ("yes": an SMTPUTF8
  *             transaction, RFC 6531; files without it read as before), rcpt
- *             ("<addr>\t<orcpt>", one per recipient, in order), and optionally skip
- *             (QFMT_SKIP_DIGITS zero-padded decimal digits, written last). Values are
- *             printable ASCII (plus TAB in rcpt); sender and rcpt may also hold
- *             well-formed UTF-8 (util/utf8.h). Unknown tags are refused.
+ *             ("<addr>\t<orcpt>", one per recipient, in order),
+ *             the DSN requests of RFC 3461 when the client made them: ret (FULL|HDRS)
+ *             and envid (xtext) once, and after a rcpt record its "rdsn <notify>\t<orcpt>"
+ *             (NOTIFY as "NEVER" or "SUCCESS,FAILURE,DELAY", "" when not given; the
+ *             client's ORCPT parameter "type;xtext", "" when not given; files written
+ *             before DSN have none of these and load as "nothing requested"),
+ *             and optionally skip (QFMT_SKIP_DIGITS zero-padded decimal digits, written
+ *             last). Values are printable ASCII (plus TAB in rcpt); sender and rcpt may
+ *             also hold well-formed UTF-8 (util/utf8.h). Unknown tags are refused.
  *   GAP     = "skip" bytes of filler between the header and the body (none without the
  *             tag). A receiver reserves room there for header fields it only knows once
  *             the whole message is in (DKIM-Signature, Authentication-Results): they are
@@ -34,6 +39,8 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "proto/dsnparam.h"
+
 #define QFMT_MAGIC		"IMSDQ 1\n"
 #define QFMT_TRAILER_LEN	26	/* "\nEND " (5) + 20 digits + "\n" */
 #define QFMT_HEADER_MAX		(1024 * 1024)
@@ -52,6 +59,8 @@ struct qrcpt {
 	char last_error[200];
 	char status[16];	/* enhanced status of the last failure ("4.4.1", "5.1.1") */
 	char remote_mta[128];	/* who said it (memory only, for the bounce) */
+	unsigned notify;	/* DSN_NOTIFY_* bits; 0 = NOTIFY not given */
+	char *dsn_orcpt;	/* the client's ORCPT parameter ("rfc822;xtext"), or NULL */
 };
 
 struct qenv {
@@ -61,6 +70,8 @@ struct qenv {
 	char helo[256];
 	char *sender;		/* "" for the null sender */
 	int body_8bit;
+	int dsn_ret;		/* enum dsn_ret: RET=, 0 when not given */
+	char envid[DSN_ENVID_MAX + 1];	/* ENVID= (xtext), "" when not given */
 	int body_binary;	/* BODY=BINARYMIME (RFC 3030): relayed only by BDAT; implies
 				 * body_8bit. Files without it (7bit/8bit) read as before. */
 	int smtputf8;		/* MAIL had SMTPUTF8 (RFC 6531): addresses may be UTF-8 */

@@ -22,6 +22,8 @@
 #include "util/utf8.h"
 
 #define HEADER_SCAN_MAX	(64 * 1024)
+#define RET_FULL_MAX	(1024 * 1024)	/* RET=FULL returns a message up to this size whole;
+					 * a larger one gets its headers only */
 
 struct qm_msg {
 	struct qm_msg *prev, *next;
@@ -36,8 +38,9 @@ struct qm_msg {
 	char *journal;
 	size_t jlen, jcap;
 	int bounce_pending;	/* some recipients newly failed */
-	unsigned char *newly_failed;	/* per recipient, for the next bounce */
+	unsigned char *newly_failed;	/* per recipient, for the next report: NF_* bits */
 	int warn_pending;
+	int notify_pending;	/* some recipients asked for a success report (NOTIFY=SUCCESS) */
 	struct qm_msg *wnext;	/* on the wait list for a delivery slot */
 	int waiting;
 	time_t book_after;	/* a bookkeeping job failed (full disk): not before this */
@@ -45,6 +48,29 @@ struct qm_msg {
 };
 
 #define BOOK_RETRY_SECONDS 10
+
+/* newly_failed bits: what the next report says about a recipient */
+#define NF_FAILED	1
+#define NF_DELIVERED	2	/* into a local mailbox, NOTIFY=SUCCESS */
+#define NF_RELAYED	4	/* to a peer without DSN, NOTIFY=SUCCESS */
+
+/* RFC 3461 §4.1: no NOTIFY means the server's default (failures and delays reported). */
+static int
+wants(const struct qrcpt *r, unsigned bit)
+{
+	return r->notify == 0 ? bit != DSN_NOTIFY_SUCCESS : (r->notify & bit) != 0;
+}
+
+/* A success report for recipient i, when it asked for one. */
+static void
+note_success(struct qm_msg *msg, size_t i, unsigned char how)
+{
+	if (!wants(&msg->env.rcpts[i], DSN_NOTIFY_SUCCESS) || msg->newly_failed == NULL ||
+	    msg->env.sender[0] == '\0')
+		return;
+	msg->newly_failed[i] |= how;
+	msg->notify_pending = 1;
+}
 
 struct qmgr {
 	struct queue *q;
@@ -247,7 +273,7 @@ qm_result(struct qmgr *m, struct qm_msg *msg, size_t i, enum relay_outcome oc,
 		str_copy(r->last_error, sizeof(r->last_error), d);
 		snprintf(line, sizeof(line), "fail %zu %s %s\n", i, r->status, d);
 		if (msg->newly_failed != NULL)
-			msg->newly_failed[i] = 1;
+			msg->newly_failed[i] |= NF_FAILED;
 		msg->bounce_pending = 1;
 		log_info("qid=%s event=bounced to=%s status=%s reason=%s", msg->env.qid,
 		    log_addr(lto, sizeof(lto), r->addr), r->status,
@@ -334,6 +360,8 @@ local_done(struct work *w)
 			    (long)(now - msg->env.arrival));
 		qm_result(m, msg, j->idx[k], j->ok[k] ? RELAY_OK : RELAY_TEMP, j->ok[k] ? "2.0.0" :
 		    "4.3.0", j->ok[k] ? NULL : j->err[k], now);
+		if (j->ok[k])
+			note_success(msg, j->idx[k], NF_DELIVERED);
 	}
 	cfg_unref(j->cfg);
 	free(j->idx);
@@ -413,10 +441,15 @@ relay_done_cb(struct relay_job *job)
 			str_copy(msg->env.rcpts[rj->idx[k]].remote_mta,
 			    sizeof(msg->env.rcpts[rj->idx[k]].remote_mta), job->remote_mta);
 		qm_result(m, msg, rj->idx[k], res->outcome, res->status, res->diag, now);
+		/* a peer that speaks DSN got NOTIFY and reports itself (RFC 3461 §4.1) */
+		if (res->outcome == RELAY_OK && !res->peer_dsn)
+			note_success(msg, rj->idx[k], NF_RELAYED);
 	}
 	cfg_unref(job->cfg);
 	free(job->results);
 	free(job->rcpts);
+	free(job->notify);
+	free(job->dsn_orcpts);
 	free(rj->idx);
 	free(rj);
 	qm_maybe_book(m, msg);
@@ -439,10 +472,14 @@ start_relay(struct qmgr *m, struct qm_msg *msg, const char *dest, size_t *idx, s
 	if ((rj = calloc(1, sizeof(*rj))) == NULL ||
 	    (rj->idx = calloc(n, sizeof(*rj->idx))) == NULL ||
 	    (rj->job.rcpts = calloc(n, sizeof(char *))) == NULL ||
-	    (rj->job.results = calloc(n, sizeof(*rj->job.results))) == NULL) {
+	    (rj->job.results = calloc(n, sizeof(*rj->job.results))) == NULL ||
+	    (rj->job.notify = calloc(n, sizeof(*rj->job.notify))) == NULL ||
+	    (rj->job.dsn_orcpts = calloc(n, sizeof(char *))) == NULL) {
 		if (rj != NULL) {
 			free(rj->idx);
 			free(rj->job.rcpts);
+			free(rj->job.results);
+			free(rj->job.notify);
 		}
 		free(rj);
 		return -1;
@@ -454,6 +491,8 @@ start_relay(struct qmgr *m, struct qm_msg *msg, const char *dest, size_t *idx, s
 		free(rj->idx);
 		free(rj->job.rcpts);
 		free(rj->job.results);
+		free(rj->job.notify);
+		free(rj->job.dsn_orcpts);
 		free(rj);
 		return -1;
 	}
@@ -470,8 +509,13 @@ start_relay(struct qmgr *m, struct qm_msg *msg, const char *dest, size_t *idx, s
 	rj->job.smtputf8 = msg->env.smtputf8;
 	rj->job.fd = fd;
 	str_copy(rj->job.domain, sizeof(rj->job.domain), dest);
-	for (size_t k = 0; k < n; k++)
+	for (size_t k = 0; k < n; k++) {
 		rj->job.rcpts[k] = msg->env.rcpts[idx[k]].addr;
+		rj->job.notify[k] = msg->env.rcpts[idx[k]].notify;
+		rj->job.dsn_orcpts[k] = msg->env.rcpts[idx[k]].dsn_orcpt;
+	}
+	rj->job.dsn_ret = msg->env.dsn_ret;
+	rj->job.envid = msg->env.envid;
 	rj->job.nrcpts = n;
 	rj->job.cfg = cfg_ref(m->cfg);
 	rj->job.done = relay_done_cb;
@@ -499,7 +543,7 @@ struct book_job {
 	/* What the job took from the message, given back if the job fails (a full disk):
 	 * nothing that was to be written or sent is forgotten. */
 	int failed;
-	int had_bounce, had_warn;
+	int had_bounce, had_warn, had_notify;
 	unsigned char *nf;
 	char newqid[32];
 	char err[300];
@@ -553,16 +597,19 @@ book_write_dsn(struct book_job *j)
 	struct queue_writer w;
 	struct dsn_info in;
 	uint64_t off, len;
-	char *orig = NULL, *out = NULL, seed[64];
+	char *orig = NULL, *out = NULL, seed[64], envid[DSN_ENVID_MAX + 1];
 	size_t outlen;
 	ssize_t n = 0;
-	int fd, ret = -1;
+	int fd, ret = -1, full;
 	time_t now = time(NULL);
 
 	if (queue_load(q, msg->env.qid, &env, &fd, &off, &len, j->err, sizeof(j->err)) < 0)
 		return -1;
 	qenv_free(&env);
-	if (len > HEADER_SCAN_MAX)
+	/* RFC 3461 §4.3: RET=FULL asks for the whole message in a failure report */
+	full = j->dsn_action == DSN_FAILED && msg->env.dsn_ret == DSN_RET_FULL &&
+	    len <= RET_FULL_MAX;
+	if (!full && len > HEADER_SCAN_MAX)
 		len = HEADER_SCAN_MAX;
 	if ((orig = malloc((size_t)len + 1)) != NULL)
 		n = pread(fd, orig, (size_t)len, (off_t)off);
@@ -578,7 +625,10 @@ book_write_dsn(struct book_job *j)
 	in.arrival = msg->env.arrival;
 	in.now = now;
 	in.sender = msg->env.sender;
-	in.action = j->dsn_action == DSN_DELAYED ? DSN_DELAYED : DSN_FAILED;
+	in.action = (enum dsn_action)j->dsn_action;
+	if (msg->env.envid[0] != '\0' && dsn_envid_field(msg->env.envid, envid,
+	    sizeof(envid)) > 0)
+		in.envid = envid;
 	in.retry_hours_left = (unsigned)((j->cfg->conf.queue_lifetime -
 	    (unsigned)(now - msg->env.arrival < 0 ? 0 : now - msg->env.arrival)) / 3600);
 	in.rcpts = j->drcpts;
@@ -586,6 +636,8 @@ book_write_dsn(struct book_job *j)
 	in.orig = orig;
 	in.origlen = (size_t)n;
 	in.boundary_seed = seed;
+	in.full = full;
+	in.orig_8bit = full && msg->env.body_8bit;
 	in.smtputf8 = utf8_has_nonascii(msg->env.sender);
 	if (dsn_build(&in, &out, &outlen) < 0) {
 		snprintf(j->err, sizeof(j->err), "cannot build the delivery status notification");
@@ -597,6 +649,7 @@ book_write_dsn(struct book_job *j)
 	str_copy(dsnenv.client, sizeof(dsnenv.client), "local");
 	str_copy(dsnenv.helo, sizeof(dsnenv.helo), j->cfg->conf.hostname);
 	dsnenv.sender = (char *)"";
+	dsnenv.body_8bit = in.orig_8bit;
 	r.addr = j->dsn_to;
 	r.orcpt = msg->env.sender;
 	/* RFC 6531: a notice to a UTF-8 sender is an SMTPUTF8 message */
@@ -687,6 +740,7 @@ book_done(struct work *w)
 		}
 		msg->bounce_pending |= j->had_bounce;
 		msg->warn_pending |= j->had_warn;
+		msg->notify_pending |= j->had_notify;
 		for (size_t i = 0; j->nf != NULL && msg->newly_failed != NULL &&
 		    i < msg->env.nrcpts; i++)
 			msg->newly_failed[i] |= j->nf[i];
@@ -698,7 +752,8 @@ book_done(struct work *w)
 	if (newqid[0] != '\0') {
 		char lto[LOG_VALUE_MAX];
 		log_info("qid=%s event=%s dsn_qid=%s to=%s", msg->env.qid,
-		    j->dsn_action == DSN_DELAYED ? "delay-notice" : "bounce-queued", newqid,
+		    j->dsn_action == DSN_DELAYED ? "delay-notice" : j->dsn_action == DSN_FAILED ?
+		    "bounce-queued" : "success-notice", newqid,
 		    log_addr(lto, sizeof(lto), msg->env.sender));
 	}
 	if (j->remove) {
@@ -724,6 +779,7 @@ book_done(struct work *w)
 		free((char *)j->drcpts[i].diag);
 		free((char *)j->drcpts[i].status);
 		free((char *)j->drcpts[i].remote_mta);
+		free((char *)j->drcpts[i].orcpt_field);
 	}
 	free(j->drcpts);
 	free(j->journal);
@@ -733,7 +789,8 @@ book_done(struct work *w)
 	if (newqid[0] != '\0')
 		qmgr_add(m, newqid);
 	if (msg != NULL) {
-		if (msg->jlen > 0 || msg->bounce_pending || msg->warn_pending)
+		if (msg->jlen > 0 || msg->bounce_pending || msg->warn_pending ||
+		    msg->notify_pending)
 			qm_maybe_book(m, msg);
 		else
 			qm_schedule(m, msg, time(NULL));
@@ -754,7 +811,8 @@ qm_maybe_book(struct qmgr *m, struct qm_msg *msg)
 			all_final = 0;
 	if (msg->deleted)
 		all_final = 1;
-	if (msg->jlen == 0 && !msg->bounce_pending && !msg->warn_pending && !all_final) {
+	if (msg->jlen == 0 && !msg->bounce_pending && !msg->warn_pending &&
+	    !msg->notify_pending && !all_final) {
 		qm_schedule(m, msg, time(NULL));
 		return;
 	}
@@ -765,13 +823,18 @@ qm_maybe_book(struct qmgr *m, struct qm_msg *msg)
 	j->cfg = cfg_ref(m->cfg);
 	j->remove = all_final;
 	j->dsn_action = -1;
+	/* a failure or success report goes first; a delay notice due at the same time waits
+	 * for the next job */
+	int report = msg->bounce_pending || msg->notify_pending;
+	int keep_warn = msg->warn_pending && report;
 	j->had_bounce = msg->bounce_pending;
-	j->had_warn = msg->warn_pending;
+	j->had_warn = msg->warn_pending && !keep_warn;
+	j->had_notify = msg->notify_pending;
 	if (msg->newly_failed != NULL && (j->nf = malloc(msg->env.nrcpts)) != NULL)
 		memcpy(j->nf, msg->newly_failed, msg->env.nrcpts);
 	const char *why = NULL;
 	char lfrom[LOG_VALUE_MAX];
-	if ((msg->bounce_pending || msg->warn_pending) && msg->env.sender[0] != '\0' &&
+	if ((report || msg->warn_pending) && msg->env.sender[0] != '\0' &&
 	    !msg->deleted && !bounce_target(&j->cfg->conf, msg->env.sender, j->dsn_to,
 	    sizeof(j->dsn_to), &why)) {
 		char reason[200], lwhy[LOG_VALUE_MAX];
@@ -780,28 +843,47 @@ qm_maybe_book(struct qmgr *m, struct qm_msg *msg)
 		log_info("qid=%s event=bounce-dropped to=%s reason=%s", msg->env.qid,
 		    log_addr(lfrom, sizeof(lfrom), msg->env.sender),
 		    log_value(lwhy, sizeof(lwhy), reason, strlen(reason)));
-		if (!msg->bounce_pending)
+		if (!report)
 			jappend(msg, "warned\n");
-	} else if ((msg->bounce_pending || msg->warn_pending) && msg->env.sender[0] != '\0' &&
+		keep_warn = 0;
+	} else if ((report || msg->warn_pending) && msg->env.sender[0] != '\0' &&
 	    !msg->deleted) {
-		size_t cnt = 0;
-		int delayed = !msg->bounce_pending;
+		size_t cnt = 0, nfailed = 0, ndelivered = 0;
+		int delayed = !report;
 		j->drcpts = calloc(msg->env.nrcpts, sizeof(*j->drcpts));
 		for (size_t i = 0; j->drcpts != NULL && i < msg->env.nrcpts; i++) {
 			struct qrcpt *r = &msg->env.rcpts[i];
-			if (delayed ? r->state != QR_PENDING : !msg->newly_failed[i])
+			struct dsn_rcpt *d = &j->drcpts[cnt];
+			unsigned char nf = msg->newly_failed[i];
+			char field[DSN_ORCPT_MAX + 16];
+			if (delayed ? r->state != QR_PENDING || !wants(r, DSN_NOTIFY_DELAY) :
+			    !((nf & NF_FAILED) && wants(r, DSN_NOTIFY_FAILURE)) &&
+			    !(nf & (NF_DELIVERED | NF_RELAYED)))
 				continue;
-			j->drcpts[cnt].addr = r->addr;
-			j->drcpts[cnt].orcpt = r->orcpt;
-			j->drcpts[cnt].status = strdup(r->status[0] ? r->status :
-			    (delayed ? "4.0.0" : "5.0.0"));
-			j->drcpts[cnt].diag = strdup(r->last_error);
-			j->drcpts[cnt].remote_mta = r->remote_mta[0] ? strdup(r->remote_mta) : NULL;
+			d->addr = r->addr;
+			d->orcpt = r->orcpt;
+			if (r->dsn_orcpt != NULL && dsn_orcpt_field(r->dsn_orcpt, field,
+			    sizeof(field)) > 0)
+				d->orcpt_field = strdup(field);
+			if (!delayed && !(nf & NF_FAILED)) {
+				d->has_action = 1;
+				d->action = (nf & NF_DELIVERED) ? DSN_DELIVERED : DSN_RELAYED;
+				ndelivered += (nf & NF_DELIVERED) != 0;
+				d->status = strdup("2.0.0");
+				d->diag = NULL;
+			} else {
+				nfailed += !delayed;
+				d->status = strdup(r->status[0] ? r->status :
+				    (delayed ? "4.0.0" : "5.0.0"));
+				d->diag = strdup(r->last_error);
+			}
+			d->remote_mta = r->remote_mta[0] ? strdup(r->remote_mta) : NULL;
 			cnt++;
 		}
 		j->ndrcpts = cnt;
 		if (cnt > 0)
-			j->dsn_action = delayed ? DSN_DELAYED : DSN_FAILED;
+			j->dsn_action = delayed ? DSN_DELAYED : nfailed > 0 ? DSN_FAILED :
+			    ndelivered > 0 ? DSN_DELIVERED : DSN_RELAYED;
 		if (delayed)
 			jappend(msg, "warned\n");
 	} else if (msg->bounce_pending && msg->env.sender[0] == '\0')
@@ -812,7 +894,8 @@ qm_maybe_book(struct qmgr *m, struct qm_msg *msg)
 	msg->journal = NULL;
 	msg->jlen = msg->jcap = 0;
 	msg->bounce_pending = 0;
-	msg->warn_pending = 0;
+	msg->warn_pending = keep_warn;
+	msg->notify_pending = 0;
 	if (msg->newly_failed != NULL)
 		memset(msg->newly_failed, 0, msg->env.nrcpts);
 	msg->updating = 1;
@@ -836,7 +919,7 @@ qm_schedule(struct qmgr *m, struct qm_msg *msg, time_t now)
 	if (msg->inflight > 0 || msg->updating || msg->deleted || m->stopping)
 		return;
 	if (msg->book_after != 0 && now >= msg->book_after &&
-	    (msg->jlen > 0 || msg->bounce_pending || msg->warn_pending)) {
+	    (msg->jlen > 0 || msg->bounce_pending || msg->warn_pending || msg->notify_pending)) {
 		qm_maybe_book(m, msg);		/* the retry of a failed bookkeeping job */
 		return;
 	}

@@ -422,7 +422,11 @@ cb_tx_open(void *arg, struct session_tx *tx)
 	for (size_t i = 0; i < tx->nrcpts; i++) {
 		r[i].addr = tx->rcpts[i].addr;
 		r[i].orcpt = tx->rcpts[i].orcpt;
+		r[i].notify = tx->rcpts[i].notify;
+		r[i].dsn_orcpt = tx->rcpts[i].dsn_orcpt;
 	}
+	env.dsn_ret = tx->dsn_ret;
+	memcpy(env.envid, tx->envid, sizeof(env.envid));
 	env.rcpts = r;
 	env.nrcpts = tx->nrcpts;
 	if (conn_checks(c, tx) || conn_signs(c, tx)) {

@@ -181,6 +181,7 @@ tx_clear(struct session *s)
 		if (s->tx.rcpts[i].orcpt != s->tx.rcpts[i].addr)
 			free(s->tx.rcpts[i].orcpt);
 		free(s->tx.rcpts[i].addr);
+		free(s->tx.rcpts[i].dsn_orcpt);
 	}
 	free(s->tx.rcpts);
 	free(s->hf_hold);
@@ -519,6 +520,7 @@ cmd_helo(struct session *s, const char *args, int kind)
 	reply(s, "250-CHUNKING");
 	reply(s, "250-BINARYMIME");
 	reply(s, "250-SMTPUTF8");
+	reply(s, "250-DSN");
 	if (s->tlsd.offer && !s->tls)
 		reply(s, "250-STARTTLS");
 	if (auth_offered(s))
@@ -548,6 +550,8 @@ cmd_mail(struct session *s, const char *args)
 	const char *p, *rest, *why;
 	int np, body8 = 0, binary = 0, utf8 = 0;
 	uint64_t size = 0;
+	enum dsn_ret ret = DSN_RET_NONE;
+	char envid[DSN_ENVID_MAX + 1] = "";
 
 	if (s->helo_kind == 0) {
 		reply(s, "503 5.5.1 Error: send HELO/EHLO first");
@@ -628,6 +632,22 @@ cmd_mail(struct session *s, const char *args)
 				return;
 			}
 			utf8 = 1;
+		} else if (smtp_param_is(&params[i], "RET") && s->helo_kind == 2) {
+			if (ret != DSN_RET_NONE || params[i].value == NULL ||
+			    dsn_ret_parse(params[i].value, params[i].valuelen, &ret, &why) < 0) {
+				reply(s, "501 5.5.4 Bad RET parameter: %s", ret != DSN_RET_NONE ?
+				    "given twice" : params[i].value == NULL ? "no value" : why);
+				session_error(s);
+				return;
+			}
+		} else if (smtp_param_is(&params[i], "ENVID") && s->helo_kind == 2) {
+			if (envid[0] != '\0' || params[i].value == NULL ||
+			    dsn_envid_parse(params[i].value, params[i].valuelen, envid, &why) < 0) {
+				reply(s, "501 5.5.4 Bad ENVID parameter: %s", envid[0] != '\0' ?
+				    "given twice" : params[i].value == NULL ? "no value" : why);
+				session_error(s);
+				return;
+			}
 		} else {
 			reply(s, "555 5.5.4 Unsupported MAIL parameter %.*s",
 			    (int)(params[i].keylen > 32 ? 32 : params[i].keylen), params[i].key);
@@ -665,6 +685,8 @@ cmd_mail(struct session *s, const char *args)
 		return;
 	}
 	s->tx.body_8bit = body8;
+	s->tx.dsn_ret = (int)ret;
+	memcpy(s->tx.envid, envid, sizeof(envid));
 	s->tx.body_binary = binary;
 	s->tx.smtputf8 = utf8;
 	s->tx.declared_size = size;
@@ -721,7 +743,8 @@ lowercase(char *p)
 
 /* Add a delivery address to the transaction unless it is already there. */
 static int
-tx_add_rcpt(struct session *s, const char *addr, const char *orcpt)
+tx_add_rcpt(struct session *s, const char *addr, const char *orcpt, unsigned notify,
+    const char *dsn_orcpt)
 {
 	struct tx_rcpt *r;
 
@@ -739,13 +762,22 @@ tx_add_rcpt(struct session *s, const char *addr, const char *orcpt)
 	r = &s->tx.rcpts[s->tx.nrcpts];
 	if ((r->addr = strdup(addr)) == NULL)
 		return -1;
+	r->notify = notify;
+	r->dsn_orcpt = NULL;
+	if (dsn_orcpt != NULL && (r->dsn_orcpt = strdup(dsn_orcpt)) == NULL) {
+		free(r->addr);
+		return -1;
+	}
 	if (strcmp(addr, orcpt) == 0)
 		r->orcpt = r->addr;
 	else if ((r->orcpt = strdup(orcpt)) == NULL) {
 		free(r->addr);
+		free(r->dsn_orcpt);
 		return -1;
 	} else
 		s->rcpt_bytes += strlen(orcpt) + 1;
+	if (dsn_orcpt != NULL)
+		s->rcpt_bytes += strlen(dsn_orcpt) + 1;
 	s->rcpt_bytes += strlen(addr) + 1;
 	s->tx.nrcpts++;
 	return 0;
@@ -755,6 +787,8 @@ tx_add_rcpt(struct session *s, const char *addr, const char *orcpt)
 struct expand_ctx {
 	struct session *s;
 	const char *orcpt;
+	unsigned notify;
+	const char *dsn_orcpt;
 };
 
 static int
@@ -771,7 +805,7 @@ expand_visit(void *arg, enum recipients_node node, const char *addr, char *const
 
 	if (node == RX_ALIAS)
 		return 0;
-	return tx_add_rcpt(x->s, addr, x->orcpt) < 0 ? -1 : 0;
+	return tx_add_rcpt(x->s, addr, x->orcpt, x->notify, x->dsn_orcpt) < 0 ? -1 : 0;
 }
 
 /*
@@ -781,9 +815,10 @@ expand_visit(void *arg, enum recipients_node node, const char *addr, char *const
  * many targets, out of memory).
  */
 static int
-expand_rcpt(struct session *s, const char *addr, const char *orcpt, const char **why)
+expand_rcpt(struct session *s, const char *addr, const char *orcpt, unsigned notify,
+    const char *dsn_orcpt, const char **why)
 {
-	struct expand_ctx x = { s, orcpt };
+	struct expand_ctx x = { s, orcpt, notify, dsn_orcpt };
 
 	return recipients_expand(s->recipients, addr, expand_is_local, &x, expand_visit, &x, why);
 }
@@ -829,6 +864,8 @@ cmd_rcpt(struct session *s, const char *args)
 	char *const *targets;
 	size_t nt;
 	int np, routed = 0;
+	unsigned notify = 0;
+	char dsn_orcpt[DSN_ORCPT_MAX + 1] = "";
 
 	if (!s->in_tx) {
 		reply(s, "503 5.5.1 Error: need MAIL command");
@@ -861,11 +898,29 @@ cmd_rcpt(struct session *s, const char *args)
 		session_error(s);
 		return;
 	}
-	if (np > 0) {
-		reply(s, "555 5.5.4 Unsupported RCPT parameter %.*s",
-		    (int)(params[0].keylen > 32 ? 32 : params[0].keylen), params[0].key);
-		session_error(s);
-		return;
+	for (int i = 0; i < np; i++) {
+		if (smtp_param_is(&params[i], "NOTIFY") && s->helo_kind == 2) {
+			if (notify != 0 || params[i].value == NULL ||
+			    dsn_notify_parse(params[i].value, params[i].valuelen, &notify, &why) < 0) {
+				reply(s, "501 5.5.4 Bad NOTIFY parameter: %s", notify != 0 ?
+				    "given twice" : params[i].value == NULL ? "no value" : why);
+				session_error(s);
+				return;
+			}
+		} else if (smtp_param_is(&params[i], "ORCPT") && s->helo_kind == 2) {
+			if (dsn_orcpt[0] != '\0' || params[i].value == NULL ||
+			    dsn_orcpt_parse(params[i].value, params[i].valuelen, dsn_orcpt, &why) < 0) {
+				reply(s, "501 5.5.4 Bad ORCPT parameter: %s", dsn_orcpt[0] != '\0' ?
+				    "given twice" : params[i].value == NULL ? "no value" : why);
+				session_error(s);
+				return;
+			}
+		} else {
+			reply(s, "555 5.5.4 Unsupported RCPT parameter %.*s",
+			    (int)(params[i].keylen > 32 ? 32 : params[i].keylen), params[i].key);
+			session_error(s);
+			return;
+		}
 	}
 	if (s->tx.naccepted >= s->conf->recipient_limit) {
 		reply(s, "452 4.5.3 Error: too many recipients");
@@ -952,7 +1007,7 @@ cmd_rcpt(struct session *s, const char *args)
 				return;
 			}
 			if (smtp_path_addr(&real, raddr, sizeof(raddr)) < 0 ||
-			    tx_add_rcpt(s, raddr, addr) < 0) {
+			    tx_add_rcpt(s, raddr, addr, notify, dsn_orcpt[0] ? dsn_orcpt : NULL) < 0) {
 				reply(s, "501 5.1.3 Bad recipient address syntax: too long");
 				session_error(s);
 				return;
@@ -987,7 +1042,7 @@ cmd_rcpt(struct session *s, const char *args)
 		session_error(s);
 		return;
 	}
-	if (expand_rcpt(s, addr, addr, &why) < 0) {
+	if (expand_rcpt(s, addr, addr, notify, dsn_orcpt[0] ? dsn_orcpt : NULL, &why) < 0) {
 		char lwhy[LOG_VALUE_MAX];
 		slog(s, LOG_WARN, "event=reject stage=rcpt to=%s status=4.3.0 reason=%s", lto,
 		    log_value(lwhy, sizeof(lwhy), why, strlen(why)));
@@ -2070,7 +2125,8 @@ session_feed(struct session *s, const char *buf, size_t len)
 		/* RFC 4954 §4: SASL lines (and AUTH with an initial response) may be longer
 		 * than a command line. */
 		size_t limit = (s->state == SS_AUTH || (len - used >= 5 &&
-		    strncasecmp(p, "AUTH ", 5) == 0)) ? SASL_LINE_MAX : SESSION_CMD_MAX;
+		    strncasecmp(p, "AUTH ", 5) == 0)) ? SASL_LINE_MAX : (len - used >= 5 &&
+		    strncasecmp(p, "RCPT ", 5) == 0) ? SESSION_RCPT_MAX : SESSION_CMD_MAX;
 		size_t avail = len - used;
 		const char *lf = memchr(p, '\n', avail);
 
@@ -2102,7 +2158,7 @@ session_feed(struct session *s, const char *buf, size_t len)
 				s->state = SS_CMD;
 			used += linelen;
 			reply(s, "500 5.5.2 Error: command line too long (limit %d octets)",
-			    SESSION_CMD_MAX);
+			    (int)limit);
 			slog(s, LOG_INFO, "event=bad-input reason=command-line-too-long");
 			session_error(s);
 			continue;

@@ -41,10 +41,13 @@
 
 #include "conf/conf.h"
 #include "policy/recipients.h"
+#include "proto/dsnparam.h"
 #include "proto/smtp_path.h"
 #include "util/addr.h"
 
 #define SESSION_CMD_MAX		512	/* octets, CRLF included (RFC 5321 §4.5.3.1.4) */
+#define SESSION_RCPT_MAX	(SESSION_CMD_MAX + 520)	/* RFC 3461 §5: a RCPT line may be
+					 * longer by its NOTIFY and ORCPT (500) parameters */
 #define SESSION_TEXT_MAX	1000	/* octets, CRLF included (RFC 5321 §4.5.3.1.6) */
 #define SESSION_ERROR_LIMIT	20	/* bad commands and rejected recipients before 421 */
 #define SESSION_SOFT_ERRORS	10	/* after this many, each error's reply is delayed */
@@ -60,6 +63,8 @@
 struct tx_rcpt {
 	char *addr;		/* delivery address, "local@domain" (local ones lower-case) */
 	char *orcpt;		/* the address the client gave (RFC 3461 ORCPT), same if no alias */
+	unsigned notify;	/* NOTIFY= (DSN_NOTIFY_* bits), 0 when not given */
+	char *dsn_orcpt;	/* ORCPT= as dsn_orcpt_parse keeps it, NULL when not given */
 };
 
 struct session_tx {
@@ -71,6 +76,8 @@ struct session_tx {
 	int body_8bit;			/* BODY=8BITMIME (or BINARYMIME) */
 	int body_binary;		/* BODY=BINARYMIME (RFC 3030): stored exactly as sent */
 	int smtputf8;			/* MAIL had SMTPUTF8 (RFC 6531): addresses may be UTF-8 */
+	int dsn_ret;			/* RET= (enum dsn_ret), 0 when not given */
+	char envid[DSN_ENVID_MAX + 1];	/* ENVID= (xtext), "" when not given */
 	uint64_t declared_size;		/* SIZE= or 0 */
 	uint64_t size;			/* bytes stored so far (CRLF form, Received header included) */
 	uint64_t own;			/* of those, our own Received header: message_size_limit

@@ -101,6 +101,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memcpy(origcopy, p, origlen);
 
 	nr = ((data[0] >> 1) & 3) % 3 + 1;
+	memset(r, 0, sizeof(r));
 	for (i = 0; i < nr; i++) {
 		r[i].addr = i == 0 ? addr : i == 1 ? "second@example.org" : diag;
 		r[i].orcpt = (data[0] & 16) ? (i == 0 ? diag : addr) : NULL;
@@ -121,6 +122,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	in.orig = origcopy;
 	in.origlen = origlen;
 	in.boundary_seed = seed;
+	in.full = (data[0] & 32) != 0;		/* RET=FULL */
+	in.envid = (data[0] & 64) ? seed : NULL;
+	if (data[0] & 128) {			/* NOTIFY=SUCCESS among the others */
+		r[0].has_action = 1;
+		r[0].action = DSN_DELIVERED;
+		r[0].orcpt_field = mta;
+	}
 
 	ret = dsn_build(&in, &m, &n);
 	for (i = 0; i < nr; i++)
@@ -156,10 +164,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	check(count(parts[2], (size_t)(parts[3] - parts[2]), "\r\nFinal-Recipient: rfc822; ") +
 	    count(parts[2], (size_t)(parts[3] - parts[2]), "\r\nFinal-Recipient: utf-8; ") == nr);
 	check(count(parts[2], (size_t)(parts[3] - parts[2]), (in.action == DSN_FAILED) ?
-	    "\r\nAction: failed\r\n" : "\r\nAction: delayed\r\n") == nr);
+	    "\r\nAction: failed\r\n" : "\r\nAction: delayed\r\n") ==
+	    nr - ((data[0] & 128) ? 1 : 0));
 	check(count(parts[2], (size_t)(parts[3] - parts[2]), "\r\nStatus: ") == nr);
-	/* the headers part is capped */
-	check((size_t)(parts[4] - parts[3]) <= DSN_HEADERS_MAX + 200);
+	check(count(parts[2], (size_t)(parts[3] - parts[2]), "\r\nOriginal-Envelope-Id: ") ==
+	    (in.envid != NULL && in.envid[0] != '\0' ? 1 : 0));
+	/* the headers part is capped; RET=FULL returns every line, each at most 998 + CRLF */
+	if (!in.full)
+		check((size_t)(parts[4] - parts[3]) <= DSN_HEADERS_MAX + 200);
 out:
 	free(m);
 	free(origcopy);

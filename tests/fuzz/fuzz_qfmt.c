@@ -1,6 +1,6 @@
 /*
  * fuzz_qfmt — the queue file decoder and journal reader on arbitrary bytes.
- * A decoded header must re-encode, and the re-encoding must decode to the same envelope.
+ * A decoded header (DSN records included) must re-encode, and the re-encoding must decode to the same envelope.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -27,11 +27,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (qfmt_header_encode(&e, &out, &outlen) == 0) {
 		if (qfmt_header_decode(out, outlen, &e2, &hdrlen2, err, sizeof(err)) != 0 ||
 		    hdrlen2 != outlen || e2.nrcpts != e.nrcpts || strcmp(e2.sender, e.sender) != 0 ||
-		    strcmp(e2.qid, e.qid) != 0 || e2.smtputf8 != e.smtputf8)
+		    strcmp(e2.qid, e.qid) != 0 || e2.smtputf8 != e.smtputf8 ||
+		    e2.dsn_ret != e.dsn_ret || strcmp(e2.envid, e.envid) != 0)
 			abort();
 		for (size_t i = 0; i < e.nrcpts; i++)
 			if (strcmp(e.rcpts[i].addr, e2.rcpts[i].addr) != 0 ||
-			    strcmp(e.rcpts[i].orcpt, e2.rcpts[i].orcpt) != 0)
+			    strcmp(e.rcpts[i].orcpt, e2.rcpts[i].orcpt) != 0 ||
+			    e.rcpts[i].notify != e2.rcpts[i].notify ||
+			    (e.rcpts[i].dsn_orcpt == NULL) != (e2.rcpts[i].dsn_orcpt == NULL) ||
+			    (e.rcpts[i].dsn_orcpt != NULL &&
+			    strcmp(e.rcpts[i].dsn_orcpt, e2.rcpts[i].dsn_orcpt) != 0))
 				abort();
 		qenv_free(&e2);
 		free(out);

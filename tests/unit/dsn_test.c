@@ -22,9 +22,9 @@ static const char orig_msg[] =
 
 static const struct dsn_rcpt two_rcpts[] = {
 	{ "bob@remote.example", "bob@remote.example", "5.1.1",
-	  "smtp; 550 5.1.1 <bob@remote.example>: user unknown", "dns; mx.remote.example" },
+	  "smtp; 550 5.1.1 <bob@remote.example>: user unknown", "dns; mx.remote.example", NULL, 0, DSN_FAILED },
 	{ "carol@remote.example", "Carol@Remote.Example", "5.2.2",
-	  "smtp; 552 5.2.2 mailbox full", NULL },
+	  "smtp; 552 5.2.2 mailbox full", NULL, NULL, 0, DSN_FAILED },
 };
 
 static void
@@ -237,8 +237,9 @@ TEST(utf8_addresses_are_not_mangled)
 {
 	/* RFC 6533 §3: utf-8-addr-xtext in the 7-bit report; the UTF-8 sender in To: */
 	static const struct dsn_rcpt r[] = {
-		{ "j\xc3\xb6ran+x@b\xc3\xbc" "cher.example", "J\xc3\xb6ran+x@b\xc3\xbc" "cher.example",
-		  "5.6.7", "x-imsd; peer does not support SMTPUTF8", NULL },
+		{ .addr = "j\xc3\xb6ran+x@b\xc3\xbc" "cher.example",
+		  .orcpt = "J\xc3\xb6ran+x@b\xc3\xbc" "cher.example",
+		  .status = "5.6.7", .diag = "x-imsd; peer does not support SMTPUTF8" },
 	};
 	struct dsn_info in;
 	char *m = NULL;
@@ -280,7 +281,7 @@ TEST(delayed_variant)
 {
 	struct dsn_info in;
 	struct dsn_rcpt r = { "dave@slow.example", NULL, "4.4.1",
-	    "x-imsd; connection timed out", "dns; mx1.slow.example" };
+	    "x-imsd; connection timed out", "dns; mx1.slow.example", NULL, 0, DSN_FAILED };
 	char *m = NULL;
 	size_t n = 0;
 
@@ -312,8 +313,8 @@ TEST(defaults_for_missing_status_diag_and_types)
 {
 	struct dsn_info in;
 	struct dsn_rcpt r[2] = {
-		{ "x@a.example", "x@a.example", NULL, NULL, NULL },
-		{ "y@b.example", NULL, "5.1", "mailbox unavailable", "mx.b.example" },
+		{ "x@a.example", "x@a.example", NULL, NULL, NULL, NULL, 0, DSN_FAILED },
+		{ "y@b.example", NULL, "5.1", "mailbox unavailable", "mx.b.example", NULL, 0, DSN_FAILED },
 	};
 	char *m = NULL;
 	size_t n = 0;
@@ -336,7 +337,7 @@ TEST(defaults_for_missing_status_diag_and_types)
 TEST(hostile_diag_and_headers_are_sanitised)
 {
 	struct dsn_info in;
-	struct dsn_rcpt r = { "bob@x.example", NULL, "5.0.0", NULL, "dns; mx\r\nInjected: 1" };
+	struct dsn_rcpt r = { "bob@x.example", NULL, "5.0.0", NULL, "dns; mx\r\nInjected: 1", NULL, 0, DSN_FAILED };
 	char *diag = malloc(5000), *orig, *m = NULL;
 	size_t n = 0, i, olen;
 
@@ -434,7 +435,7 @@ TEST(empty_or_missing_original)
 TEST(bad_arguments)
 {
 	struct dsn_info in;
-	struct dsn_rcpt r = { NULL, NULL, NULL, NULL, NULL };
+	struct dsn_rcpt r = { NULL, NULL, NULL, NULL, NULL, NULL, 0, DSN_FAILED };
 	char *m = (char *)"x";
 	size_t n = 7;
 
@@ -466,6 +467,82 @@ TEST(bad_arguments)
 	CHECK(dsn_build(NULL, &m, &n) == -1);
 }
 
+/* RFC 3461 requests: Original-Envelope-Id, the client's ORCPT, success actions, and a
+ * failure report that also says "delivered" for a recipient that asked for it. */
+TEST(success_actions_envid_and_client_orcpt)
+{
+	struct dsn_info in;
+	struct dsn_rcpt r[2] = {
+		{ "bob@x.example", "alias@x.example", NULL, NULL, NULL,
+		  "rfc822; Bob+x@X.example", 1, DSN_DELIVERED },
+		{ "carol@y.example", NULL, "5.1.1", "smtp; 550 no", NULL, NULL, 0, DSN_FAILED },
+	};
+	char *out;
+	size_t len;
+
+	base_info(&in);
+	in.rcpts = r;
+	in.nrcpts = 1;
+	in.action = DSN_DELIVERED;
+	in.envid = "QQ+1";
+	CHECK(dsn_build(&in, &out, &len) == 0);
+	CHECK(lines_ok(out, len));
+	CHECK(strstr(out, "Subject: Successful Mail Delivery Report\r\n") != NULL);
+	CHECK(strstr(out, "\r\nOriginal-Envelope-Id: QQ+1\r\nReporting-MTA: dns; ") != NULL);
+	CHECK(strstr(out, "Original-Recipient: rfc822; Bob+x@X.example\r\n"
+	    "Final-Recipient: rfc822; bob@x.example\r\nAction: delivered\r\nStatus: 2.0.0\r\n")
+	    != NULL);
+	CHECK(strstr(out, "Will-Retry-Until") == NULL);
+	free(out);
+
+	r[0].action = DSN_RELAYED;
+	in.action = DSN_RELAYED;
+	in.envid = NULL;
+	CHECK(dsn_build(&in, &out, &len) == 0);
+	CHECK(strstr(out, "Action: relayed\r\n") != NULL);
+	CHECK(strstr(out, "Original-Envelope-Id") == NULL);
+	free(out);
+
+	in.nrcpts = 2;
+	in.action = DSN_FAILED;
+	CHECK(dsn_build(&in, &out, &len) == 0);
+	CHECK(strstr(out, "Subject: Undelivered Mail Returned to Sender\r\n") != NULL);
+	CHECK(strstr(out, "Action: relayed\r\n") != NULL);
+	CHECK(strstr(out, "Action: failed\r\nStatus: 5.1.1\r\n") != NULL);
+	free(out);
+
+	r[0].action = (enum dsn_action)9;
+	CHECK(dsn_build(&in, &out, &len) == -1);
+}
+
+/* RET=FULL: the whole original as message/rfc822, lines normalised; 8-bit kept only when
+ * the original was 8BITMIME (and then said so). */
+TEST(ret_full_returns_the_whole_message)
+{
+	static const char msg8[] = "Subject: x\r\n\r\nbody line\r\nbare\nlf caf\xc3\xa9\r\n";
+	struct dsn_info in;
+	char *out;
+	size_t len;
+
+	base_info(&in);
+	in.orig = msg8;
+	in.origlen = sizeof(msg8) - 1;
+	in.full = 1;
+	CHECK(dsn_build(&in, &out, &len) == 0);
+	CHECK(lines_ok(out, len));
+	CHECK(strstr(out, "Content-Type: message/rfc822\r\n\r\nSubject: x\r\n\r\nbody line\r\n"
+	    "bare\r\nlf caf??\r\n") != NULL);
+	CHECK(strstr(out, "text/rfc822-headers") == NULL);
+	CHECK(strstr(out, "Your message is attached below.") != NULL);
+	free(out);
+	in.orig_8bit = 1;
+	CHECK(dsn_build(&in, &out, &len) == 0);
+	CHECK(strstr(out, "Content-Type: message/rfc822\r\nContent-Transfer-Encoding: 8bit\r\n")
+	    != NULL);
+	CHECK(strstr(out, "lf caf\xc3\xa9\r\n") != NULL);
+	free(out);
+}
+
 int
 main(void)
 {
@@ -478,5 +555,7 @@ main(void)
 	RUN(boundary_is_changed_when_the_content_contains_it);
 	RUN(empty_or_missing_original);
 	RUN(bad_arguments);
+	RUN(success_actions_envid_and_client_orcpt);
+	RUN(ret_full_returns_the_whole_message);
 	T_EXIT();
 }

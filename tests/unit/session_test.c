@@ -19,6 +19,10 @@ struct fake {
 	char rcpts[8][300];
 	size_t nrcpts;
 	char sender[300];
+	unsigned notify[8];		/* DSN requests as tx_open saw them */
+	char dsn_orcpt[8][DSN_ORCPT_MAX + 1];
+	int dsn_ret;
+	char envid[DSN_ENVID_MAX + 1];
 };
 
 static void
@@ -43,8 +47,14 @@ f_open(void *arg, struct session_tx *tx)
 	snprintf(tx->qid, sizeof(tx->qid), "Q%d", f->opened);
 	snprintf(f->sender, sizeof(f->sender), "%s", tx->sender);
 	f->nrcpts = 0;
-	for (size_t i = 0; i < tx->nrcpts && i < 8; i++, f->nrcpts++)
+	for (size_t i = 0; i < tx->nrcpts && i < 8; i++, f->nrcpts++) {
 		snprintf(f->rcpts[i], sizeof(f->rcpts[i]), "%s", tx->rcpts[i].addr);
+		f->notify[i] = tx->rcpts[i].notify;
+		snprintf(f->dsn_orcpt[i], sizeof(f->dsn_orcpt[i]), "%s",
+		    tx->rcpts[i].dsn_orcpt ? tx->rcpts[i].dsn_orcpt : "");
+	}
+	f->dsn_ret = tx->dsn_ret;
+	snprintf(f->envid, sizeof(f->envid), "%s", tx->envid);
 	return 0;
 }
 
@@ -1332,6 +1342,46 @@ TEST(local_submission_names_the_uid_and_may_relay)
 	session_free(s);
 }
 
+/* DSN (RFC 3461): EHLO lists it; MAIL RET/ENVID and RCPT NOTIFY/ORCPT reach tx_open; bad
+ * values get 501 5.5.4 naming the parameter; after HELO they are unknown parameters. */
+TEST(dsn_parameters_are_parsed_and_kept_per_recipient)
+{
+	struct session *s = start();
+	char line[1200];
+
+	feed(s, "EHLO c.example\r\n");
+	CHECK(strstr(fk.out, "250-DSN\r\n") != NULL);
+	fk.outlen = 0;
+	feed(s, "MAIL FROM:<a@example.org> RET=hdrs ENVID=Q+2B1\r\n"
+	    "RCPT TO:<bob@localhost> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;B+40x@example.org\r\n"
+	    "RCPT TO:<carol@localhost>\r\n"
+	    "RCPT TO:<dave@localhost> NOTIFY=BOGUS\r\n"
+	    "RCPT TO:<dave@localhost> ORCPT=rfc822;a+4@b\r\n"
+	    "RCPT TO:<dave@localhost> NOTIFY=NEVER NOTIFY=NEVER\r\n"
+	    "DATA\r\nSubject: x\r\n\r\nbody\r\n.\r\n");
+	CHECK(strstr(fk.out, "501 5.5.4 Bad NOTIFY parameter: NOTIFY must be NEVER or a list") != NULL);
+	CHECK(strstr(fk.out, "501 5.5.4 Bad ORCPT parameter: ") != NULL);
+	CHECK(strstr(fk.out, "501 5.5.4 Bad NOTIFY parameter: given twice") != NULL);
+	CHECK(fk.nrcpts == 2);
+	CHECK(fk.dsn_ret == DSN_RET_HDRS);
+	CHECK_STR(fk.envid, "Q+2B1");
+	CHECK(fk.notify[0] == (DSN_NOTIFY_SUCCESS | DSN_NOTIFY_FAILURE));
+	CHECK_STR(fk.dsn_orcpt[0], "rfc822;B@x@example.org");
+	CHECK(fk.notify[1] == 0);
+	CHECK_STR(fk.dsn_orcpt[1], "");
+	session_commit_done(s, 1);
+	/* the longest ORCPT (500) fits the longer RCPT line RFC 3461 §5 allows */
+	fk.outlen = 0;
+	feed(s, "MAIL FROM:<a@example.org>\r\n");
+	snprintf(line, sizeof(line), "RCPT TO:<bob@localhost> NOTIFY=SUCCESS,FAILURE,DELAY "
+	    "ORCPT=rfc822;%0480d@example.org\r\n", 0);
+	feed(s, line);
+	CHECK(strstr(fk.out, "250 2.1.5") != NULL);
+	feed(s, "RSET\r\nHELO c.example\r\nMAIL FROM:<a@example.org> RET=FULL\r\n");
+	CHECK(strstr(fk.out, "555 5.5.4 Unsupported MAIL parameter RET") != NULL);
+	session_free(s);
+}
+
 int
 main(void)
 {
@@ -1415,6 +1465,7 @@ main(void)
 	RUN(a_bare_cr_line_does_not_end_the_header_for_the_filter);
 	RUN(mail_check_holds_pipelined_commands_until_answered);
 	RUN(commit_refused_replies_instead_of_250);
+	RUN(dsn_parameters_are_parsed_and_kept_per_recipient);
 	conf_free(&conf);
 	T_EXIT();
 }
