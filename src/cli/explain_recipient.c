@@ -25,6 +25,7 @@
 #include "cli/cli.h"
 #include "deliver/dns.h"
 #include "net/ev.h"
+#include "policy/outtls.h"
 #include "proto/smtp_path.h"
 #include "queue/queue.h"
 #include "util/log.h"
@@ -232,11 +233,44 @@ print_route(struct explain *e, const char *domain)
 		    (unsigned)cf->smtp_port);
 		resolve_print(e, domain, 0, cf->smtp_port);
 	}
-	printf("  tls: opportunistic: STARTTLS is used whenever the receiving server offers "
-	    "it (its certificate is not verified); plaintext when it does not, or on a new "
-	    "connection after a failed handshake. No outbound TLS policy is configured "
-	    "(this version has no smtp_tls or tls_policy), so TLS is expected but not "
-	    "required\n");
+	{
+		const char *src, *entry;
+		int lvl = outtls_level(cf, domain, &src, &entry);
+		char by[300];
+
+		if (entry != NULL)
+			snprintf(by, sizeof(by), "tls_policy entry %s", entry);
+		else
+			snprintf(by, sizeof(by), "smtp_tls%s", cf->set[CK_SMTP_TLS] ? "" :
+			    ", the default");
+		if (lvl == OUTTLS_MTASTS)
+			printf("  tls: mta-sts (%s): the MTA-STS policy of %s (TXT _mta-sts.%s, then "
+			    "https://mta-sts.%s:%u/.well-known/mta-sts.txt verified against %s) "
+			    "decides at delivery: in mode enforce, TLS required by %s for %s, only MX "
+			    "hosts the policy lists, and their certificates must verify (else the "
+			    "message is deferred); mode testing or none, or no policy: "
+			    "opportunistic\n", by, domain, domain, domain, (unsigned)cf->mta_sts_port,
+			    cf->smtp_tls_ca_file != NULL ? cf->smtp_tls_ca_file : "the system CA store",
+			    src, domain);
+		else if (lvl == OUTTLS_DANE)
+			printf("  tls: dane (%s): the TLSA records of each MX host (_%u._tcp.HOST) "
+			    "are asked of dns_servers; when that resolver says they are authenticated "
+			    "(AD bit, dnssec_trust_resolver = yes), TLS required by %s for %s and the "
+			    "certificate must match one of them (else the message is deferred); no "
+			    "TLSA records (authenticated denial) or an unsigned zone: opportunistic; "
+			    "a failed TLSA lookup defers\n", by, (unsigned)cf->smtp_port, src, domain);
+		else if (lvl == OUTTLS_VERIFY)
+			printf("  tls: verify (%s): TLS required by %s for %s: STARTTLS is required "
+			    "and the MX host's certificate must verify against %s and carry the MX "
+			    "host name; otherwise the message is deferred, never sent in plaintext\n",
+			    by, src, domain, cf->smtp_tls_ca_file != NULL ? cf->smtp_tls_ca_file :
+			    "the system CA store");
+		else
+			printf("  tls: opportunistic (%s): STARTTLS is used whenever the receiving "
+			    "server offers it (its certificate is not verified); plaintext when it "
+			    "does not, or on a new connection after a failed handshake, so TLS is "
+			    "expected but not required\n", by);
+	}
 }
 
 /* ---- local delivery and aliases (session.c's expand_rcpt) ---- */

@@ -18,6 +18,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "policy/outtls.h"
 #include "util/log.h"
 #include "util/intl.h"
 #include "util/str.h"
@@ -1039,6 +1040,109 @@ static void print_dnsl(const struct conf *c, const struct row *r, FILE *fp)
 	}
 }
 
+/* smtp_tls: one outbound TLS level (policy/outtls.h). */
+static int parse_tlslevel(struct conf *c, const struct row *r, const char *v, char *why, size_t wl)
+{
+	return outtls_level_parse(v, FIELD(c, r, int), why, wl);
+}
+
+static void print_tlslevel(const struct conf *c, const struct row *r, FILE *fp)
+{
+	fprintf(fp, " %s", outtls_level_name(*CFIELD(c, r, int)));
+}
+
+/* tls_policy: DOMAIN:LEVEL or .DOMAIN:LEVEL (its subdomains); each domain once. */
+static void free_tlspol(struct conf_tls_policy *a, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(a[i].domain);
+	free(a);
+}
+
+static int parse_tlspol(struct conf *c, const struct row *r, const char *v, char *why, size_t wl)
+{
+	char item[CONF_LINE_MAX + 1], q[QBUF];
+	struct conf_tls_policy *arr = NULL;
+	size_t n = 0, cap = 0;
+	const char *p = v;
+	int oom;
+
+	while (next_item(&p, item)) {
+		char *colon = strrchr(item, ':'), lw[200];
+		struct conf_tls_policy e = { 0 };
+		int sub = item[0] == '.';
+
+		if (colon == NULL) {
+			snprintf(why, wl, "%s is not DOMAIN:LEVEL", quote(item, q, sizeof q));
+			goto fail;
+		}
+		*colon = '\0';
+		if (outtls_level_parse(colon + 1, &e.level, lw, sizeof lw) != 0) {
+			snprintf(why, wl, "%s: %s", quote(item, q, sizeof q), lw);
+			goto fail;
+		}
+		if (n >= OUTTLS_POLICY_MAX) {
+			snprintf(why, wl, "more than %d entries", OUTTLS_POLICY_MAX);
+			goto fail;
+		}
+		{
+			char *d = domain_dup(item + sub, 1, &oom);
+			if (d == NULL) {
+				if (oom)
+					nomem(why, wl);
+				else
+					snprintf(why, wl, "%s is not a domain name (DOMAIN:LEVEL, or "
+					    ".DOMAIN:LEVEL for its subdomains)", quote(item, q, sizeof q));
+				goto fail;
+			}
+			if (sub) {
+				size_t dl = strlen(d);
+				e.domain = malloc(dl + 2);
+				if (e.domain != NULL) {
+					e.domain[0] = '.';
+					memcpy(e.domain + 1, d, dl + 1);
+				}
+				free(d);
+				if (e.domain == NULL) {
+					nomem(why, wl);
+					goto fail;
+				}
+			} else
+				e.domain = d;
+		}
+		for (size_t i = 0; i < n; i++)
+			if (strcmp(arr[i].domain, e.domain) == 0) {
+				snprintf(why, wl, "%s is listed twice", e.domain);
+				free(e.domain);
+				goto fail;
+			}
+		if (grow((void **)&arr, &cap, n, sizeof *arr) != 0) {
+			free(e.domain);
+			nomem(why, wl);
+			goto fail;
+		}
+		arr[n++] = e;
+	}
+	free_tlspol(*FIELD(c, r, struct conf_tls_policy *), *COUNT(c, r));
+	*FIELD(c, r, struct conf_tls_policy *) = arr;
+	*COUNT(c, r) = n;
+	return 0;
+fail:
+	free_tlspol(arr, n);
+	return -1;
+}
+
+static void print_tlspol(const struct conf *c, const struct row *r, FILE *fp)
+{
+	const struct conf_tls_policy *arr = *CFIELD(c, r, struct conf_tls_policy *);
+	char buf[CONF_LINE_MAX + 1];
+
+	for (size_t i = 0; i < *CCOUNT(c, r); i++) {
+		snprintf(buf, sizeof buf, "%s:%s", arr[i].domain, outtls_level_name(arr[i].level));
+		emit_list_item(fp, i, buf);
+	}
+}
+
 /* ---- the schema ---- */
 
 #define OFF(f)		.off = offsetof(struct conf, f)
@@ -1060,6 +1164,8 @@ static void print_dnsl(const struct conf *c, const struct row *r, FILE *fp)
 #define T_USER		.parse = parse_user, .print = print_str, .active = active_str
 #define T_DKIMSIGN	.parse = parse_dkim, .print = print_dkim, .active = active_list
 #define T_DNSL		.parse = parse_dnsl, .print = print_dnsl, .active = active_list
+#define T_TLSLEVEL	.parse = parse_tlslevel, .print = print_tlslevel, .active = active_always
+#define T_TLSPOL	.parse = parse_tlspol, .print = print_tlspol, .active = active_list
 #define NOT_YET		.not_yet = 1	/* capability not in this build: see struct row */
 
 #define DAY 86400ull
@@ -1120,6 +1226,13 @@ static const struct row schema[CK__COUNT] = {
 	[CK_DNSBL_THRESHOLD]	= { "dnsbl_threshold", T_UINT, OFF(dnsbl_threshold), .def = "1",
 				    .min = 1, .max = 1000 },
 	[CK_METRICS_LISTEN]	= { "metrics_listen", T_LISTEN, LIST(metrics_listen) },
+	[CK_SMTP_TLS]		= { "smtp_tls", T_TLSLEVEL, OFF(smtp_tls), .def = "opportunistic" },
+	[CK_TLS_POLICY]		= { "tls_policy", T_TLSPOL, LIST(tls_policy) },
+	[CK_SMTP_TLS_CA_FILE]	= { "smtp_tls_ca_file", T_OPTPATH, OFF(smtp_tls_ca_file) },
+	[CK_DNSSEC_TRUST_RESOLVER] = { "dnssec_trust_resolver", T_BOOL, OFF(dnssec_trust_resolver),
+				    .def = "no" },
+	[CK_MTA_STS_PORT]	= { "mta_sts_port", T_PORT, OFF(mta_sts_port),
+				    .def = "443", .min = 1, .max = 65535 },
 };
 
 /* The name of key k ("hostname", ...); NULL when k is out of range. */
@@ -1187,6 +1300,8 @@ void conf_free(struct conf *c)
 	free_dkim(c->dkim_sign, c->ndkim_sign);
 	free_dnsl(c->dnsbl, c->ndnsbl);
 	free_dnsl(c->dnswl, c->ndnswl);
+	free_tlspol(c->tls_policy, c->ntls_policy);
+	free(c->smtp_tls_ca_file);
 	memset(c, 0, sizeof *c);
 }
 
@@ -1245,6 +1360,16 @@ static int cross_check(const char *name, struct conf *c, char *err, size_t errle
 			snprintf(err, errlen, "%s:%u: retry_min: %s is more than retry_max (%s)", name,
 			    c->set_line[k], fmt_duration(c->retry_min, x, sizeof x),
 			    fmt_duration(c->retry_max, y, sizeof y));
+		return -1;
+	}
+
+	/* DANE rests on the resolver's word that the TLSA records are authentic (the AD bit):
+	 * only a resolver the operator named and vouched for may give it. */
+	if (outtls_uses(c, OUTTLS_DANE) && (!c->dnssec_trust_resolver || c->ndns_servers == 0)) {
+		enum conf_key k = c->smtp_tls == OUTTLS_DANE ? CK_SMTP_TLS : CK_TLS_POLICY;
+		snprintf(err, errlen, "%s:%u: %s: dane needs dnssec_trust_resolver = yes and "
+		    "dns_servers naming a DNSSEC-validating resolver reached over a trusted path",
+		    name, c->set_line[k], conf_key_name(k));
 		return -1;
 	}
 

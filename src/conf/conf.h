@@ -31,6 +31,8 @@ enum conf_key {
 	CK_DKIM_SIGN, CK_INBOUND_CHECKS, CK_DMARC_REJECT, CK_SPF_REJECT, CK_DNSBL, CK_DNSWL,
 	CK_DNSBL_THRESHOLD,
 	CK_METRICS_LISTEN,
+	CK_SMTP_TLS, CK_TLS_POLICY, CK_SMTP_TLS_CA_FILE, CK_DNSSEC_TRUST_RESOLVER,
+	CK_MTA_STS_PORT,
 	CK__COUNT
 };
 
@@ -45,6 +47,12 @@ struct conf_dkim {
 struct conf_dnsl {
 	char *zone;		/* lower-case, no trailing dot */
 	unsigned weight;	/* 1 unless written zone=N */
+};
+
+/* tls_policy: the outbound TLS level for one destination domain (policy/outtls.h). */
+struct conf_tls_policy {
+	char *domain;		/* lower-case; a leading '.' means "its subdomains" */
+	int level;		/* enum outtls_level */
 };
 
 struct conf {
@@ -89,6 +97,11 @@ struct conf {
 	struct conf_dnsl *dnswl;	size_t ndnswl;
 	unsigned dnsbl_threshold;	/* listed when the blocklist score reaches this */
 	struct hostport *metrics_listen;	size_t nmetrics_listen;	/* Prometheus /metrics */
+	int smtp_tls;			/* enum outtls_level: the default for relaying */
+	struct conf_tls_policy *tls_policy;	size_t ntls_policy;
+	char *smtp_tls_ca_file;		/* NULL = the system CA store */
+	int dnssec_trust_resolver;	/* believe the AD bit of the dns_servers (DANE) */
+	uint16_t mta_sts_port;		/* HTTPS port of mta-sts.DOMAIN (443; tests) */
 	int embedded;			/* the embedded default configuration (no -c) */
 
 	unsigned char set[CK__COUNT];	/* 1 when the key was given in the file */

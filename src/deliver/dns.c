@@ -28,7 +28,7 @@
 #include "deliver/dns.h"
 #include "util/metrics.h"
 
-enum { Q_MAIL, Q_HOST };
+enum { Q_MAIL, Q_HOST, Q_TLSA, Q_TXT };
 /* state of one address family of one host */
 enum { LK_PENDING, LK_OK, LK_NX, LK_NODATA, LK_TEMP };
 
@@ -74,6 +74,8 @@ struct dns_query {
 	struct netaddr addrs[DNS_MAX_MX][DNS_MAX_ADDRS];
 	struct dns_host out[DNS_MAX_MX];
 	struct dns_result res;
+	struct tlsa_answer *tlsa;	/* Q_TLSA */
+	char txt[DNS_TXT_RRS][DNS_TXT_MAX + 1];	/* Q_TXT */
 };
 
 struct dns {
@@ -281,6 +283,7 @@ query_free(struct dns_query *q)
 		d->active = q->next;
 	if (q->next != NULL)
 		q->next->prev = q->prev;
+	free(q->tlsa);
 	free(q);
 }
 
@@ -954,6 +957,155 @@ dns_resolve_host(struct dns *d, const char *host, dns_cb cb, void *arg)
 	q->nhosts = 1;
 	snprintf(q->hosts[0].name, sizeof(q->hosts[0].name), "%s", q->name);
 	query_lookup_hosts(q);	/* may finish at once (literal, immediate failure) */
+	return q;
+}
+
+/* The raw TLSA answer. */
+static void
+tlsa_cb(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
+{
+	struct dns_query *q = arg;
+	char why[120];
+
+	q->pending--;
+	if (q->cancelled) {
+		query_maybe_free(q);
+		return;
+	}
+	if (status != ARES_SUCCESS || abuf == NULL) {
+		set_why(q, "%s: TLSA: %s", q->name, ares_errname(status));
+		query_complete(q, DNS_TEMPFAIL);
+		return;
+	}
+	if (tlsa_parse(abuf, (size_t)alen, q->tlsa, why, sizeof(why)) < 0) {
+		set_why(q, "%s: TLSA: %s", q->name, why);
+		query_complete(q, DNS_TEMPFAIL);
+		return;
+	}
+	q->res.tlsa = q->tlsa;
+	switch (q->tlsa->rcode) {
+	case 0:
+		query_complete(q, DNS_OK);
+		break;
+	case 3:
+		set_why(q, "%s: no such name (NXDOMAIN)", q->name);
+		query_complete(q, DNS_NXDOMAIN);
+		break;
+	default:
+		q->res.tlsa = NULL;
+		set_why(q, "%s: TLSA: DNS error code %d", q->name, q->tlsa->rcode);
+		query_complete(q, DNS_TEMPFAIL);
+		break;
+	}
+}
+
+struct dns_query *
+dns_resolve_tlsa(struct dns *d, const char *name, dns_cb cb, void *arg)
+{
+	struct dns_query *q = query_new(d, name, Q_TLSA, cb, arg);
+	unsigned char *buf = NULL;
+	int len = 0;
+
+	if (q == NULL)
+		return NULL;
+	if ((q->tlsa = malloc(sizeof(*q->tlsa))) == NULL) {
+		q->cancelled = 1;
+		query_maybe_free(q);
+		errno = ENOMEM;
+		return NULL;
+	}
+	if (ares_create_query(q->name, ns_c_in, 52 /* TLSA */, 0, 1, &buf, &len, 0) !=
+	    ARES_SUCCESS || len < 12) {
+		if (buf != NULL)
+			ares_free_string(buf);
+		q->cancelled = 1;
+		query_maybe_free(q);
+		errno = EINVAL;
+		return NULL;
+	}
+	buf[3] |= 0x20;		/* AD: "tell me whether you validated this" */
+	q->pending++;
+	ares_send(d->ch, buf, len, tlsa_cb, q);	/* may call back at once */
+	ares_free_string(buf);
+	return q;
+}
+
+/* The TXT answer: each record's strings joined. */
+static void
+txt_cb(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
+{
+	struct dns_query *q = arg;
+	struct ares_txt_ext *txt = NULL;
+	size_t n = 0, cur = 0;
+	int r, bad = 0;
+
+	q->pending--;
+	if (q->cancelled) {
+		query_maybe_free(q);
+		return;
+	}
+	q->res.txt = q->txt;
+	q->res.ntxt = 0;
+	if (status == ARES_ENODATA) {
+		query_complete(q, DNS_OK);
+		return;
+	}
+	if (status == ARES_ENOTFOUND) {
+		set_why(q, "%s: no such name (NXDOMAIN)", q->name);
+		query_complete(q, DNS_NXDOMAIN);
+		return;
+	}
+	if (status != ARES_SUCCESS) {
+		set_why(q, "%s: TXT: %s", q->name, ares_errname(status));
+		query_complete(q, DNS_TEMPFAIL);
+		return;
+	}
+	r = ares_parse_txt_reply_ext(abuf, alen, &txt);
+	if (r == ARES_ENODATA) {
+		query_complete(q, DNS_OK);
+		return;
+	}
+	if (r != ARES_SUCCESS) {
+		set_why(q, "%s: TXT: %s", q->name, ares_errname(r));
+		query_complete(q, DNS_TEMPFAIL);
+		return;
+	}
+	for (struct ares_txt_ext *t = txt; t != NULL; t = t->next) {
+		if (t->record_start) {
+			if (n > 0 && bad)
+				n--;	/* the record before was too long: dropped whole */
+			if (n >= DNS_TXT_RRS)
+				break;
+			q->txt[n++][0] = '\0';
+			cur = 0;
+			bad = 0;
+		}
+		if (n == 0 || bad)
+			continue;
+		if (cur + t->length > DNS_TXT_MAX) {
+			bad = 1;
+			continue;
+		}
+		memcpy(q->txt[n - 1] + cur, t->txt, t->length);
+		cur += t->length;
+		q->txt[n - 1][cur] = '\0';
+	}
+	if (bad && n > 0)
+		n--;
+	q->res.ntxt = n;
+	ares_free_data(txt);
+	query_complete(q, DNS_OK);
+}
+
+struct dns_query *
+dns_resolve_txt(struct dns *d, const char *name, dns_cb cb, void *arg)
+{
+	struct dns_query *q = query_new(d, name, Q_TXT, cb, arg);
+
+	if (q == NULL)
+		return NULL;
+	q->pending++;
+	ares_query(d->ch, q->name, ns_c_in, ns_t_txt, txt_cb, q);	/* may call back at once */
 	return q;
 }
 

@@ -38,6 +38,7 @@
 
 #include <stddef.h>
 
+#include "deliver/tlsa.h"
 #include "net/ev.h"
 #include "util/addr.h"
 
@@ -45,6 +46,8 @@
 #define DNS_MAX_ADDRS	10
 #define DNS_TIMEOUT_MS	3000
 #define DNS_TRIES	2
+#define DNS_TXT_RRS	8	/* TXT records kept (the rest ignored) */
+#define DNS_TXT_MAX	1024	/* bytes of one TXT record kept (longer: dropped whole) */
 
 struct dns;
 struct dns_query;
@@ -70,6 +73,9 @@ struct dns_result {
 	int implicit_mx;	/* no MX: hosts[0] is the domain itself (RFC 5321 §5.1) */
 	struct dns_host *hosts;	/* in the order to try; only hosts that have addresses */
 	size_t nhosts;
+	const struct tlsa_answer *tlsa;	/* dns_resolve_tlsa: the parsed answer (OK, NXDOMAIN) */
+	char (*txt)[DNS_TXT_MAX + 1];	/* dns_resolve_txt: each record's strings joined */
+	size_t ntxt;
 };
 
 typedef void (*dns_cb)(void *arg, const struct dns_result *res);
@@ -94,6 +100,18 @@ struct dns_query *dns_resolve_mail(struct dns *d, const char *domain, dns_cb cb,
 /* A/AAAA of one host (a relayhost in brackets); hosts[0].pref is 0. NXDOMAIN → DNS_NXDOMAIN,
  * no addresses → DNS_NOHOSTS. NULL as for dns_resolve_mail. */
 struct dns_query *dns_resolve_host(struct dns *d, const char *host, dns_cb cb, void *arg);
+/*
+ * TLSA records of name (RFC 6698, "_25._tcp.mx.example.org"), asked with the AD bit set
+ * (RFC 6840 §5.7) so a validating resolver says whether the answer is authenticated;
+ * res->tlsa has the records and the AD bit as received (the caller decides whether it
+ * trusts that resolver). NOERROR (with or without records) → DNS_OK, NXDOMAIN →
+ * DNS_NXDOMAIN, anything else (SERVFAIL, timeout, a malformed answer) → DNS_TEMPFAIL.
+ * NULL as for dns_resolve_mail.
+ */
+struct dns_query *dns_resolve_tlsa(struct dns *d, const char *name, dns_cb cb, void *arg);
+/* TXT records of name: DNS_OK with res->txt (NOERROR, maybe none), DNS_NXDOMAIN, or
+ * DNS_TEMPFAIL. NULL as for dns_resolve_mail. */
+struct dns_query *dns_resolve_txt(struct dns *d, const char *name, dns_cb cb, void *arg);
 /* The callback will not be called; NULL is fine. */
 void dns_cancel(struct dns_query *q);
 

@@ -23,6 +23,8 @@
 
 #include "deliver/dns.h"
 #include "deliver/relay.h"
+#include "deliver/sts.h"
+#include "policy/outtls.h"
 #include "auth/authcheck.h"
 #include "auth/dkimop.h"
 #include "auth/msghdr.h"
@@ -67,6 +69,7 @@ struct rconn {
 	enum rc_state st;
 	struct tls_conn *tls;
 	int tls_up, tls_want, no_tls;
+	int tls_verified;		/* 1: the certificate verified for t.host; 2: by DANE */
 	struct smtp_reply_parser parser;
 	struct smtp_reply reply;
 	struct smtp_caps caps;
@@ -88,6 +91,15 @@ struct rtask {
 	size_t targets_cap;
 	size_t ntargets, cur;
 	int no_tls_for_cur;		/* retry the current target without STARTTLS */
+	int tls_level;			/* enum outtls_level for job->domain */
+	const char *tls_source;		/* "tls_policy" or "smtp_tls" */
+	struct dns_query *tq;		/* TLSA lookup in flight (dane) */
+	char dane_host[256];		/* the host dane_state is about */
+	int dane_state;			/* DS_* */
+	char dane_why[200];		/* DS_FAIL: why */
+	struct tlsa_answer *dane;	/* DS_TLSA: the authenticated records */
+	struct sts_query *sq;		/* MTA-STS discovery in flight (mta-sts) */
+	struct mtasts_policy *sts;	/* the domain's policy, mode testing or enforce */
 	struct rconn *c;
 	/* transaction */
 	size_t replies_expected;	/* pipelined replies still to read */
@@ -119,6 +131,7 @@ struct relay {
 	struct ev_loop *loop;
 	struct dns *dns;
 	struct tls_ctx *client_tls;
+	struct sts *sts;		/* MTA-STS discovery on this loop */
 	struct rconn *idle;
 	unsigned nidle;
 	struct rtask *tasks;
@@ -129,12 +142,29 @@ struct relay {
 	struct ev_io eio;
 };
 
+/* What DANE found for the current host (RFC 7672 §2.2). */
+enum { DS_UNKNOWN, DS_NONE, DS_TLSA, DS_FAIL };
+
 static void rc_close(struct rconn *c);
 static void rc_send_cmd(struct rconn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void task_next_target(struct rtask *t);
 static void task_begin_tx(struct rtask *t);
 static void rc_io(struct ev_io *io, uint32_t events);
 static void rc_update(struct rconn *c);
+
+/* Must the current host be reached over authenticated TLS? 1: verified by the CA store,
+ * 2: by DANE; 0: opportunistic. */
+static int
+task_tls_required(const struct rtask *t)
+{
+	if (outtls_required(t->tls_level))
+		return 1;
+	if (t->sts != NULL && t->sts->mode == MTASTS_ENFORCE)
+		return 1;
+	if (t->tls_level == OUTTLS_DANE && t->dane_state == DS_TLSA)
+		return 2;
+	return 0;
+}
 
 /* ---- completion ---- */
 
@@ -187,6 +217,8 @@ finished_cb(struct ev_io *io, uint32_t events)
 		free(t->utf8_refused);
 		free(t->accepted);
 		free(t->targets);
+		free(t->dane);
+		free(t->sts);
 		free(t);
 	}
 }
@@ -211,6 +243,14 @@ task_done(struct rtask *t)
 	if (t->dq != NULL) {
 		dns_cancel(t->dq);
 		t->dq = NULL;
+	}
+	if (t->tq != NULL) {
+		dns_cancel(t->tq);
+		t->tq = NULL;
+	}
+	if (t->sq != NULL) {
+		sts_cancel(t->sq);
+		t->sq = NULL;
 	}
 	if (t->c != NULL) {
 		t->c->task = NULL;
@@ -390,6 +430,26 @@ rc_fail(struct rconn *c, const char *fmt, ...)
 	}
 	t->cur++;
 	task_next_target(t);
+}
+
+/* A TLS level that requires TLS was not met on c: this host is not used (the next one is
+ * tried; when none is left the message is deferred with this reason). Never plaintext. */
+static void
+tls_policy_fail(struct rconn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void
+tls_policy_fail(struct rconn *c, const char *fmt, ...)
+{
+	struct rtask *t = c->task;
+	char why[200];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	rc_fail(c, "TLS required by %s for %s: %s%s", t->tls_source, t->job->domain,
+	    t->sts != NULL && t->sts->mode == MTASTS_ENFORCE ? "MTA-STS policy (mode enforce): " :
+	    "", why);
 }
 
 static void
@@ -851,6 +911,28 @@ task_begin_tx(struct rtask *t)
 		task_done(t);
 		return;
 	}
+	if (j->requiretls) {
+		const char *why = NULL;
+		if (!(c->tls_verified == 2 || (c->tls_verified == 1 && t->sts != NULL &&
+		    t->sts->mode == MTASTS_ENFORCE)))
+			why = "TLS to it is not verified by DANE or an enforced MTA-STS policy";
+		else if (!c->caps.requiretls)
+			why = "it does not offer REQUIRETLS";
+		if (why != NULL) {
+			/* RFC 8689 §5: such a message is returned, never sent less protected */
+			char diag[300];
+			snprintf(diag, sizeof(diag), "x-imsd; the message requires TLS (REQUIRETLS) and "
+			    "%s: %s", c->t.host, why);
+			task_fail_rest(t, RELAY_PERM, "5.7.30", diag);
+			c->task = NULL;
+			t->c = NULL;
+			rc_send_cmd(c, "QUIT");
+			c->st = RC_QUIT;
+			rc_flush(c);
+			task_done(t);
+			return;
+		}
+	}
 	if (j->body_binary && !(c->caps.chunking && c->caps.binarymime)) {
 		/* RFC 3030 §3: BODY=BINARYMIME only by BDAT to a server that announced both.
 		 * imsd does not convert binary MIME to base64, so the message is returned. */
@@ -903,9 +985,9 @@ task_begin_tx(struct rtask *t)
 		if (j->envid != NULL && j->envid[0] != '\0')
 			snprintf(dsn + strlen(dsn), sizeof(dsn) - strlen(dsn), " ENVID=%s", j->envid);
 	}
-	rc_send_cmd(c, "MAIL FROM:<%s>%s%s%s%s", j->sender, size, j->body_binary ?
+	rc_send_cmd(c, "MAIL FROM:<%s>%s%s%s%s%s", j->sender, size, j->body_binary ?
 	    " BODY=BINARYMIME" : j->body_8bit && !t->converted && c->caps.eightbitmime ?
-	    " BODY=8BITMIME" : "", dsn,
+	    " BODY=8BITMIME" : "", dsn, j->requiretls ? " REQUIRETLS" : "",
 	    c->caps.smtputf8 && job_needs_smtputf8(j) ? " SMTPUTF8" : "");
 	c->st = RC_MAIL;
 	c->deadline = time(NULL) + T_CMD;
@@ -989,7 +1071,18 @@ rc_reply(struct rconn *c)
 				c->st = RC_STARTTLS;
 				break;
 			}
+			if (task_tls_required(t) && !c->tls_verified) {
+				/* never downgrade: no STARTTLS, no mail */
+				tls_policy_fail(c, "the server does not offer STARTTLS");
+				return;
+			}
 			task_begin_tx(t);
+			return;
+		}
+		if (rp->code >= 500 && rp->code != 503 && task_tls_required(t) &&
+		    !c->tls_verified) {
+			diag_of(rp, d, sizeof(d));
+			tls_policy_fail(c, "EHLO refused (no STARTTLS without it): %s", d);
 			return;
 		}
 		if (rp->code >= 500 && rp->code != 503) {
@@ -1011,6 +1104,11 @@ rc_reply(struct rconn *c)
 		task_begin_tx(t);
 		return;
 	case RC_STARTTLS:
+		if (rp->code != 220 && task_tls_required(t)) {
+			diag_of(rp, d, sizeof(d));
+			tls_policy_fail(c, "STARTTLS refused: %s", d);
+			return;
+		}
 		if (rp->code != 220) {
 			/* the offer was not meant: go on in plaintext on this connection */
 			log_info("qid=%s event=relay-starttls-refused host=%s code=%d", t->job->qid,
@@ -1022,7 +1120,32 @@ rc_reply(struct rconn *c)
 			struct netaddr lit;
 			/* SNI carries a host name, never an address (RFC 6066 §3) */
 			int is_ip = netaddr_parse(c->t.host, &lit) == 0 || c->t.host[0] == '[';
-			c->tls = tls_conn_new(c->r->client_tls, c->io.fd, 0, is_ip ? NULL : c->t.host);
+			if (task_tls_required(t) == 2) {
+				size_t added = 0;
+				c->tls = tls_conn_new(t->job->cfg->client_dane, c->io.fd, 0, c->t.host);
+				if (c->tls != NULL && tls_conn_dane_begin(c->tls, c->t.host) == 0)
+					for (size_t i = 0; i < t->dane->n; i++) {
+						const struct tlsa_rr *rr = &t->dane->rr[i];
+						if (tlsa_usable(rr) && tls_conn_dane_add(c->tls, rr->usage,
+						    rr->selector, rr->mtype, rr->data, rr->len) > 0)
+							added++;
+					}
+				if (c->tls != NULL && added == 0) {
+					tls_policy_fail(c, "DANE: no TLSA record of %s could be loaded",
+					    c->t.host);
+					return;
+				}
+			} else if (task_tls_required(t)) {
+				/* the certificate must carry the MX host name (RFC 7817 §3) */
+				c->tls = tls_conn_new(t->job->cfg->client_verify, c->io.fd, 0,
+				    is_ip ? NULL : c->t.host);
+				if (c->tls != NULL && tls_conn_expect_host(c->tls, c->t.host) < 0) {
+					tls_conn_free(c->tls);
+					c->tls = NULL;
+				}
+			} else
+				c->tls = tls_conn_new(c->r->client_tls, c->io.fd, 0,
+				    is_ip ? NULL : c->t.host);
 		}
 		if (c->tls == NULL) {
 			rc_fail(c, "cannot start TLS");
@@ -1191,6 +1314,10 @@ rc_handshake(struct rconn *c)
 		rc_update(c);
 		return;
 	}
+	if (r != TLS_OK && c->task != NULL && task_tls_required(c->task)) {
+		tls_policy_fail(c, "%s", tls_conn_error(c->tls));
+		return;
+	}
 	if (r != TLS_OK) {
 		struct rtask *t = c->task;
 		log_info("qid=%s event=relay-tls-failed host=%s reason=\"%s\" action=retry-plaintext",
@@ -1209,6 +1336,16 @@ rc_handshake(struct rconn *c)
 	}
 	c->tls_up = 1;
 	c->tls_want = 0;
+	if (c->task != NULL && task_tls_required(c->task)) {
+		char why[200];
+		int how = task_tls_required(c->task);
+		if ((how == 2 ? tls_conn_dane_verified(c->tls, why, sizeof(why)) :
+		    tls_conn_verified(c->tls, why, sizeof(why))) < 0) {
+			tls_policy_fail(c, "%s", why);
+			return;
+		}
+		c->tls_verified = how;
+	}
 	if (c->task != NULL)
 		log_info("qid=%s event=relay-tls host=%s tls=\"%s %s\"", c->task->job->qid, c->t.host,
 		    tls_conn_version(c->tls), tls_conn_cipher(c->tls));
@@ -1321,6 +1458,51 @@ target_is_self(const struct rtask *t, const struct target *tg)
 	return 0;
 }
 
+/* The TLSA answer for t->dane_host: what DANE asks of it (RFC 7672 §2.1, §2.2). */
+static void
+tlsa_done(void *arg, const struct dns_result *res)
+{
+	struct rtask *t = arg;
+	const struct conf *cf = &t->job->cfg->conf;
+	const char *what;
+	size_t usable = 0;
+
+	t->tq = NULL;
+	if (res->status == DNS_TEMPFAIL || res->tlsa == NULL) {
+		/* a failed lookup may hide records: never treat it as "no TLSA" */
+		t->dane_state = DS_FAIL;
+		snprintf(t->dane_why, sizeof(t->dane_why), "DANE: TLSA lookup failed: %s", res->why);
+		what = "lookup-failed";
+	} else if (!res->tlsa->ad || !cf->dnssec_trust_resolver) {
+		t->dane_state = DS_NONE;
+		what = "insecure";
+	} else if (res->status == DNS_NXDOMAIN || res->tlsa->n == 0) {
+		t->dane_state = DS_NONE;
+		what = "no-tlsa";
+	} else {
+		for (size_t i = 0; i < res->tlsa->n; i++)
+			usable += tlsa_usable(&res->tlsa->rr[i]) ? 1 : 0;
+		if (usable == 0) {
+			t->dane_state = DS_FAIL;
+			snprintf(t->dane_why, sizeof(t->dane_why), "DANE: the %zu TLSA records of %s "
+			    "are all unusable (only DANE-TA(2) and DANE-EE(3) are)", res->tlsa->n,
+			    t->dane_host);
+			what = "unusable";
+		} else if (t->dane == NULL && (t->dane = malloc(sizeof(*t->dane))) == NULL) {
+			t->dane_state = DS_FAIL;
+			snprintf(t->dane_why, sizeof(t->dane_why), "DANE: out of memory");
+			what = "lookup-failed";
+		} else {
+			memcpy(t->dane, res->tlsa, sizeof(*t->dane));
+			t->dane_state = DS_TLSA;
+			what = "tlsa";
+		}
+	}
+	log_info("qid=%s event=relay-dane host=%s dane=%s usable=%zu", t->job->qid, t->dane_host,
+	    what, usable);
+	task_next_target(t);
+}
+
 static void
 task_next_target(struct rtask *t)
 {
@@ -1333,9 +1515,39 @@ task_next_target(struct rtask *t)
 	while (t->cur < t->ntargets) {
 		struct target *tg = &t->targets[t->cur];
 
+		if (t->tls_level == OUTTLS_DANE && strcmp(t->dane_host, tg->host) != 0) {
+			/* RFC 7672 §2.2: the TLSA records of this MX host decide first */
+			struct netaddr lit;
+			char qn[300];
+			str_copy(t->dane_host, sizeof(t->dane_host), tg->host);
+			if (tg->host[0] == '[' || netaddr_parse(tg->host, &lit) == 0) {
+				t->dane_state = DS_NONE;	/* an address has no TLSA name */
+			} else {
+				t->dane_state = DS_UNKNOWN;
+				snprintf(qn, sizeof(qn), "_%u._tcp.%s", tg->port, tg->host);
+				if ((t->tq = dns_resolve_tlsa(r->dns, qn, tlsa_done, t)) != NULL)
+					return;
+				t->dane_state = DS_FAIL;
+				snprintf(t->dane_why, sizeof(t->dane_why), "DANE: cannot look up %s",
+				    qn);
+			}
+		}
+		if (t->tls_level == OUTTLS_DANE && t->dane_state == DS_FAIL) {
+			char lh[LOG_VALUE_MAX], lw[LOG_VALUE_MAX];
+			snprintf(t->err, sizeof(t->err), "x-imsd; %s: TLS required by %s for %s: %s",
+			    tg->host, t->tls_source, t->job->domain, t->dane_why);
+			log_info("qid=%s event=relay-attempt-failed host=%s reason=%s", t->job->qid,
+			    log_value(lh, sizeof(lh), tg->host, strlen(tg->host)),
+			    log_value(lw, sizeof(lw), t->err + 8, strlen(t->err + 8)));
+			t->cur++;
+			continue;
+		}
+
 		/* an idle connection to the same place is the cheapest way there */
 		for (c = r->idle; c != NULL && !t->no_tls_for_cur; c = c->next) {
-			if (netaddr_equal(&c->t.addr, &tg->addr) && c->t.port == tg->port) {
+			if (netaddr_equal(&c->t.addr, &tg->addr) && c->t.port == tg->port &&
+			    (!task_tls_required(t) || (c->tls_verified == task_tls_required(t) &&
+			    strcasecmp(c->t.host, tg->host) == 0))) {
 				if (c->prev)
 					c->prev->next = c->next;
 				else
@@ -1450,6 +1662,22 @@ dns_done(void *arg, const struct dns_result *res)
 				    res->hosts[h].name);
 				continue;
 			}
+			if (t->sts != NULL && !mtasts_mx_match(t->sts, res->hosts[h].name)) {
+				/* RFC 8461 §4.1: only MX hosts the policy names */
+				char lh[LOG_VALUE_MAX];
+				log_info("qid=%s event=relay-mta-sts-mismatch host=%s mode=%s "
+				    "action=%s", t->job->qid, log_value(lh, sizeof(lh),
+				    res->hosts[h].name, strlen(res->hosts[h].name)),
+				    mtasts_mode_name(t->sts->mode), t->sts->mode == MTASTS_ENFORCE ?
+				    "skip" : "deliver-anyway");
+				if (t->sts->mode == MTASTS_ENFORCE) {
+					snprintf(t->err, sizeof(t->err), "x-imsd; %s: TLS required by "
+					    "%s for %s: MTA-STS policy (mode enforce): the policy does "
+					    "not list this MX host", res->hosts[h].name, t->tls_source,
+					    t->job->domain);
+					continue;
+				}
+			}
 			for (size_t a = 0; a < res->hosts[h].naddrs; a++)
 				add_target(t, res->hosts[h].name, &res->hosts[h].addrs[a], port);
 		}
@@ -1480,6 +1708,39 @@ dns_done(void *arg, const struct dns_result *res)
 	task_next_target(t);
 }
 
+/* The MX lookup of the job's domain. */
+static void
+task_lookup_mx(struct rtask *t)
+{
+	t->dq = dns_resolve_mail(t->r->dns, t->job->domain, dns_done, t);
+	if (t->dq == NULL) {
+		snprintf(t->err, sizeof(t->err), "x-imsd; cannot look up %s", t->job->domain);
+		task_done(t);
+	}
+}
+
+/* MTA-STS discovery finished: p is the policy to apply (NULL: none). */
+static void
+sts_done(void *arg, const struct mtasts_policy *p, const char *note)
+{
+	struct rtask *t = arg;
+	char ln[LOG_VALUE_MAX];
+
+	t->sq = NULL;
+	log_info("qid=%s event=relay-mta-sts domain=%s mode=%s note=%s", t->job->qid,
+	    t->job->domain, p != NULL ? mtasts_mode_name(p->mode) : "no-policy",
+	    log_value(ln, sizeof(ln), note, strlen(note)));
+	if (p != NULL && p->mode != MTASTS_NONE) {
+		if ((t->sts = malloc(sizeof(*t->sts))) == NULL) {
+			snprintf(t->err, sizeof(t->err), "x-imsd; out of memory");
+			task_done(t);
+			return;
+		}
+		*t->sts = *p;
+	}
+	task_lookup_mx(t);
+}
+
 /* ---- public ---- */
 
 struct relay *
@@ -1497,9 +1758,16 @@ relay_new(struct ev_loop *loop, struct dns *dns, char *err, size_t errlen)
 		free(r);
 		return NULL;
 	}
+	if ((r->sts = sts_new(loop, dns)) == NULL) {
+		snprintf(err, errlen, "MTA-STS: out of memory");
+		tls_ctx_unref(r->client_tls);
+		free(r);
+		return NULL;
+	}
 	if ((r->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0 ||
 	    ev_io_start(loop, &r->eio, r->efd, EPOLLIN, finished_cb, r) < 0) {
 		snprintf(err, errlen, "eventfd: %s", strerror(errno));
+		sts_free(r->sts);
 		tls_ctx_unref(r->client_tls);
 		free(r);
 		return NULL;
@@ -1524,6 +1792,14 @@ relay_start(struct relay *r, struct relay_job *job)
 	}
 	t->r = r;
 	t->job = job;
+	t->tls_level = outtls_level(cf, job->domain, &t->tls_source, NULL);
+	if (job->requiretls && t->tls_level != OUTTLS_DANE && t->tls_level != OUTTLS_MTASTS) {
+		/* RFC 8689 §5: only DANE or MTA-STS can vouch for the next hop; DANE when a
+		 * resolver is trusted for it, else the domain's MTA-STS policy */
+		t->tls_level = cf->dnssec_trust_resolver && cf->ndns_servers > 0 ? OUTTLS_DANE :
+		    OUTTLS_MTASTS;
+		t->tls_source = "REQUIRETLS";
+	}
 	t->src_fd = job->fd;
 	t->src_off = job->body_off;
 	t->src_len = job->body_len;
@@ -1581,11 +1857,16 @@ relay_start(struct relay *r, struct relay_job *job)
 		task_next_target(t);
 		return;
 	}
-	t->dq = dns_resolve_mail(r->dns, job->domain, dns_done, t);
-	if (t->dq == NULL) {
-		snprintf(t->err, sizeof(t->err), "x-imsd; cannot look up %s", job->domain);
-		task_done(t);
+	if (t->tls_level == OUTTLS_MTASTS) {
+		/* the policy first: it says which MX hosts may be used (RFC 8461 §5) */
+		if ((t->sq = sts_get(r->sts, job->cfg, job->domain, sts_done, t)) == NULL) {
+			snprintf(t->err, sizeof(t->err), "x-imsd; MTA-STS: cannot look up the policy "
+			    "of %s", job->domain);
+			task_done(t);
+		}
+		return;
 	}
+	task_lookup_mx(t);
 }
 
 void
@@ -1636,6 +1917,7 @@ relay_free(struct relay *r)
 	finished_cb(&r->eio, EPOLLIN);
 	ev_io_stop(r->loop, &r->eio);
 	close(r->efd);
+	sts_free(r->sts);
 	tls_ctx_unref(r->client_tls);
 	free(r);
 }

@@ -6,9 +6,12 @@
  * A/AAAA when there is none; relayhost replaces the MX lookup), connects to each host in
  * turn until one answers, speaks EHLO (HELO as fallback), uses STARTTLS when offered
  * (opportunistic, unverified; falls back to plaintext on a new connection only when the
- * handshake fails), PIPELINING, SIZE and 8BITMIME, sends the body dot-stuffed with CRLF
- * line ends only (or, to a peer that offers CHUNKING, in BDAT chunks of at most 64 KiB
- * with the same CRLF lines and no dots; BINARYMIME bodies exactly as stored), and reports one result per recipient: delivered, temporary or permanent
+ * handshake fails; at a level of policy/outtls.h that requires TLS, a host without
+ * verified TLS is skipped and the job deferred, never plaintext), PIPELINING, SIZE and
+ * 8BITMIME, sends the body dot-stuffed with CRLF line ends only (or, to a peer that
+ * offers CHUNKING, in BDAT chunks of at most 64 KiB with the same CRLF lines and no
+ * dots; BINARYMIME bodies exactly as stored), and reports one result per recipient:
+ * delivered, temporary or permanent
  * failure, with the enhanced status and the server's words. Idle connections are kept a
  * few seconds for the next message to the same host.
  */
@@ -39,6 +42,7 @@ struct relay_job {
 	char qid[32];
 	char *sender;			/* "" = null sender */
 	int body_8bit;
+	int requiretls;			/* RFC 8689: MTA-STS- or DANE-verified TLS only */
 	int body_binary;		/* BODY=BINARYMIME: only to a CHUNKING+BINARYMIME peer */
 	int smtputf8;			/* an SMTPUTF8 transaction (RFC 6531) */
 	int fd;				/* queue file; the job closes it */

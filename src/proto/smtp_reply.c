@@ -236,6 +236,8 @@ smtp_caps_parse(const struct smtp_reply *r, struct smtp_caps *caps)
 			caps->smtputf8 = 1;
 		else if (kw_is(s, k, "chunking"))
 			caps->chunking = 1;
+		else if (kw_is(s, k, "requiretls"))
+			caps->requiretls = 1;
 		else if (kw_is(s, k, "binarymime"))
 			caps->binarymime = 1;
 		else if (kw_is(s, k, "enhancedstatuscodes"))

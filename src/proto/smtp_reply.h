@@ -67,7 +67,7 @@ int smtp_reply_feed(struct smtp_reply_parser *p, const char *buf, size_t len, si
 /* ESMTP extensions announced in an EHLO reply. */
 struct smtp_caps {
 	int pipelining, starttls, eightbitmime, size_known, smtputf8, chunking,
-	    enhancedstatuscodes, dsn;
+	    enhancedstatuscodes, dsn, requiretls;
 	int binarymime;			/* RFC 3030 */
 	unsigned long long size;	/* SIZE limit; 0 = no limit announced (or SIZE 0) */
 };

@@ -99,6 +99,8 @@ qfmt_header_encode(const struct qenv *e, char **out, size_t *outlen)
 	sb_rec(&b, "body", e->body_binary ? "binarymime" : e->body_8bit ? "8bit" : "7bit", NULL);
 	if (e->smtputf8)
 		sb_rec(&b, "smtputf8", "yes", NULL);
+	if (e->requiretls)
+		sb_rec(&b, "requiretls", "yes", NULL);	/* absent in older files: no */
 	if (e->dsn_ret != DSN_RET_NONE)
 		sb_rec(&b, "ret", e->dsn_ret == DSN_RET_FULL ? "FULL" : "HDRS", NULL);
 	if (e->envid[0] != '\0')
@@ -281,6 +283,12 @@ qfmt_header_decode(const char *buf, size_t len, struct qenv *e, size_t *hdrlen, 
 				goto bad;
 			}
 			e->smtputf8 = 1;
+		} else if (TAG("requiretls")) {
+			if (e->requiretls || vlen != 3 || memcmp(v, "yes", 3) != 0) {
+				snprintf(err, errlen, "bad requiretls");
+				goto bad;
+			}
+			e->requiretls = 1;
 		} else if (TAG("skip")) {
 			size_t k = 0;
 			if (e->has_skip || vlen != QFMT_SKIP_DIGITS) {

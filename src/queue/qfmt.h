@@ -70,6 +70,7 @@ struct qenv {
 	char helo[256];
 	char *sender;		/* "" for the null sender */
 	int body_8bit;
+	int requiretls;		/* RFC 8689: relay only over TLS verified by MTA-STS or DANE */
 	int dsn_ret;		/* enum dsn_ret: RET=, 0 when not given */
 	char envid[DSN_ENVID_MAX + 1];	/* ENVID= (xtext), "" when not given */
 	int body_binary;	/* BODY=BINARYMIME (RFC 3030): relayed only by BDAT; implies

@@ -505,6 +505,7 @@ start_relay(struct qmgr *m, struct qm_msg *msg, const char *dest, size_t *idx, s
 	str_copy(rj->job.qid, sizeof(rj->job.qid), msg->env.qid);
 	rj->job.sender = msg->env.sender;
 	rj->job.body_8bit = msg->env.body_8bit;
+	rj->job.requiretls = msg->env.requiretls;
 	rj->job.body_binary = msg->env.body_binary;
 	rj->job.smtputf8 = msg->env.smtputf8;
 	rj->job.fd = fd;

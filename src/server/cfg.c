@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "policy/outtls.h"
 #include "server/cfg.h"
 #include "util/log.h"
 
@@ -24,6 +25,24 @@ blame_key(const struct conf *cf, enum conf_key k, char *err, size_t errlen)
 		    tmp);
 	else
 		snprintf(err, errlen, "%s: %s: %s", cf->source, conf_key_name(k), tmp);
+}
+
+/* Does any outbound TLS level ask for certificate verification (or a CA file is named,
+ * which is then checked at load even before a policy uses it)? */
+static int
+verify_needed(const struct conf *cf)
+{
+	if (cf->smtp_tls_ca_file != NULL || outtls_required(cf->smtp_tls) ||
+	    outtls_uses(cf, OUTTLS_MTASTS))
+		return 1;
+	/* REQUIRETLS mail (it arrives only over TLS, so only with a certificate) may need an
+	 * MTA-STS policy fetched and checked */
+	if (cf->tls_cert_file != NULL)
+		return 1;
+	for (size_t i = 0; i < cf->ntls_policy; i++)
+		if (outtls_required(cf->tls_policy[i].level))
+			return 1;
+	return 0;
 }
 
 /* Load a snapshot; see cfg.h. */
@@ -82,6 +101,18 @@ cfg_load(const char *conf_path, int generate, char *err, size_t errlen)
 			goto fail;
 		}
 	}
+	if (verify_needed(cf) && (c->client_verify = tls_client_verify_ctx_new(
+	    cf->smtp_tls_ca_file, err, errlen)) == NULL) {
+		blame_key(cf, cf->smtp_tls_ca_file != NULL ? CK_SMTP_TLS_CA_FILE : CK_SMTP_TLS, err,
+		    errlen);
+		goto fail;
+	}
+	if ((outtls_uses(cf, OUTTLS_DANE) || (cf->dnssec_trust_resolver && cf->ndns_servers > 0)) &&
+	    (c->client_dane = tls_client_dane_ctx_new(err,
+	    errlen)) == NULL) {
+		blame_key(cf, cf->smtp_tls == OUTTLS_DANE ? CK_SMTP_TLS : CK_TLS_POLICY, err, errlen);
+		goto fail;
+	}
 	if (dkim_keys_load(cf, &c->dkim, err, errlen) < 0) {
 		blame_key(cf, CK_DKIM_SIGN, err, errlen);
 		goto fail;
@@ -116,6 +147,10 @@ cfg_unref(struct cfg *c)
 		authusers_free(c->authusers);
 	if (c->tls != NULL)
 		tls_ctx_unref(c->tls);
+	if (c->client_verify != NULL)
+		tls_ctx_unref(c->client_verify);
+	if (c->client_dane != NULL)
+		tls_ctx_unref(c->client_dane);
 	dkim_keys_free(&c->dkim);
 	conf_free(&c->conf);
 	free(c);

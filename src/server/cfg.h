@@ -16,6 +16,9 @@ struct cfg {
 	struct recipients *recipients;	/* NULL when recipients_file is unset */
 	struct authusers *authusers;	/* NULL when auth_users_file is unset */
 	struct tls_ctx *tls;		/* NULL when no certificate is configured */
+	struct tls_ctx *client_verify;	/* trust store for verified relaying; NULL when no
+					 * smtp_tls/tls_policy level needs one */
+	struct tls_ctx *client_dane;	/* DANE-enabled client context; NULL unless dane is used */
 	struct dkim_keys dkim;		/* the dkim_sign keys, read and checked */
 	int refs;			/* atomic */
 };

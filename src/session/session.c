@@ -523,6 +523,8 @@ cmd_helo(struct session *s, const char *args, int kind)
 	reply(s, "250-DSN");
 	if (s->tlsd.offer && !s->tls)
 		reply(s, "250-STARTTLS");
+	if (s->tls)
+		reply(s, "250-REQUIRETLS");	/* RFC 8689 §4: only once TLS is up */
 	if (auth_offered(s))
 		reply(s, "250-AUTH PLAIN LOGIN");
 	reply(s, "250 ENHANCEDSTATUSCODES");
@@ -548,7 +550,7 @@ cmd_mail(struct session *s, const char *args)
 	struct smtp_path path;
 	struct smtp_param params[8];
 	const char *p, *rest, *why;
-	int np, body8 = 0, binary = 0, utf8 = 0;
+	int np, body8 = 0, binary = 0, utf8 = 0, requiretls = 0;
 	uint64_t size = 0;
 	enum dsn_ret ret = DSN_RET_NONE;
 	char envid[DSN_ENVID_MAX + 1] = "";
@@ -632,6 +634,14 @@ cmd_mail(struct session *s, const char *args)
 				return;
 			}
 			utf8 = 1;
+		} else if (smtp_param_is(&params[i], "REQUIRETLS") && params[i].value == NULL &&
+		    s->helo_kind == 2) {
+			if (!s->tls) {
+				/* RFC 8689 §4.1: the option exists only over TLS */
+				reply(s, "530 5.7.10 REQUIRETLS is accepted only over TLS");
+				return;
+			}
+			requiretls = 1;
 		} else if (smtp_param_is(&params[i], "RET") && s->helo_kind == 2) {
 			if (ret != DSN_RET_NONE || params[i].value == NULL ||
 			    dsn_ret_parse(params[i].value, params[i].valuelen, &ret, &why) < 0) {
@@ -685,6 +695,7 @@ cmd_mail(struct session *s, const char *args)
 		return;
 	}
 	s->tx.body_8bit = body8;
+	s->tx.requiretls = requiretls;
 	s->tx.dsn_ret = (int)ret;
 	memcpy(s->tx.envid, envid, sizeof(envid));
 	s->tx.body_binary = binary;

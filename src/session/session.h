@@ -74,6 +74,7 @@ struct session_tx {
 	size_t nrcpts, rcpts_cap;
 	size_t naccepted;		/* RCPT commands accepted (the recipient_limit counter) */
 	int body_8bit;			/* BODY=8BITMIME (or BINARYMIME) */
+	int requiretls;			/* MAIL FROM:<…> REQUIRETLS (RFC 8689) */
 	int body_binary;		/* BODY=BINARYMIME (RFC 3030): stored exactly as sent */
 	int smtputf8;			/* MAIL had SMTPUTF8 (RFC 6531): addresses may be UTF-8 */
 	int dsn_ret;			/* RET= (enum dsn_ret), 0 when not given */

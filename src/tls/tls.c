@@ -19,6 +19,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <poll.h>
+#include <sys/socket.h>
+
 #include <openssl/bio.h>
 #include <openssl/bn.h>
 #include <openssl/err.h>
@@ -286,6 +289,56 @@ tls_client_ctx_new(char *err, size_t errlen)
 	if ((ctx = ctx_wrap(ssl, 0)) == NULL) {
 		seterr(err, errlen, "out of memory");
 		SSL_CTX_free(ssl);
+		return NULL;
+	}
+	return ctx;
+}
+
+/*
+ * A client context whose peers are checked (smtp_tls = verify): the same protocol floor as
+ * tls_client_ctx_new, with a trust store: ca_file when given, else the system's default
+ * CA paths. The handshake itself never fails on a bad certificate (SSL_VERIFY_NONE): the
+ * caller asks tls_conn_verified afterwards, so the reason can be reported precisely.
+ */
+struct tls_ctx *
+tls_client_verify_ctx_new(const char *ca_file, char *err, size_t errlen)
+{
+	struct tls_ctx *ctx;
+	char why[160];
+
+	if (ca_file != NULL && check_readable(ca_file, err, errlen) != 0)
+		return NULL;
+	if ((ctx = tls_client_ctx_new(err, errlen)) == NULL)
+		return NULL;
+	ERR_clear_error();
+	if (ca_file != NULL ? SSL_CTX_load_verify_locations(ctx->ssl, ca_file, NULL) != 1 :
+	    SSL_CTX_set_default_verify_paths(ctx->ssl) != 1) {
+		ssl_reason(why, sizeof(why));
+		seterr(err, errlen, "%s: cannot load CA certificates: %s",
+		    ca_file != NULL ? ca_file : "the system CA store", why);
+		tls_ctx_unref(ctx);
+		return NULL;
+	}
+	return ctx;
+}
+
+/*
+ * A client context for DANE (RFC 7672): no CA store (DANE-TA and DANE-EE bring their own
+ * trust anchors), OpenSSL's DANE support enabled for the connections made from it.
+ */
+struct tls_ctx *
+tls_client_dane_ctx_new(char *err, size_t errlen)
+{
+	struct tls_ctx *ctx;
+	char why[160];
+
+	if ((ctx = tls_client_ctx_new(err, errlen)) == NULL)
+		return NULL;
+	ERR_clear_error();
+	if (SSL_CTX_dane_enable(ctx->ssl) <= 0) {
+		ssl_reason(why, sizeof(why));
+		seterr(err, errlen, "cannot enable DANE: %s", why);
+		tls_ctx_unref(ctx);
 		return NULL;
 	}
 	return ctx;
@@ -700,6 +753,232 @@ fail:
 	SSL_free(c->ssl);
 	free(c);
 	return NULL;
+}
+
+/*
+ * Client side, before the handshake: the name the peer's certificate must carry
+ * (subjectAltName DNS, wildcards in the left-most label only, RFC 6125). 0 ok, -1.
+ */
+int
+tls_conn_expect_host(struct tls_conn *c, const char *host)
+{
+	X509_VERIFY_PARAM *vp = SSL_get0_param(c->ssl);
+
+	X509_VERIFY_PARAM_set_hostflags(vp, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+	ERR_clear_error();
+	if (SSL_set1_host(c->ssl, host) != 1) {
+		ERR_clear_error();
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Client on a DANE context, before the handshake: host is the TLSA base domain (the MX
+ * host name; SNI and the name DANE-TA chains must carry). DANE-EE matches the key or
+ * certificate alone, names unchecked (RFC 7672 §3.1.1). 0 ok, -1.
+ */
+int
+tls_conn_dane_begin(struct tls_conn *c, const char *host)
+{
+	ERR_clear_error();
+	if (SSL_dane_enable(c->ssl, host) <= 0) {
+		ERR_clear_error();
+		return -1;
+	}
+	SSL_dane_set_flags(c->ssl, DANE_FLAG_NO_DANE_EE_NAMECHECKS);
+	return 0;
+}
+
+/* Add one TLSA record: 1 added, 0 OpenSSL finds it unusable, -1 error. */
+int
+tls_conn_dane_add(struct tls_conn *c, unsigned usage, unsigned selector, unsigned mtype,
+    const unsigned char *data, size_t len)
+{
+	int r;
+
+	ERR_clear_error();
+	r = SSL_dane_tlsa_add(c->ssl, (uint8_t)usage, (uint8_t)selector, (uint8_t)mtype, data, len);
+	ERR_clear_error();
+	return r > 0 ? 1 : r == 0 ? 0 : -1;
+}
+
+/*
+ * After a DANE handshake: 0 when the chain matched a TLSA record, -1 with why
+ * ("no certificate matches the TLSA records: ...").
+ */
+int
+tls_conn_dane_verified(const struct tls_conn *c, char *why, size_t len)
+{
+	long v = SSL_get_verify_result(c->ssl);
+
+	if (SSL_get0_peer_certificate(c->ssl) == NULL) {
+		snprintf(why, len, "DANE: the server sent no certificate");
+		return -1;
+	}
+	if (v != X509_V_OK || SSL_get0_dane_authority(c->ssl, NULL, NULL) < 0) {
+		snprintf(why, len, "DANE: no certificate matches the TLSA records: %s",
+		    v != X509_V_OK ? X509_verify_cert_error_string(v) : "no match");
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * After the handshake: 0 when the peer's chain verified against the context's trust
+ * store and matched the name set with tls_conn_expect_host; -1 with why
+ * ("certificate verify failed: self-signed certificate", "... Hostname mismatch").
+ */
+int
+tls_conn_verified(const struct tls_conn *c, char *why, size_t len)
+{
+	X509 *peer = SSL_get0_peer_certificate(c->ssl);
+	long v;
+
+	if (peer == NULL) {
+		snprintf(why, len, "certificate verify failed: the server sent no certificate");
+		return -1;
+	}
+	v = SSL_get_verify_result(c->ssl);
+	if (v != X509_V_OK) {
+		snprintf(why, len, "certificate verify failed: %s", X509_verify_cert_error_string(v));
+		return -1;
+	}
+	return 0;
+}
+
+/* Wait until fd is ready for ev or deadline passes. 1 ready, 0 timed out, -1 error. */
+static int
+wait_fd(int fd, short ev, time_t deadline)
+{
+	for (;;) {
+		time_t now = time(NULL);
+		struct pollfd p = { .fd = fd, .events = ev };
+		int r;
+		if (now >= deadline)
+			return 0;
+		r = poll(&p, 1, (int)(deadline - now) * 1000);
+		if (r < 0 && errno == EINTR)
+			continue;
+		return r < 0 ? -1 : r;
+	}
+}
+
+/*
+ * A blocking HTTPS GET for a worker thread (MTA-STS policies): connect to sa, TLS with SNI
+ * host, the certificate verified by ctx (a tls_client_verify_ctx_new context) for host,
+ * "GET path HTTP/1.0", the reply read until the peer closes or max bytes are exceeded,
+ * everything before deadline. The whole reply (status line, header, body) goes to buf.
+ * 0 ok with *len; -1 with err.
+ */
+int
+tls_https_fetch(struct tls_ctx *ctx, const struct sockaddr *sa, socklen_t salen,
+    const char *host, const char *path, time_t deadline, char *buf, size_t max, size_t *len,
+    char *err, size_t errlen)
+{
+	SSL *ssl = NULL;
+	int fd, rc = -1, r;
+	char req[600], why[200];
+	size_t n = 0;
+	long v;
+
+	*len = 0;
+	if ((fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0) {
+		seterr(err, errlen, "socket: %s", strerror(errno));
+		return -1;
+	}
+	if (connect(fd, sa, salen) < 0 && errno != EINPROGRESS) {
+		seterr(err, errlen, "connect: %s", strerror(errno));
+		goto out;
+	}
+	if ((r = wait_fd(fd, POLLOUT, deadline)) <= 0) {
+		seterr(err, errlen, "connect: %s", r == 0 ? "timed out" : strerror(errno));
+		goto out;
+	}
+	{
+		int e = 0;
+		socklen_t l = sizeof(e);
+		getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &l);
+		if (e != 0) {
+			seterr(err, errlen, "connect: %s", strerror(e));
+			goto out;
+		}
+	}
+	ERR_clear_error();
+	if ((ssl = SSL_new(ctx->ssl)) == NULL || SSL_set_fd(ssl, fd) != 1 ||
+	    SSL_set_tlsext_host_name(ssl, host) != 1 || SSL_set1_host(ssl, host) != 1) {
+		ssl_reason(why, sizeof(why));
+		seterr(err, errlen, "TLS setup: %s", why);
+		goto out;
+	}
+	X509_VERIFY_PARAM_set_hostflags(SSL_get0_param(ssl), X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+	for (;;) {
+		ERR_clear_error();
+		r = SSL_connect(ssl);
+		if (r == 1)
+			break;
+		int e = SSL_get_error(ssl, r);
+		if ((e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) ||
+		    wait_fd(fd, e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, deadline) <= 0) {
+			ssl_reason(why, sizeof(why));
+			seterr(err, errlen, "TLS handshake failed: %s", e == SSL_ERROR_WANT_READ ||
+			    e == SSL_ERROR_WANT_WRITE ? "timed out" : why);
+			goto out;
+		}
+	}
+	if ((v = SSL_get_verify_result(ssl)) != X509_V_OK ||
+	    SSL_get0_peer_certificate(ssl) == NULL) {
+		seterr(err, errlen, "certificate verify failed: %s", v != X509_V_OK ?
+		    X509_verify_cert_error_string(v) : "no certificate");
+		goto out;
+	}
+	snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\nHost: %s\r\nConnection: close\r\n"
+	    "User-Agent: imsd\r\n\r\n", path, host);
+	for (size_t off = 0, rl = strlen(req); off < rl;) {
+		ERR_clear_error();
+		r = SSL_write(ssl, req + off, (int)(rl - off));
+		if (r > 0) {
+			off += (size_t)r;
+			continue;
+		}
+		int e = SSL_get_error(ssl, r);
+		if ((e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) ||
+		    wait_fd(fd, e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, deadline) <= 0) {
+			seterr(err, errlen, "sending the request failed");
+			goto out;
+		}
+	}
+	for (;;) {
+		ERR_clear_error();
+		r = SSL_read(ssl, buf + n, (int)(max + 1 - n > 16384 ? 16384 : max + 1 - n));
+		if (r > 0) {
+			n += (size_t)r;
+			if (n > max) {
+				seterr(err, errlen, "the reply is longer than %zu bytes", max);
+				goto out;
+			}
+			continue;
+		}
+		int e = SSL_get_error(ssl, r);
+		if (e == SSL_ERROR_ZERO_RETURN || (e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0) ||
+		    (e == SSL_ERROR_SSL && ERR_GET_REASON(ERR_peek_error()) ==
+		    SSL_R_UNEXPECTED_EOF_WHILE_READING))
+			break;		/* the end of the reply */
+		if ((e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) ||
+		    wait_fd(fd, e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, deadline) <= 0) {
+			seterr(err, errlen, "reading the reply: %s", e == SSL_ERROR_WANT_READ ?
+			    "timed out" : "failed");
+			goto out;
+		}
+	}
+	*len = n;
+	rc = 0;
+out:
+	ERR_clear_error();
+	if (ssl != NULL)
+		SSL_free(ssl);
+	close(fd);
+	return rc;
 }
 
 /* Free the connection and drop its context reference. Does not close fd. NULL ok. */

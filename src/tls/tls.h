@@ -16,6 +16,7 @@
 #define IMSD_TLS_H
 
 #include <stddef.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 #include <time.h>
 
@@ -37,6 +38,10 @@ enum tls_status {
 struct tls_ctx *tls_server_ctx_new(const char *cert_file, const char *key_file,
     char *err, size_t errlen);
 struct tls_ctx *tls_client_ctx_new(char *err, size_t errlen);
+/* A client context with a trust store: ca_file (PEM), or the system CA paths when NULL. */
+struct tls_ctx *tls_client_verify_ctx_new(const char *ca_file, char *err, size_t errlen);
+/* A client context for DANE (RFC 7672): TLSA records are the only trust anchors. */
+struct tls_ctx *tls_client_dane_ctx_new(char *err, size_t errlen);
 /* Reference counted: a reload swaps contexts while old sessions keep theirs. */
 void tls_ctx_ref(struct tls_ctx *ctx);
 void tls_ctx_unref(struct tls_ctx *ctx);
@@ -57,6 +62,25 @@ int tls_selfsigned_generate(const char *hostname, const char *cert_file, const c
 /* Wrap fd (already connected, non-blocking). server: accept side. sni may be NULL. */
 struct tls_conn *tls_conn_new(struct tls_ctx *ctx, int fd, int server, const char *sni);
 void tls_conn_free(struct tls_conn *c);	/* does not close fd */
+
+/* Client, before the handshake: the host name the certificate must match. 0 ok, -1. */
+int tls_conn_expect_host(struct tls_conn *c, const char *host);
+/* Client, after the handshake: 0 when the chain verified (and the name matched), else -1
+ * with "certificate verify failed: ..." in why. */
+int tls_conn_verified(const struct tls_conn *c, char *why, size_t len);
+/* DANE (a connection from tls_client_dane_ctx_new): before the handshake, the TLSA base
+ * host and each record (1 added, 0 unusable, -1 error); after it, 0 when a record matched,
+ * else -1 with "DANE: ..." in why. */
+int tls_conn_dane_begin(struct tls_conn *c, const char *host);
+int tls_conn_dane_add(struct tls_conn *c, unsigned usage, unsigned selector, unsigned mtype,
+    const unsigned char *data, size_t len);
+int tls_conn_dane_verified(const struct tls_conn *c, char *why, size_t len);
+
+/* Blocking HTTPS GET (for a worker thread: MTA-STS) to sa with SNI and verified name host,
+ * before deadline; the raw reply in buf (at most max bytes). 0 ok, -1 with err. */
+int tls_https_fetch(struct tls_ctx *ctx, const struct sockaddr *sa, socklen_t salen,
+    const char *host, const char *path, time_t deadline, char *buf, size_t max, size_t *len,
+    char *err, size_t errlen);
 
 /* Drive the handshake: TLS_OK when complete, TLS_WANT_*, or TLS_ERR. */
 int tls_handshake(struct tls_conn *c);

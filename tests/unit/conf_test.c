@@ -211,7 +211,12 @@ TEST(every_spec_key_is_accepted)
 	    "dnsbl = zen.spamhaus.org, bl.example.org=2\n"
 	    "dnswl = list.dnswl.org=3\n"
 	    "dnsbl_threshold = 2\n"
-	    "metrics_listen = 127.0.0.1:9187\n";
+	    "metrics_listen = 127.0.0.1:9187\n"
+	    "smtp_tls = verify\n"
+	    "tls_policy = example.org:opportunistic\n"
+	    "smtp_tls_ca_file = /etc/imsd/ca.pem\n"
+	    "dnssec_trust_resolver = yes\n"
+	    "mta_sts_port = 8443\n";
 	struct conf c;
 
 	CHECK(P(text, &c) == 0);
