@@ -27,6 +27,8 @@ need="
 /usr/include/spf2/spf.h:libspf2-dev
 /usr/include/opendmarc/dmarc.h:libopendmarc-dev
 /usr/include/libpsl.h:libpsl-dev
+/usr/include/idn2.h:libidn2-dev
+/usr/include/uninorm.h:libunistring-dev
 /usr/share/publicsuffix/public_suffix_list.dat:publicsuffix
 /usr/bin/cc:gcc
 /usr/bin/make:make

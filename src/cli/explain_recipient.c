@@ -29,7 +29,9 @@
 #include "proto/smtp_path.h"
 #include "queue/queue.h"
 #include "util/log.h"
+#include "util/intl.h"
 #include "util/str.h"
+#include "util/utf8.h"
 
 #define EXPLAIN_DNS_SECONDS	20	/* bound on one lookup (c-ares gives up sooner) */
 #define ADDR_MAX		(SMTP_LOCAL_MAX + SMTP_DOMAIN_MAX + 2)
@@ -466,6 +468,17 @@ cli_explain_recipient(const struct cfg *c, const char *address)
 	if (dl > 0 && p.domain[dl - 1] == '.')
 		p.domain[--dl] = '\0';
 	snprintf(query, sizeof(query), "%s@%s", p.local, p.domain);
+	if (!p.is_literal && utf8_has_nonascii(p.domain)) {
+		/* session.c: a U-label domain is compared and looked up as its A-label */
+		char a[SMTP_DOMAIN_MAX + 1];
+		if (intl_domain_ascii(p.domain, a, sizeof(a), &why) < 0) {
+			printf("refused  %s: RCPT gets 553 5.1.3: %s\n", query, why);
+			goto queue;
+		}
+		printf("note: %s is compared and looked up as %s (its A-label, RFC 6531)\n",
+		    p.domain, a);
+		str_copy(p.domain, sizeof(p.domain), a);
+	}
 
 	if (!p.is_literal && conf_is_local_domain(cf, p.domain) &&
 	    (cut = strpbrk(p.local, "@%!")) != NULL) {
@@ -505,7 +518,16 @@ cli_explain_recipient(const struct cfg *c, const char *address)
 
 	snprintf(addr, sizeof(addr), "%s@%s", p.local, p.domain);
 	lower(addr);
-	if (!smtp_local_mailbox_ok(p.local, &why)) {
+	{
+		/* session.c: the mailbox is named by the NFC lower-case local part */
+		char fl[SMTP_LOCAL_MAX + 1];
+		if (intl_local_fold(p.local, fl, sizeof(fl), &why) == 0) {
+			str_copy(p.local, sizeof(p.local), fl);
+			snprintf(addr, sizeof(addr), "%s@%s", p.local, p.domain);
+		} else
+			p.local[0] = '\0';	/* refused just below, with why */
+	}
+	if (p.local[0] == '\0' || !smtp_local_mailbox_ok(p.local, &why)) {
 		printf("refused  %s: RCPT gets 550 5.1.3: the local part cannot name a mailbox "
 		    "(%s)\n", addr, why);
 		goto queue;

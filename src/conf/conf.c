@@ -20,7 +20,9 @@
 
 #include "policy/outtls.h"
 #include "util/log.h"
+#include "util/intl.h"
 #include "util/str.h"
+#include "util/utf8.h"
 
 #define CONF_LINE_MAX	4096		/* longest line, without its line ending */
 #define CONF_FILE_MAX	(16u << 20)	/* largest configuration file read */
@@ -508,6 +510,18 @@ static int parse_domains(struct conf *c, const struct row *r, const char *v, cha
 	int oom;
 
 	while (next_item(&p, item)) {
+		const char *iwhy;
+		char alabel[256];	/* RFC 5321 §4.5.3.1.2: 255 octets */
+
+		/* RFC 6531: a U-label domain is kept in A-label form, as RCPT compares it */
+		if (utf8_has_nonascii(item)) {
+			if (intl_domain_ascii(item, alabel, sizeof(alabel), &iwhy) < 0) {
+				snprintf(why, wl, "%s is not a valid domain name: %s",
+				    quote(item, q, sizeof q), iwhy);
+				goto fail;
+			}
+			str_copy(item, sizeof(item), alabel);
+		}
 		d = domain_dup(item, 1, &oom);
 		if (d == NULL) {
 			if (oom)

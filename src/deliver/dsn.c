@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "deliver/dsn.h"
+#include "util/utf8.h"
 
 #define BOUNDARY_SEED_MAX	40
 
@@ -86,6 +87,85 @@ line_field(struct dbuf *b, const char *pre, const char *val, const char *suf)
 	db_put(b, tmp, n);
 	db_puts(b, suf);
 	db_put(b, "\r\n", 2);
+}
+
+static void line_lit(struct dbuf *b, const char *s);
+
+/*
+ * line_field for a header that may hold UTF-8 (an SMTPUTF8 notice, RFC 6532 §3.2):
+ * well-formed UTF-8 sequences are kept, everything else is sanitised as in line_field; the
+ * value is cut only between characters.
+ */
+static void
+line_field_u8(struct dbuf *b, const char *pre, const char *val, const char *suf)
+{
+	size_t fixed = strlen(pre) + strlen(suf), n = strlen(val), i = 0, o = 0, k;
+	size_t room = fixed >= DSN_LINE_MAX ? 0 : DSN_LINE_MAX - fixed;
+	char tmp[DSN_LINE_MAX];
+
+	while (i < n) {
+		k = utf8_seqlen((const unsigned char *)val + i, n - i);
+		if (k == 0)
+			k = 1;
+		if (o + k > room)
+			break;
+		if (k == 1)
+			tmp[o] = clean_byte((unsigned char)val[i]);
+		else
+			memcpy(tmp + o, val + i, k);
+		o += k;
+		i += k;
+	}
+	db_puts(b, pre);
+	db_put(b, tmp, o);
+	db_puts(b, suf);
+	db_put(b, "\r\n", 2);
+}
+
+/*
+ * An address field of message/delivery-status: "rfc822; addr" when addr is ASCII, else
+ * RFC 6533 §3's "utf-8; " with utf-8-addr-xtext (7-bit: '+', '=', '\\', controls and every
+ * non-ASCII character as \x{HEXPOINT}), so the report stays 7-bit and the address is
+ * not mangled. An address that is not well-formed UTF-8 (the session refuses those) is
+ * written as "rfc822; " with its 8-bit bytes as '?', as before.
+ */
+static void
+addr_field(struct dbuf *b, const char *name, const char *addr)
+{
+	char tmp[DSN_LINE_MAX + 16];
+	size_t n = strlen(addr), i = 0, o, k;
+
+	if (!utf8_has_nonascii(addr) || !utf8_text_ok(addr, n, 0, NULL)) {
+		/* ASCII; or not UTF-8 at all (never from the session): sanitised as before */
+		snprintf(tmp, sizeof(tmp), "%s: rfc822; ", name);
+		line_field(b, tmp, addr, "");
+		return;
+	}
+	o = (size_t)snprintf(tmp, sizeof(tmp), "%s: utf-8; ", name);
+	while (i < n && o + 12 < DSN_LINE_MAX) {
+		const unsigned char *p = (const unsigned char *)addr + i;
+		unsigned long cp;
+
+		k = utf8_seqlen(p, n - i);
+		if (k == 0 && p[0] > 0x20 && p[0] < 0x7f && p[0] != '+' && p[0] != '=' &&
+		    p[0] != '\\') {
+			tmp[o++] = (char)p[0];
+			i++;
+			continue;
+		}
+		if (k == 0) {
+			cp = p[0];
+			k = 1;
+		} else {
+			cp = p[0] & (k == 2 ? 0x1f : k == 3 ? 0x0f : 0x07);
+			for (size_t j = 1; j < k; j++)
+				cp = (cp << 6) | (p[j] & 0x3f);
+		}
+		o += (size_t)snprintf(tmp + o, sizeof(tmp) - o, "\\x{%02lX}", cp);
+		i += k;
+	}
+	tmp[o] = '\0';
+	line_lit(b, tmp);
 }
 
 /* Write a literal line of our own text. */
@@ -284,8 +364,8 @@ build_status(struct dbuf *b, const struct dsn_info *in, const char *arrival,
 		if (r->orcpt_field != NULL && r->orcpt_field[0] != '\0')
 			line_field(b, "Original-Recipient: ", r->orcpt_field, "");
 		else if (r->orcpt != NULL && r->orcpt[0] != '\0' && strcmp(r->orcpt, r->addr) != 0)
-			line_field(b, "Original-Recipient: rfc822; ", r->orcpt, "");
-		line_field(b, "Final-Recipient: rfc822; ", r->addr, "");
+			addr_field(b, "Original-Recipient", r->orcpt);
+		addr_field(b, "Final-Recipient", r->addr);
 		line_field(b, "Action: ", action_word(a), "");
 		line_field(b, "Status: ", st, "");
 		if (r->remote_mta != NULL && r->remote_mta[0] != '\0')
@@ -448,7 +528,10 @@ dsn_build(const struct dsn_info *in, char **out, size_t *outlen)
 	    sizeof(boundary));
 
 	line_field(&m, "From: Mail Delivery System <MAILER-DAEMON@", in->hostname, ">");
-	line_field(&m, "To: <", in->sender, ">");
+	if (in->smtputf8)
+		line_field_u8(&m, "To: <", in->sender, ">");
+	else
+		line_field(&m, "To: <", in->sender, ">");
 	line_lit(&m, in->action == DSN_FAILED ? "Subject: Undelivered Mail Returned to Sender" :
 	    in->action == DSN_DELAYED ? "Subject: Delayed Mail (still being retried)" :
 	    "Subject: Successful Mail Delivery Report");

@@ -29,6 +29,11 @@
  *      orig_8bit (the part then says Content-Transfer-Encoding: 8bit and the DSN must be
  *      sent as 8BITMIME), else replaced by '?'.
  *
+ * Addresses in the report (Final-Recipient, Original-Recipient) are "rfc822; addr" when
+ * ASCII and RFC 6533 §3's "utf-8; " with \x{HEX} escapes otherwise, so the report stays
+ * 7-bit (message/global-delivery-status is not produced). With smtputf8 the To: field
+ * keeps a UTF-8 sender (the only 8-bit text then).
+ *
  * Sanitising: in one-line fields (addresses, diag, remote_mta, hostname, qid) every
  * control byte (CR and LF included) becomes a space and every byte >= 0x7f becomes '?';
  * a field too long for a 998-octet line is cut. In the original headers a line may end
@@ -79,6 +84,8 @@ struct dsn_info {
 	const char *envid;	/* the decoded ENVID (RFC 3461) for Original-Envelope-Id, or NULL */
 	int full;		/* RET=FULL: orig is the whole message, returned as message/rfc822 */
 	int orig_8bit;		/* with full: the original is 8-bit (BODY=8BITMIME) */
+	int smtputf8;		/* the notice goes out as an SMTPUTF8 message (RFC 6531): the
+				 * To: field keeps a UTF-8 sender as it is (RFC 6532) */
 };
 
 /*

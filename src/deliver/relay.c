@@ -35,6 +35,7 @@
 #include "tls/tls.h"
 #include "util/log.h"
 #include "util/str.h"
+#include "util/utf8.h"
 
 #define T_CONNECT	30
 #define T_BANNER	300	/* RFC 5321 §4.5.3.2.1 */
@@ -120,6 +121,11 @@ struct rtask {
 	int src_fd;
 	uint64_t src_off, src_len;
 	int converted;			/* src_fd is our memfd */
+	/* the recipients this transaction sends RCPT for (job indexes): all but those a peer
+	 * without SMTPUTF8 cannot take (RFC 6531 §3.2) */
+	size_t *send;
+	size_t nsend;
+	unsigned char *utf8_refused;	/* per job index: bounced 5.6.7 by that rule */
 };
 
 struct relay {
@@ -210,6 +216,8 @@ finished_cb(struct ev_io *io, uint32_t events)
 		if (t->converted)
 			close(t->src_fd);
 		t->job->done(t->job);
+		free(t->send);
+		free(t->utf8_refused);
 		free(t->accepted);
 		free(t->targets);
 		free(t->dane);
@@ -807,6 +815,84 @@ send_ehlo(struct rconn *c)
 	c->deadline = time(NULL) + T_CMD;
 }
 
+/* Does the message need SMTPUTF8 (RFC 6531 §3.4): an SMTPUTF8 transaction or a UTF-8
+ * address in its envelope? */
+static int
+job_needs_smtputf8(const struct relay_job *j)
+{
+	if (j->smtputf8 || utf8_has_nonascii(j->sender))
+		return 1;
+	for (size_t i = 0; i < j->nrcpts; i++)
+		if (utf8_has_nonascii(j->rcpts[i]))
+			return 1;
+	return 0;
+}
+
+/* End the transaction before MAIL: every recipient has a result; say goodbye. */
+static void
+task_quit_before_mail(struct rtask *t, struct rconn *c)
+{
+	c->task = NULL;
+	t->c = NULL;
+	rc_send_cmd(c, "QUIT");
+	c->st = RC_QUIT;
+	rc_flush(c);
+	task_done(t);
+}
+
+/*
+ * RFC 6531 §3.2: to a peer that does not announce SMTPUTF8, a message whose sender is a
+ * UTF-8 address cannot go at all, and a UTF-8 recipient cannot be named: those recipients
+ * bounce with 5.6.7 and the reason; an all-ASCII envelope is sent plainly (UTF-8 in the
+ * header section goes as it is: imsd does not downgrade messages, RFC 6857). Fills
+ * t->send with the recipients to name. 0 go on; -1 the transaction is over (c closed or
+ * quit).
+ */
+static int
+smtputf8_filter(struct rtask *t, struct rconn *c)
+{
+	const struct relay_job *j = t->job;
+	char diag[300];
+
+	if (t->send == NULL) {
+		t->send = calloc(j->nrcpts ? j->nrcpts : 1, sizeof(*t->send));
+		t->utf8_refused = calloc(j->nrcpts ? j->nrcpts : 1, 1);
+		if (t->send == NULL || t->utf8_refused == NULL) {
+			snprintf(t->err, sizeof(t->err), "x-imsd; out of memory");
+			task_quit_before_mail(t, c);
+			return -1;
+		}
+	}
+	if (!c->caps.smtputf8 && utf8_has_nonascii(j->sender)) {
+		snprintf(diag, sizeof(diag), "x-imsd; the sender address is not ASCII and %s "
+		    "does not support SMTPUTF8", c->t.host);
+		task_fail_rest(t, RELAY_PERM, "5.6.7", diag);
+		task_quit_before_mail(t, c);
+		return -1;
+	}
+	t->nsend = 0;
+	for (size_t i = 0; i < j->nrcpts; i++) {
+		if (t->utf8_refused[i])
+			continue;
+		if (!c->caps.smtputf8 && utf8_has_nonascii(j->rcpts[i])) {
+			struct relay_result *res = &j->results[i];
+			snprintf(diag, sizeof(diag), "x-imsd; the recipient address is not ASCII "
+			    "and %s does not support SMTPUTF8", c->t.host);
+			res->outcome = RELAY_PERM;
+			str_copy(res->status, sizeof(res->status), "5.6.7");
+			str_copy(res->diag, sizeof(res->diag), diag);
+			t->utf8_refused[i] = 1;
+			continue;
+		}
+		t->send[t->nsend++] = i;
+	}
+	if (t->nsend == 0) {
+		task_quit_before_mail(t, c);
+		return -1;
+	}
+	return 0;
+}
+
 static void
 task_begin_tx(struct rtask *t)
 {
@@ -884,6 +970,8 @@ task_begin_tx(struct rtask *t)
 		task_done(t);
 		return;
 	}
+	if (smtputf8_filter(t, c) < 0)
+		return;
 	c->used = 1;
 	if (c->caps.size_known)
 		snprintf(size, sizeof(size), " SIZE=%llu", (unsigned long long)t->src_len);
@@ -900,19 +988,20 @@ task_begin_tx(struct rtask *t)
 		if (j->envid != NULL && j->envid[0] != '\0')
 			snprintf(dsn + strlen(dsn), sizeof(dsn) - strlen(dsn), " ENVID=%s", j->envid);
 	}
-	rc_send_cmd(c, "MAIL FROM:<%s>%s%s%s%s", j->sender, size, j->body_binary ?
+	rc_send_cmd(c, "MAIL FROM:<%s>%s%s%s%s%s", j->sender, size, j->body_binary ?
 	    " BODY=BINARYMIME" : j->body_8bit && !t->converted && c->caps.eightbitmime ?
-	    " BODY=8BITMIME" : "", dsn, j->requiretls ? " REQUIRETLS" : "");
+	    " BODY=8BITMIME" : "", dsn, j->requiretls ? " REQUIRETLS" : "",
+	    c->caps.smtputf8 && job_needs_smtputf8(j) ? " SMTPUTF8" : "");
 	c->st = RC_MAIL;
 	c->deadline = time(NULL) + T_CMD;
 	t->replies_expected = 1;
 	if (c->caps.pipelining) {
 		/* RFC 2920: MAIL, every RCPT and DATA in one go; replies come in order. BDAT
 		 * waits for the RCPT replies: no chunk is sent for nobody. */
-		for (size_t i = 0; i < j->nrcpts; i++)
-			send_rcpt(c, j, i);
-		t->mail_rcpt_sent = j->nrcpts;
-		t->replies_expected = 1 + j->nrcpts;
+		for (size_t k = 0; k < t->nsend; k++)
+			send_rcpt(c, j, t->send[k]);
+		t->mail_rcpt_sent = t->nsend;
+		t->replies_expected = 1 + t->nsend;
 		if (!t->bdat) {
 			rc_send_cmd(c, "DATA");
 			t->replies_expected++;
@@ -1087,21 +1176,21 @@ rc_reply(struct rconn *c)
 			t->mail_ok = smtp_reply_completion(rp->code);
 			if (!t->mail_ok) {
 				diag_of(rp, d, sizeof(d));
-				for (size_t i = 0; i < t->job->nrcpts; i++)
-					set_result(t, i, rp);
+				for (size_t k = 0; k < t->nsend; k++)
+					set_result(t, t->send[k], rp);
 			}
 			c->st = RC_RCPT;
 			if (!c->caps.pipelining) {
 				if (!t->mail_ok)
 					goto tx_over;
-				send_rcpt(c, t->job, 0);
+				send_rcpt(c, t->job, t->send[0]);
 				t->mail_rcpt_sent = 1;
 				t->replies_expected = 1;
 			}
 			break;
 		}
 		if (c->st == RC_RCPT && t->rcpt_replied < t->mail_rcpt_sent) {
-			size_t i = t->rcpt_replied++;
+			size_t i = t->send[t->rcpt_replied++];
 			if (t->mail_ok) {
 				if (smtp_reply_completion(rp->code)) {
 					t->accepted[i] = 1;
@@ -1110,8 +1199,8 @@ rc_reply(struct rconn *c)
 					set_result(t, i, rp);
 			}
 			if (!c->caps.pipelining) {
-				if (t->rcpt_replied < t->job->nrcpts) {
-					send_rcpt(c, t->job, t->rcpt_replied);
+				if (t->rcpt_replied < t->nsend) {
+					send_rcpt(c, t->job, t->send[t->rcpt_replied]);
 					t->mail_rcpt_sent++;
 					t->replies_expected = 1;
 					break;
@@ -1123,14 +1212,14 @@ rc_reply(struct rconn *c)
 					t->replies_expected = 1;
 				}
 			}
-			if (t->rcpt_replied == t->job->nrcpts && t->bdat) {
+			if (t->rcpt_replied == t->nsend && t->bdat) {
 				if (!t->mail_ok || t->naccepted == 0)
 					goto tx_over;
 				if (bdat_start(t, c) < 0)
 					return;
 				break;
 			}
-			if (t->rcpt_replied == t->job->nrcpts)
+			if (t->rcpt_replied == t->nsend)
 				c->st = RC_DATA;
 			c->deadline = time(NULL) + (c->st == RC_DATA ? T_DATA_INIT : T_CMD);
 			break;

@@ -44,6 +44,7 @@ struct relay_job {
 	int body_8bit;
 	int requiretls;			/* RFC 8689: MTA-STS- or DANE-verified TLS only */
 	int body_binary;		/* BODY=BINARYMIME: only to a CHUNKING+BINARYMIME peer */
+	int smtputf8;			/* an SMTPUTF8 transaction (RFC 6531) */
 	int fd;				/* queue file; the job closes it */
 	uint64_t body_off, body_len;
 	char domain[256];		/* destination domain (lower-case) */

@@ -6,8 +6,10 @@
  */
 #include "policy/recipients.h"
 #include "util/hindex.h"
+#include "util/intl.h"
 #include "util/str.h"
 #include "util/textfile.h"
+#include "util/utf8.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -135,9 +137,10 @@ static int addr_norm(const char *s, int is_target, char **out, char *why, size_t
 	for (size_t i = 0; i < len; i++) {
 		unsigned char ch = (unsigned char)s[i];
 
-		if (ch <= 0x20 || ch >= 0x7f || ch == ',' || ch == '<' || ch == '>' || ch == ':') {
-			snprintf(why, wl, "%s%s: only printable ASCII, without blanks, ',', ':', '<' "
-			    "or '>'", is_target ? "target " : "", quote(s, q, sizeof q));
+		if (ch <= 0x20 || ch == 0x7f || ch == ',' || ch == '<' || ch == '>' || ch == ':' ||
+		    (ch >= 0x80 && !utf8_text_ok(s, len, 0, NULL))) {
+			snprintf(why, wl, "%s%s: only printable ASCII or UTF-8, without blanks, ',', "
+			    "':', '<' or '>'", is_target ? "target " : "", quote(s, q, sizeof q));
 			return -1;
 		}
 	}
@@ -163,6 +166,23 @@ static int addr_norm(const char *s, int is_target, char **out, char *why, size_t
 		snprintf(why, wl, "%s%s is too long (local part 64, domain 255 at most)",
 		    is_target ? "target " : "", quote(s, q, sizeof q));
 		return -1;
+	}
+	if (utf8_has_nonascii(s)) {
+		/* RFC 6531: compared as RCPT compares, NFC lower-case local part and A-label
+		 * domain (util/intl) */
+		char folded[LOCAL_MAX + 1 + DOMAIN_MAX + 1];
+		const char *iwhy;
+
+		if (intl_addr_fold(s, folded, sizeof(folded), &iwhy) < 0) {
+			snprintf(why, wl, "%s%s: %s", is_target ? "target " : "",
+			    quote(s, q, sizeof q), iwhy);
+			return -1;
+		}
+		if ((*out = strdup(folded)) == NULL) {
+			snprintf(why, wl, "out of memory");
+			return -1;
+		}
+		return 0;
 	}
 	d = malloc(llen + 1 + dlen + 1);
 	if (d == NULL) {

@@ -13,13 +13,17 @@
  *   - General-address-literal ([tag:content]) is refused as a syntax error;
  *   - IPv6 literals are checked by inet_pton plus RFC 5321's rule that "::" stands for
  *     at least two groups; IPv4 literals accept 1-3 digit decimal octets (0-255);
- *   - a byte >= 0x80 where the parser stops is reported as SMTP_PATH_8BIT.
+ *   - RFC 6531 §3.3: UTF8-non-ascii is atext and qtextSMTP, and a domain label may hold it
+ *     (a U-label; whether it is a valid one is for IDNA, intl.h, to say). Each such
+ *     character must be well-formed UTF-8 (utf8.h); a malformed one, or a non-ASCII byte
+ *     where none may stand (address literal, quoted pair), is SMTP_PATH_8BIT.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <string.h>
 
 #include "proto/smtp_path.h"
+#include "util/utf8.h"
 
 struct cur {
 	const char *p;
@@ -92,6 +96,13 @@ peek(const struct cur *c)
 	return c->p < c->end ? (unsigned char)*c->p : -1;
 }
 
+/* Length of a well-formed UTF8-non-ascii character at the cursor, or 0. */
+static size_t
+u8len(const struct cur *c)
+{
+	return utf8_seqlen((const unsigned char *)c->p, (size_t)(c->end - c->p));
+}
+
 static int
 ascii_caseeq(const char *a, const char *b, size_t n)
 {
@@ -113,7 +124,7 @@ fail(const struct cur *c, const char *msg, const char **why)
 	int ch = peek(c);
 
 	if (ch >= 0x80) {
-		*why = "8-bit character";
+		*why = u8len(c) ? "non-ASCII character not allowed here" : "malformed UTF-8";
 		return SMTP_PATH_8BIT;
 	}
 	*why = ch == ' ' ? "space in path" : msg;
@@ -125,20 +136,31 @@ fail(const struct cur *c, const char *msg, const char **why)
  * dst (SMTP_DOMAIN_MAX + 1 bytes) when dst is not NULL.
  */
 static enum smtp_path_status
-parse_domain(struct cur *c, char *dst, const char **why)
+parse_domain(struct cur *c, char *dst, int *utf8, const char **why)
 {
 	const char *start = c->p;
-	size_t n;
+	size_t n, k;
 
 	for (;;) {
-		if (!c_letdig(peek(c))) {
+		if ((k = u8len(c)) > 0) {
+			*utf8 = 1;
+			c->p += k;
+		} else if (c_letdig(peek(c)))
+			c->p++;
+		else {
 			if (c->p > start && peek(c) == '>')
 				return fail(c, "trailing dot in domain", why);
 			return fail(c, "bad domain", why);
 		}
-		c->p++;
-		while (c_letdig(peek(c)) || peek(c) == '-')
-			c->p++;
+		for (;;) {
+			if (c_letdig(peek(c)) || peek(c) == '-')
+				c->p++;
+			else if ((k = u8len(c)) > 0) {
+				*utf8 = 1;
+				c->p += k;
+			} else
+				break;
+		}
 		if (c->p[-1] == '-')
 			return fail(c, "hyphen at end of domain label", why);
 		if (peek(c) != '.')
@@ -267,7 +289,7 @@ static enum smtp_path_status
 parse_local(struct cur *c, struct smtp_path *out, const char **why)
 {
 	const char *start = c->p;
-	size_t n = 0;
+	size_t n = 0, k;
 	int ch;
 
 	if (peek(c) == '"') {
@@ -291,6 +313,14 @@ parse_local(struct cur *c, struct smtp_path *out, const char **why)
 					}
 					return fail(c, "bad quoted pair", why);
 				}
+			} else if (ch >= 0x80 && (k = u8len(c)) > 0) {
+				/* RFC 6531 §3.3: qtextSMTP =/ UTF8-non-ascii */
+				out->utf8 = 1;
+				for (size_t j = 0; j < k; j++, n++)
+					if (n < SMTP_LOCAL_MAX)
+						out->local[n] = c->p[j];
+				c->p += k;
+				continue;
 			} else if (!c_qtext(ch))
 				return fail(c, "bad character in quoted string", why);
 			if (n < SMTP_LOCAL_MAX)
@@ -305,13 +335,23 @@ parse_local(struct cur *c, struct smtp_path *out, const char **why)
 		}
 	} else {
 		for (;;) {
-			if (!c_atext(peek(c))) {
+			const char *atom = c->p;
+
+			/* RFC 6531 §3.3: atext =/ UTF8-non-ascii */
+			for (;;) {
+				if (c_atext(peek(c)))
+					c->p++;
+				else if ((k = u8len(c)) > 0) {
+					out->utf8 = 1;
+					c->p += k;
+				} else
+					break;
+			}
+			if (c->p == atom) {
 				if (c->p == start && peek(c) == '@')
 					return fail(c, "empty local part", why);
 				return fail(c, "bad local part", why);
 			}
-			while (c_atext(peek(c)))
-				c->p++;
 			if (peek(c) != '.')
 				break;
 			c->p++;
@@ -333,12 +373,13 @@ static enum smtp_path_status
 parse_route(struct cur *c, const char **why)
 {
 	enum smtp_path_status st;
+	int utf8 = 0;		/* a route is stripped: its U-labels do not count */
 
 	for (;;) {
 		if (peek(c) != '@')
 			return fail(c, "bad source route", why);
 		c->p++;
-		if ((st = parse_domain(c, NULL, why)) != SMTP_PATH_OK)
+		if ((st = parse_domain(c, NULL, &utf8, why)) != SMTP_PATH_OK)
 			return st;
 		if (peek(c) == ':') {
 			c->p++;
@@ -393,7 +434,7 @@ parse_path(struct cur *c, int allow_null, int allow_postmaster, struct smtp_path
 		out->is_literal = 1;
 		st = parse_literal(c, out->domain, why);
 	} else
-		st = parse_domain(c, out->domain, why);
+		st = parse_domain(c, out->domain, &out->utf8, why);
 	if (st != SMTP_PATH_OK)
 		return st;
 	if (peek(c) != '>')
@@ -440,14 +481,20 @@ smtp_path_parse(const char *s, size_t len, int allow_null, int allow_postmaster,
 
 /* Dot-string = Atom *("." Atom), Atom = 1*atext */
 static int
+c_atext_u8(int c)
+{
+	return c_atext(c) || c >= 0x80;	/* the parser checked the UTF-8 (RFC 6531 §3.3) */
+}
+
+static int
 is_dot_string(const char *s)
 {
 	const char *p = s;
 
 	for (;;) {
-		if (!c_atext((unsigned char)*p))
+		if (!c_atext_u8((unsigned char)*p))
 			return 0;
-		while (c_atext((unsigned char)*p))
+		while (c_atext_u8((unsigned char)*p))
 			p++;
 		if (*p == '\0')
 			return 1;

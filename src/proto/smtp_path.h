@@ -13,7 +13,11 @@
  *   <Postmaster>                        only when allow_postmaster (RCPT TO, §4.5.1),
  *                                       case-insensitive; domain left empty
  * The angle brackets are required (a bare address is a syntax error, as in RFC 5321).
- * 8-bit bytes are refused (SMTPUTF8 is not offered).
+ * UTF-8 (RFC 6531 §3.3) is accepted in the local part (dot-string and quoted-string) and
+ * in domain labels (U-labels), and sets utf8; it must be well-formed (util/utf8.h: no
+ * overlong forms, surrogates, code points beyond U+10FFFF or C1 controls), else
+ * SMTP_PATH_8BIT. Whether SMTPUTF8 was asked for is the caller's decision. Limits stay
+ * in octets.
  *
  * Normal form kept in struct smtp_path: `local` is the local part with quoting removed
  * (quoted-pairs resolved), `domain` as written (case kept), address literal with brackets.
@@ -31,7 +35,7 @@ enum smtp_path_status {
 	SMTP_PATH_OK = 0,
 	SMTP_PATH_SYNTAX,	/* malformed */
 	SMTP_PATH_TOO_LONG,	/* a §4.5.3.1 limit exceeded */
-	SMTP_PATH_8BIT,		/* non-ASCII byte */
+	SMTP_PATH_8BIT,		/* malformed UTF-8, or non-ASCII where none may stand */
 	SMTP_PATH_NULL_NOT_ALLOWED,
 };
 
@@ -41,6 +45,7 @@ struct smtp_path {
 	int quoted;		/* local part was a quoted-string */
 	int has_route;		/* a source route was present (and stripped) */
 	int is_literal;		/* domain is an address literal */
+	int utf8;		/* local part or domain holds non-ASCII (needs SMTPUTF8) */
 	char local[SMTP_LOCAL_MAX + 1];
 	char domain[SMTP_DOMAIN_MAX + 1];
 };

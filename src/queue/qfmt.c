@@ -8,6 +8,14 @@
 #include <string.h>
 
 #include "queue/qfmt.h"
+#include "util/utf8.h"
+
+/* An address value (sender, rcpt): printable ASCII or well-formed UTF-8 (RFC 6531). */
+static int
+addr_ok(const char *s)
+{
+	return utf8_text_ok(s, strlen(s), 0, NULL);
+}
 
 /* Printable ASCII only (TAB too when tab_ok). */
 static int
@@ -70,10 +78,10 @@ qfmt_header_encode(const struct qenv *e, char **out, size_t *outlen)
 	char num[32];
 
 	if (!value_ok(e->qid, 0) || !value_ok(e->client, 0) || !value_ok(e->helo, 0) ||
-	    !value_ok(e->sender, 0) || e->qid[0] == '\0')
+	    !addr_ok(e->sender) || e->qid[0] == '\0')
 		return -1;
 	for (size_t i = 0; i < e->nrcpts; i++)
-		if (!value_ok(e->rcpts[i].addr, 0) || !value_ok(e->rcpts[i].orcpt, 0) ||
+		if (!addr_ok(e->rcpts[i].addr) || !addr_ok(e->rcpts[i].orcpt) ||
 		    e->rcpts[i].addr[0] == '\0' || (e->rcpts[i].dsn_orcpt != NULL &&
 		    (!value_ok(e->rcpts[i].dsn_orcpt, 0) || e->rcpts[i].dsn_orcpt[0] == '\0')) ||
 		    (e->rcpts[i].notify & ~(DSN_NOTIFY_SUCCESS | DSN_NOTIFY_FAILURE |
@@ -89,6 +97,8 @@ qfmt_header_encode(const struct qenv *e, char **out, size_t *outlen)
 	sb_rec(&b, "helo", e->helo, NULL);
 	sb_rec(&b, "sender", e->sender, NULL);
 	sb_rec(&b, "body", e->body_binary ? "binarymime" : e->body_8bit ? "8bit" : "7bit", NULL);
+	if (e->smtputf8)
+		sb_rec(&b, "smtputf8", "yes", NULL);
 	if (e->requiretls)
 		sb_rec(&b, "requiretls", "yes", NULL);	/* absent in older files: no */
 	if (e->dsn_ret != DSN_RET_NONE)
@@ -209,14 +219,21 @@ qfmt_header_decode(const char *buf, size_t len, struct qenv *e, size_t *hdrlen, 
 		tlen = (size_t)(sp - line);
 		v = sp + 1;
 		vlen = llen - tlen - 1;
-		for (size_t i = 0; i < vlen; i++) {
-			unsigned char c = (unsigned char)v[i];
-			if ((c < 0x20 && c != '\t') || c > 0x7e || c == '\0') {
+#define TAG(s) (tlen == strlen(s) && memcmp(line, s, tlen) == 0)
+		if (TAG("sender") || TAG("rcpt")) {
+			/* addresses: UTF-8 too (RFC 6531); the rcpt's TAB is checked below */
+			if (!utf8_text_ok(v, vlen, TAG("rcpt"), NULL)) {
 				snprintf(err, errlen, "bad byte in record");
 				goto bad;
 			}
-		}
-#define TAG(s) (tlen == strlen(s) && memcmp(line, s, tlen) == 0)
+		} else
+			for (size_t i = 0; i < vlen; i++) {
+				unsigned char c = (unsigned char)v[i];
+				if ((c < 0x20 && c != '\t') || c > 0x7e || c == '\0') {
+					snprintf(err, errlen, "bad byte in record");
+					goto bad;
+				}
+			}
 		was_rcpt = 0;
 		if (TAG("id")) {
 			if (vlen == 0 || copy_fixed(e->qid, sizeof(e->qid), v, vlen) < 0 ||
@@ -260,6 +277,12 @@ qfmt_header_decode(const char *buf, size_t len, struct qenv *e, size_t *hdrlen, 
 				snprintf(err, errlen, "bad body type");
 				goto bad;
 			}
+		} else if (TAG("smtputf8")) {
+			if (e->smtputf8 || vlen != 3 || memcmp(v, "yes", 3) != 0) {
+				snprintf(err, errlen, "bad smtputf8");
+				goto bad;
+			}
+			e->smtputf8 = 1;
 		} else if (TAG("requiretls")) {
 			if (e->requiretls || vlen != 3 || memcmp(v, "yes", 3) != 0) {
 				snprintf(err, errlen, "bad requiretls");

@@ -4,14 +4,17 @@
  * A queue file is   HEADER  BODY  TRAILER
  *   HEADER  = "IMSDQ 1\n" then records "<tag> <value>\n" and an empty line. Tags:
  *             id, arrival (unix seconds), client (address), helo, sender ("" = <>),
- *             body (7bit|8bit|binarymime), rcpt ("<addr>\t<orcpt>", one per recipient, in order),
+ *             body (7bit|8bit|binarymime), optionally smtputf8 ("yes": an SMTPUTF8
+ *             transaction, RFC 6531; files without it read as before), rcpt
+ *             ("<addr>\t<orcpt>", one per recipient, in order),
  *             the DSN requests of RFC 3461 when the client made them: ret (FULL|HDRS)
  *             and envid (xtext) once, and after a rcpt record its "rdsn <notify>\t<orcpt>"
  *             (NOTIFY as "NEVER" or "SUCCESS,FAILURE,DELAY", "" when not given; the
  *             client's ORCPT parameter "type;xtext", "" when not given; files written
  *             before DSN have none of these and load as "nothing requested"),
  *             and optionally skip (QFMT_SKIP_DIGITS zero-padded decimal digits, written
- *             last). Values are printable ASCII (plus TAB in rcpt); unknown tags are refused.
+ *             last). Values are printable ASCII (plus TAB in rcpt); sender and rcpt may
+ *             also hold well-formed UTF-8 (util/utf8.h). Unknown tags are refused.
  *   GAP     = "skip" bytes of filler between the header and the body (none without the
  *             tag). A receiver reserves room there for header fields it only knows once
  *             the whole message is in (DKIM-Signature, Authentication-Results): they are
@@ -72,6 +75,7 @@ struct qenv {
 	char envid[DSN_ENVID_MAX + 1];	/* ENVID= (xtext), "" when not given */
 	int body_binary;	/* BODY=BINARYMIME (RFC 3030): relayed only by BDAT; implies
 				 * body_8bit. Files without it (7bit/8bit) read as before. */
+	int smtputf8;		/* MAIL had SMTPUTF8 (RFC 6531): addresses may be UTF-8 */
 	int warned;		/* delay notice sent */
 	int has_journal;	/* a journal file exists (set by queue_load) */
 	int has_skip;		/* the header carries a skip tag (encode: write one) */

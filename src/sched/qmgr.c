@@ -17,7 +17,9 @@
 #include "server/workq.h"
 #include "util/log.h"
 #include "util/metrics.h"
+#include "util/intl.h"
 #include "util/str.h"
+#include "util/utf8.h"
 
 #define HEADER_SCAN_MAX	(64 * 1024)
 #define RET_FULL_MAX	(1024 * 1024)	/* RET=FULL returns a message up to this size whole;
@@ -187,6 +189,26 @@ rcpt_domain(const char *addr)
 	const char *at = strrchr(addr, '@');
 
 	return at ? at + 1 : "";
+}
+
+/*
+ * The destination of a remote recipient: its domain lower-cased, a U-label domain in
+ * A-label form (RFC 6531: looked up in the DNS as such; both spellings go together). A
+ * domain that is not valid IDNA stays as written: the lookup then fails and says so.
+ */
+static void
+rcpt_dest(const char *addr, char *out, size_t outlen)
+{
+	const char *why;
+
+	str_copy(out, outlen, rcpt_domain(addr));
+	for (char *p = out; *p; p++)
+		*p = (char)tolower((unsigned char)*p);
+	if (out[0] != '[') {
+		char a[256];
+		if (intl_domain_ascii(out, a, sizeof(a), &why) == 0)
+			str_copy(out, outlen, a);
+	}
 }
 
 static int
@@ -485,6 +507,7 @@ start_relay(struct qmgr *m, struct qm_msg *msg, const char *dest, size_t *idx, s
 	rj->job.body_8bit = msg->env.body_8bit;
 	rj->job.requiretls = msg->env.requiretls;
 	rj->job.body_binary = msg->env.body_binary;
+	rj->job.smtputf8 = msg->env.smtputf8;
 	rj->job.fd = fd;
 	str_copy(rj->job.domain, sizeof(rj->job.domain), dest);
 	for (size_t k = 0; k < n; k++) {
@@ -543,6 +566,8 @@ bounce_target(const struct conf *cf, const char *sender, char *out, size_t outle
 
 	str_copy(out, outlen, sender);
 	snprintf(wrapped, sizeof(wrapped), "<%s>", sender);
+	char adom[SMTP_DOMAIN_MAX + 1], flocal[SMTP_LOCAL_MAX + 1];
+
 	if (smtp_path_parse(wrapped, strlen(wrapped), 0, 0, &p, &rest, why) != SMTP_PATH_OK)
 		return 1;	/* not ours to judge: the relay says what it thinks */
 	for (char *c = p.domain; *c; c++)
@@ -550,13 +575,15 @@ bounce_target(const struct conf *cf, const char *sender, char *out, size_t outle
 	size_t dl = strlen(p.domain);
 	if (dl > 0 && p.domain[dl - 1] == '.')
 		p.domain[dl - 1] = '\0';
-	if (p.is_literal || !conf_is_local_domain(cf, p.domain))
+	/* RFC 6531: a UTF-8 sender's domain compares in A-label form and its local part in
+	 * NFC lower case, as RCPT does (util/intl) */
+	if (p.is_literal || intl_domain_ascii(p.domain, adom, sizeof(adom), why) < 0 ||
+	    !conf_is_local_domain(cf, adom))
 		return 1;
-	if (!smtp_local_mailbox_ok(p.local, why))
+	if (intl_local_fold(p.local, flocal, sizeof(flocal), why) < 0 ||
+	    !smtp_local_mailbox_ok(flocal, why))
 		return 0;
-	for (char *c = p.local; *c; c++)
-		*c = (char)tolower((unsigned char)*c);
-	snprintf(out, outlen, "%s@%s", p.local, p.domain);
+	snprintf(out, outlen, "%s@%s", flocal, adom);
 	return 1;
 }
 
@@ -612,6 +639,7 @@ book_write_dsn(struct book_job *j)
 	in.boundary_seed = seed;
 	in.full = full;
 	in.orig_8bit = full && msg->env.body_8bit;
+	in.smtputf8 = utf8_has_nonascii(msg->env.sender);
 	if (dsn_build(&in, &out, &outlen) < 0) {
 		snprintf(j->err, sizeof(j->err), "cannot build the delivery status notification");
 		goto out;
@@ -625,6 +653,8 @@ book_write_dsn(struct book_job *j)
 	dsnenv.body_8bit = in.orig_8bit;
 	r.addr = j->dsn_to;
 	r.orcpt = msg->env.sender;
+	/* RFC 6531: a notice to a UTF-8 sender is an SMTPUTF8 message */
+	dsnenv.smtputf8 = msg->env.smtputf8 || utf8_has_nonascii(j->dsn_to);
 	dsnenv.rcpts = &r;
 	dsnenv.nrcpts = 1;
 	/* our own trace header first, as for every message we queue */
@@ -958,11 +988,8 @@ qm_schedule(struct qmgr *m, struct qm_msg *msg, time_t now)
 			continue;
 		if (c->relayhost != NULL)
 			str_copy(dest, sizeof(dest), "relayhost");
-		else {
-			str_copy(dest, sizeof(dest), rcpt_domain(r->addr));
-			for (char *p = dest; *p; p++)
-				*p = (char)tolower((unsigned char)*p);
-		}
+		else
+			rcpt_dest(r->addr, dest, sizeof(dest));
 		for (size_t i2 = i; i2 < n; i2++) {
 			struct qrcpt *r2 = &msg->env.rcpts[i2];
 			char d2[256];
@@ -970,9 +997,7 @@ qm_schedule(struct qmgr *m, struct qm_msg *msg, time_t now)
 			    rcpt_is_local(c, r2->addr))
 				continue;
 			if (c->relayhost == NULL) {
-				str_copy(d2, sizeof(d2), rcpt_domain(r2->addr));
-				for (char *p = d2; *p; p++)
-					*p = (char)tolower((unsigned char)*p);
+				rcpt_dest(r2->addr, d2, sizeof(d2));
 				if (strcmp(d2, dest) != 0)
 					continue;
 			}

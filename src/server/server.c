@@ -415,6 +415,7 @@ cb_tx_open(void *arg, struct session_tx *tx)
 	netaddr_str(&c->peer, env.client, sizeof(env.client));
 	env.sender = tx->sender;
 	env.body_8bit = tx->body_8bit;
+	env.smtputf8 = tx->smtputf8;
 	env.requiretls = tx->requiretls;
 	env.body_binary = tx->body_binary;
 	if ((r = calloc(tx->nrcpts, sizeof(*r))) == NULL)

@@ -14,6 +14,7 @@
 #include "session/session.h"
 #include "util/log.h"
 #include "util/metrics.h"
+#include "util/intl.h"
 #include "util/str.h"
 
 /* Body scanner states (see body_scan). */
@@ -518,6 +519,7 @@ cmd_helo(struct session *s, const char *args, int kind)
 	reply(s, "250-8BITMIME");
 	reply(s, "250-CHUNKING");
 	reply(s, "250-BINARYMIME");
+	reply(s, "250-SMTPUTF8");
 	reply(s, "250-DSN");
 	if (s->tlsd.offer && !s->tls)
 		reply(s, "250-STARTTLS");
@@ -548,7 +550,7 @@ cmd_mail(struct session *s, const char *args)
 	struct smtp_path path;
 	struct smtp_param params[8];
 	const char *p, *rest, *why;
-	int np, body8 = 0, binary = 0, requiretls = 0;
+	int np, body8 = 0, binary = 0, utf8 = 0, requiretls = 0;
 	uint64_t size = 0;
 	enum dsn_ret ret = DSN_RET_NONE;
 	char envid[DSN_ENVID_MAX + 1] = "";
@@ -577,14 +579,6 @@ cmd_mail(struct session *s, const char *args)
 	switch (smtp_path_parse(p, strlen(p), 1, 0, &path, &rest, &why)) {
 	case SMTP_PATH_OK:
 		break;
-	case SMTP_PATH_TOO_LONG:
-		reply(s, "501 5.1.7 Bad sender address syntax: %s", why);
-		session_error(s);
-		return;
-	case SMTP_PATH_8BIT:
-		reply(s, "553 5.6.7 Non-ASCII sender address requires SMTPUTF8, which is not offered");
-		session_error(s);
-		return;
 	default:
 		reply(s, "501 5.1.7 Bad sender address syntax: %s", why);
 		session_error(s);
@@ -632,6 +626,14 @@ cmd_mail(struct session *s, const char *args)
 				session_error(s);
 				return;
 			}
+		} else if (smtp_param_is(&params[i], "SMTPUTF8") && s->helo_kind == 2) {
+			/* RFC 6531 §3.4: a keyword without a value */
+			if (params[i].value != NULL) {
+				reply(s, "501 5.5.4 SMTPUTF8 takes no value");
+				session_error(s);
+				return;
+			}
+			utf8 = 1;
 		} else if (smtp_param_is(&params[i], "REQUIRETLS") && params[i].value == NULL &&
 		    s->helo_kind == 2) {
 			if (!s->tls) {
@@ -663,6 +665,14 @@ cmd_mail(struct session *s, const char *args)
 			return;
 		}
 	}
+	if (path.utf8 && !utf8) {
+		/* RFC 6531 §3.5: a non-ASCII address only in an SMTPUTF8 transaction */
+		slog(s, LOG_INFO, "event=reject stage=mail status=5.6.7 reason=utf8-without-smtputf8");
+		reply(s, "553 5.6.7 Non-ASCII sender address requires the SMTPUTF8 parameter "
+		    "(MAIL FROM:<...> SMTPUTF8)");
+		session_error(s);
+		return;
+	}
 	if (size > s->conf->message_size_limit) {
 		slog(s, LOG_INFO, "event=reject stage=mail reason=size declared=%llu limit=%llu",
 		    (unsigned long long)size, (unsigned long long)s->conf->message_size_limit);
@@ -689,6 +699,7 @@ cmd_mail(struct session *s, const char *args)
 	s->tx.dsn_ret = (int)ret;
 	memcpy(s->tx.envid, envid, sizeof(envid));
 	s->tx.body_binary = binary;
+	s->tx.smtputf8 = utf8;
 	s->tx.declared_size = size;
 	s->tx.authenticated = s->auth_user[0] != '\0';
 	s->in_tx = 1;
@@ -879,11 +890,14 @@ cmd_rcpt(struct session *s, const char *args)
 	}
 	switch (smtp_path_parse(p, strlen(p), 0, 1, &path, &rest, &why)) {
 	case SMTP_PATH_OK:
+		if (path.utf8 && !s->tx.smtputf8) {
+			/* RFC 6531 §3.5 */
+			reply(s, "553 5.6.7 Non-ASCII recipient address requires SMTPUTF8 "
+			    "(MAIL FROM:<...> SMTPUTF8)");
+			session_error(s);
+			return;
+		}
 		break;
-	case SMTP_PATH_8BIT:
-		reply(s, "553 5.6.7 Non-ASCII recipient address requires SMTPUTF8, which is not offered");
-		session_error(s);
-		return;
 	default:
 		reply(s, "501 5.1.3 Bad recipient address syntax: %s", why);
 		session_error(s);
@@ -942,14 +956,27 @@ cmd_rcpt(struct session *s, const char *args)
 	{
 		struct smtp_path real = path;
 		char *cut;
+		char adom[SMTP_DOMAIN_MAX + 1], flocal[SMTP_LOCAL_MAX + 1];
 		size_t dl;
+		int islocal;
 
 		lowercase(real.domain);
 		dl = strlen(real.domain);
 		if (dl > 0 && real.domain[dl - 1] == '.')
 			real.domain[dl - 1] = '\0';
-		if (!real.is_literal && conf_is_local_domain(s->conf, real.domain) &&
-		    (cut = strpbrk(real.local, "@%!")) != NULL) {
+		/* RFC 6531: a U-label domain compares in A-label form (local_domains are kept
+		 * so); the envelope keeps it as the client wrote it */
+		if (!real.is_literal && intl_domain_ascii(real.domain, adom, sizeof(adom), &why) < 0) {
+			char lwhy[LOG_VALUE_MAX];
+			slog(s, LOG_INFO, "event=reject stage=rcpt to=%s status=5.1.3 "
+			    "reason=bad-idn-domain why=%s", lto,
+			    log_value(lwhy, sizeof(lwhy), why, strlen(why)));
+			reply(s, "553 5.1.3 <%s>: Bad recipient domain: %s", safe, why);
+			session_error(s);
+			return;
+		}
+		islocal = !real.is_literal && conf_is_local_domain(s->conf, adom);
+		if (islocal && (cut = strpbrk(real.local, "@%!")) != NULL) {
 			/* A routing trick in a local domain's local part hides another address:
 			 * "user@remote"@local, user%remote@local, remote!user@local. Judge the
 			 * address it really is. */
@@ -978,8 +1005,10 @@ cmd_rcpt(struct session *s, const char *args)
 				return;
 			}
 			routed = 1;
+			str_copy(adom, sizeof(adom), real.domain);	/* ASCII: domain_ok */
+			islocal = !real.is_literal && conf_is_local_domain(s->conf, adom);
 		}
-		if (real.is_literal || !conf_is_local_domain(s->conf, real.domain)) {
+		if (!islocal) {
 			char raddr[SMTP_LOCAL_MAX + SMTP_DOMAIN_MAX + 64];
 			if (!session_may_relay(s)) {
 				slog(s, LOG_INFO, "event=reject stage=rcpt from=%s to=%s status=5.7.1 "
@@ -998,7 +1027,10 @@ cmd_rcpt(struct session *s, const char *args)
 			reply(s, "250 2.1.5 Ok");
 			return;
 		}
-		if (!smtp_local_mailbox_ok(real.local, &why)) {
+		/* A UTF-8 local part names its mailbox in NFC, lower-cased (util/intl), as ASCII
+		 * ones are lower-cased. */
+		if (intl_local_fold(real.local, flocal, sizeof(flocal), &why) < 0 ||
+		    !smtp_local_mailbox_ok(flocal, &why)) {
 			/* SPEC: '/' and a leading '.' are refused; so is anything else that would
 			 * make an odd mailbox name or end a header clause early. */
 			char lwhy[LOG_VALUE_MAX];
@@ -1010,8 +1042,7 @@ cmd_rcpt(struct session *s, const char *args)
 			session_error(s);
 			return;
 		}
-		snprintf(addr, sizeof(addr), "%s@%s", real.local, real.domain);
-		lowercase(addr);
+		snprintf(addr, sizeof(addr), "%s@%s", flocal, adom);
 	}
 	/* Every local domain has a postmaster (RFC 5321 §4.5.1), listed or not. */
 	if (s->recipients != NULL && strncmp(addr, "postmaster@", 11) != 0 &&
@@ -1295,9 +1326,14 @@ body_begin(struct session *s)
 	s->ar_removed = 0;
 
 	/* RFC 5321 §4.4: the trace header goes first. */
-	/* RFC 3848 protocol keywords: ESMTP, plus S for TLS and A for AUTH. */
+	/* RFC 3848 protocol keywords: ESMTP, plus S for TLS and A for AUTH; UTF8SMTP and
+	 * its S/A forms for an SMTPUTF8 transaction (RFC 6531 §3.7.3). */
 	if (s->helo_kind != 2)
 		proto = "SMTP";
+	else if (s->tx.smtputf8 && s->tls)
+		proto = s->auth_user[0] ? "UTF8SMTPSA" : "UTF8SMTPS";
+	else if (s->tx.smtputf8)
+		proto = s->auth_user[0] ? "UTF8SMTPA" : "UTF8SMTP";
 	else if (s->tls)
 		proto = s->auth_user[0] ? "ESMTPSA" : "ESMTPS";
 	else

@@ -1,7 +1,7 @@
 /*
  * session — the pure state machine of one inbound SMTP session (RFC 5321, with
  * PIPELINING RFC 2920, SIZE RFC 1870, 8BITMIME RFC 6152, ENHANCEDSTATUSCODES RFC 2034,
- * CHUNKING and BINARYMIME RFC 3030).
+ * CHUNKING and BINARYMIME RFC 3030, SMTPUTF8 RFC 6531).
  *
  * Bytes in, replies and transaction actions out; no I/O, no clock, no globals. The server
  * owns the socket and calls session_feed() with whatever it has buffered; the session
@@ -76,6 +76,7 @@ struct session_tx {
 	int body_8bit;			/* BODY=8BITMIME (or BINARYMIME) */
 	int requiretls;			/* MAIL FROM:<…> REQUIRETLS (RFC 8689) */
 	int body_binary;		/* BODY=BINARYMIME (RFC 3030): stored exactly as sent */
+	int smtputf8;			/* MAIL had SMTPUTF8 (RFC 6531): addresses may be UTF-8 */
 	int dsn_ret;			/* RET= (enum dsn_ret), 0 when not given */
 	char envid[DSN_ENVID_MAX + 1];	/* ENVID= (xtext), "" when not given */
 	uint64_t declared_size;		/* SIZE= or 0 */

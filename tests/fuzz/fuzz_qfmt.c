@@ -27,8 +27,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (qfmt_header_encode(&e, &out, &outlen) == 0) {
 		if (qfmt_header_decode(out, outlen, &e2, &hdrlen2, err, sizeof(err)) != 0 ||
 		    hdrlen2 != outlen || e2.nrcpts != e.nrcpts || strcmp(e2.sender, e.sender) != 0 ||
-		    strcmp(e2.qid, e.qid) != 0 || e2.dsn_ret != e.dsn_ret ||
-		    strcmp(e2.envid, e.envid) != 0)
+		    strcmp(e2.qid, e.qid) != 0 || e2.smtputf8 != e.smtputf8 ||
+		    e2.dsn_ret != e.dsn_ret || strcmp(e2.envid, e.envid) != 0)
 			abort();
 		for (size_t i = 0; i < e.nrcpts; i++)
 			if (strcmp(e.rcpts[i].addr, e2.rcpts[i].addr) != 0 ||

@@ -4,13 +4,14 @@
  * Byte 0 picks the flags (bit 0 allow_null, bit 1 allow_postmaster); the rest is the
  * text after "MAIL FROM:" / "RCPT TO:". On success the result is checked against the
  * contract of smtp_path.h and the formatted path must parse back to the same thing;
- * any violation abort()s.
+ * any violation abort()s. UTF-8 (RFC 6531) is accepted only well-formed and flagged.
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "proto/smtp_path.h"
+#include "util/utf8.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -23,14 +24,16 @@ check(int cond)
 		abort();
 }
 
+/* Printable ASCII or well-formed UTF-8 (RFC 6531), at most max octets; *u8 |= non-ASCII. */
 static void
-check_chars(const char *s, size_t max)
+check_chars(const char *s, size_t max, int *u8)
 {
 	size_t n = strnlen(s, max + 1);
+	int nonascii;
 
 	check(n <= max);
-	for (; *s != '\0'; s++)
-		check((unsigned char)*s >= 32 && (unsigned char)*s <= 126);
+	check(utf8_text_ok(s, n, 0, &nonascii));
+	*u8 |= nonascii;
 }
 
 static int
@@ -79,7 +82,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	const char *s, *rest = NULL, *rest2 = NULL, *why = NULL;
 	char buf[SMTP_PATH_MAX + 1], abuf[SMTP_PATH_MAX + 1];
 	enum smtp_path_status st;
-	int allow_null, allow_postmaster, n, m;
+	int allow_null, allow_postmaster, n, m, u8 = 0;
 
 	if (size < 1)
 		return 0;
@@ -100,10 +103,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	/* the result obeys the contract */
 	check(rest - s >= 2 && rest - s <= SMTP_PATH_MAX && s[0] == '<' && rest[-1] == '>');
-	check_chars(p.local, SMTP_LOCAL_MAX);
-	check_chars(p.domain, SMTP_DOMAIN_MAX);
-	for (n = 0; s + n < rest; n++)
-		check((unsigned char)s[n] < 0x80);
+	check_chars(p.local, SMTP_LOCAL_MAX, &u8);
+	check_chars(p.domain, SMTP_DOMAIN_MAX, &u8);
+	/* utf8 is set exactly when the kept address holds non-ASCII, and then the path is
+	 * well-formed UTF-8 from '<' to '>' */
+	check(p.utf8 == u8);
+	check(utf8_text_ok(s, (size_t)(rest - s), 0, NULL));
 	if (p.is_null) {
 		check(allow_null && rest - s == 2);
 		check(p.local[0] == '\0' && p.domain[0] == '\0');
@@ -125,6 +130,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	st = smtp_path_parse(buf, (size_t)n, allow_null, allow_postmaster, &q, &rest2, &why);
 	check(st == SMTP_PATH_OK && rest2 == buf + n);
 	check(strcmp(p.local, q.local) == 0 && strcmp(p.domain, q.domain) == 0);
+	check(p.utf8 == q.utf8);
 	check(p.is_null == q.is_null && p.is_postmaster == q.is_postmaster &&
 	    p.is_literal == q.is_literal && !q.has_route);
 	/* format is a fixed point */

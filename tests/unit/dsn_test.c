@@ -233,6 +233,50 @@ TEST(top_level_headers)
 	free(m);
 }
 
+TEST(utf8_addresses_are_not_mangled)
+{
+	/* RFC 6533 §3: utf-8-addr-xtext in the 7-bit report; the UTF-8 sender in To: */
+	static const struct dsn_rcpt r[] = {
+		{ .addr = "j\xc3\xb6ran+x@b\xc3\xbc" "cher.example",
+		  .orcpt = "J\xc3\xb6ran+x@b\xc3\xbc" "cher.example",
+		  .status = "5.6.7", .diag = "x-imsd; peer does not support SMTPUTF8" },
+	};
+	struct dsn_info in;
+	char *m = NULL;
+	size_t n = 0;
+
+	base_info(&in);
+	in.sender = "\xe7\x94\xa8\xe6\x88\xb7@example.com";
+	in.smtputf8 = 1;
+	in.rcpts = r;
+	in.nrcpts = 1;
+	CHECK(dsn_build(&in, &m, &n) == 0);
+	if (m == NULL)
+		return;
+	CHECK(count(m, n, "\r\nTo: <\xe7\x94\xa8\xe6\x88\xb7@example.com>\r\n") == 1);
+	CHECK(count(m, n, "\r\nFinal-Recipient: utf-8; j\\x{F6}ran\\x{2B}x@b\\x{FC}cher.example\r\n")
+	    == 1);
+	CHECK(count(m, n, "\r\nOriginal-Recipient: utf-8; J\\x{F6}ran\\x{2B}x@b\\x{FC}cher.example\r\n")
+	    == 1);
+	CHECK(count(m, n, "Status: 5.6.7") == 1);
+	/* the only 8-bit text is the To: field */
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)m[i] >= 0x80) {
+			CHECK(i > (size_t)(strstr(m, "\r\nTo: <") - m) &&
+			    i < (size_t)(strstr(m, "\r\nSubject:") - m));
+			break;
+		}
+	free(m);
+	/* without smtputf8 the To: field stays 7-bit, as every other */
+	in.smtputf8 = 0;
+	CHECK(dsn_build(&in, &m, &n) == 0);
+	if (m == NULL)
+		return;
+	for (size_t i = 0; i < n; i++)
+		CHECK((unsigned char)m[i] < 0x80);
+	free(m);
+}
+
 TEST(delayed_variant)
 {
 	struct dsn_info in;
@@ -504,6 +548,7 @@ main(void)
 {
 	RUN(bounce_with_two_recipients_has_report_structure);
 	RUN(top_level_headers);
+	RUN(utf8_addresses_are_not_mangled);
 	RUN(delayed_variant);
 	RUN(defaults_for_missing_status_diag_and_types);
 	RUN(hostile_diag_and_headers_are_sanitised);

@@ -162,8 +162,25 @@ TEST(malformed_addresses_are_errors)
 	CHECK(fails_with("x@y: a@\n", "r.txt:1: target \"a@\" is not local@domain"));
 	CHECK(P("alice bob@example.com\n") == NULL);
 	CHECK(P("<alice@example.com>\n") == NULL);
-	CHECK(P("al\xc3\xa9@example.com\n") == NULL);
+	CHECK(P("al\xc3@example.com\n") == NULL);		/* malformed UTF-8 */
+	CHECK(P("al\xc2\x85@example.com\n") == NULL);		/* C1 control */
 	CHECK(P("x@y: a@b: c@d\n") == NULL);
+}
+
+TEST(utf8_addresses_are_kept_nfc_lower_case_with_a_label_domains)
+{
+	/* RFC 6531: listed as the user writes them, compared as RCPT compares */
+	struct recipients *r = P("J\xc3\x96RAN@B\xc3\x9c" "CHER.example\n"
+	    "list@example.com: Jo\xcc\x88ran@xn--bcher-kva.example\n");
+
+	CHECK(r != NULL);
+	if (r == NULL)
+		return;
+	CHECK(known(r, "j\xc3\xb6ran@xn--bcher-kva.example"));
+	CHECK(known(r, "list@example.com"));
+	CHECK(!known(r, "J\xc3\x96RAN@B\xc3\x9c" "CHER.example"));
+	recipients_free(r);
+	CHECK(P("a@\xcc\x88" "b.example\n") == NULL);	/* a label may not start with a mark */
 }
 
 TEST(alias_without_targets_is_an_error)
@@ -348,6 +365,7 @@ int main(void)
 	RUN(empty_text_knows_nobody);
 	RUN(target_without_domain_is_an_error);
 	RUN(malformed_addresses_are_errors);
+	RUN(utf8_addresses_are_kept_nfc_lower_case_with_a_label_domains);
 	RUN(alias_without_targets_is_an_error);
 	RUN(duplicate_address_names_both_lines);
 	RUN(nul_byte_is_an_error);

@@ -953,6 +953,38 @@ TEST(auth_plain_initial_response_is_decoded_and_checked)
 	session_free(s);
 }
 
+TEST(smtputf8_transactions_get_the_utf8smtp_keywords)
+{
+	/* RFC 6531 §3.7.3: UTF8SMTPS under TLS, UTF8SMTPA after AUTH */
+	struct session *s = start_with("198.51.100.10", 1, 0, SL_SMTP);
+	feed(s, "EHLO c\r\nSTARTTLS\r\n");
+	session_tls_done(s, "TLSv1.3 with cipher X (256 bits)");
+	feed(s, "EHLO c\r\nMAIL FROM:<j\xc3\xb6ran@b> SMTPUTF8\r\nRCPT TO:<bob@localhost>\r\n"
+	    "DATA\r\nx\r\n.\r\n");
+	CHECK(strstr(fk.body, "with UTF8SMTPS (TLSv1.3") != NULL);
+	session_free(s);
+	s = start_with("127.0.0.1", 0, 1, SL_SMTP);
+	feed(s, "EHLO c\r\nAUTH PLAIN AGJvYgBzZWNyZXQ=\r\n");
+	session_auth_done(s, 1);
+	feed(s, "MAIL FROM:<bob@localhost> SMTPUTF8\r\nRCPT TO:<j\xc3\xb6ran@localhost>\r\n"
+	    "DATA\r\nx\r\n.\r\n");
+	CHECK(strstr(fk.body, "with UTF8SMTPA id") != NULL);
+	session_free(s);
+}
+
+TEST(utf8_addresses_need_the_smtputf8_parameter_and_helo_gets_none)
+{
+	struct session *s = start_with("127.0.0.1", 0, 0, SL_SMTP);
+	feed(s, "EHLO c\r\nMAIL FROM:<j\xc3\xb6ran@b>\r\n");
+	CHECK(strstr(fk.out, "553 5.6.7") != NULL);
+	session_free(s);
+	/* SMTPUTF8 is an ESMTP extension: after HELO the parameter is unknown */
+	s = start_with("127.0.0.1", 0, 0, SL_SMTP);
+	feed(s, "HELO c\r\nMAIL FROM:<a@b> SMTPUTF8\r\n");
+	CHECK(strstr(fk.out, "555 5.5.4") != NULL);
+	session_free(s);
+}
+
 TEST(auth_login_asks_for_user_then_password)
 {
 	struct session *s = start_with("127.0.0.1", 0, 1, SL_SMTP);
@@ -1444,6 +1476,8 @@ main(void)
 	RUN(received_header_says_esmtps_with_the_cipher_after_tls);
 	RUN(auth_is_offered_on_loopback_without_tls_but_not_elsewhere);
 	RUN(auth_plain_initial_response_is_decoded_and_checked);
+	RUN(smtputf8_transactions_get_the_utf8smtp_keywords);
+	RUN(utf8_addresses_need_the_smtputf8_parameter_and_helo_gets_none);
 	RUN(auth_login_asks_for_user_then_password);
 	RUN(three_failed_auth_attempts_close_the_session);
 	RUN(auth_cancel_and_garbage_are_501);

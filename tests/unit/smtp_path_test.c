@@ -341,15 +341,76 @@ TEST(path_limit_counts_the_source_route)
 	CHECK(parse(in, 0, 0) == SMTP_PATH_TOO_LONG);
 }
 
-TEST(eight_bit_bytes_are_refused_as_8bit)
+TEST(utf8_local_part_and_domain_are_accepted_and_flagged)
 {
-	CHECK(parse("<j\xc3\xb6rg@example.com>", 0, 0) == SMTP_PATH_8BIT);
-	CHECK(parse("<a@ex\xc3\xa4mple.com>", 0, 0) == SMTP_PATH_8BIT);
-	CHECK(parse("<\"a\xc3\xa4\"@x>", 0, 0) == SMTP_PATH_8BIT);
-	CHECK(parse("<\"a\\\xc3\"@x>", 0, 0) == SMTP_PATH_8BIT);
+	CHECK(parse("<j\xc3\xb6ran@example.com>", 0, 0) == SMTP_PATH_OK);
+	CHECK_STR(pth.local, "j\xc3\xb6ran");
+	CHECK_STR(pth.domain, "example.com");
+	CHECK(pth.utf8 == 1);
+	CHECK(parse("<a@b\xc3\xbc" "cher.example>", 0, 0) == SMTP_PATH_OK);
+	CHECK_STR(pth.domain, "b\xc3\xbc" "cher.example");
+	CHECK(pth.utf8 == 1);
+	CHECK(parse("<\"a \xc3\xa4\"@x>", 0, 0) == SMTP_PATH_OK);	/* quoted-string */
+	CHECK_STR(pth.local, "a \xc3\xa4");
+	CHECK(pth.utf8 == 1);
+	/* CJK (3 octets) and an emoji (4 octets) in the local part, a U-label of its own */
+	CHECK(parse("<\xe7\x94\xa8\xe6\x88\xb7.\xf0\x9f\x98\x80@\xe4\xbe\x8b\xe5\xad\x90.\xe6\xb5\x8b\xe8\xaf\x95>",
+	    0, 0) == SMTP_PATH_OK);
+	CHECK(pth.utf8 == 1);
+	CHECK(parse("<ascii@example.com>", 0, 0) == SMTP_PATH_OK);
+	CHECK(pth.utf8 == 0);
+	/* a route's U-labels are stripped with it and do not make the path UTF-8 */
+	CHECK(parse("<@r\xc3\xa9.x:a@x>", 0, 0) == SMTP_PATH_OK);
+	CHECK(pth.utf8 == 0 && pth.has_route);
+}
+
+TEST(utf8_is_formatted_without_quotes)
+{
+	char buf[SMTP_PATH_MAX + 1];
+
+	CHECK(parse("<j\xc3\xb6ran@b\xc3\xbc" "cher.example>", 0, 0) == SMTP_PATH_OK);
+	CHECK(smtp_path_format(&pth, buf, sizeof(buf)) > 0);
+	CHECK_STR(buf, "<j\xc3\xb6ran@b\xc3\xbc" "cher.example>");
+	CHECK(smtp_addr_requote("j\xc3\xb6 x@h", buf, sizeof(buf)) > 0);
+	CHECK_STR(buf, "\"j\xc3\xb6 x\"@h");
+}
+
+TEST(malformed_utf8_is_refused_as_8bit)
+{
 	CHECK(parse("<\xff@x>", 0, 0) == SMTP_PATH_8BIT);
+	CHECK(parse("<\xc3@x>", 0, 0) == SMTP_PATH_8BIT);		/* truncated */
+	CHECK(parse("<a\xb6@x>", 0, 0) == SMTP_PATH_8BIT);		/* lone continuation */
+	CHECK(parse("<\xc0\xaf@x>", 0, 0) == SMTP_PATH_8BIT);		/* overlong '/' */
+	CHECK(parse("<\xc1\xbf@x>", 0, 0) == SMTP_PATH_8BIT);		/* overlong */
+	CHECK(parse("<\xe0\x80\xaf@x>", 0, 0) == SMTP_PATH_8BIT);	/* overlong, 3 octets */
+	CHECK(parse("<\xf0\x80\x80\xaf@x>", 0, 0) == SMTP_PATH_8BIT);	/* overlong, 4 octets */
+	CHECK(parse("<\xed\xa0\x80@x>", 0, 0) == SMTP_PATH_8BIT);	/* surrogate U+D800 */
+	CHECK(parse("<\xf4\x90\x80\x80@x>", 0, 0) == SMTP_PATH_8BIT);	/* U+110000 */
+	CHECK(parse("<\xf8\x88\x80\x80\x80@x>", 0, 0) == SMTP_PATH_8BIT);	/* 5 octets */
+	CHECK(parse("<\xc2\x85@x>", 0, 0) == SMTP_PATH_8BIT);		/* C1 control NEL */
+	CHECK(parse("<a@ex\xc3mple.com>", 0, 0) == SMTP_PATH_8BIT);
+	CHECK(parse("<\"a\xe9\"@x>", 0, 0) == SMTP_PATH_8BIT);
 	CHECK(parse("<@\xe9:a@x>", 0, 0) == SMTP_PATH_8BIT);
-	CHECK_STR(why, "8-bit character");
+	/* well-formed, but where no UTF-8 may stand: a quoted pair, an address literal */
+	CHECK(parse("<\"a\\\xc3\xa4\"@x>", 0, 0) == SMTP_PATH_8BIT);
+	CHECK(parse("<a@[1.2.3.\xc3\xa4]>", 0, 0) == SMTP_PATH_8BIT);
+	/* the end of input inside a sequence never reads past len */
+	CHECK(parse_n("<j\xc3\xb6", 3, 0, 0) == SMTP_PATH_8BIT);
+}
+
+TEST(utf8_limits_are_in_octets)
+{
+	char buf[300], local[200];
+	size_t i;
+
+	/* 32 two-octet characters = 64 octets: accepted; one more octet: too long */
+	for (i = 0; i < 32; i++)
+		memcpy(local + 2 * i, "\xc3\xa4", 2);
+	local[64] = '\0';
+	snprintf(buf, sizeof(buf), "<%s@x>", local);
+	CHECK(parse(buf, 0, 0) == SMTP_PATH_OK);
+	snprintf(buf, sizeof(buf), "<%sa@x>", local);
+	CHECK(parse(buf, 0, 0) == SMTP_PATH_TOO_LONG);
 }
 
 TEST(missing_angle_brackets_are_syntax_errors)
@@ -647,7 +708,10 @@ main(void)
 	RUN(domain_of_255_octets_is_within_its_limit_256_refused);
 	RUN(path_of_256_octets_is_accepted_257_refused);
 	RUN(path_limit_counts_the_source_route);
-	RUN(eight_bit_bytes_are_refused_as_8bit);
+	RUN(utf8_local_part_and_domain_are_accepted_and_flagged);
+	RUN(utf8_is_formatted_without_quotes);
+	RUN(malformed_utf8_is_refused_as_8bit);
+	RUN(utf8_limits_are_in_octets);
 	RUN(missing_angle_brackets_are_syntax_errors);
 	RUN(spaces_inside_brackets_are_syntax_errors);
 	RUN(embedded_nul_is_syntax_error_and_len_bounds_reading);
