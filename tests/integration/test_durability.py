@@ -207,7 +207,9 @@ class KillWithABacklog(ImsdCase):
         ids, incomplete = message_ids_in(srv.maildir_files("localhost", "alice"))
         self.assertEqual(incomplete, [], "half-delivered files in new/")
         self.assertEqual(set(ids), set(range(n)), "(%d delivered at the kill)" % delivered_at_kill)
-        self.assertLessEqual(len(ids) - n, 3, "too many duplicates (%d delivered at the kill)"
+        # at most one duplicate per local delivery in flight at the kill (written to the
+        # Maildir, not yet journaled): QMGR_LOCAL_MAX = 4 jobs (src/sched/qmgr.h)
+        self.assertLessEqual(len(ids) - n, 4, "too many duplicates (%d delivered at the kill)"
                              % delivered_at_kill)
 
 
