@@ -482,6 +482,28 @@ class MtaSts(TlsCase):
         self.assertIn("certificate verify failed", ev[0]["_line"])
 
 
+    def test_requiretls_mail_goes_over_an_enforced_mta_sts_policy(self):
+        dns, web = self.sts()
+        rx = self.tls_receiver()
+        cert, key = make_cert(self.tmp, "good", "mx.imsd.test")
+        tx = self.sts_sender(dns, web, tls_cert_file=cert, tls_key_file=key,
+                             tls_loopback="yes")
+        ctx = ssl.create_default_context(cafile=self.ca)
+        ctx.check_hostname = False
+        with smtplib.SMTP("127.0.0.1", tx.port, timeout=10) as s:
+            s.ehlo("client.test")
+            s.starttls(context=ctx)
+            s.ehlo("client.test")
+            self.assertIn("requiretls", s.esmtp_features)
+            s.sendmail("alice@localhost", ["bob@dest.test"],
+                       make_message("requiretls by mta-sts", sender="alice@localhost",
+                                    to="bob@dest.test"),
+                       mail_options=["REQUIRETLS"])
+        rx.wait_mail("dest.test", "bob", 1)
+        tx.wait_queue_empty()
+        peers.wait_event(tx, "relay-mta-sts", mode="enforce")
+
+
 # ---------------------------------------------------------------- REQUIRETLS
 
 class RequireTls(DaneCase):
