@@ -7,42 +7,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct buf {
-	char *p;
-	size_t len, cap;
-	int bad;
-};
-
-static void
-put(struct buf *b, const char *s, size_t n)
-{
-	if (b->bad)
-		return;
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = (b->len + n + 1) * 2;
-		char *np = realloc(b->p, cap);
-		if (np == NULL) {
-			b->bad = 1;
-			return;
-		}
-		b->p = np;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
-static void
-puts_(struct buf *b, const char *s)
-{
-	put(b, s, strlen(s));
-}
+#include "util/sbuf.h"
 
 /* A value: bare when it is a plain token (RFC 2045 token chars, '@' allowed in pvalue),
  * else a quoted-string; control and 8-bit bytes become '?'. */
 static void
-putval(struct buf *b, const char *v)
+putval(struct sbuf *b, const char *v)
 {
 	int plain = *v != '\0';
 	char c[2] = { 0, 0 };
@@ -53,39 +23,39 @@ putval(struct buf *b, const char *v)
 			plain = 0;
 	}
 	if (!plain)
-		puts_(b, "\"");
+		sbuf_puts(b, "\"");
 	for (const char *p = v; *p; p++) {
 		unsigned char u = (unsigned char)*p;
 		if (u < ' ' || u >= 127)
 			c[0] = '?';
 		else if (!plain && (u == '"' || u == '\\')) {
-			puts_(b, "\\");
+			sbuf_puts(b, "\\");
 			c[0] = (char)u;
 		} else
 			c[0] = (char)u;
-		put(b, c, 1);
+		sbuf_add(b, c, 1);
 	}
 	if (!plain)
-		puts_(b, "\"");
+		sbuf_puts(b, "\"");
 }
 
 /* reason="..." (RFC 8601 2.7), at most AR_REASON_MAX characters: the field must fit the
  * room the queue file keeps for it however many results there are */
 #define AR_REASON_MAX 160
 static void
-putreason(struct buf *b, const char *why)
+putreason(struct sbuf *b, const char *why)
 {
 	if (why == NULL || *why == '\0')
 		return;
-	puts_(b, " reason=\"");
+	sbuf_puts(b, " reason=\"");
 	for (const char *p = why; *p && p - why < AR_REASON_MAX; p++) {
 		unsigned char u = (unsigned char)*p;
 		char c = (u < ' ' || u >= 127) ? '?' : (char)u;
 		if (c == '"' || c == '\\')
-			puts_(b, "\\");
-		put(b, &c, 1);
+			sbuf_puts(b, "\\");
+		sbuf_add(b, &c, 1);
 	}
-	puts_(b, "\"");
+	sbuf_puts(b, "\"");
 }
 
 char *
@@ -93,69 +63,69 @@ ar_format(const char *hostname, const struct spf_verdict *mfrom,
     const struct spf_verdict *helo, const struct dkim_sigres *sigs, size_t nsigs,
     const struct dmarc_verdict *dmarc)
 {
-	struct buf b = { 0 };
+	struct sbuf b = { 0 };
 
-	puts_(&b, "Authentication-Results: ");
-	puts_(&b, hostname);
+	sbuf_puts(&b, "Authentication-Results: ");
+	sbuf_puts(&b, hostname);
 	if (mfrom != NULL) {
-		puts_(&b, ";\r\n\tspf=");
-		puts_(&b, spf_res_name(mfrom->result));
+		sbuf_puts(&b, ";\r\n\tspf=");
+		sbuf_puts(&b, spf_res_name(mfrom->result));
 		if (mfrom->result != SPFR_PASS)
 			putreason(&b, mfrom->why);
-		puts_(&b, " smtp.mailfrom=");
+		sbuf_puts(&b, " smtp.mailfrom=");
 		putval(&b, mfrom->identity);
 	}
 	if (helo != NULL) {
-		puts_(&b, ";\r\n\tspf=");
-		puts_(&b, spf_res_name(helo->result));
+		sbuf_puts(&b, ";\r\n\tspf=");
+		sbuf_puts(&b, spf_res_name(helo->result));
 		if (helo->result != SPFR_PASS && helo->result != SPFR_NONE)
 			putreason(&b, helo->why);
-		puts_(&b, " smtp.helo=");
+		sbuf_puts(&b, " smtp.helo=");
 		putval(&b, helo->identity);
 	}
 	if (nsigs == 0)
-		puts_(&b, ";\r\n\tdkim=none");
+		sbuf_puts(&b, ";\r\n\tdkim=none");
 	for (size_t i = 0; i < nsigs; i++) {
-		puts_(&b, ";\r\n\tdkim=");
-		puts_(&b, dkim_res_name(sigs[i].result));
+		sbuf_puts(&b, ";\r\n\tdkim=");
+		sbuf_puts(&b, dkim_res_name(sigs[i].result));
 		if (sigs[i].result != DKR_PASS)
 			putreason(&b, sigs[i].why);
-		puts_(&b, " header.d=");
+		sbuf_puts(&b, " header.d=");
 		putval(&b, sigs[i].domain[0] ? sigs[i].domain : "unknown");
 		if (sigs[i].selector[0]) {
-			puts_(&b, " header.s=");
+			sbuf_puts(&b, " header.s=");
 			putval(&b, sigs[i].selector);
 		}
 		if (sigs[i].alg[0]) {
-			puts_(&b, " header.a=");
+			sbuf_puts(&b, " header.a=");
 			putval(&b, sigs[i].alg);
 		}
 		if (sigs[i].b[0]) {
-			puts_(&b, " header.b=");
+			sbuf_puts(&b, " header.b=");
 			putval(&b, sigs[i].b);
 		}
 	}
 	if (dmarc != NULL) {
-		puts_(&b, ";\r\n\tdmarc=");
-		puts_(&b, dmarc_res_name(dmarc->result));
+		sbuf_puts(&b, ";\r\n\tdmarc=");
+		sbuf_puts(&b, dmarc_res_name(dmarc->result));
 		if ((dmarc->result == DMR_FAIL || dmarc->result == DMR_TEMPERROR) &&
 		    dmarc->record_domain[0]) {
-			puts_(&b, " (p=");
-			puts_(&b, dmarc_pol_name(dmarc->published));
+			sbuf_puts(&b, " (p=");
+			sbuf_puts(&b, dmarc_pol_name(dmarc->published));
 			if (dmarc->policy != dmarc->published) {
-				puts_(&b, ", applied ");
-				puts_(&b, dmarc_pol_name(dmarc->policy));
+				sbuf_puts(&b, ", applied ");
+				sbuf_puts(&b, dmarc_pol_name(dmarc->policy));
 			}
-			puts_(&b, ")");
+			sbuf_puts(&b, ")");
 		}
 		if (dmarc->result != DMR_PASS)
 			putreason(&b, dmarc->why);
 		if (dmarc->from_domain[0]) {
-			puts_(&b, " header.from=");
+			sbuf_puts(&b, " header.from=");
 			putval(&b, dmarc->from_domain);
 		}
 	}
-	puts_(&b, "\r\n");
+	sbuf_puts(&b, "\r\n");
 	if (b.bad) {
 		free(b.p);
 		return NULL;

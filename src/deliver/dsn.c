@@ -13,47 +13,10 @@
 #include <string.h>
 
 #include "deliver/dsn.h"
+#include "util/sbuf.h"
 #include "util/utf8.h"
 
 #define BOUNDARY_SEED_MAX	40
-
-struct dbuf {
-	char *p;
-	size_t len, cap;
-	int err;
-};
-
-/* Append n bytes; on allocation failure remember the error and drop further output. */
-static void
-db_put(struct dbuf *b, const char *s, size_t n)
-{
-	if (b->err || n == 0)
-		return;
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 1024;
-		char *np;
-
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		np = realloc(b->p, cap);
-		if (np == NULL) {
-			b->err = 1;
-			return;
-		}
-		b->p = np;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
-/* Append a NUL-terminated string. */
-static void
-db_puts(struct dbuf *b, const char *s)
-{
-	db_put(b, s, strlen(s));
-}
 
 /* One byte of a one-line field: controls become ' ', DEL and 8-bit become '?'. */
 static char
@@ -71,7 +34,7 @@ clean_byte(unsigned char c)
  * DSN_LINE_MAX octets (pre and suf are our own short literals).
  */
 static void
-line_field(struct dbuf *b, const char *pre, const char *val, const char *suf)
+line_field(struct sbuf *b, const char *pre, const char *val, const char *suf)
 {
 	size_t fixed = strlen(pre) + strlen(suf), n, i;
 	char tmp[DSN_LINE_MAX];
@@ -83,13 +46,13 @@ line_field(struct dbuf *b, const char *pre, const char *val, const char *suf)
 		n = DSN_LINE_MAX - fixed;
 	for (i = 0; i < n; i++)
 		tmp[i] = clean_byte((unsigned char)val[i]);
-	db_puts(b, pre);
-	db_put(b, tmp, n);
-	db_puts(b, suf);
-	db_put(b, "\r\n", 2);
+	sbuf_puts(b, pre);
+	sbuf_add(b, tmp, n);
+	sbuf_puts(b, suf);
+	sbuf_add(b, "\r\n", 2);
 }
 
-static void line_lit(struct dbuf *b, const char *s);
+static void line_lit(struct sbuf *b, const char *s);
 
 /*
  * line_field for a header that may hold UTF-8 (an SMTPUTF8 notice, RFC 6532 §3.2):
@@ -97,7 +60,7 @@ static void line_lit(struct dbuf *b, const char *s);
  * value is cut only between characters.
  */
 static void
-line_field_u8(struct dbuf *b, const char *pre, const char *val, const char *suf)
+line_field_u8(struct sbuf *b, const char *pre, const char *val, const char *suf)
 {
 	size_t fixed = strlen(pre) + strlen(suf), n = strlen(val), i = 0, o = 0, k;
 	size_t room = fixed >= DSN_LINE_MAX ? 0 : DSN_LINE_MAX - fixed;
@@ -116,10 +79,10 @@ line_field_u8(struct dbuf *b, const char *pre, const char *val, const char *suf)
 		o += k;
 		i += k;
 	}
-	db_puts(b, pre);
-	db_put(b, tmp, o);
-	db_puts(b, suf);
-	db_put(b, "\r\n", 2);
+	sbuf_puts(b, pre);
+	sbuf_add(b, tmp, o);
+	sbuf_puts(b, suf);
+	sbuf_add(b, "\r\n", 2);
 }
 
 /*
@@ -130,7 +93,7 @@ line_field_u8(struct dbuf *b, const char *pre, const char *val, const char *suf)
  * written as "rfc822; " with its 8-bit bytes as '?', as before.
  */
 static void
-addr_field(struct dbuf *b, const char *name, const char *addr)
+addr_field(struct sbuf *b, const char *name, const char *addr)
 {
 	char tmp[DSN_LINE_MAX + 16];
 	size_t n = strlen(addr), i = 0, o, k;
@@ -170,10 +133,10 @@ addr_field(struct dbuf *b, const char *name, const char *addr)
 
 /* Write a literal line of our own text. */
 static void
-line_lit(struct dbuf *b, const char *s)
+line_lit(struct sbuf *b, const char *s)
 {
-	db_puts(b, s);
-	db_put(b, "\r\n", 2);
+	sbuf_puts(b, s);
+	sbuf_add(b, "\r\n", 2);
 }
 
 static const char *const wdays[] = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat" };
@@ -277,7 +240,7 @@ action_word(enum dsn_action a)
 
 /* The human-readable first part. */
 static void
-build_text(struct dbuf *b, const struct dsn_info *in, const char *arrival)
+build_text(struct sbuf *b, const struct dsn_info *in, const char *arrival)
 {
 	char tmp[128];
 	size_t i;
@@ -308,27 +271,27 @@ build_text(struct dbuf *b, const struct dsn_info *in, const char *arrival)
 	line_lit(b, "For each recipient, the reason reported:");
 	for (i = 0; i < in->nrcpts; i++) {
 		const struct dsn_rcpt *r = &in->rcpts[i];
-		struct dbuf reason = { 0 };
+		struct sbuf reason = { 0 };
 
 		if (r->remote_mta != NULL && r->remote_mta[0] != '\0') {
-			db_puts(&reason, "host ");
-			db_puts(&reason, skip_type(r->remote_mta));
-			db_puts(&reason, " said: ");
+			sbuf_puts(&reason, "host ");
+			sbuf_puts(&reason, skip_type(r->remote_mta));
+			sbuf_puts(&reason, " said: ");
 		}
 		if (r->diag != NULL && r->diag[0] != '\0')
-			db_puts(&reason, skip_type(r->diag));
+			sbuf_puts(&reason, skip_type(r->diag));
 		else if (rcpt_action(in, r) == DSN_DELIVERED)
-			db_puts(&reason, "delivered to the mailbox");
+			sbuf_puts(&reason, "delivered to the mailbox");
 		else if (rcpt_action(in, r) == DSN_RELAYED)
-			db_puts(&reason, "relayed; no further reports will come");
+			sbuf_puts(&reason, "relayed; no further reports will come");
 		else {
-			db_puts(&reason, in->action == DSN_FAILED ? "delivery failed, status " :
+			sbuf_puts(&reason, in->action == DSN_FAILED ? "delivery failed, status " :
 			    "delivery delayed, status ");
-			db_puts(&reason, status_ok(r->status) ? r->status :
+			sbuf_puts(&reason, status_ok(r->status) ? r->status :
 			    default_status(rcpt_action(in, r)));
 		}
-		if (reason.err)
-			b->err = 1;
+		if (reason.bad)
+			b->bad = 1;
 		line_lit(b, "");
 		/* "<addr>: reason" on one line, cut at DSN_LINE_MAX */
 		line_field(b, "<", r->addr, ">:");
@@ -345,7 +308,7 @@ build_text(struct dbuf *b, const struct dsn_info *in, const char *arrival)
 
 /* The machine-readable message/delivery-status part. */
 static void
-build_status(struct dbuf *b, const struct dsn_info *in, const char *arrival,
+build_status(struct sbuf *b, const struct dsn_info *in, const char *arrival,
     const char *nowdate, const char *until)
 {
 	size_t i;
@@ -382,7 +345,7 @@ build_status(struct dbuf *b, const struct dsn_info *in, const char *arrival,
 
 /* The original header section, sanitised line by line, at most DSN_HEADERS_MAX octets. */
 static void
-build_headers(struct dbuf *b, const char *s, size_t len)
+build_headers(struct sbuf *b, const char *s, size_t len)
 {
 	char tmp[DSN_LINE_MAX];
 	size_t pos = 0, out = 0;
@@ -405,8 +368,8 @@ build_headers(struct dbuf *b, const char *s, size_t len)
 
 			tmp[i] = c == '\r' ? ' ' : (c == 0 || c >= 0x80) ? '?' : (char)c;
 		}
-		db_put(b, tmp, n);
-		db_put(b, "\r\n", 2);
+		sbuf_add(b, tmp, n);
+		sbuf_add(b, "\r\n", 2);
 		out += n + 2;
 		pos = lf ? end + 1 : len;
 	}
@@ -415,7 +378,7 @@ build_headers(struct dbuf *b, const char *s, size_t len)
 /* The whole original for RET=FULL: every line CRLF-terminated, at most DSN_LINE_MAX octets,
  * a stray CR a space, NUL '?', bytes >= 0x80 kept only when allow8. */
 static void
-build_full(struct dbuf *b, const char *s, size_t len, int allow8)
+build_full(struct sbuf *b, const char *s, size_t len, int allow8)
 {
 	char tmp[DSN_LINE_MAX];
 	size_t pos = 0;
@@ -434,8 +397,8 @@ build_full(struct dbuf *b, const char *s, size_t len, int allow8)
 
 			tmp[i] = c == '\r' ? ' ' : (c == 0 || (c >= 0x80 && !allow8)) ? '?' : (char)c;
 		}
-		db_put(b, tmp, n);
-		db_put(b, "\r\n", 2);
+		sbuf_add(b, tmp, n);
+		sbuf_add(b, "\r\n", 2);
 		pos = lf ? end + 1 : len;
 	}
 }
@@ -449,7 +412,7 @@ contains(const char *hay, size_t n, const char *needle)
 
 /* A boundary from the seed that none of the parts contains. */
 static void
-pick_boundary(const char *seed, struct dbuf *parts, size_t nparts, char *out, size_t cap)
+pick_boundary(const char *seed, struct sbuf *parts, size_t nparts, char *out, size_t cap)
 {
 	char clean[BOUNDARY_SEED_MAX + 1];
 	unsigned long k;
@@ -469,23 +432,23 @@ pick_boundary(const char *seed, struct dbuf *parts, size_t nparts, char *out, si
 
 /* Append a part: delimiter line, its own header lines, an empty line, its body. */
 static void
-put_part(struct dbuf *m, const char *boundary, const char *hdr1, const char *hdr2,
-    const struct dbuf *body)
+put_part(struct sbuf *m, const char *boundary, const char *hdr1, const char *hdr2,
+    const struct sbuf *body)
 {
-	db_puts(m, "\r\n--");
-	db_puts(m, boundary);
-	db_put(m, "\r\n", 2);
+	sbuf_puts(m, "\r\n--");
+	sbuf_puts(m, boundary);
+	sbuf_add(m, "\r\n", 2);
 	line_lit(m, hdr1);
 	line_lit(m, hdr2);
-	db_put(m, "\r\n", 2);
+	sbuf_add(m, "\r\n", 2);
 	if (body->p != NULL)
-		db_put(m, body->p, body->len);
+		sbuf_add(m, body->p, body->len);
 }
 
 int
 dsn_build(const struct dsn_info *in, char **out, size_t *outlen)
 {
-	struct dbuf parts[3] = { { 0 }, { 0 }, { 0 } }, m = { 0 };
+	struct sbuf parts[3] = { { 0 }, { 0 }, { 0 } }, m = { 0 };
 	char arrival[64], nowdate[64], until[64], boundary[96], hostid[256], qidid[128];
 	char tmp[512];
 	long long add;
@@ -522,7 +485,7 @@ dsn_build(const struct dsn_info *in, char **out, size_t *outlen)
 	else if (in->orig != NULL)
 		build_headers(&parts[2], in->orig, in->origlen);
 	for (i = 0; i < 3; i++)
-		if (parts[i].err)
+		if (parts[i].bad)
 			goto done;
 	pick_boundary(in->boundary_seed ? in->boundary_seed : in->qid, parts, 3, boundary,
 	    sizeof(boundary));
@@ -560,10 +523,10 @@ dsn_build(const struct dsn_info *in, char **out, size_t *outlen)
 		    "Content-Description: Message headers" :
 		    "Content-Description: Undelivered message headers",
 		    "Content-Type: text/rfc822-headers", &parts[2]);
-	db_puts(&m, "\r\n--");
-	db_puts(&m, boundary);
-	db_puts(&m, "--\r\n");
-	if (m.err || m.p == NULL)
+	sbuf_puts(&m, "\r\n--");
+	sbuf_puts(&m, boundary);
+	sbuf_puts(&m, "--\r\n");
+	if (m.bad || m.p == NULL)
 		goto done;
 	*out = m.p;
 	*outlen = m.len;

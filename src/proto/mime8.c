@@ -9,38 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
-struct out {
-	char *p;
-	size_t len, cap;
-	int bad;
-};
-
-static void
-put(struct out *o, const char *s, size_t n)
-{
-	if (o->bad || n == 0)
-		return;
-	if (o->len + n > o->cap) {
-		size_t cap = o->cap ? o->cap : 4096;
-		char *np;
-		while (cap < o->len + n)
-			cap *= 2;
-		if ((np = realloc(o->p, cap)) == NULL) {
-			o->bad = 1;
-			return;
-		}
-		o->p = np;
-		o->cap = cap;
-	}
-	memcpy(o->p + o->len, s, n);
-	o->len += n;
-}
-
-static void
-puts_(struct out *o, const char *s)
-{
-	put(o, s, strlen(s));
-}
+#include "util/sbuf.h"
 
 int
 mime8_has_8bit(const char *buf, size_t len)
@@ -54,7 +23,7 @@ mime8_has_8bit(const char *buf, size_t len)
 /* Quoted-printable of a CRLF body (RFC 2045 6.7): hard line breaks stay CRLF, soft breaks
  * keep lines at most 76 characters, trailing whitespace is encoded. */
 static void
-qp_encode(struct out *o, const char *b, size_t n)
+qp_encode(struct sbuf *o, const char *b, size_t n)
 {
 	static const char hex[] = "0123456789ABCDEF";
 	size_t col = 0;
@@ -66,7 +35,7 @@ qp_encode(struct out *o, const char *b, size_t n)
 		int at_eol;
 
 		if (c == '\r' && i + 1 < n && b[i + 1] == '\n') {
-			puts_(o, "\r\n");
+			sbuf_puts(o, "\r\n");
 			i++;
 			col = 0;
 			continue;
@@ -83,10 +52,10 @@ qp_encode(struct out *o, const char *b, size_t n)
 		}
 		/* a soft break leaves room for the "=" that ends the line */
 		if (col + el > MIME8_QP_LINE - 1 && !(at_eol && col + el <= MIME8_QP_LINE)) {
-			puts_(o, "=\r\n");
+			sbuf_puts(o, "=\r\n");
 			col = 0;
 		}
-		put(o, enc, el);
+		sbuf_add(o, enc, el);
 		col += el;
 	}
 }
@@ -168,12 +137,12 @@ ctype(const char *v, char *type, size_t tl, char *boundary, size_t bl)
 	}
 }
 
-static int convert_entity(struct out *o, const char *m, size_t len, int depth, int in_msg,
+static int convert_entity(struct sbuf *o, const char *m, size_t len, int depth, int in_msg,
     char *why, size_t wl);
 
 /* Copy the header hdr[0..hl) (without its empty line) dropping Content-Transfer-Encoding. */
 static void
-copy_header_without_cte(struct out *o, const char *hdr, size_t hl)
+copy_header_without_cte(struct sbuf *o, const char *hdr, size_t hl)
 {
 	size_t i = 0;
 	int skipping = 0;
@@ -186,14 +155,14 @@ copy_header_without_cte(struct out *o, const char *hdr, size_t hl)
 			skipping = le - i > 26 &&
 			    strncasecmp(hdr + i, "Content-Transfer-Encoding:", 26) == 0;
 		if (!skipping)
-			put(o, hdr + i, le - i);
+			sbuf_add(o, hdr + i, le - i);
 		i = le;
 	}
 }
 
 /* A multipart body: preamble, parts, epilogue; each part converted. */
 static int
-convert_multipart(struct out *o, const char *b, size_t n, const char *boundary, int depth,
+convert_multipart(struct sbuf *o, const char *b, size_t n, const char *boundary, int depth,
     char *why, size_t wl)
 {
 	char delim[120];
@@ -229,15 +198,15 @@ convert_multipart(struct out *o, const char *b, size_t n, const char *boundary, 
 				    wl) < 0)
 					return -1;
 				if (pe < i)
-					put(o, b + pe, i - pe);
+					sbuf_add(o, b + pe, i - pe);
 			} else {
 				/* the preamble: ignored by readers; 8-bit bytes there become '?' */
 				for (size_t k = 0; k < i; k++) {
 					char c = (unsigned char)b[k] > 127 || b[k] == '\0' ? '?' : b[k];
-					put(o, &c, 1);
+					sbuf_add(o, &c, 1);
 				}
 			}
-			put(o, b + i, le - i);
+			sbuf_add(o, b + i, le - i);
 			in_part = !last;
 			closed = last;
 			part_start = le;
@@ -251,7 +220,7 @@ convert_multipart(struct out *o, const char *b, size_t n, const char *boundary, 
 	/* the epilogue */
 	for (size_t k = i; k < n; k++) {
 		char c = (unsigned char)b[k] > 127 || b[k] == '\0' ? '?' : b[k];
-		put(o, &c, 1);
+		sbuf_add(o, &c, 1);
 	}
 	return 0;
 }
@@ -259,7 +228,7 @@ convert_multipart(struct out *o, const char *b, size_t n, const char *boundary, 
 /* One entity (header, empty line, body). in_msg: the top-level message (MIME-Version is
  * added there when a Content-Transfer-Encoding field has to be). */
 static int
-convert_entity(struct out *o, const char *m, size_t len, int depth, int in_msg, char *why,
+convert_entity(struct sbuf *o, const char *m, size_t len, int depth, int in_msg, char *why,
     size_t wl)
 {
 	char cte[128], ct[1024], type[128], boundary[100], mv[32];
@@ -281,7 +250,7 @@ convert_entity(struct out *o, const char *m, size_t len, int depth, int in_msg, 
 		bstart = len;
 	}
 	if (!mime8_has_8bit(m + bstart, len - bstart)) {
-		put(o, m, len);		/* already 7 bit */
+		sbuf_add(o, m, len);		/* already 7 bit */
 		return 0;
 	}
 	field(m, hl, "Content-Transfer-Encoding", cte, sizeof(cte));
@@ -302,13 +271,13 @@ convert_entity(struct out *o, const char *m, size_t len, int depth, int in_msg, 
 		return -1;
 	}
 	if (strncmp(type, "multipart/", 10) == 0) {
-		put(o, m, bstart);
+		sbuf_add(o, m, bstart);
 		return convert_multipart(o, m + bstart, len - bstart, boundary, depth, why, wl);
 	}
 	if (strcmp(type, "message/rfc822") == 0) {
 		/* the enclosed message, converted; the part itself becomes 7bit */
 		copy_header_without_cte(o, m, hl);
-		puts_(o, "Content-Transfer-Encoding: 7bit\r\n\r\n");
+		sbuf_puts(o, "Content-Transfer-Encoding: 7bit\r\n\r\n");
 		return convert_entity(o, m + bstart, len - bstart, depth + 1, 1, why, wl);
 	}
 	if (strncmp(type, "message/", 8) == 0) {
@@ -318,8 +287,8 @@ convert_entity(struct out *o, const char *m, size_t len, int depth, int in_msg, 
 	/* a leaf: quoted-printable */
 	copy_header_without_cte(o, m, hl);
 	if (in_msg && !field(m, hl, "MIME-Version", mv, sizeof(mv)))
-		puts_(o, "MIME-Version: 1.0\r\n");
-	puts_(o, "Content-Transfer-Encoding: quoted-printable\r\n\r\n");
+		sbuf_puts(o, "MIME-Version: 1.0\r\n");
+	sbuf_puts(o, "Content-Transfer-Encoding: quoted-printable\r\n\r\n");
 	qp_encode(o, m + bstart, len - bstart);
 	return 0;
 }
@@ -327,7 +296,7 @@ convert_entity(struct out *o, const char *m, size_t len, int depth, int in_msg, 
 int
 mime8_downgrade(const char *msg, size_t len, char **out, size_t *outlen, char *why, size_t wl)
 {
-	struct out o = { 0 };
+	struct sbuf o = { 0 };
 
 	if (convert_entity(&o, msg, len, 0, 1, why, wl) < 0 || o.bad) {
 		if (o.bad)

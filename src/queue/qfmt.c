@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "queue/qfmt.h"
+#include "util/sbuf.h"
 #include "util/utf8.h"
 
 /* An address value (sender, rcpt): printable ASCII or well-formed UTF-8 (RFC 6531). */
@@ -29,45 +30,17 @@ value_ok(const char *s, int tab_ok)
 	return 1;
 }
 
-struct sbuf {
-	char *p;
-	size_t len, cap;
-	int bad;
-};
-
-static void
-sb_add(struct sbuf *b, const char *s, size_t n)
-{
-	if (b->bad)
-		return;
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 512;
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		char *np = realloc(b->p, cap);
-		if (np == NULL) {
-			b->bad = 1;
-			return;
-		}
-		b->p = np;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
 static void
 sb_rec(struct sbuf *b, const char *tag, const char *v1, const char *v2)
 {
-	sb_add(b, tag, strlen(tag));
-	sb_add(b, " ", 1);
-	sb_add(b, v1, strlen(v1));
+	sbuf_add(b, tag, strlen(tag));
+	sbuf_add(b, " ", 1);
+	sbuf_add(b, v1, strlen(v1));
 	if (v2 != NULL) {
-		sb_add(b, "\t", 1);
-		sb_add(b, v2, strlen(v2));
+		sbuf_add(b, "\t", 1);
+		sbuf_add(b, v2, strlen(v2));
 	}
-	sb_add(b, "\n", 1);
+	sbuf_add(b, "\n", 1);
 }
 
 /* Encode the header; see qfmt.h. */
@@ -89,7 +62,7 @@ qfmt_header_encode(const struct qenv *e, char **out, size_t *outlen)
 			return -1;
 	if (!value_ok(e->envid, 0) || e->dsn_ret < DSN_RET_NONE || e->dsn_ret > DSN_RET_HDRS)
 		return -1;
-	sb_add(&b, QFMT_MAGIC, strlen(QFMT_MAGIC));
+	sbuf_add(&b, QFMT_MAGIC, strlen(QFMT_MAGIC));
 	sb_rec(&b, "id", e->qid, NULL);
 	snprintf(num, sizeof(num), "%lld", (long long)e->arrival);
 	sb_rec(&b, "arrival", num, NULL);
@@ -122,7 +95,7 @@ qfmt_header_encode(const struct qenv *e, char **out, size_t *outlen)
 		snprintf(num, sizeof(num), "%0*zu", QFMT_SKIP_DIGITS, e->skip);
 		sb_rec(&b, "skip", num, NULL);
 	}
-	sb_add(&b, "\n", 1);
+	sbuf_add(&b, "\n", 1);
 	if (b.bad) {
 		free(b.p);
 		return -1;

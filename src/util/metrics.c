@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/sbuf.h"
+
 /* One row per exported sample of a counter: its family, and its labels (NULL = none). */
 struct crow {
 	const char *family;
@@ -166,59 +168,18 @@ metrics_reset(void)
 
 /* ---- exposition ---- */
 
-struct out {
-	char *p;
-	size_t len, cap;
-	int nomem;
-};
-
-static void out_printf(struct out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
 static void
-out_printf(struct out *o, const char *fmt, ...)
+out_family(struct sbuf *o, const char *name, const char *help, const char *type)
 {
-	va_list ap;
-	int n;
-
-	if (o->nomem)
-		return;
-	for (;;) {
-		va_start(ap, fmt);
-		n = vsnprintf(o->p + o->len, o->cap - o->len, fmt, ap);
-		va_end(ap);
-		if (n < 0) {
-			o->nomem = 1;
-			return;
-		}
-		if ((size_t)n < o->cap - o->len) {
-			o->len += (size_t)n;
-			return;
-		}
-		size_t nc = o->cap * 2;
-		while (nc - o->len <= (size_t)n)
-			nc *= 2;
-		char *np = realloc(o->p, nc);
-		if (np == NULL) {
-			o->nomem = 1;
-			return;
-		}
-		o->p = np;
-		o->cap = nc;
-	}
-}
-
-static void
-out_family(struct out *o, const char *name, const char *help, const char *type)
-{
-	out_printf(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+	sbuf_printf(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
 /* v in the histogram's unit, rendered in its exposed unit (decimal, exact). */
 static void
-out_scaled(struct out *o, uint64_t v, unsigned scale)
+out_scaled(struct sbuf *o, uint64_t v, unsigned scale)
 {
 	if (scale == 1) {
-		out_printf(o, "%llu", (unsigned long long)v);
+		sbuf_printf(o, "%llu", (unsigned long long)v);
 		return;
 	}
 	/* scale is 10^6 here: six fractional digits, trailing zeros trimmed */
@@ -227,40 +188,36 @@ out_scaled(struct out *o, uint64_t v, unsigned scale)
 	int n = snprintf(frac, sizeof(frac), "%06llu", f);
 	while (n > 0 && frac[n - 1] == '0')
 		frac[--n] = '\0';
-	out_printf(o, "%llu%s%s", (unsigned long long)(v / scale), n > 0 ? "." : "", frac);
+	sbuf_printf(o, "%llu%s%s", (unsigned long long)(v / scale), n > 0 ? "." : "", frac);
 }
 
 int
 metrics_render(const struct metrics_dynamic *d, char **outp, size_t *lenp)
 {
-	struct out o = { .cap = 8192 };
-
-	if ((o.p = malloc(o.cap)) == NULL)
-		return -1;
-	o.p[0] = '\0';
+	struct sbuf o = { 0 };
 
 	if (d != NULL && d->version != NULL) {
 		out_family(&o, "imsd_build_info", "The imsd version serving, as a label.", "gauge");
-		out_printf(&o, "imsd_build_info{version=\"");
+		sbuf_printf(&o, "imsd_build_info{version=\"");
 		/* label value escaping: backslash, quote, newline */
 		for (const char *s = d->version; *s; s++) {
 			if (*s == '\\' || *s == '"')
-				out_printf(&o, "\\%c", *s);
+				sbuf_printf(&o, "\\%c", *s);
 			else if (*s == '\n')
-				out_printf(&o, "\\n");
+				sbuf_printf(&o, "\\n");
 			else
-				out_printf(&o, "%c", *s);
+				sbuf_printf(&o, "%c", *s);
 		}
-		out_printf(&o, "\"} 1\n");
+		sbuf_printf(&o, "\"} 1\n");
 	}
 	if (d != NULL && d->start_time != 0) {
 		out_family(&o, "imsd_start_time_seconds",
 		    "When this server started, in seconds since the Unix epoch.", "gauge");
-		out_printf(&o, "imsd_start_time_seconds %llu\n", (unsigned long long)d->start_time);
+		sbuf_printf(&o, "imsd_start_time_seconds %llu\n", (unsigned long long)d->start_time);
 	}
 	for (size_t g = 0; g < MG__COUNT; g++) {
 		out_family(&o, gauges[g].name, gauges[g].help, "gauge");
-		out_printf(&o, "%s %lld\n", gauges[g].name,
+		sbuf_printf(&o, "%s %lld\n", gauges[g].name,
 		    (long long)__atomic_load_n(&gvals[g], __ATOMIC_RELAXED));
 	}
 	for (size_t m = 0; m < M__COUNT; m++) {
@@ -268,20 +225,20 @@ metrics_render(const struct metrics_dynamic *d, char **outp, size_t *lenp)
 
 		if (m == 0 || strcmp(counters[m - 1].family, r->family) != 0)
 			out_family(&o, r->family, r->help, "counter");
-		out_printf(&o, "%s%s%s%s %llu\n", r->family, r->labels ? "{" : "",
+		sbuf_printf(&o, "%s%s%s%s %llu\n", r->family, r->labels ? "{" : "",
 		    r->labels ? r->labels : "", r->labels ? "}" : "",
 		    (unsigned long long)__atomic_load_n(&cvals[m], __ATOMIC_RELAXED));
 	}
 	if (d != NULL && d->have_queue) {
 		out_family(&o, "imsd_queue_messages", "Messages in the queue.", "gauge");
-		out_printf(&o, "imsd_queue_messages %llu\n", (unsigned long long)d->queue_messages);
+		sbuf_printf(&o, "imsd_queue_messages %llu\n", (unsigned long long)d->queue_messages);
 		out_family(&o, "imsd_queue_recipients",
 		    "Recipients in the queue still to be delivered.", "gauge");
-		out_printf(&o, "imsd_queue_recipients %llu\n",
+		sbuf_printf(&o, "imsd_queue_recipients %llu\n",
 		    (unsigned long long)d->queue_recipients);
 		out_family(&o, "imsd_queue_oldest_age_seconds",
 		    "Age of the oldest message in the queue (0 when it is empty).", "gauge");
-		out_printf(&o, "imsd_queue_oldest_age_seconds %llu\n",
+		sbuf_printf(&o, "imsd_queue_oldest_age_seconds %llu\n",
 		    (unsigned long long)d->queue_oldest_age);
 	}
 	for (size_t h = 0; h < MH__COUNT; h++) {
@@ -291,18 +248,18 @@ metrics_render(const struct metrics_dynamic *d, char **outp, size_t *lenp)
 		out_family(&o, hd->name, hd->help, "histogram");
 		for (size_t i = 0; i <= hd->nb; i++) {
 			cum += __atomic_load_n(&hvals[h].buckets[i], __ATOMIC_RELAXED);
-			out_printf(&o, "%s_bucket{le=\"", hd->name);
+			sbuf_printf(&o, "%s_bucket{le=\"", hd->name);
 			if (i < hd->nb)
 				out_scaled(&o, hd->le[i], hd->scale);
 			else
-				out_printf(&o, "+Inf");
-			out_printf(&o, "\"} %llu\n", (unsigned long long)cum);
+				sbuf_printf(&o, "+Inf");
+			sbuf_printf(&o, "\"} %llu\n", (unsigned long long)cum);
 		}
-		out_printf(&o, "%s_sum ", hd->name);
+		sbuf_printf(&o, "%s_sum ", hd->name);
 		out_scaled(&o, __atomic_load_n(&hvals[h].sum, __ATOMIC_RELAXED), hd->scale);
-		out_printf(&o, "\n%s_count %llu\n", hd->name, (unsigned long long)cum);
+		sbuf_printf(&o, "\n%s_count %llu\n", hd->name, (unsigned long long)cum);
 	}
-	if (o.nomem) {
+	if (o.bad || o.p == NULL) {
 		free(o.p);
 		return -1;
 	}
