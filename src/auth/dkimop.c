@@ -334,20 +334,18 @@ pread_full(int fd, char *buf, size_t len, uint64_t off)
 }
 
 /*
- * Feed the message to n handles: each header field (without its CRLF), the end of the
- * header, the body. What the caller does with the fields: hdrcb (may be NULL) sees each
- * and returns 0 to feed it, 1 to keep it from the handles.
+ * The header section of the message at fd [off, off+len), read in growing steps up to
+ * DKIM_HEADER_MAX: *bufp (malloc'd) holds the first *havep bytes of the message, *hendp is
+ * the offset just past the header's last CRLF (0 when the message starts with the empty
+ * line; *havep when it has no body), *capp the buffer's size. 0 ok, -1 with err.
  */
 static int
-feed(DKIM **h, size_t n, int fd, uint64_t off, uint64_t len,
-    int (*hdrcb)(void *arg, const struct mhdr_field *f), void *arg, char *err, size_t errlen)
+read_head(int fd, uint64_t off, uint64_t len, char **bufp, size_t *havep, size_t *hendp,
+    size_t *capp, char *err, size_t errlen)
 {
-	size_t cap = 16384, have = 0, hend = 0, pos = 0;
+	size_t cap = 16384, have = 0;
 	char *buf = NULL;
-	struct mhdr_field f;
-	int r;
 
-	/* the header section, up to the empty line */
 	for (;;) {
 		char *nb;
 		ssize_t got;
@@ -369,15 +367,15 @@ feed(DKIM **h, size_t n, int fd, uint64_t off, uint64_t len,
 		}
 		have += (size_t)got;
 		if (have >= 2 && buf[0] == '\r' && buf[1] == '\n') {
-			hend = 0;
+			*hendp = 0;
 			break;
 		}
 		if ((e = memmem(buf, have, "\r\n\r\n", 4)) != NULL) {
-			hend = (size_t)(e - buf) + 2;
+			*hendp = (size_t)(e - buf) + 2;
 			break;
 		}
 		if (have == len) {	/* no body: the headers end with the message */
-			hend = have;
+			*hendp = have;
 			break;
 		}
 		if (cap >= DKIM_HEADER_MAX) {
@@ -387,6 +385,28 @@ feed(DKIM **h, size_t n, int fd, uint64_t off, uint64_t len,
 		}
 		cap *= 2;
 	}
+	*bufp = buf;
+	*havep = have;
+	*capp = cap;
+	return 0;
+}
+
+/*
+ * Feed the message to n handles: each header field (without its CRLF), the end of the
+ * header, the body. What the caller does with the fields: hdrcb (may be NULL) sees each
+ * and returns 0 to feed it, 1 to keep it from the handles.
+ */
+static int
+feed(DKIM **h, size_t n, int fd, uint64_t off, uint64_t len,
+    int (*hdrcb)(void *arg, const struct mhdr_field *f), void *arg, char *err, size_t errlen)
+{
+	size_t cap = 16384, have = 0, hend = 0, pos = 0;
+	char *buf = NULL;
+	struct mhdr_field f;
+	int r;
+
+	if (read_head(fd, off, len, &buf, &have, &hend, &cap, err, errlen) < 0)
+		return -1;
 	while ((r = mhdr_next(buf, hend, &pos, &f)) == 1) {
 		if (hdrcb && hdrcb(arg, &f))
 			continue;
@@ -593,41 +613,11 @@ prepare(int fd, uint64_t off, uint64_t len, struct prepared *pm, char *err, size
 	unsigned int dl = 0;
 	EVP_MD_CTX *md = NULL;
 	char *chunk = NULL;
-	const char *e;
 	int ret = -1;
 
 	memset(pm, 0, sizeof(*pm));
-	pm->hcap = 16384;
-	for (;;) {
-		ssize_t got;
-		char *nb = realloc(pm->buf, pm->hcap);
-		if (nb == NULL)
-			goto oom;
-		pm->buf = nb;
-		got = pread_full(fd, pm->buf, len < pm->hcap ? (size_t)len : pm->hcap, off);
-		if (got < 0) {
-			snprintf(err, errlen, "read: %s", strerror(errno));
-			goto done;
-		}
-		have = (size_t)got;
-		if (have >= 2 && pm->buf[0] == '\r' && pm->buf[1] == '\n') {
-			hend = 0;
-			break;
-		}
-		if ((e = memmem(pm->buf, have, "\r\n\r\n", 4)) != NULL) {
-			hend = (size_t)(e - pm->buf) + 2;
-			break;
-		}
-		if (have == len) {
-			hend = have;
-			break;
-		}
-		if (pm->hcap >= DKIM_HEADER_MAX) {
-			snprintf(err, errlen, "header section over %d bytes", DKIM_HEADER_MAX);
-			goto done;
-		}
-		pm->hcap *= 2;
-	}
+	if (read_head(fd, off, len, &pm->buf, &have, &hend, &pm->hcap, err, errlen) < 0)
+		return -1;
 	{
 		size_t fcap = 0;
 		struct mhdr_field fld;
