@@ -1412,13 +1412,15 @@ conn_close(struct conn *c)
 		ev_io_stop(wk->loop, &c->io);
 		if (c->tstate == CT_TLS)
 			tls_shutdown(c->tls);
-		close(fd);
 		if (c->w.fd >= 0 || c->w.qid[0] != '\0')
 			queue_discard(&srv->q, &c->w);
+		/* the session stops counting before the client can see the close: one that
+		 * reconnects at once is not refused for the connection it just ended */
 		cl_conn_add(srv, &c->peer, -1);
 		wk->nconns--;
 		__atomic_sub_fetch(&srv->nconns, 1, __ATOMIC_RELAXED);
 		metrics_gauge_add(MG_CONNECTIONS, -1);
+		close(fd);
 		if (c->prev)
 			c->prev->next = c->next;
 		else
