@@ -14,6 +14,7 @@
 #include "deliver/relay.h"
 #include "proto/smtp_path.h"
 #include "sched/qmgr.h"
+#include "sched/retry.h"
 #include "net/workq.h"
 #include "util/log.h"
 #include "util/metrics.h"
@@ -174,15 +175,6 @@ jappend(struct qm_msg *msg, const char *line)
 	msg->jlen += n;
 }
 
-/* One line of text for the journal: no control bytes. */
-static void
-sanitize(char *s)
-{
-	for (; *s; s++)
-		if ((unsigned char)*s < 0x20 || (unsigned char)*s >= 0x7f)
-			*s = ' ';
-}
-
 static const char *
 rcpt_domain(const char *addr)
 {
@@ -222,14 +214,13 @@ rcpt_is_local(const struct conf *c, const char *addr)
 	return dom[0] != '[' && conf_is_local_domain(c, dom);
 }
 
-static unsigned
-backoff(const struct conf *c, unsigned attempts)
+static void
+retry_params_of(const struct conf *c, struct retry_params *p)
 {
-	unsigned long long v = c->retry_min;
-
-	for (unsigned i = 1; i < attempts && v < c->retry_max; i++)
-		v *= 2;
-	return v > c->retry_max ? c->retry_max : (unsigned)v;
+	p->retry_min = c->retry_min;
+	p->retry_max = c->retry_max;
+	p->queue_lifetime = c->queue_lifetime;
+	p->delay_warning = c->delay_warning;
 }
 
 static struct destcount *
@@ -256,22 +247,27 @@ qm_result(struct qmgr *m, struct qm_msg *msg, size_t i, enum relay_outcome oc,
     const char *status, const char *diag, time_t now)
 {
 	struct qrcpt *r = &msg->env.rcpts[i];
-	char line[600], d[320], lto[LOG_VALUE_MAX], lwhy[LOG_VALUE_MAX];
+	struct retry_params rp;
+	char line[QFMT_JOURNAL_LINE_MAX], d[QFMT_JOURNAL_REASON_MAX + 1];
+	char lto[LOG_VALUE_MAX], lwhy[LOG_VALUE_MAX];
 
+	/* the reason as the journal keeps it: one line of printable ASCII */
 	str_copy(d, sizeof(d), diag ? diag : "");
-	sanitize(d);
+	for (char *p = d; *p; p++)
+		if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
+			*p = ' ';
 	switch (oc) {
 	case RELAY_OK:
 		r->state = QR_DONE;
 		metrics_inc(M_RCPT_DELIVERED);
-		snprintf(line, sizeof(line), "done %zu\n", i);
+		qfmt_journal_done(i, line, sizeof(line));
 		break;
 	case RELAY_PERM:
 		r->state = QR_FAILED;
 		metrics_inc(M_RCPT_BOUNCED);
 		str_copy(r->status, sizeof(r->status), status && status[0] ? status : "5.0.0");
 		str_copy(r->last_error, sizeof(r->last_error), d);
-		snprintf(line, sizeof(line), "fail %zu %s %s\n", i, r->status, d);
+		qfmt_journal_fail(i, r->status, d, line, sizeof(line));
 		if (msg->newly_failed != NULL)
 			msg->newly_failed[i] |= NF_FAILED;
 		msg->bounce_pending = 1;
@@ -281,7 +277,8 @@ qm_result(struct qmgr *m, struct qm_msg *msg, size_t i, enum relay_outcome oc,
 		break;
 	default:
 		r->attempts++;
-		r->next_try = now + backoff(&m->cfg->conf, r->attempts);
+		retry_params_of(&m->cfg->conf, &rp);
+		r->next_try = now + retry_backoff(&rp, r->attempts);
 		metrics_inc(M_RCPT_DEFERRED);
 		if (msg->deferred_at != now) {
 			/* one count per delivery attempt of the message, not per recipient */
@@ -290,8 +287,7 @@ qm_result(struct qmgr *m, struct qm_msg *msg, size_t i, enum relay_outcome oc,
 		}
 		str_copy(r->status, sizeof(r->status), status && status[0] ? status : "4.0.0");
 		str_copy(r->last_error, sizeof(r->last_error), d);
-		snprintf(line, sizeof(line), "defer %zu %u %lld %s\n", i, r->attempts,
-		    (long long)r->next_try, d);
+		qfmt_journal_defer(i, r->attempts, r->next_try, d, line, sizeof(line));
 		log_info("qid=%s event=deferred to=%s status=%s attempts=%u retry_in=%lds "
 		    "reason=%s", msg->env.qid, log_addr(lto, sizeof(lto), r->addr), r->status,
 		    r->attempts, (long)(r->next_try - now), log_value(lwhy, sizeof(lwhy), d, strlen(d)));
@@ -804,6 +800,7 @@ qm_maybe_book(struct qmgr *m, struct qm_msg *msg)
 {
 	struct book_job *j;
 	int all_final = 1;
+	char warned_line[16];
 
 	if (msg->inflight > 0 || msg->updating || m->stopping || time(NULL) < msg->book_after)
 		return;
@@ -835,6 +832,8 @@ qm_maybe_book(struct qmgr *m, struct qm_msg *msg)
 		memcpy(j->nf, msg->newly_failed, msg->env.nrcpts);
 	const char *why = NULL;
 	char lfrom[LOG_VALUE_MAX];
+
+	qfmt_journal_warned(warned_line, sizeof(warned_line));
 	if ((report || msg->warn_pending) && msg->env.sender[0] != '\0' &&
 	    !msg->deleted && !bounce_target(&j->cfg->conf, msg->env.sender, j->dsn_to,
 	    sizeof(j->dsn_to), &why)) {
@@ -845,7 +844,7 @@ qm_maybe_book(struct qmgr *m, struct qm_msg *msg)
 		    log_addr(lfrom, sizeof(lfrom), msg->env.sender),
 		    log_value(lwhy, sizeof(lwhy), reason, strlen(reason)));
 		if (!report)
-			jappend(msg, "warned\n");
+			jappend(msg, warned_line);
 		keep_warn = 0;
 	} else if ((report || msg->warn_pending) && msg->env.sender[0] != '\0' &&
 	    !msg->deleted) {
@@ -886,7 +885,7 @@ qm_maybe_book(struct qmgr *m, struct qm_msg *msg)
 			j->dsn_action = delayed ? DSN_DELAYED : nfailed > 0 ? DSN_FAILED :
 			    ndelivered > 0 ? DSN_DELIVERED : DSN_RELAYED;
 		if (delayed)
-			jappend(msg, "warned\n");
+			jappend(msg, warned_line);
 	} else if (msg->bounce_pending && msg->env.sender[0] == '\0')
 		log_info("qid=%s event=bounce-dropped reason=\"null sender: a failed bounce is "
 		    "never bounced\"", msg->env.qid);
@@ -916,6 +915,8 @@ qm_schedule(struct qmgr *m, struct qm_msg *msg, time_t now)
 	size_t *idx;
 	unsigned char *taken;
 	int any_pending = 0;
+	struct retry_params rp;
+	enum retry_verdict verdict;
 
 	if (msg->inflight > 0 || msg->updating || msg->deleted || m->stopping)
 		return;
@@ -931,26 +932,23 @@ qm_schedule(struct qmgr *m, struct qm_msg *msg, time_t now)
 		qm_maybe_book(m, msg);
 		return;
 	}
-	if (now - msg->env.arrival >= (time_t)c->queue_lifetime) {
+	retry_params_of(c, &rp);
+	verdict = retry_judge(&rp, msg->env.arrival, now, msg->env.warned,
+	    msg->env.sender[0] == '\0');
+	if (verdict == RETRY_EXPIRE) {
 		metrics_inc(M_MSG_EXPIRED);
 		for (size_t i = 0; i < n; i++) {
 			struct qrcpt *r = &msg->env.rcpts[i];
 			char diag[300];
 			if (r->state != QR_PENDING)
 				continue;
-			unsigned lt = c->queue_lifetime;
-			snprintf(diag, sizeof(diag), "x-imsd; message expired after %u %s in the "
-			    "queue (queue_lifetime); last error: %s",
-			    lt >= 86400 ? lt / 86400 : lt >= 3600 ? lt / 3600 : lt >= 60 ? lt / 60 : lt,
-			    lt >= 86400 ? "days" : lt >= 3600 ? "hours" : lt >= 60 ? "minutes" :
-			    "seconds", r->last_error[0] ? r->last_error : "none");
+			retry_expired_diag(&rp, r->last_error, diag, sizeof(diag));
 			qm_result(m, msg, i, RELAY_PERM, "5.4.7", diag, now);
 		}
 		qm_maybe_book(m, msg);
 		return;
 	}
-	if (!msg->env.warned && now - msg->env.arrival >= (time_t)c->delay_warning &&
-	    msg->env.sender[0] != '\0') {
+	if (verdict == RETRY_WARN) {
 		msg->env.warned = 1;
 		msg->warn_pending = 1;
 		qm_maybe_book(m, msg);
