@@ -31,6 +31,7 @@
 #include "proto/dsnparam.h"
 #include "proto/mime8.h"
 #include "cfg/cfg.h"
+#include "proto/smtp_body.h"
 #include "proto/smtp_reply.h"
 #include "tls/tls.h"
 #include "util/log.h"
@@ -111,7 +112,7 @@ struct rtask {
 	size_t naccepted;
 	int final;			/* results are in */
 	uint64_t body_sent;
-	int body_bol, body_cr;
+	struct smtp_body_enc enc;	/* the body's CRLF lines and dots (proto/smtp_body) */
 	int bdat;			/* the peer offers CHUNKING: BDAT instead of DATA */
 	int bdat_all_sent;		/* the LAST chunk is queued */
 	size_t bdat_unacked;		/* BDAT replies still to come */
@@ -634,7 +635,8 @@ fail:
 }
 
 static char pump_in[BODY_CHUNK];
-static char pump_out[2 * BODY_CHUNK + 16];	/* worst case: every byte a bare CR */
+static char pump_out[2 * BODY_CHUNK + 2 + SMTP_BODY_END_MAX];	/* worst case: every byte
+						 * a bare CR (smtp_body_encode), then the end */
 
 /* Read the next up to BODY_CHUNK body bytes into pump_in: their number, or -1 on error
  * (c is closed). */
@@ -655,54 +657,6 @@ body_read(struct rtask *t, struct rconn *c)
 	return r;
 }
 
-/* Turn n body bytes into wire form in out: every line end CRLF, never a bare CR or LF;
- * with stuff, a leading dot doubled (DATA). Returns the bytes written to out. Lines are
- * found with memchr and copied whole; only a bare CR needs a closer look. */
-static size_t
-body_lines(struct rtask *t, const char *in, size_t n, char *out, int stuff)
-{
-	size_t o = 0, i = 0;
-
-	while (i < n) {
-		if (t->body_cr) {
-			/* any CR is a line end on the wire: never a bare CR */
-			t->body_cr = 0;
-			out[o++] = '\r';
-			out[o++] = '\n';
-			t->body_bol = 1;
-			if (in[i] == '\n') {
-				i++;
-				continue;
-			}
-		}
-		if (stuff && t->body_bol && in[i] == '.')
-			out[o++] = '.';	/* RFC 5321 §4.5.2 transparency */
-		const char *nl = memchr(in + i, '\n', n - i);
-		size_t end = nl ? (size_t)(nl - in) : n;
-		const char *cr = memchr(in + i, '\r', end - i);
-		size_t stop = cr ? (size_t)(cr - in) : end;
-		if (stop > i) {
-			memcpy(out + o, in + i, stop - i);
-			o += stop - i;
-			t->body_bol = 0;
-		}
-		if (cr != NULL) {
-			t->body_cr = 1;	/* decided by the next byte, maybe in the next chunk */
-			i = stop + 1;
-			continue;
-		}
-		if (nl != NULL) {
-			/* a bare LF: the line ends here too */
-			out[o++] = '\r';
-			out[o++] = '\n';
-			t->body_bol = 1;
-			i = end + 1;
-		} else
-			i = end;
-	}
-	return o;
-}
-
 /* Queue up to BODY_CHUNK transformed bytes; returns 1 when the whole body and the final
  * dot are queued, 0 when more is to come, -1 on error (c is closed). */
 static int
@@ -712,19 +666,13 @@ body_pump(struct rtask *t, struct rconn *c)
 
 	if (n < 0)
 		return -1;
-	size_t o = body_lines(t, pump_in, (size_t)n, pump_out, 1);
+	size_t o = smtp_body_encode(&t->enc, pump_in, (size_t)n, pump_out, 1);
 	t->body_sent += (uint64_t)n;
 	rc_out(c, pump_out, o);
 	if (t->body_sent < t->src_len)
 		return 0;
-	if (t->body_cr) {
-		t->body_cr = 0;
-		rc_out(c, "\r\n", 2);
-		t->body_bol = 1;
-	}
-	if (!t->body_bol)
-		rc_out(c, "\r\n", 2);
-	rc_out(c, ".\r\n", 3);
+	o = smtp_body_encode_end(&t->enc, pump_out, 1);
+	rc_out(c, pump_out, o);
 	log_debug("relay=%s smtp=out line=\"<%llu bytes of message>\" then \".\"", c->t.host,
 	    (unsigned long long)t->src_len);
 	return 1;
@@ -750,21 +698,11 @@ bdat_pump(struct rtask *t, struct rconn *c)
 		memcpy(pump_out, pump_in, (size_t)n);
 		o = (size_t)n;
 	} else
-		o = body_lines(t, pump_in, (size_t)n, pump_out, 0);
+		o = smtp_body_encode(&t->enc, pump_in, (size_t)n, pump_out, 0);
 	t->body_sent += (uint64_t)n;
 	last = t->body_sent >= t->src_len;
-	if (last && !t->job->body_binary) {
-		if (t->body_cr) {
-			t->body_cr = 0;
-			pump_out[o++] = '\r';
-			pump_out[o++] = '\n';
-			t->body_bol = 1;
-		}
-		if (!t->body_bol) {
-			pump_out[o++] = '\r';
-			pump_out[o++] = '\n';
-		}
-	}
+	if (last && !t->job->body_binary)
+		o += smtp_body_encode_end(&t->enc, pump_out + o, 0);
 	rc_send_cmd(c, "BDAT %zu%s", o, last ? " LAST" : "");
 	rc_out(c, pump_out, o);
 	t->bdat_unacked++;
@@ -781,8 +719,7 @@ bdat_start(struct rtask *t, struct rconn *c)
 {
 	c->st = RC_BDAT;
 	t->body_sent = 0;
-	t->body_bol = 1;
-	t->body_cr = 0;
+	smtp_body_enc_init(&t->enc);
 	t->bdat_all_sent = 0;
 	t->bdat_unacked = 0;
 	return bdat_pump(t, c) < 0 ? -1 : 0;
@@ -1237,8 +1174,7 @@ rc_reply(struct rconn *c)
 			c->st = RC_BODY;
 			c->deadline = time(NULL) + T_DATA_BLOCK;
 			t->body_sent = 0;
-			t->body_bol = 1;
-			t->body_cr = 0;
+			smtp_body_enc_init(&t->enc);
 			if (body_pump(t, c) == 1) {
 				c->st = RC_DOT;
 				c->deadline = time(NULL) + T_DOT;

@@ -11,14 +11,12 @@
 #include "proto/msghdr.h"
 #include "policy/tls_offer.h"
 #include "proto/sasl.h"
+#include "proto/smtp_body.h"
 #include "session/session.h"
 #include "util/log.h"
 #include "util/metrics.h"
 #include "util/intl.h"
 #include "util/str.h"
-
-/* Body scanner states (see body_scan). */
-enum body_st { B_BOL, B_DOT, B_DOTCR, B_MID, B_CR };
 
 enum session_data_err {
 	DERR_NONE = 0,
@@ -65,9 +63,7 @@ struct session {
 	unsigned long nmessages;
 
 	/* DATA */
-	enum body_st bst;
-	int bcrlf;			/* the last line ended with CRLF (or DATA just began) */
-	size_t blinelen;
+	struct smtp_body_dec dec;	/* DATA's and BDAT text's line rules (proto/smtp_body) */
 	int in_headers;			/* still in the header section (hop counting) */
 	unsigned hdr_lpos;		/* bytes into the current header line */
 	int hdr_match;			/* the line so far matches "Received:" */
@@ -1292,13 +1288,29 @@ body_put(struct session *s, const char *p, size_t n)
 		body_store(s, p, n);
 }
 
+/* The decoder's outputs: text to store, and a line past the limit. */
+static void
+dec_put(void *arg, const char *p, size_t n)
+{
+	body_put(arg, p, n);
+}
+
+static void
+dec_toolong(void *arg)
+{
+	struct session *s = arg;
+
+	if (s->tx.err == DERR_NONE)
+		s->tx.err = DERR_LINE;
+}
+
 /*
  * Open the spool file of the transaction and store our Received header: the start of
  * the message text, for DATA and for the first BDAT chunk alike. 0 ok; -1 the spool file
- * cannot be opened (logged; the caller replies 451).
+ * cannot be opened (logged; the caller replies 451). dots: DATA (1) or BDAT text (0).
  */
 static int
-body_begin(struct session *s)
+body_begin(struct session *s, int dots)
 {
 	char date[64], hdr[1400], rip[64], forq[SMTP_PATH_MAX + 8];
 	const char *proto;
@@ -1311,9 +1323,7 @@ body_begin(struct session *s)
 		return -1;
 	}
 	s->spool_open = 1;
-	s->bst = B_BOL;
-	s->bcrlf = 1;
-	s->blinelen = 0;
+	smtp_body_dec_init(&s->dec, dots, SESSION_TEXT_MAX - 2, dec_put, dec_toolong, s);
 	s->in_headers = 1;
 	s->hdr_lpos = 0;
 	s->hdr_match = 1;
@@ -1393,7 +1403,7 @@ cmd_data(struct session *s, const char *args)
 		session_error(s);
 		return;
 	}
-	if (body_begin(s) < 0) {
+	if (body_begin(s, 1) < 0) {
 		reply(s, "451 4.3.0 Local error in processing: cannot queue message now");
 		return;
 	}
@@ -1463,125 +1473,20 @@ data_end(struct session *s)
 	s->state = SS_CMD;
 }
 
-/* Count a content byte against the line limit. */
-static inline void
-body_linechar(struct session *s)
-{
-	if (++s->blinelen > SESSION_TEXT_MAX - 2 && s->tx.err == DERR_NONE)
-		s->tx.err = DERR_LINE;
-}
-
 /*
  * Scan DATA bytes. Returns the bytes consumed; stops right after the final <CR><LF> of
- * <CR><LF>.<CR><LF> (state changes away from SS_DATA). See session.h for the rules.
+ * <CR><LF>.<CR><LF> (state changes away from SS_DATA). See session.h for the rules; the
+ * line machine is proto/smtp_body's.
  */
 static size_t
 body_scan(struct session *s, const char *buf, size_t len)
 {
-	size_t i = 0;
+	int end;
+	size_t n = smtp_body_decode(&s->dec, buf, len, &end);
 
-	while (i < len) {
-		char c = buf[i];
-
-		switch (s->bst) {
-		case B_BOL:
-			if (c == '.') {
-				s->bst = B_DOT;
-				i++;
-				continue;
-			}
-			s->bst = B_MID;
-			continue;	/* reprocess c as line content */
-		case B_DOT:
-			if (c == '\r') {
-				s->bst = B_DOTCR;
-				i++;
-				continue;
-			}
-			if (c == '\n') {
-				/* "." ended by a bare LF: not an end of data; keep the dot. */
-				body_put(s, ".\r\n", 3);
-				s->bcrlf = 0;
-				s->blinelen = 0;
-				s->bst = B_BOL;
-				i++;
-				continue;
-			}
-			/* RFC 5321 §4.5.2: remove the stuffed dot. */
-			body_linechar(s);
-			s->bst = B_MID;
-			continue;
-		case B_DOTCR:
-			if (c == '\n') {
-				i++;
-				if (s->bcrlf) {
-					data_end(s);
-					return i;
-				}
-				/* ".\r\n" after a bare-LF line: a line holding one dot. */
-				body_put(s, ".\r\n", 3);
-				s->bcrlf = 1;
-				s->blinelen = 0;
-				s->bst = B_BOL;
-				continue;
-			}
-			/* ".\r" then more: the dot was stuffing; the CR is content. */
-			body_linechar(s);
-			body_put(s, "\r", 1);
-			body_linechar(s);
-			s->bst = B_MID;
-			if (c == '\r') {
-				s->bst = B_CR;
-				i++;
-			}
-			continue;
-		case B_MID: {
-			/* Fast path: copy a run of ordinary bytes at once. */
-			size_t j = i;
-			while (j < len && buf[j] != '\r' && buf[j] != '\n')
-				j++;
-			if (j > i) {
-				size_t run = j - i;
-				s->blinelen += run;
-				if (s->blinelen > SESSION_TEXT_MAX - 2 && s->tx.err == DERR_NONE)
-					s->tx.err = DERR_LINE;
-				body_put(s, buf + i, run);
-				i = j;
-				continue;
-			}
-			if (c == '\r') {
-				s->bst = B_CR;
-			} else {
-				/* Bare LF ends the line; stored as CRLF, never ends DATA. */
-				body_put(s, "\r\n", 2);
-				s->bcrlf = 0;
-				s->blinelen = 0;
-				s->bst = B_BOL;
-			}
-			i++;
-			continue;
-		}
-		case B_CR:
-			if (c == '\n') {
-				body_put(s, "\r\n", 2);
-				s->bcrlf = 1;
-				s->blinelen = 0;
-				s->bst = B_BOL;
-				i++;
-				continue;
-			}
-			/* A bare CR is content. */
-			body_linechar(s);
-			body_put(s, "\r", 1);
-			if (c == '\r') {
-				i++;	/* stay in B_CR for this one */
-				continue;
-			}
-			s->bst = B_MID;
-			continue;
-		}
-	}
-	return i;
+	if (end)
+		data_end(s);
+	return n;
 }
 
 /* ---- BDAT (RFC 3030 CHUNKING, BINARYMIME) ----
@@ -1611,57 +1516,6 @@ body_scan(struct session *s, const char *buf, size_t len)
  */
 #define BDAT_SIZE_DIGITS	19	/* 9999999999999999999 still fits in a uint64_t */
 
-/* Text-mode chunk bytes (not BINARYMIME): lines as in DATA, without the dot. */
-static void
-bdat_text(struct session *s, const char *p, size_t n)
-{
-	size_t i = 0;
-
-	while (i < n) {
-		char c = p[i];
-
-		if (s->bst == B_CR) {
-			if (c == '\n') {
-				body_put(s, "\r\n", 2);
-				s->bcrlf = 1;
-				s->blinelen = 0;
-				s->bst = B_MID;
-				i++;
-				continue;
-			}
-			body_linechar(s);	/* a bare CR is content */
-			body_put(s, "\r", 1);
-			s->bcrlf = 0;
-			s->bst = B_MID;
-			if (c == '\r') {
-				s->bst = B_CR;
-				i++;
-			}
-			continue;
-		}
-		size_t j = i;
-		while (j < n && p[j] != '\r' && p[j] != '\n')
-			j++;
-		if (j > i) {
-			s->blinelen += j - i;
-			if (s->blinelen > SESSION_TEXT_MAX - 2 && s->tx.err == DERR_NONE)
-				s->tx.err = DERR_LINE;
-			body_put(s, p + i, j - i);
-			s->bcrlf = 0;
-			i = j;
-			continue;
-		}
-		if (c == '\r')
-			s->bst = B_CR;
-		else {
-			body_put(s, "\r\n", 2);	/* a bare LF ends the line, stored as CRLF */
-			s->bcrlf = 1;
-			s->blinelen = 0;
-		}
-		i++;
-	}
-}
-
 /* The chunk's last octet was read: reply for it, or hand the message to the commit. */
 static void
 bdat_chunk_end(struct session *s)
@@ -1687,12 +1541,8 @@ bdat_chunk_end(struct session *s)
 				session_junk(s);	/* "BDAT 0" moves nothing: a NOOP */
 			return;
 		}
-	} else if (!s->tx.body_binary && s->tx.err == DERR_NONE) {
-		if (s->bst == B_CR)
-			body_put(s, "\r\n", 2);	/* the final CR was the start of a CRLF */
-		else if (!s->bcrlf)
-			body_put(s, "\r\n", 2);
-	}
+	} else if (!s->tx.body_binary && s->tx.err == DERR_NONE)
+		smtp_body_decode_finish(&s->dec);
 	data_end(s);	/* the error's reply, or tx_commit (SS_COMMIT) */
 }
 
@@ -1703,10 +1553,11 @@ bdat_scan(struct session *s, const char *buf, size_t len)
 	size_t n = len < s->bdat_left ? len : (size_t)s->bdat_left;
 
 	if (s->bdat_refusal[0] == '\0' && s->tx.err == DERR_NONE) {
+		int end;
 		if (s->tx.body_binary)
 			body_put(s, buf, n);
 		else
-			bdat_text(s, buf, n);
+			(void)smtp_body_decode(&s->dec, buf, n, &end);
 	}
 	s->bdat_left -= n;
 	if (s->bdat_left == 0)
@@ -1757,7 +1608,7 @@ cmd_bdat(struct session *s, const char *args)
 	else if (s->tx.nrcpts == 0)
 		bdat_refuse(s, "503 5.5.1 Error: need RCPT command");
 	else if (!s->bdat) {
-		if (body_begin(s) < 0)
+		if (body_begin(s, 0) < 0)
 			bdat_refuse(s, "451 4.3.0 Local error in processing: cannot queue message now");
 		else
 			s->bdat = 1;
