@@ -28,31 +28,25 @@
 #include "mailauth/authcheck.h"
 #include "mailauth/dkimop.h"
 #include "proto/msghdr.h"
-#include "proto/dsnparam.h"
 #include "proto/mime8.h"
 #include "cfg/cfg.h"
 #include "proto/smtp_body.h"
 #include "proto/smtp_reply.h"
+#include "proto/smtpc.h"
 #include "tls/tls.h"
 #include "util/log.h"
 #include "util/str.h"
 #include "util/utf8.h"
 
 #define T_CONNECT	30
-#define T_BANNER	300	/* RFC 5321 §4.5.3.2.1 */
-#define T_CMD		300	/* MAIL, RCPT (§4.5.3.2.2, .3) */
-#define T_DATA_INIT	120	/* §4.5.3.2.4 */
-#define T_DATA_BLOCK	180	/* §4.5.3.2.5 */
-#define T_DOT		600	/* §4.5.3.2.6 */
+#define T_CMD		300	/* the TLS handshake (the dialogue's own are smtpc_timeout's) */
 #define IDLE_KEEP	5	/* seconds an idle connection waits for the next message */
 #define IDLE_MAX	64
 #define TARGETS_MAX	64
 #define BODY_CHUNK	65536
 
-enum rc_state {
-	RC_CONNECTING, RC_BANNER, RC_EHLO, RC_HELO, RC_STARTTLS, RC_HANDSHAKE, RC_READY,
-	RC_MAIL, RC_RCPT, RC_DATA, RC_BODY, RC_DOT, RC_BDAT, RC_QUIT,
-};
+/* The connection; while RC_SMTP the dialogue's state is c->sc's (proto/smtpc). */
+enum rc_state { RC_CONNECTING, RC_HANDSHAKE, RC_SMTP, RC_IDLE };
 
 struct target {
 	char host[256];
@@ -72,9 +66,7 @@ struct rconn {
 	int tls_up, tls_want, no_tls;
 	int tls_verified;		/* 1: the certificate verified for t.host; 2: by DANE;
 					 * 3: TLS without authentication (DANE, no usable TLSA) */
-	struct smtp_reply_parser parser;
-	struct smtp_reply reply;
-	struct smtp_caps caps;
+	struct smtpc sc;		/* the SMTP dialogue (proto/smtpc) */
 	char *out;
 	size_t outlen, outoff, outcap;
 	time_t deadline, idle_since;
@@ -104,18 +96,10 @@ struct rtask {
 	struct mtasts_policy *sts;	/* the domain's policy, mode testing or enforce */
 	struct rconn *c;
 	/* transaction */
-	size_t replies_expected;	/* pipelined replies still to read */
-	size_t mail_rcpt_sent;		/* RCPTs sent */
-	size_t rcpt_replied;
-	int mail_ok;
-	int *accepted;
-	size_t naccepted;
-	int final;			/* results are in */
+	struct smtpc_tx tx;		/* what the dialogue sends (smtpc_mail) */
+	struct smtpc_rcpt *srcpts;	/* its recipients: send[k] of the job is srcpts[k] */
 	uint64_t body_sent;
 	struct smtp_body_enc enc;	/* the body's CRLF lines and dots (proto/smtp_body) */
-	int bdat;			/* the peer offers CHUNKING: BDAT instead of DATA */
-	int bdat_all_sent;		/* the LAST chunk is queued */
-	size_t bdat_unacked;		/* BDAT replies still to come */
 	char err[300];			/* the last connection-level error, for temp results */
 	int err_perm;
 	/* what is sent: the queue file, or its 7-bit conversion for a peer without 8BITMIME */
@@ -148,7 +132,6 @@ struct relay {
 enum { DS_UNKNOWN, DS_NONE, DS_TLSA, DS_FAIL, DS_ENCRYPT };
 
 static void rc_close(struct rconn *c);
-static void rc_send_cmd(struct rconn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void task_next_target(struct rtask *t);
 static void task_begin_tx(struct rtask *t);
 static void rc_io(struct ev_io *io, uint32_t events);
@@ -219,7 +202,7 @@ finished_cb(struct ev_io *io, uint32_t events)
 		t->job->done(t->job);
 		free(t->send);
 		free(t->utf8_refused);
-		free(t->accepted);
+		free(t->srcpts);
 		free(t->targets);
 		free(t->dane);
 		free(t->sts);
@@ -265,36 +248,29 @@ task_done(struct rtask *t)
 	task_finish_later(t);
 }
 
-/* ---- results from replies ---- */
+/* ---- results from the dialogue ---- */
 
+/* Recipient i of the job takes the result the dialogue gave r (none: left as it is). */
 static void
-diag_of(const struct smtp_reply *rp, char *out, size_t len)
-{
-	char first[400];
-	const char *nl = strchr(rp->text, '\n');
-	size_t n = nl ? (size_t)(nl - rp->text) : strlen(rp->text);
-
-	if (n >= sizeof(first))
-		n = sizeof(first) - 1;
-	memcpy(first, rp->text, n);
-	first[n] = '\0';
-	for (char *p = first; *p; p++)
-		if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
-			*p = ' ';
-	/* the text already starts with the enhanced code when there is one */
-	snprintf(out, len, "smtp; %d %s", rp->code, first);
-}
-
-static void
-set_result(struct rtask *t, size_t i, const struct smtp_reply *rp)
+set_result(struct rtask *t, size_t i, const struct smtpc_rcpt *r, int peer_dsn)
 {
 	struct relay_result *res = &t->job->results[i];
 
-	res->outcome = smtp_reply_completion(rp->code) ? RELAY_OK :
-	    smtp_reply_permanent(rp->code) ? RELAY_PERM : RELAY_TEMP;
-	smtp_reply_status(rp, res->status);
-	diag_of(rp, res->diag, sizeof(res->diag));
-	res->peer_dsn = t->c != NULL && t->c->caps.dsn;
+	if (r->code == 0)
+		return;
+	res->outcome = smtp_reply_completion(r->code) ? RELAY_OK :
+	    smtp_reply_permanent(r->code) ? RELAY_PERM : RELAY_TEMP;
+	str_copy(res->status, sizeof(res->status), r->status);
+	str_copy(res->diag, sizeof(res->diag), r->diag);
+	res->peer_dsn = peer_dsn;
+}
+
+/* What the current transaction on c said for each recipient so far, into the job. */
+static void
+task_take_results(struct rtask *t, const struct rconn *c)
+{
+	for (size_t k = 0; k < t->tx.nrcpts; k++)
+		set_result(t, t->send[k], &t->srcpts[k], c->sc.caps.dsn);
 }
 
 /* ---- connection I/O ---- */
@@ -316,29 +292,36 @@ rc_out(struct rconn *c, const char *p, size_t n)
 	c->outlen += n;
 }
 
+/* The dialogue's commands: logged at debug, sent with CRLF. */
 static void
-rc_send_cmd(struct rconn *c, const char *fmt, ...)
+sc_command(void *arg, const char *line, size_t n)
 {
-	char line[1100];
-	va_list ap;
-	int n;
+	struct rconn *c = arg;
 
-	va_start(ap, fmt);
-	n = vsnprintf(line, sizeof(line) - 2, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return;
-	if ((size_t)n > sizeof(line) - 3)
-		n = (int)sizeof(line) - 3;
 	if (log_level_now() >= LOG_DEBUG) {
 		char lh[LOG_VALUE_MAX], ll[LOG_VALUE_MAX];
 		log_debug("relay=%s smtp=out line=%s", log_value(lh, sizeof(lh), c->t.host,
-		    strlen(c->t.host)), log_value(ll, sizeof(ll), line, (size_t)n));
+		    strlen(c->t.host)), log_value(ll, sizeof(ll), line, n));
 	}
-	line[n++] = '\r';
-	line[n++] = '\n';
-	rc_out(c, line, (size_t)n);
+	rc_out(c, line, n);
+	rc_out(c, "\r\n", 2);
 }
+
+static void
+sc_reply(void *arg, const struct smtp_reply *rp)
+{
+	struct rconn *c = arg;
+
+	if (log_level_now() >= LOG_DEBUG) {
+		/* a multi-line reply is one value: its line breaks are escaped, not lines */
+		char lh[LOG_VALUE_MAX], lt[LOG_VALUE_MAX];
+		log_debug("relay=%s smtp=in code=%d text=%s", log_value(lh, sizeof(lh), c->t.host,
+		    strlen(c->t.host)), rp->code, log_value(lt, sizeof(lt), rp->text,
+		    strlen(rp->text)));
+	}
+}
+
+static const struct smtpc_ops sc_ops = { sc_command, sc_reply };
 
 static ssize_t
 rc_write(struct rconn *c, const void *p, size_t n)
@@ -388,11 +371,10 @@ rc_update(struct rconn *c)
 	else if (c->st == RC_HANDSHAKE)
 		ev = (uint32_t)(c->tls_want ? c->tls_want : EPOLLIN);
 	else {
-		/* in RC_BODY the socket taking more is what brings the next chunk; so in
-		 * RC_BDAT when chunks may be pipelined (RFC 3030 §4.2) */
-		if (c->outoff < c->outlen || c->tls_want == EPOLLOUT || c->st == RC_BODY ||
-		    (c->st == RC_BDAT && c->caps.pipelining && c->task != NULL &&
-		    !c->task->bdat_all_sent))
+		/* while the text goes the socket taking more is what brings the next chunk;
+		 * so for BDAT when chunks may be pipelined (RFC 3030 §4.2) */
+		if (c->outoff < c->outlen || c->tls_want == EPOLLOUT ||
+		    (c->task != NULL && (c->sc.st == SC_BODY || smtpc_bdat_more(&c->sc))))
 			ev |= EPOLLOUT;
 	}
 	ev_io_set(c->r->loop, &c->io, ev);
@@ -424,10 +406,12 @@ rc_fail(struct rconn *c, const char *fmt, ...)
 		    log_value(lwhy, sizeof(lwhy), why, strlen(why)));
 	}
 	snprintf(t->err, sizeof(t->err), "x-imsd; %s: %s", c->t.host, why);
+	if (c->st == RC_SMTP)
+		task_take_results(t, c);	/* what the recipients were told so far */
 	t->c = NULL;
 	c->task = NULL;
 	rc_close(c);
-	if (t->final || t->body_sent > 0 || c->st == RC_DOT || c->st == RC_BDAT) {
+	if (c->st == RC_SMTP && smtpc_delivered_maybe(&c->sc)) {
 		/* the message may have gone through: do not try another host now */
 		task_done(t);
 		return;
@@ -456,6 +440,7 @@ tls_policy_fail(struct rconn *c, const char *fmt, ...)
 	    "", why);
 }
 
+/* Write what is queued; the dialogue's time limit starts again with each step. */
 static void
 rc_flush(struct rconn *c)
 {
@@ -475,6 +460,8 @@ rc_flush(struct rconn *c)
 	}
 	if (c->outoff == c->outlen)
 		c->outoff = c->outlen = 0;
+	if (c->st == RC_SMTP)
+		c->deadline = time(NULL) + smtpc_timeout(&c->sc);
 	rc_update(c);
 }
 
@@ -494,7 +481,7 @@ rc_close(struct rconn *c)
 			tls_shutdown(c->tls);
 		close(fd);
 	}
-	if (c->st == RC_READY && c->task == NULL) {
+	if (c->st == RC_IDLE) {
 		/* on the idle list */
 		if (c->prev)
 			c->prev->next = c->next;
@@ -512,8 +499,7 @@ rc_close(struct rconn *c)
 	}
 }
 
-/* ---- the body: CRLF only, dot-stuffed ---- */
-
+/* ---- the message: 7-bit conversion and re-signing ---- */
 
 /* Remove from the header section of m the DKIM-Signature fields whose d= is a domain this
  * server signs for (they would no longer verify); returns the new length. */
@@ -634,6 +620,8 @@ fail:
 	return -1;
 }
 
+/* ---- the body: CRLF only, dot-stuffed (proto/smtp_body) ---- */
+
 static char pump_in[BODY_CHUNK];
 static char pump_out[2 * BODY_CHUNK + 2 + SMTP_BODY_END_MAX];	/* worst case: every byte
 						 * a bare CR (smtp_body_encode), then the end */
@@ -657,8 +645,9 @@ body_read(struct rtask *t, struct rconn *c)
 	return r;
 }
 
-/* Queue up to BODY_CHUNK transformed bytes; returns 1 when the whole body and the final
- * dot are queued, 0 when more is to come, -1 on error (c is closed). */
+/* Queue up to BODY_CHUNK transformed bytes; at the end of the body the final dot (the
+ * dialogue then waits for its reply). Returns 1 when all is queued, 0 when more is to
+ * come, -1 on error (c is closed). */
 static int
 body_pump(struct rtask *t, struct rconn *c)
 {
@@ -671,10 +660,11 @@ body_pump(struct rtask *t, struct rconn *c)
 	rc_out(c, pump_out, o);
 	if (t->body_sent < t->src_len)
 		return 0;
-	o = smtp_body_encode_end(&t->enc, pump_out, 1);
+	o = smtp_body_encode_end(&t->enc, pump_out, 0);
 	rc_out(c, pump_out, o);
-	log_debug("relay=%s smtp=out line=\"<%llu bytes of message>\" then \".\"", c->t.host,
+	log_debug("relay=%s smtp=out line=\"<%llu bytes of message>\"", c->t.host,
 	    (unsigned long long)t->src_len);
+	smtpc_dot(&c->sc);
 	return 1;
 }
 
@@ -703,54 +693,12 @@ bdat_pump(struct rtask *t, struct rconn *c)
 	last = t->body_sent >= t->src_len;
 	if (last && !t->job->body_binary)
 		o += smtp_body_encode_end(&t->enc, pump_out + o, 0);
-	rc_send_cmd(c, "BDAT %zu%s", o, last ? " LAST" : "");
+	smtpc_bdat(&c->sc, o, last);
 	rc_out(c, pump_out, o);
-	t->bdat_unacked++;
-	t->replies_expected++;
-	if (last)
-		t->bdat_all_sent = 1;
-	c->deadline = time(NULL) + (last ? T_DOT : T_DATA_BLOCK);
 	return last;
 }
 
-/* All recipients are answered and some accepted: send the body by BDAT. -1: c closed. */
-static int
-bdat_start(struct rtask *t, struct rconn *c)
-{
-	c->st = RC_BDAT;
-	t->body_sent = 0;
-	smtp_body_enc_init(&t->enc);
-	t->bdat_all_sent = 0;
-	t->bdat_unacked = 0;
-	return bdat_pump(t, c) < 0 ? -1 : 0;
-}
-
-/* ---- the dialogue ---- */
-
-/* RCPT TO for recipient i, with NOTIFY and ORCPT when the peer advertised DSN. */
-static void
-send_rcpt(struct rconn *c, const struct relay_job *j, size_t i)
-{
-	char notify[32] = "";
-
-	if (!c->caps.dsn) {
-		rc_send_cmd(c, "RCPT TO:<%s>", j->rcpts[i]);
-		return;
-	}
-	if (j->notify != NULL)
-		dsn_notify_format(j->notify[i], notify, sizeof(notify));
-	rc_send_cmd(c, "RCPT TO:<%s>%s%s%s%s", j->rcpts[i], notify[0] ? " NOTIFY=" : "", notify,
-	    j->dsn_orcpts != NULL && j->dsn_orcpts[i] != NULL ? " ORCPT=" : "",
-	    j->dsn_orcpts != NULL && j->dsn_orcpts[i] != NULL ? j->dsn_orcpts[i] : "");
-}
-
-static void
-send_ehlo(struct rconn *c)
-{
-	rc_send_cmd(c, "EHLO %s", c->task ? c->task->job->cfg->conf.hostname : "localhost");
-	c->st = RC_EHLO;
-	c->deadline = time(NULL) + T_CMD;
-}
+/* ---- the dialogue (proto/smtpc) and what is decided around it ---- */
 
 /* Does the message need SMTPUTF8 (RFC 6531 §3.4): an SMTPUTF8 transaction or a UTF-8
  * address in its envelope? */
@@ -771,10 +719,18 @@ task_quit_before_mail(struct rtask *t, struct rconn *c)
 {
 	c->task = NULL;
 	t->c = NULL;
-	rc_send_cmd(c, "QUIT");
-	c->st = RC_QUIT;
+	smtpc_quit(&c->sc);
 	rc_flush(c);
 	task_done(t);
+}
+
+/* The message cannot go to this peer at all: every recipient left gets status and diag,
+ * and the connection is quit. */
+static void
+task_refuse_all(struct rtask *t, struct rconn *c, const char *status, const char *diag)
+{
+	task_fail_rest(t, RELAY_PERM, status, diag);
+	task_quit_before_mail(t, c);
 }
 
 /*
@@ -792,26 +748,27 @@ smtputf8_filter(struct rtask *t, struct rconn *c)
 	char diag[300];
 
 	if (t->send == NULL) {
-		t->send = calloc(j->nrcpts ? j->nrcpts : 1, sizeof(*t->send));
-		t->utf8_refused = calloc(j->nrcpts ? j->nrcpts : 1, 1);
-		if (t->send == NULL || t->utf8_refused == NULL) {
+		size_t n = j->nrcpts ? j->nrcpts : 1;
+		t->send = calloc(n, sizeof(*t->send));
+		t->srcpts = calloc(n, sizeof(*t->srcpts));
+		t->utf8_refused = calloc(n, 1);
+		if (t->send == NULL || t->srcpts == NULL || t->utf8_refused == NULL) {
 			snprintf(t->err, sizeof(t->err), "x-imsd; out of memory");
 			task_quit_before_mail(t, c);
 			return -1;
 		}
 	}
-	if (!c->caps.smtputf8 && utf8_has_nonascii(j->sender)) {
+	if (!c->sc.caps.smtputf8 && utf8_has_nonascii(j->sender)) {
 		snprintf(diag, sizeof(diag), "x-imsd; the sender address is not ASCII and %s "
 		    "does not support SMTPUTF8", c->t.host);
-		task_fail_rest(t, RELAY_PERM, "5.6.7", diag);
-		task_quit_before_mail(t, c);
+		task_refuse_all(t, c, "5.6.7", diag);
 		return -1;
 	}
 	t->nsend = 0;
 	for (size_t i = 0; i < j->nrcpts; i++) {
 		if (t->utf8_refused[i])
 			continue;
-		if (!c->caps.smtputf8 && utf8_has_nonascii(j->rcpts[i])) {
+		if (!c->sc.caps.smtputf8 && utf8_has_nonascii(j->rcpts[i])) {
 			struct relay_result *res = &j->results[i];
 			snprintf(diag, sizeof(diag), "x-imsd; the recipient address is not ASCII "
 			    "and %s does not support SMTPUTF8", c->t.host);
@@ -830,25 +787,21 @@ smtputf8_filter(struct rtask *t, struct rconn *c)
 	return 0;
 }
 
+/* What the peer announced decides whether the message may go to it, and how. */
 static void
 task_begin_tx(struct rtask *t)
 {
 	struct rconn *c = t->c;
 	const struct relay_job *j = t->job;
-	char size[40] = "", dsn[DSN_ENVID_MAX + 32] = "";
+	const struct smtp_caps *caps = &c->sc.caps;
+	char diag[400];
 
-	if (c->caps.size_known && c->caps.size > 0 && j->body_len > c->caps.size) {
-		char diag[200];
+	c->st = RC_SMTP;
+	if (caps->size_known && caps->size > 0 && j->body_len > caps->size) {
 		snprintf(diag, sizeof(diag), "x-imsd; message size %llu exceeds the limit of %llu "
 		    "bytes announced by %s", (unsigned long long)j->body_len,
-		    (unsigned long long)c->caps.size, c->t.host);
-		task_fail_rest(t, RELAY_PERM, "5.3.4", diag);
-		c->task = NULL;
-		t->c = NULL;
-		rc_send_cmd(c, "QUIT");
-		c->st = RC_QUIT;
-		rc_flush(c);
-		task_done(t);
+		    (unsigned long long)caps->size, c->t.host);
+		task_refuse_all(t, c, "5.3.4", diag);
 		return;
 	}
 	if (j->requiretls) {
@@ -856,93 +809,64 @@ task_begin_tx(struct rtask *t)
 		if (!(c->tls_verified == 2 || (c->tls_verified == 1 && t->sts != NULL &&
 		    t->sts->mode == MTASTS_ENFORCE)))
 			why = "TLS to it is not verified by DANE or an enforced MTA-STS policy";
-		else if (!c->caps.requiretls)
+		else if (!caps->requiretls)
 			why = "it does not offer REQUIRETLS";
 		if (why != NULL) {
 			/* RFC 8689 §5: such a message is returned, never sent less protected */
-			char diag[300];
 			snprintf(diag, sizeof(diag), "x-imsd; the message requires TLS (REQUIRETLS) and "
 			    "%s: %s", c->t.host, why);
-			task_fail_rest(t, RELAY_PERM, "5.7.30", diag);
-			c->task = NULL;
-			t->c = NULL;
-			rc_send_cmd(c, "QUIT");
-			c->st = RC_QUIT;
-			rc_flush(c);
-			task_done(t);
+			task_refuse_all(t, c, "5.7.30", diag);
 			return;
 		}
 	}
-	if (j->body_binary && !(c->caps.chunking && c->caps.binarymime)) {
+	if (j->body_binary && !(caps->chunking && caps->binarymime)) {
 		/* RFC 3030 §3: BODY=BINARYMIME only by BDAT to a server that announced both.
 		 * imsd does not convert binary MIME to base64, so the message is returned. */
-		char diag[300];
 		snprintf(diag, sizeof(diag), "x-imsd; the message has binary content "
 		    "(BODY=BINARYMIME) and %s does not support %s", c->t.host,
-		    c->caps.chunking ? "BINARYMIME" : "CHUNKING and BINARYMIME");
-		task_fail_rest(t, RELAY_PERM, "5.6.3", diag);
-		c->task = NULL;
-		t->c = NULL;
-		rc_send_cmd(c, "QUIT");
-		c->st = RC_QUIT;
-		rc_flush(c);
-		task_done(t);
+		    caps->chunking ? "BINARYMIME" : "CHUNKING and BINARYMIME");
+		task_refuse_all(t, c, "5.6.3", diag);
 		return;
 	}
-	if (j->body_8bit && !j->body_binary && !c->caps.eightbitmime && !t->converted &&
+	if (j->body_8bit && !j->body_binary && !caps->eightbitmime && !t->converted &&
 	    downgrade(t, c) == 0) {
 		/* sent as quoted-printable: see downgrade() */
-	} else if (j->body_8bit && !j->body_binary && !c->caps.eightbitmime && !t->converted) {
+	} else if (j->body_8bit && !j->body_binary && !caps->eightbitmime && !t->converted) {
 		/* RFC 6152 §3: 8-bit data only to a server that announced 8BITMIME; what the
 		 * conversion to 7 bit could not do returns the message (RFC 3463 5.6.3) */
-		char diag[400];
 		snprintf(diag, sizeof(diag), "x-imsd; the message has 8-bit content, %s does not "
 		    "support 8BITMIME, and it cannot be converted to 7 bit: %s", c->t.host, t->err);
-		task_fail_rest(t, RELAY_PERM, "5.6.3", diag);
-		c->task = NULL;
-		t->c = NULL;
-		rc_send_cmd(c, "QUIT");
-		c->st = RC_QUIT;
-		rc_flush(c);
-		task_done(t);
+		task_refuse_all(t, c, "5.6.3", diag);
 		return;
 	}
 	if (smtputf8_filter(t, c) < 0)
 		return;
 	c->used = 1;
-	if (c->caps.size_known)
-		snprintf(size, sizeof(size), " SIZE=%llu", (unsigned long long)t->src_len);
-	t->mail_ok = 0;
-	t->mail_rcpt_sent = 0;
-	t->rcpt_replied = 0;
-	t->naccepted = 0;
-	t->bdat = c->caps.chunking;
-	if (c->caps.dsn) {
-		/* RFC 3461 §4: pass the requests on; the peer reports from here on */
-		if (j->dsn_ret != DSN_RET_NONE)
-			snprintf(dsn, sizeof(dsn), " RET=%s", j->dsn_ret == DSN_RET_FULL ? "FULL" :
-			    "HDRS");
-		if (j->envid != NULL && j->envid[0] != '\0')
-			snprintf(dsn + strlen(dsn), sizeof(dsn) - strlen(dsn), " ENVID=%s", j->envid);
+	memset(&t->tx, 0, sizeof(t->tx));
+	t->tx.sender = j->sender;
+	t->tx.size = t->src_len;
+	t->tx.body = j->body_binary ? SMTPC_BODY_BINARY : j->body_8bit && !t->converted ?
+	    SMTPC_BODY_8BIT : SMTPC_BODY_7BIT;
+	t->tx.requiretls = j->requiretls;
+	t->tx.smtputf8 = job_needs_smtputf8(j);
+	t->tx.dsn_ret = j->dsn_ret;
+	t->tx.envid = j->envid;
+	/* RFC 5321 §5.1: a host that cannot take the message now is skipped for the next */
+	t->tx.mail_temp_fails = t->cur + 1 < t->ntargets;
+	for (size_t k = 0; k < t->nsend; k++) {
+		struct smtpc_rcpt *r = &t->srcpts[k];
+		size_t i = t->send[k];
+		memset(r, 0, sizeof(*r));
+		r->addr = j->rcpts[i];
+		r->notify = j->notify != NULL ? j->notify[i] : 0;
+		r->dsn_orcpt = j->dsn_orcpts != NULL ? j->dsn_orcpts[i] : NULL;
 	}
-	rc_send_cmd(c, "MAIL FROM:<%s>%s%s%s%s%s", j->sender, size, j->body_binary ?
-	    " BODY=BINARYMIME" : j->body_8bit && !t->converted && c->caps.eightbitmime ?
-	    " BODY=8BITMIME" : "", dsn, j->requiretls ? " REQUIRETLS" : "",
-	    c->caps.smtputf8 && job_needs_smtputf8(j) ? " SMTPUTF8" : "");
-	c->st = RC_MAIL;
-	c->deadline = time(NULL) + T_CMD;
-	t->replies_expected = 1;
-	if (c->caps.pipelining) {
-		/* RFC 2920: MAIL, every RCPT and DATA in one go; replies come in order. BDAT
-		 * waits for the RCPT replies: no chunk is sent for nobody. */
-		for (size_t k = 0; k < t->nsend; k++)
-			send_rcpt(c, j, t->send[k]);
-		t->mail_rcpt_sent = t->nsend;
-		t->replies_expected = 1 + t->nsend;
-		if (!t->bdat) {
-			rc_send_cmd(c, "DATA");
-			t->replies_expected++;
-		}
+	t->tx.rcpts = t->srcpts;
+	t->tx.nrcpts = t->nsend;
+	if (smtpc_mail(&c->sc, &t->tx) < 0) {
+		snprintf(diag, sizeof(diag), "x-imsd; the envelope cannot be sent: %s", c->sc.why);
+		task_refuse_all(t, c, "5.6.0", diag);
+		return;
 	}
 	rc_flush(c);
 }
@@ -953,12 +877,11 @@ rc_to_idle(struct rconn *c)
 	struct relay *r = c->r;
 
 	if (r->nidle >= IDLE_MAX || !c->used) {
-		rc_send_cmd(c, "QUIT");
-		c->st = RC_QUIT;
+		smtpc_quit(&c->sc);
 		rc_flush(c);
 		return;
 	}
-	c->st = RC_READY;
+	c->st = RC_IDLE;
 	c->idle_since = time(NULL);
 	c->deadline = c->idle_since + IDLE_KEEP;
 	c->prev = NULL;
@@ -970,277 +893,149 @@ rc_to_idle(struct rconn *c)
 	rc_update(c);
 }
 
-/* One complete reply arrived on c. */
+/* The transaction is over: the results, then the connection kept or quit. */
 static void
-rc_reply(struct rconn *c)
+task_tx_over(struct rtask *t, struct rconn *c)
 {
-	struct rtask *t = c->task;
-	const struct smtp_reply *rp = &c->reply;
-	char d[400];
-
-	if (log_level_now() >= LOG_DEBUG) {
-		/* a multi-line reply is one value: its line breaks are escaped, not lines */
-		char lh[LOG_VALUE_MAX], lt[LOG_VALUE_MAX];
-		log_debug("relay=%s smtp=in code=%d text=%s", log_value(lh, sizeof(lh), c->t.host,
-		    strlen(c->t.host)), rp->code, log_value(lt, sizeof(lt), rp->text,
-		    strlen(rp->text)));
-	}
-	if (c->st == RC_QUIT) {
-		rc_close(c);
-		return;
-	}
-	if (t == NULL) {
-		/* an idle connection spoke (421 on timeout, say): drop it */
-		rc_close(c);
-		return;
-	}
-	switch (c->st) {
-	case RC_BANNER:
-		if (rp->code != 220) {
-			diag_of(rp, d, sizeof(d));
-			rc_fail(c, "greeting: %s", d);
-			return;
-		}
-		send_ehlo(c);
-		break;
-	case RC_EHLO:
-		if (smtp_reply_completion(rp->code)) {
-			smtp_caps_parse(rp, &c->caps);
-			if (c->caps.starttls && !c->tls_up && !c->no_tls && c->r->client_tls != NULL) {
-				rc_send_cmd(c, "STARTTLS");
-				c->st = RC_STARTTLS;
-				break;
-			}
-			if (task_tls_required(t) && !c->tls_verified) {
-				/* never downgrade: no STARTTLS, no mail */
-				tls_policy_fail(c, "the server does not offer STARTTLS");
-				return;
-			}
-			task_begin_tx(t);
-			return;
-		}
-		if (rp->code >= 500 && rp->code != 503 && task_tls_required(t) &&
-		    !c->tls_verified) {
-			diag_of(rp, d, sizeof(d));
-			tls_policy_fail(c, "EHLO refused (no STARTTLS without it): %s", d);
-			return;
-		}
-		if (rp->code >= 500 && rp->code != 503) {
-			/* an old server: fall back to HELO (RFC 5321 §3.2) */
-			rc_send_cmd(c, "HELO %s", t->job->cfg->conf.hostname);
-			c->st = RC_HELO;
-			break;
-		}
-		diag_of(rp, d, sizeof(d));
-		rc_fail(c, "EHLO: %s", d);
-		return;
-	case RC_HELO:
-		if (!smtp_reply_completion(rp->code)) {
-			diag_of(rp, d, sizeof(d));
-			rc_fail(c, "HELO: %s", d);
-			return;
-		}
-		memset(&c->caps, 0, sizeof(c->caps));
-		task_begin_tx(t);
-		return;
-	case RC_STARTTLS:
-		if (rp->code != 220 && task_tls_required(t)) {
-			diag_of(rp, d, sizeof(d));
-			tls_policy_fail(c, "STARTTLS refused: %s", d);
-			return;
-		}
-		if (rp->code != 220) {
-			/* the offer was not meant: go on in plaintext on this connection */
-			log_info("qid=%s event=relay-starttls-refused host=%s code=%d", t->job->qid,
-			    c->t.host, rp->code);
-			task_begin_tx(t);
-			return;
-		}
-		{
-			struct netaddr lit;
-			/* SNI carries a host name, never an address (RFC 6066 §3) */
-			int is_ip = netaddr_parse(c->t.host, &lit) == 0 || c->t.host[0] == '[';
-			if (task_tls_required(t) == 2) {
-				size_t added = 0;
-				c->tls = tls_conn_new(t->job->cfg->client_dane, c->io.fd, 0, c->t.host);
-				if (c->tls != NULL && tls_conn_dane_begin(c->tls, c->t.host) == 0)
-					for (size_t i = 0; i < t->dane->n; i++) {
-						const struct tlsa_rr *rr = &t->dane->rr[i];
-						if (tlsa_usable(rr) && tls_conn_dane_add(c->tls, rr->usage,
-						    rr->selector, rr->mtype, rr->data, rr->len) > 0)
-							added++;
-					}
-				if (c->tls != NULL && added == 0) {
-					tls_policy_fail(c, "DANE: no TLSA record of %s could be loaded",
-					    c->t.host);
-					return;
-				}
-			} else if (task_tls_required(t) == 1) {
-				/* the certificate must carry the MX host name (RFC 7817 §3) */
-				c->tls = tls_conn_new(t->job->cfg->client_verify, c->io.fd, 0,
-				    is_ip ? NULL : c->t.host);
-				if (c->tls != NULL && tls_conn_expect_host(c->tls, c->t.host) < 0) {
-					tls_conn_free(c->tls);
-					c->tls = NULL;
-				}
-			} else
-				c->tls = tls_conn_new(c->r->client_tls, c->io.fd, 0,
-				    is_ip ? NULL : c->t.host);
-		}
-		if (c->tls == NULL) {
-			rc_fail(c, "cannot start TLS");
-			return;
-		}
-		c->st = RC_HANDSHAKE;
-		c->tls_want = EPOLLOUT;
-		smtp_reply_init(&c->parser);
-		c->deadline = time(NULL) + T_CMD;
-		rc_update(c);
-		return;
-	case RC_MAIL:
-	case RC_RCPT:
-	case RC_DATA:
-		if (t->replies_expected > 0)
-			t->replies_expected--;
-		if (c->st == RC_MAIL) {
-			if (smtp_reply_transient(rp->code) && t->cur + 1 < t->ntargets) {
-				/* RFC 5321 §5.1: a host that cannot take the message now is
-				 * skipped for the next one; nothing was sent yet */
-				diag_of(rp, d, sizeof(d));
-				rc_fail(c, "MAIL FROM refused for now: %s", d);
-				return;
-			}
-			t->mail_ok = smtp_reply_completion(rp->code);
-			if (!t->mail_ok) {
-				diag_of(rp, d, sizeof(d));
-				for (size_t k = 0; k < t->nsend; k++)
-					set_result(t, t->send[k], rp);
-			}
-			c->st = RC_RCPT;
-			if (!c->caps.pipelining) {
-				if (!t->mail_ok)
-					goto tx_over;
-				send_rcpt(c, t->job, t->send[0]);
-				t->mail_rcpt_sent = 1;
-				t->replies_expected = 1;
-			}
-			break;
-		}
-		if (c->st == RC_RCPT && t->rcpt_replied < t->mail_rcpt_sent) {
-			size_t i = t->send[t->rcpt_replied++];
-			if (t->mail_ok) {
-				if (smtp_reply_completion(rp->code)) {
-					t->accepted[i] = 1;
-					t->naccepted++;
-				} else
-					set_result(t, i, rp);
-			}
-			if (!c->caps.pipelining) {
-				if (t->rcpt_replied < t->nsend) {
-					send_rcpt(c, t->job, t->send[t->rcpt_replied]);
-					t->mail_rcpt_sent++;
-					t->replies_expected = 1;
-					break;
-				}
-				if (t->naccepted == 0)
-					goto tx_over;
-				if (!t->bdat) {
-					rc_send_cmd(c, "DATA");
-					t->replies_expected = 1;
-				}
-			}
-			if (t->rcpt_replied == t->nsend && t->bdat) {
-				if (!t->mail_ok || t->naccepted == 0)
-					goto tx_over;
-				if (bdat_start(t, c) < 0)
-					return;
-				break;
-			}
-			if (t->rcpt_replied == t->nsend)
-				c->st = RC_DATA;
-			c->deadline = time(NULL) + (c->st == RC_DATA ? T_DATA_INIT : T_CMD);
-			break;
-		}
-		/* the DATA reply */
-		if (rp->code == 354) {
-			if (!t->mail_ok || t->naccepted == 0) {
-				/* nothing to send for: an empty message would be delivered */
-				rc_send_cmd(c, ".");
-				c->st = RC_DOT;
-				t->final = 1;
-				c->deadline = time(NULL) + T_DOT;
-				break;
-			}
-			c->st = RC_BODY;
-			c->deadline = time(NULL) + T_DATA_BLOCK;
-			t->body_sent = 0;
-			smtp_body_enc_init(&t->enc);
-			if (body_pump(t, c) == 1) {
-				c->st = RC_DOT;
-				c->deadline = time(NULL) + T_DOT;
-			}
-			break;
-		}
-		if (t->mail_ok && t->naccepted > 0)
-			for (size_t i = 0; i < t->job->nrcpts; i++)
-				if (t->accepted[i])
-					set_result(t, i, rp);
-		goto tx_over;
-	case RC_BDAT:
-		/* RFC 3030 §2: each chunk is answered; the LAST one's reply is the verdict, and
-		 * a failed chunk fails the message (pipelined chunks after it get 503). */
-		if (t->replies_expected > 0)
-			t->replies_expected--;
-		if (t->bdat_unacked > 0)
-			t->bdat_unacked--;
-		if (!smtp_reply_completion(rp->code) || (t->bdat_all_sent && t->bdat_unacked == 0)) {
-			for (size_t i = 0; i < t->job->nrcpts; i++)
-				if (t->accepted[i])
-					set_result(t, i, rp);
-			t->final = 1;
-			goto tx_over;
-		}
-		if (!t->bdat_all_sent && !c->caps.pipelining && bdat_pump(t, c) < 0)
-			return;
-		break;
-	case RC_DOT:
-		if (!t->final || t->naccepted > 0) {
-			for (size_t i = 0; i < t->job->nrcpts; i++)
-				if (t->accepted[i])
-					set_result(t, i, rp);
-		}
-		t->final = 1;
-		snprintf(t->job->remote_mta, sizeof(t->job->remote_mta), "dns; %s", c->t.host);
-		goto tx_over;
-	default:
-		rc_fail(c, "unexpected reply %d", rp->code);
-		return;
-	}
-	rc_flush(c);
-	return;
-
-tx_over:
-	/* the transaction is over; keep the connection only if it ended cleanly */
+	task_take_results(t, c);
 	snprintf(t->job->remote_mta, sizeof(t->job->remote_mta), "dns; %s", c->t.host);
 	t->c = NULL;
 	c->task = NULL;
-	{
-		int clean = t->final && smtp_reply_completion(rp->code) && t->replies_expected == 0;
-		if (!clean && t->replies_expected > 0) {
-			/* pipelined replies still to come: do not reuse */
-			rc_send_cmd(c, "QUIT");
-			c->st = RC_QUIT;
-			rc_flush(c);
-		} else if (clean)
-			rc_to_idle(c);
-		else {
-			rc_send_cmd(c, "QUIT");
-			c->st = RC_QUIT;
-			rc_flush(c);
-		}
+	if (c->sc.reusable)
+		rc_to_idle(c);
+	else {
+		/* it ended badly, or pipelined replies are still to come: do not reuse */
+		smtpc_quit(&c->sc);
+		rc_flush(c);
 	}
-	t->final = 1;
 	task_done(t);
+}
+
+/* STARTTLS was accepted: the TLS session for this host as its level wants it. */
+static void
+rc_start_tls(struct rconn *c)
+{
+	struct rtask *t = c->task;
+	struct netaddr lit;
+	/* SNI carries a host name, never an address (RFC 6066 §3) */
+	int is_ip = netaddr_parse(c->t.host, &lit) == 0 || c->t.host[0] == '[';
+
+	if (task_tls_required(t) == 2) {
+		size_t added = 0;
+		c->tls = tls_conn_new(t->job->cfg->client_dane, c->io.fd, 0, c->t.host);
+		if (c->tls != NULL && tls_conn_dane_begin(c->tls, c->t.host) == 0)
+			for (size_t i = 0; i < t->dane->n; i++) {
+				const struct tlsa_rr *rr = &t->dane->rr[i];
+				if (tlsa_usable(rr) && tls_conn_dane_add(c->tls, rr->usage,
+				    rr->selector, rr->mtype, rr->data, rr->len) > 0)
+					added++;
+			}
+		if (c->tls != NULL && added == 0) {
+			tls_policy_fail(c, "DANE: no TLSA record of %s could be loaded", c->t.host);
+			return;
+		}
+	} else if (task_tls_required(t) == 1) {
+		/* the certificate must carry the MX host name (RFC 7817 §3) */
+		c->tls = tls_conn_new(t->job->cfg->client_verify, c->io.fd, 0,
+		    is_ip ? NULL : c->t.host);
+		if (c->tls != NULL && tls_conn_expect_host(c->tls, c->t.host) < 0) {
+			tls_conn_free(c->tls);
+			c->tls = NULL;
+		}
+	} else
+		c->tls = tls_conn_new(c->r->client_tls, c->io.fd, 0, is_ip ? NULL : c->t.host);
+	if (c->tls == NULL) {
+		rc_fail(c, "cannot start TLS");
+		return;
+	}
+	c->st = RC_HANDSHAKE;
+	c->tls_want = EPOLLOUT;
+	c->deadline = time(NULL) + T_CMD;
+	rc_update(c);
+}
+
+/* What the dialogue asks of us after a reply. */
+static void
+rc_event(struct rconn *c, enum smtpc_event ev)
+{
+	struct rtask *t = c->task;
+	char d[400];
+
+	switch (ev) {
+	case SMTPC_MORE:
+		rc_flush(c);
+		return;
+	case SMTPC_CLOSED:
+		rc_close(c);
+		return;
+	case SMTPC_FAIL:
+		rc_fail(c, "%s", c->sc.why);
+		return;
+	default:
+		break;
+	}
+	if (t == NULL) {
+		/* an idle or quitting connection spoke: drop it */
+		rc_close(c);
+		return;
+	}
+	switch (ev) {
+	case SMTPC_READY:
+		if (c->sc.caps.starttls && !c->tls_up && !c->no_tls && c->r->client_tls != NULL) {
+			smtpc_starttls(&c->sc);
+			break;
+		}
+		if (task_tls_required(t) && !c->tls_verified) {
+			/* never downgrade: no STARTTLS, no mail */
+			tls_policy_fail(c, "the server does not offer STARTTLS");
+			return;
+		}
+		task_begin_tx(t);
+		return;
+	case SMTPC_EHLO_REFUSED:
+		if (task_tls_required(t) && !c->tls_verified) {
+			smtpc_diag(&c->sc.reply, d, sizeof(d));
+			tls_policy_fail(c, "EHLO refused (no STARTTLS without it): %s", d);
+			return;
+		}
+		smtpc_helo(&c->sc);	/* an old server (RFC 5321 §3.2) */
+		break;
+	case SMTPC_TLS_REFUSED:
+		if (task_tls_required(t)) {
+			smtpc_diag(&c->sc.reply, d, sizeof(d));
+			tls_policy_fail(c, "STARTTLS refused: %s", d);
+			return;
+		}
+		/* the offer was not meant: go on in plaintext on this connection */
+		log_info("qid=%s event=relay-starttls-refused host=%s code=%d", t->job->qid,
+		    c->t.host, c->sc.reply.code);
+		task_begin_tx(t);
+		return;
+	case SMTPC_TLS:
+		rc_start_tls(c);
+		return;
+	case SMTPC_BODY:
+		t->body_sent = 0;
+		smtp_body_enc_init(&t->enc);
+		if (body_pump(t, c) < 0)
+			return;
+		break;
+	case SMTPC_BDAT:
+		if (!c->sc.text_sent) {
+			/* all recipients are answered and some accepted: the first chunk */
+			t->body_sent = 0;
+			smtp_body_enc_init(&t->enc);
+		}
+		if (bdat_pump(t, c) < 0)
+			return;
+		break;
+	case SMTPC_DONE:
+		task_tx_over(t, c);
+		return;
+	default:
+		break;
+	}
+	rc_flush(c);
 }
 
 static void
@@ -1288,8 +1083,8 @@ rc_handshake(struct rconn *c)
 	if (c->task != NULL)
 		log_info("qid=%s event=relay-tls host=%s tls=\"%s %s\"", c->task->job->qid, c->t.host,
 		    tls_conn_version(c->tls), tls_conn_cipher(c->tls));
-	send_ehlo(c);	/* RFC 3207 §4.2: start over */
-	c->st = RC_EHLO;
+	c->st = RC_SMTP;
+	smtpc_tls_done(&c->sc);	/* RFC 3207 §4.2: start over with EHLO */
 	rc_flush(c);
 }
 
@@ -1309,8 +1104,8 @@ rc_io(struct ev_io *io, uint32_t events)
 			rc_fail(c, "connect: %s", strerror(err ? err : ECONNREFUSED));
 			return;
 		}
-		c->st = RC_BANNER;
-		c->deadline = time(NULL) + T_BANNER;
+		c->st = RC_SMTP;	/* the greeting is awaited */
+		c->deadline = time(NULL) + smtpc_timeout(&c->sc);
 		rc_update(c);
 		return;
 	}
@@ -1320,19 +1115,12 @@ rc_io(struct ev_io *io, uint32_t events)
 	}
 	if ((events & EPOLLOUT) || c->tls_want == EPOLLOUT) {
 		c->tls_want = 0;
-		if (c->st == RC_BDAT && c->outoff == c->outlen && c->task != NULL &&
-		    !c->task->bdat_all_sent && c->caps.pipelining) {
+		if (c->outoff == c->outlen && c->task != NULL && smtpc_bdat_more(&c->sc)) {
 			if (bdat_pump(c->task, c) < 0)
 				return;
-		} else if (c->st == RC_BODY && c->outoff == c->outlen && c->task != NULL) {
-			int r = body_pump(c->task, c);
-			if (r < 0)
+		} else if (c->outoff == c->outlen && c->task != NULL && c->sc.st == SC_BODY) {
+			if (body_pump(c->task, c) < 0)
 				return;
-			if (r == 1) {
-				c->st = RC_DOT;
-				c->deadline = time(NULL) + T_DOT;
-			} else
-				c->deadline = time(NULL) + T_DATA_BLOCK;
 		}
 		rc_flush(c);
 		if (c->dead)
@@ -1355,21 +1143,16 @@ rc_io(struct ev_io *io, uint32_t events)
 		size_t off = 0;
 		while (off < (size_t)n) {
 			size_t used;
-			int r = smtp_reply_feed(&c->parser, buf + off, (size_t)n - off, &used, &c->reply);
+			enum smtpc_event ev = smtpc_feed(&c->sc, buf + off, (size_t)n - off, &used);
 			off += used;
-			if (r < 0) {
-				rc_fail(c, "malformed reply from server");
+			rc_event(c, ev);
+			/* c may be closed, idle or in a handshake now: stop reading then (what
+			 * followed a 220 to STARTTLS is never read, RFC 3207 §4.2) */
+			if (c->dead || c->st != RC_SMTP)
 				return;
-			}
-			if (r == 0)
+			if (ev == SMTPC_MORE)
 				break;
-			rc_reply(c);
-			/* c may be closed, idle or in a handshake now: stop reading then */
-			if (c->dead || c->st == RC_HANDSHAKE || c->st == RC_READY)
-				return;
 		}
-		if (c->st == RC_HANDSHAKE)
-			return;
 	}
 	rc_update(c);
 }
@@ -1531,7 +1314,7 @@ task_next_target(struct rtask *t)
 		c->no_tls = t->no_tls_for_cur;
 		c->deadline = time(NULL) + T_CONNECT;
 		c->task = t;
-		smtp_reply_init(&c->parser);
+		smtpc_init(&c->sc, SMTPC_SMTP, t->job->cfg->conf.hostname, &sc_ops, c);
 		t->c = c;
 		t->no_tls_for_cur = 0;
 		if (ev_io_start(r->loop, &c->io, fd, EPOLLOUT, rc_io, c) < 0) {
@@ -1725,13 +1508,8 @@ relay_start(struct relay *r, struct relay_job *job)
 
 	for (size_t i = 0; i < job->nrcpts; i++)
 		job->results[i].status[0] = '\0';
-	if (t == NULL || (t->accepted = calloc(job->nrcpts ? job->nrcpts : 1, sizeof(int))) == NULL) {
-		/* report through the normal path so done() is never synchronous */
-		free(t);
-		t = calloc(1, sizeof(*t));
-		if (t == NULL)
-			abort();	/* out of memory with a job in hand: nothing sane remains */
-	}
+	if (t == NULL)
+		abort();	/* out of memory with a job in hand: nothing sane remains */
 	t->r = r;
 	t->job = job;
 	t->tls_level = outtls_level(cf, job->domain, &t->tls_source, NULL);
@@ -1750,11 +1528,6 @@ relay_start(struct relay *r, struct relay_job *job)
 		r->tasks->prev = t;
 	r->tasks = t;
 	r->ntasks++;
-	if (t->accepted == NULL) {
-		snprintf(t->err, sizeof(t->err), "x-imsd; out of memory");
-		task_done(t);
-		return;
-	}
 	if (cf->relayhost != NULL) {
 		struct netaddr a;
 		if (netaddr_parse(cf->relayhost, &a) == 0) {
@@ -1821,7 +1594,7 @@ relay_tick(struct relay *r, time_t now)
 		cn = c->next;
 		if (now >= c->deadline) {
 			/* polite, but do not wait for the answer */
-			rc_send_cmd(c, "QUIT");
+			smtpc_quit(&c->sc);
 			rc_flush(c);
 			rc_close(c);
 		}
@@ -1829,7 +1602,8 @@ relay_tick(struct relay *r, time_t now)
 	for (t = r->tasks; t != NULL; t = tn) {
 		tn = t->next;
 		if (t->c != NULL && !t->c->dead && now >= t->c->deadline)
-			rc_fail(t->c, "timeout in state %d", (int)t->c->st);
+			rc_fail(t->c, "timeout in state %s", t->c->st == RC_CONNECTING ? "connect" :
+			    t->c->st == RC_HANDSHAKE ? "TLS handshake" : smtpc_state_name(&t->c->sc));
 	}
 }
 
@@ -1851,7 +1625,6 @@ relay_free(struct relay *r)
 		if (c != NULL) {
 			c->task = NULL;
 			t->c = NULL;
-			c->st = RC_QUIT;
 			rc_close(c);
 		}
 		task_done(t);
