@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "net/ev.h"
+#include "policy/admit.h"
 #include "policy/clients.h"
 #include "proto/proxy.h"
 #include "queue/commit.h"
@@ -1482,12 +1483,12 @@ worker_reap(void *arg)
 	}
 }
 
-/* The refusal counter of a connect-refused reason. */
+/* The refusal counter of an admission refusal. */
 static enum metric
-refuse_metric(const char *why)
+refuse_metric(enum admit_refusal r)
 {
-	return strcmp(why, "connection-limit") == 0 ? M_REFUSED_CONNECTION_LIMIT :
-	    strcmp(why, "client-connection-limit") == 0 ? M_REFUSED_CLIENT_LIMIT : M_REFUSED_MEMORY;
+	return r == ADMIT_CONNECTION_LIMIT ? M_REFUSED_CONNECTION_LIMIT :
+	    r == ADMIT_CLIENT_LIMIT ? M_REFUSED_CLIENT_LIMIT : M_REFUSED_MEMORY;
 }
 
 /*
@@ -1537,29 +1538,26 @@ conn_start(struct worker *wk, int fd, enum session_listener kind,
 		wk->conns->prev = c;
 	wk->conns = c;
 	wk->nconns++;
-	unsigned total = __atomic_add_fetch(&srv->nconns, 1, __ATOMIC_RELAXED);
-	size_t used = __atomic_load_n(&srv->mem, __ATOMIC_RELAXED);
+	struct admit_counts counts;
+	struct admit_verdict verdict;
 	const struct conf *cf = &c->cfg->conf;
-	unsigned from_client = cl_conn_open(srv, &c->peer);
-	if (total > cf->max_connections) {
-		refuse = "Too many connections; try again later";
-		why = "connection-limit";
-	} else if (from_client >= cf->max_connections_per_ip) {
-		refuse = "Too many connections from your address; try again later";
-		why = "client-connection-limit";
-	} else if (used + sizeof(*c) + session_memory(c->s) > cf->max_session_memory) {
-		refuse = "Too much memory in use by other sessions; try again later";
-		why = "session-memory-limit";
+	counts.sessions = __atomic_add_fetch(&srv->nconns, 1, __ATOMIC_RELAXED);
+	counts.mem_used = __atomic_load_n(&srv->mem, __ATOMIC_RELAXED);
+	counts.from_client = cl_conn_open(srv, &c->peer);
+	counts.mem_new = sizeof(*c) + session_memory(c->s);
+	if (admit_decide(cf, &counts, &verdict) != ADMIT_OK) {
+		refuse = verdict.reply;
+		why = verdict.reason;
 	}
 	conn_account(c);
 	metrics_inc(M_CONNECTIONS);
 	metrics_gauge_add(MG_CONNECTIONS, 1);
 	if (why != NULL)
-		metrics_inc(refuse_metric(why));
-	if (why != NULL && strcmp(why, "session-memory-limit") == 0)
+		metrics_inc(refuse_metric(verdict.refusal));
+	if (verdict.refusal == ADMIT_MEMORY_LIMIT)
 		log_warn("sid=%s event=connect-refused reason=%s used=%zu limit=%llu "
-		    "sessions=%u", c->sid, why, used, (unsigned long long)cf->max_session_memory,
-		    total);
+		    "sessions=%u", c->sid, why, counts.mem_used,
+		    (unsigned long long)cf->max_session_memory, counts.sessions);
 	log_info("sid=%s event=connect client=%s:%u local=%s:%u listener=%s worker=%d%s%s%s%s",
 	    c->sid, netaddr_str(&peer->remote, ra, sizeof(ra)), peer->remote_port,
 	    netaddr_str(&peer->local, la, sizeof(la)), peer->local_port,

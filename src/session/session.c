@@ -9,6 +9,7 @@
 #include <strings.h>
 
 #include "proto/msghdr.h"
+#include "policy/rcpt.h"
 #include "policy/tls_offer.h"
 #include "proto/sasl.h"
 #include "proto/smtp_body.h"
@@ -741,13 +742,6 @@ session_commit_refused(struct session *s, const char *refusal)
 	s->state = SS_CMD;
 }
 
-static void
-lowercase(char *p)
-{
-	for (; *p; p++)
-		*p = (char)tolower((unsigned char)*p);
-}
-
 /* Add a delivery address to the transaction unless it is already there. */
 static int
 tx_add_rcpt(struct session *s, const char *addr, const char *orcpt, unsigned notify,
@@ -830,34 +824,12 @@ expand_rcpt(struct session *s, const char *addr, const char *orcpt, unsigned not
 	return recipients_expand(s->recipients, addr, expand_is_local, &x, expand_visit, &x, why);
 }
 
-/* A hostname (LDH labels) or an address literal in brackets. */
-static int
-domain_ok(const char *d)
-{
-	size_t n = strlen(d);
-
-	if (n == 0 || n > SMTP_DOMAIN_MAX)
-		return 0;
-	if (d[0] == '[')
-		return n > 2 && d[n - 1] == ']';
-	if (d[0] == '.' || d[0] == '-' || strstr(d, "..") != NULL)
-		return 0;
-	for (size_t i = 0; i < n; i++)
-		if (!(isalnum((unsigned char)d[i]) || d[i] == '-' || d[i] == '.'))
-			return 0;
-	return 1;
-}
-
 /* Relaying is for clients in relay_networks and for authenticated users (SPEC.md). */
 static int
 session_may_relay(const struct session *s)
 {
-	if (s->auth_user[0] != '\0' || s->kind == SL_LOCAL)
-		return 1;	/* a local user, like Postfix's sendmail: the kernel said who */
-	for (size_t i = 0; i < s->conf->nrelay_networks; i++)
-		if (cidr_match(&s->conf->relay_networks[i], &s->peer.remote))
-			return 1;
-	return 0;
+	return rcpt_may_relay(s->conf, &s->peer.remote, s->auth_user[0] != '\0',
+	    s->kind == SL_LOCAL);
 }
 
 static void
@@ -865,12 +837,11 @@ cmd_rcpt(struct session *s, const char *args)
 {
 	struct smtp_path path;
 	struct smtp_param params[8];
-	char addr[SMTP_LOCAL_MAX + SMTP_DOMAIN_MAX + 64], safe[400];
+	struct rcpt_verdict v;
+	char safe[400];
 	char lto[LOG_VALUE_MAX], lfrom[LOG_VALUE_MAX];
 	const char *p, *rest, *why;
-	char *const *targets;
-	size_t nt;
-	int np, routed = 0;
+	int np;
 	unsigned notify = 0;
 	char dsn_orcpt[DSN_ORCPT_MAX + 1] = "";
 
@@ -934,122 +905,39 @@ cmd_rcpt(struct session *s, const char *args)
 		session_error(s);
 		return;
 	}
-	if (path.is_postmaster) {
-		/* RFC 5321 §4.5.1: <Postmaster> without a domain is always accepted. */
-		snprintf(path.domain, sizeof(path.domain), "%s", s->conf->local_domains[0]);
-		snprintf(path.local, sizeof(path.local), "postmaster");
-	}
-	if (smtp_path_addr(&path, addr, sizeof(addr)) < 0) {
-		reply(s, "501 5.1.3 Bad recipient address syntax: too long");
-		session_error(s);
-		return;
-	}
-	log_safe(safe, sizeof(safe), addr, strlen(addr));	/* for replies */
-	log_addr(lto, sizeof(lto), addr);			/* for the log */
+	/* The verdict is policy/rcpt's (shared with imsd explain-recipient); the reply, the
+	 * log line and the transaction are ours. */
+	rcpt_decide(s->conf, s->recipients, session_may_relay(s), &path, &v);
+	log_safe(safe, sizeof(safe), v.given, strlen(v.given));	/* for replies */
+	log_addr(lto, sizeof(lto), v.given);			/* for the log */
 	log_addr(lfrom, sizeof(lfrom), s->tx.sender);
-
-	/* Domains compare case-insensitively, with a trailing dot meaning the same domain. */
-	{
-		struct smtp_path real = path;
-		char *cut;
-		char adom[SMTP_DOMAIN_MAX + 1], flocal[SMTP_LOCAL_MAX + 1];
-		size_t dl;
-		int islocal;
-
-		lowercase(real.domain);
-		dl = strlen(real.domain);
-		if (dl > 0 && real.domain[dl - 1] == '.')
-			real.domain[dl - 1] = '\0';
-		/* RFC 6531: a U-label domain compares in A-label form (local_domains are kept
-		 * so); the envelope keeps it as the client wrote it */
-		if (!real.is_literal && intl_domain_ascii(real.domain, adom, sizeof(adom), &why) < 0) {
-			char lwhy[LOG_VALUE_MAX];
-			slog(s, LOG_INFO, "event=reject stage=rcpt to=%s status=5.1.3 "
-			    "reason=bad-idn-domain why=%s", lto,
-			    log_value(lwhy, sizeof(lwhy), why, strlen(why)));
-			reply(s, "553 5.1.3 <%s>: Bad recipient domain: %s", safe, why);
-			session_error(s);
-			return;
-		}
-		islocal = !real.is_literal && conf_is_local_domain(s->conf, adom);
-		if (islocal && (cut = strpbrk(real.local, "@%!")) != NULL) {
-			/* A routing trick in a local domain's local part hides another address:
-			 * "user@remote"@local, user%remote@local, remote!user@local. Judge the
-			 * address it really is. */
-			char hidden[SMTP_LOCAL_MAX + 1];
-			str_copy(hidden, sizeof(hidden), real.local);
-			if ((cut = strrchr(hidden, '@')) != NULL || (cut = strrchr(hidden, '%')) != NULL) {
-				*cut = '\0';
-				str_copy(real.domain, sizeof(real.domain), cut + 1);
-				str_copy(real.local, sizeof(real.local), hidden);
-			} else {
-				cut = strchr(hidden, '!');
-				*cut = '\0';
-				str_copy(real.domain, sizeof(real.domain), hidden);
-				str_copy(real.local, sizeof(real.local), cut + 1);
-			}
-			lowercase(real.domain);
-			dl = strlen(real.domain);
-			if (dl > 0 && real.domain[dl - 1] == '.')
-				real.domain[dl - 1] = '\0';
-			real.is_literal = real.domain[0] == '[';
-			if (real.local[0] == '\0' || !domain_ok(real.domain)) {
-				slog(s, LOG_INFO, "event=reject stage=rcpt to=%s status=5.1.3 "
-				    "reason=bad-routed-address", lto);
-				reply(s, "501 5.1.3 <%s>: Bad recipient address syntax", safe);
-				session_error(s);
-				return;
-			}
-			routed = 1;
-			str_copy(adom, sizeof(adom), real.domain);	/* ASCII: domain_ok */
-			islocal = !real.is_literal && conf_is_local_domain(s->conf, adom);
-		}
-		if (!islocal) {
-			char raddr[SMTP_LOCAL_MAX + SMTP_DOMAIN_MAX + 64];
-			if (!session_may_relay(s)) {
-				slog(s, LOG_INFO, "event=reject stage=rcpt from=%s to=%s status=5.7.1 "
-				    "reason=relay-denied%s", lfrom, lto, routed ? " routed=yes" : "");
-				reply(s, "554 5.7.1 <%s>: Relay access denied", safe);
-				session_error(s);
-				return;
-			}
-			if (smtp_path_addr(&real, raddr, sizeof(raddr)) < 0 ||
-			    tx_add_rcpt(s, raddr, addr, notify, dsn_orcpt[0] ? dsn_orcpt : NULL) < 0) {
-				reply(s, "501 5.1.3 Bad recipient address syntax: too long");
-				session_error(s);
-				return;
-			}
-			s->tx.naccepted++;
-			reply(s, "250 2.1.5 Ok");
-			return;
-		}
-		/* A UTF-8 local part names its mailbox in NFC, lower-cased (util/intl), as ASCII
-		 * ones are lower-cased. */
-		if (intl_local_fold(real.local, flocal, sizeof(flocal), &why) < 0 ||
-		    !smtp_local_mailbox_ok(flocal, &why)) {
-			/* SPEC: '/' and a leading '.' are refused; so is anything else that would
-			 * make an odd mailbox name or end a header clause early. */
-			char lwhy[LOG_VALUE_MAX];
-			slog(s, LOG_INFO, "event=reject stage=rcpt from=%s to=%s status=5.1.3 "
-			    "reason=bad-local-part why=%s", lfrom, lto,
-			    log_value(lwhy, sizeof(lwhy), why, strlen(why)));
-			reply(s, "550 5.1.3 <%s>: Bad recipient address: local part cannot name a "
-			    "mailbox (%s)", safe, why);
-			session_error(s);
-			return;
-		}
-		snprintf(addr, sizeof(addr), "%s@%s", flocal, adom);
-	}
-	/* Every local domain has a postmaster (RFC 5321 §4.5.1), listed or not. */
-	if (s->recipients != NULL && strncmp(addr, "postmaster@", 11) != 0 &&
-	    recipients_lookup(s->recipients, addr, &targets, &nt) != 1) {
-		slog(s, LOG_INFO, "event=reject stage=rcpt from=%s to=%s status=5.1.1 "
-		    "reason=unknown-user", lfrom, lto);
-		reply(s, "550 5.1.1 <%s>: Recipient address rejected: User unknown", safe);
+	switch (v.kind) {
+	case RCPT_REFUSE: {
+		char line[600], lwhy[LOG_VALUE_MAX];
+		if (v.refusal != RR_TOO_LONG)
+			slog(s, LOG_INFO, "event=reject stage=rcpt%s%s to=%s status=%s reason=%s%s%s%s",
+			    rcpt_refusal_logs_from(&v) ? " from=" : "", rcpt_refusal_logs_from(&v) ?
+			    lfrom : "", lto, v.status, v.reason, v.why != NULL ? " why=" : "",
+			    v.why != NULL ? log_value(lwhy, sizeof(lwhy), v.why, strlen(v.why)) : "",
+			    v.refusal == RR_RELAY_DENIED && v.routed ? " routed=yes" : "");
+		rcpt_refusal_reply(&v, safe, line, sizeof(line));
+		reply(s, "%s", line);
 		session_error(s);
 		return;
 	}
-	if (expand_rcpt(s, addr, addr, notify, dsn_orcpt[0] ? dsn_orcpt : NULL, &why) < 0) {
+	case RCPT_RELAY:
+		if (tx_add_rcpt(s, v.addr, v.given, notify, dsn_orcpt[0] ? dsn_orcpt : NULL) < 0) {
+			reply(s, "501 5.1.3 Bad recipient address syntax: too long");
+			session_error(s);
+			return;
+		}
+		s->tx.naccepted++;
+		reply(s, "250 2.1.5 Ok");
+		return;
+	case RCPT_LOCAL:
+		break;
+	}
+	if (expand_rcpt(s, v.addr, v.addr, notify, dsn_orcpt[0] ? dsn_orcpt : NULL, &why) < 0) {
 		char lwhy[LOG_VALUE_MAX];
 		slog(s, LOG_WARN, "event=reject stage=rcpt to=%s status=4.3.0 reason=%s", lto,
 		    log_value(lwhy, sizeof(lwhy), why, strlen(why)));
