@@ -364,27 +364,100 @@ session_commit_done(struct session *s, int ok)
 	s->state = SS_CMD;
 }
 
-/* ---- command dispatch ---- */
+/* ---- command dispatch ----
+ *
+ * Each row of the command table says what its command needs before its handler runs;
+ * the dispatcher checks that, in the order of the PRE_ bits below, so the handlers hold
+ * only their own rules. A command that moves no mail (CMD_JUNK) counts against
+ * SESSION_JUNK_LIMIT after it succeeded. line_max is the longest line the command may
+ * come in (RFC 5321 §4.5.3.1.4; RCPT with DSN parameters, RFC 3461 §5; AUTH with an
+ * initial response, RFC 4954 §4).
+ */
+#define PRE_NOARGS	0x01	/* 501 5.5.4 Syntax: VERB takes no arguments */
+#define PRE_ARGS	0x02	/* 501 5.5.4 Syntax: <usage> */
+#define PRE_HELO	0x04	/* 503 5.5.1 Error: send HELO/EHLO first */
+#define PRE_NO_TX	0x08	/* 503 5.5.1 Error: <notx>, in a mail transaction */
+#define PRE_TX		0x10	/* 503 5.5.1 Error: need MAIL command */
+#define CMD_JUNK	0x20	/* moves no mail */
 
 struct command {
 	const char *verb;
 	void (*fn)(struct session *, const char *);
+	unsigned flags;
+	const char *text;	/* PRE_ARGS: the usage; PRE_NO_TX: what is refused */
+	size_t line_max;
 };
 
+static void
+cmd_ehlo(struct session *s, const char *args)
+{
+	cmd_helo(s, args, 2);
+}
+
+static void
+cmd_helo1(struct session *s, const char *args)
+{
+	cmd_helo(s, args, 1);
+}
+
 static const struct command commands[] = {
-	{ "MAIL", cmd_mail },
-	{ "RCPT", cmd_rcpt },
-	{ "DATA", cmd_data },
-	{ "BDAT", cmd_bdat },
-	{ "RSET", cmd_rset },
-	{ "NOOP", cmd_noop },
-	{ "QUIT", cmd_quit },
-	{ "VRFY", cmd_vrfy },
-	{ "EXPN", cmd_expn },
-	{ "HELP", cmd_help },
-	{ "STARTTLS", cmd_starttls },
-	{ "AUTH", cmd_auth },
+	{ "EHLO", cmd_ehlo, 0, NULL, SESSION_CMD_MAX },
+	{ "HELO", cmd_helo1, 0, NULL, SESSION_CMD_MAX },
+	{ "MAIL", cmd_mail, PRE_HELO | PRE_NO_TX, "nested MAIL command", SESSION_CMD_MAX },
+	{ "RCPT", cmd_rcpt, PRE_TX, NULL, SESSION_RCPT_MAX },
+	{ "DATA", cmd_data, PRE_NOARGS | PRE_TX, NULL, SESSION_CMD_MAX },
+	{ "BDAT", cmd_bdat, 0, NULL, SESSION_CMD_MAX },
+	{ "RSET", cmd_rset, PRE_NOARGS | CMD_JUNK, NULL, SESSION_CMD_MAX },
+	{ "NOOP", cmd_noop, CMD_JUNK, NULL, SESSION_CMD_MAX },
+	{ "QUIT", cmd_quit, 0, NULL, SESSION_CMD_MAX },
+	{ "VRFY", cmd_vrfy, PRE_ARGS | CMD_JUNK, "VRFY address", SESSION_CMD_MAX },
+	{ "EXPN", cmd_expn, 0, NULL, SESSION_CMD_MAX },
+	{ "HELP", cmd_help, CMD_JUNK, NULL, SESSION_CMD_MAX },
+	{ "STARTTLS", cmd_starttls, PRE_NOARGS, NULL, SESSION_CMD_MAX },
+	{ "AUTH", cmd_auth, 0, NULL, SASL_LINE_MAX },
 };
+
+/* The row of a verb (upper case), or NULL. */
+static const struct command *
+command_find(const char *verb)
+{
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (strcmp(verb, commands[i].verb) == 0)
+			return &commands[i];
+	return NULL;
+}
+
+/* The longest line allowed for the command that starts at p ("VERB " then arguments). */
+static size_t
+command_line_max(const char *p, size_t avail)
+{
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		size_t vl = strlen(commands[i].verb);
+		if (avail > vl && p[vl] == ' ' && strncasecmp(p, commands[i].verb, vl) == 0)
+			return commands[i].line_max;
+	}
+	return SESSION_CMD_MAX;
+}
+
+/* Does the session meet what the row needs? If not, the refusal is sent. */
+static int
+command_allowed(struct session *s, const struct command *c, const char *args)
+{
+	if ((c->flags & PRE_NOARGS) && *args != '\0')
+		reply(s, "501 5.5.4 Syntax: %s takes no arguments", c->verb);
+	else if ((c->flags & PRE_ARGS) && *args == '\0')
+		reply(s, "501 5.5.4 Syntax: %s", c->text);
+	else if ((c->flags & PRE_HELO) && s->helo_kind == 0)
+		reply(s, "503 5.5.1 Error: send HELO/EHLO first");
+	else if ((c->flags & PRE_NO_TX) && s->in_tx)
+		reply(s, "503 5.5.1 Error: %s", c->text);
+	else if ((c->flags & PRE_TX) && !s->in_tx)
+		reply(s, "503 5.5.1 Error: need MAIL command");
+	else
+		return 1;
+	session_error(s);
+	return 0;
+}
 
 static int
 is_http_verb(const char *line)
@@ -404,6 +477,7 @@ session_command(struct session *s, char *line, size_t len)
 {
 	char verb[16];
 	const char *args;
+	const struct command *cmd;
 	size_t vlen = 0;
 
 	s->ncommands++;
@@ -440,15 +514,13 @@ session_command(struct session *s, char *line, size_t len)
 	while (*args == ' ')
 		args++;
 
-	if (strcmp(verb, "EHLO") == 0 || strcmp(verb, "HELO") == 0) {
-		cmd_helo(s, args, verb[0] == 'E' ? 2 : 1);
-		return;
-	}
-	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
-		if (strcmp(verb, commands[i].verb) == 0) {
-			commands[i].fn(s, args);
+	if ((cmd = command_find(verb)) != NULL) {
+		if (!command_allowed(s, cmd, args))
 			return;
-		}
+		cmd->fn(s, args);
+		if ((cmd->flags & CMD_JUNK) && s->state != SS_CLOSING)
+			session_junk(s);
+		return;
 	}
 	if (strcmp(verb, "PROXY") == 0 && s->ncommands == 1) {
 		/* A load balancer's header, from an address that is not in proxy_networks:
@@ -552,16 +624,6 @@ cmd_mail(struct session *s, const char *args)
 	enum dsn_ret ret = DSN_RET_NONE;
 	char envid[DSN_ENVID_MAX + 1] = "";
 
-	if (s->helo_kind == 0) {
-		reply(s, "503 5.5.1 Error: send HELO/EHLO first");
-		session_error(s);
-		return;
-	}
-	if (s->in_tx) {
-		reply(s, "503 5.5.1 Error: nested MAIL command");
-		session_error(s);
-		return;
-	}
 	if (s->kind == SL_SUBMISSION && s->auth_user[0] == '\0') {
 		/* RFC 6409 §4.3: submission requires authentication. */
 		reply(s, "530 5.7.0 Authentication required");
@@ -845,11 +907,6 @@ cmd_rcpt(struct session *s, const char *args)
 	unsigned notify = 0;
 	char dsn_orcpt[DSN_ORCPT_MAX + 1] = "";
 
-	if (!s->in_tx) {
-		reply(s, "503 5.5.1 Error: need MAIL command");
-		session_error(s);
-		return;
-	}
 	if ((p = path_keyword(args, "TO:")) == NULL) {
 		reply(s, "501 5.5.4 Syntax: RCPT TO:<address>");
 		session_error(s);
@@ -1263,16 +1320,6 @@ body_begin(struct session *s, int dots)
 static void
 cmd_data(struct session *s, const char *args)
 {
-	if (*args != '\0') {
-		reply(s, "501 5.5.4 Syntax: DATA takes no arguments");
-		session_error(s);
-		return;
-	}
-	if (!s->in_tx) {
-		reply(s, "503 5.5.1 Error: need MAIL command");
-		session_error(s);
-		return;
-	}
 	if (s->bdat) {
 		/* RFC 3030 §2: DATA and BDAT are never mixed in one transaction. */
 		reply(s, "503 5.5.1 Error: DATA not permitted in a BDAT transaction");
@@ -1513,21 +1560,14 @@ cmd_bdat(struct session *s, const char *args)
 static void
 cmd_rset(struct session *s, const char *args)
 {
-	if (*args != '\0') {
-		reply(s, "501 5.5.4 Syntax: RSET takes no arguments");
-		session_error(s);
-		return;
-	}
 	tx_clear(s);
 	reply(s, "250 2.0.0 Ok");
-	session_junk(s);
 }
 
 static void
 cmd_noop(struct session *s, const char *args)
 {
 	reply(s, "250 2.0.0 Ok");
-	session_junk(s);
 }
 
 static void
@@ -1541,14 +1581,8 @@ cmd_quit(struct session *s, const char *args)
 static void
 cmd_vrfy(struct session *s, const char *args)
 {
-	if (*args == '\0') {
-		reply(s, "501 5.5.4 Syntax: VRFY address");
-		session_error(s);
-		return;
-	}
 	/* RFC 5321 §3.5.3: do not confirm or deny, but do not refuse either. */
 	reply(s, "252 2.5.0 Cannot VRFY user, but will accept message and attempt delivery");
-	session_junk(s);
 }
 
 static void
@@ -1566,7 +1600,6 @@ cmd_help(struct session *s, const char *args)
 	reply(s, "214-2.0.0   EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP%s%s",
 	    s->tlsd.offer && !s->tls ? " STARTTLS" : "", auth_offered(s) ? " AUTH" : "");
 	reply(s, "214 2.0.0 See RFC 5321");
-	session_junk(s);
 }
 
 /* ---- STARTTLS (RFC 3207) ---- */
@@ -1576,11 +1609,6 @@ cmd_starttls(struct session *s, const char *args)
 {
 	char la[64];
 
-	if (*args != '\0') {
-		reply(s, "501 5.5.4 Syntax: STARTTLS takes no arguments");
-		session_error(s);
-		return;
-	}
 	if (s->tls) {
 		reply(s, "503 5.5.1 Error: TLS already active");
 		session_error(s);
@@ -1874,9 +1902,7 @@ session_feed(struct session *s, const char *buf, size_t len)
 		const char *p = buf + used;
 		/* RFC 4954 §4: SASL lines (and AUTH with an initial response) may be longer
 		 * than a command line. */
-		size_t limit = (s->state == SS_AUTH || (len - used >= 5 &&
-		    strncasecmp(p, "AUTH ", 5) == 0)) ? SASL_LINE_MAX : (len - used >= 5 &&
-		    strncasecmp(p, "RCPT ", 5) == 0) ? SESSION_RCPT_MAX : SESSION_CMD_MAX;
+		size_t limit = s->state == SS_AUTH ? SASL_LINE_MAX : command_line_max(p, len - used);
 		size_t avail = len - used;
 		const char *lf = memchr(p, '\n', avail);
 
