@@ -9,7 +9,7 @@
 #                           OpenDKIM's opendkim-testmsg), the programs that send through
 #                           sendmail (bsd-mailx, git send-email), and what builds and checks
 #                           the package and the man pages (dpkg-dev, debhelper, lintian,
-#                           mandoc, mmdebstrap), and Prometheus (promtool and a scraping
+#                           mandoc, mmdebstrap, systemd-nspawn to boot it), and Prometheus (promtool and a scraping
 #                           server for the metrics tests)
 #
 # `make run` never installs a test peer: on a machine whose MTA is Exim, apt would replace it
@@ -29,6 +29,7 @@ need="
 /usr/include/libpsl.h:libpsl-dev
 /usr/include/idn2.h:libidn2-dev
 /usr/include/uninorm.h:libunistring-dev
+/usr/include/systemd/sd-daemon.h:libsystemd-dev
 /usr/share/publicsuffix/public_suffix_list.dat:publicsuffix
 /usr/bin/cc:gcc
 /usr/bin/make:make
@@ -59,6 +60,7 @@ if [ "$what" = test ]; then
 /usr/bin/fakeroot:fakeroot
 /usr/bin/lintian:lintian
 /usr/bin/mmdebstrap:mmdebstrap
+/usr/bin/systemd-nspawn:systemd-container
 "
 elif [ "$what" = deb ]; then
 	need="$need
