@@ -7,7 +7,7 @@
 #ifndef IMSD_CLI_H
 #define IMSD_CLI_H
 
-#include "server/cfg.h"
+#include "cfg/cfg.h"
 
 /* imsd queue --json: the whole queue as one JSON document (read-only, with or without a
  * running server). */

@@ -35,6 +35,8 @@ import tempfile
 import time
 import unittest
 
+import imsdtest
+
 SUITE = "bookworm"
 CACHE_DIR = "/var/tmp"
 # systemd as PID 1 (and dbus, as on every Debian installation with systemd); the libraries
@@ -50,15 +52,17 @@ PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 def skip_unless_possible():
-    """Raise unittest.SkipTest with the reason when this machine cannot boot a container."""
-    if os.geteuid() != 0:
-        raise unittest.SkipTest("booting a Debian root under systemd-nspawn needs root")
-    for tool in ("systemd-nspawn", "mmdebstrap", "nsenter", "unshare"):
-        if shutil.which(tool) is None:
-            raise unittest.SkipTest("%s is not installed (scripts/deps.sh test)" % tool)
+    """Skip when not root (the one legitimate reason); fail naming the package when a tool
+    is missing or the kernel cannot do it."""
+    imsdtest.need_root("booting a Debian root under systemd-nspawn")
+    for tool, package in (("systemd-nspawn", "systemd-container"), ("mmdebstrap", "mmdebstrap"),
+                          ("nsenter", "util-linux"), ("unshare", "util-linux"),
+                          ("dpkg-buildpackage", "dpkg-dev"), ("lintian", "lintian")):
+        imsdtest.need_tool(tool, package)
     with open("/proc/filesystems") as f:
         if "overlay" not in f.read():
-            raise unittest.SkipTest("the kernel has no overlay file system")
+            raise AssertionError("the kernel has no overlay file system: the package test "
+                                 "boots an overlay of the cached Debian root")
 
 
 def host_mirrors():
