@@ -23,6 +23,7 @@
 
 #include "cli/cli.h"
 #include "deliver/dns.h"
+#include "deliver/route.h"
 #include "net/ev.h"
 #include "policy/outtls.h"
 #include "policy/rcpt.h"
@@ -210,32 +211,37 @@ resolve_print(struct explain *e, const char *name, int host_only, uint16_t port)
 	return 0;
 }
 
-/* How mail for domain leaves this server: relayhost or MX, and TLS. */
+/* How mail for addr (of domain) leaves this server: the route the queue manager gives it
+ * (deliver/route: relayhost, an address literal or MX hosts), and TLS as the relay judges
+ * it for that route. */
 static void
-print_route(struct explain *e, const char *domain)
+print_route(struct explain *e, const char *addr, const char *domain)
 {
 	const struct conf *cf = &e->c->conf;
+	struct route rt;
 	struct netaddr a;
 
-	if (cf->relayhost != NULL) {
+	route_decide(cf, addr, &rt);
+	if (rt.via == VIA_HOST) {
 		printf("  route: relayhost %s%s%s:%u (every non-local domain goes there, no MX lookup "
-		    "for %s)\n", cf->relayhost_literal ? "[" : "", cf->relayhost,
-		    cf->relayhost_literal ? "]" : "", (unsigned)cf->relayhost_port, domain);
-		if (netaddr_parse(cf->relayhost, &a) == 0)
+		    "for %s)\n", rt.no_mx ? "[" : "", rt.nexthop, rt.no_mx ? "]" : "",
+		    (unsigned)rt.port, domain);
+		if (netaddr_parse(rt.nexthop, &a) == 0)
 			printf("    an address: no DNS\n");
 		else
-			resolve_print(e, cf->relayhost, cf->relayhost_literal, cf->relayhost_port);
-	} else if (domain[0] == '[') {
-		printf("  route: the address literal %s itself, port %u (no DNS)\n", domain,
-		    (unsigned)cf->smtp_port);
+			resolve_print(e, rt.nexthop, rt.no_mx, rt.port);
+	} else if (rt.via == VIA_LITERAL) {
+		printf("  route: the address literal %s itself, port %u (no DNS)\n", rt.nexthop,
+		    (unsigned)rt.port);
 	} else {
-		printf("  route: MX hosts of %s, port %u (smtp_port)\n", domain,
-		    (unsigned)cf->smtp_port);
-		resolve_print(e, domain, 0, cf->smtp_port);
+		printf("  route: MX hosts of %s, port %u (smtp_port)\n", rt.nexthop,
+		    (unsigned)rt.port);
+		resolve_print(e, rt.nexthop, 0, rt.port);
 	}
 	{
 		const char *src, *entry;
-		int lvl = outtls_level(cf, domain, &src, &entry);
+		/* the relay looks the level up by the route's destination (its key) */
+		int lvl = outtls_level(cf, rt.key, &src, &entry);
 		char by[300];
 
 		if (entry != NULL)
@@ -249,21 +255,21 @@ print_route(struct explain *e, const char *domain)
 			    "decides at delivery: in mode enforce, TLS required by %s for %s, only MX "
 			    "hosts the policy lists, and their certificates must verify (else the "
 			    "message is deferred); mode testing or none, or no policy: "
-			    "opportunistic\n", by, domain, domain, domain, (unsigned)cf->mta_sts_port,
+			    "opportunistic\n", by, rt.key, rt.key, rt.key, (unsigned)cf->mta_sts_port,
 			    cf->smtp_tls_ca_file != NULL ? cf->smtp_tls_ca_file : "the system CA store",
-			    src, domain);
+			    src, rt.key);
 		else if (lvl == OUTTLS_DANE)
 			printf("  tls: dane (%s): the TLSA records of each MX host (_%u._tcp.HOST) "
 			    "are asked of dns_servers; when that resolver says they are authenticated "
 			    "(AD bit, dnssec_trust_resolver = yes), TLS required by %s for %s and the "
 			    "certificate must match one of them (else the message is deferred); no "
 			    "TLSA records (authenticated denial) or an unsigned zone: opportunistic; "
-			    "a failed TLSA lookup defers\n", by, (unsigned)cf->smtp_port, src, domain);
+			    "a failed TLSA lookup defers\n", by, (unsigned)cf->smtp_port, src, rt.key);
 		else if (lvl == OUTTLS_VERIFY)
 			printf("  tls: verify (%s): TLS required by %s for %s: STARTTLS is required "
 			    "and the MX host's certificate must verify against %s and carry the MX "
 			    "host name; otherwise the message is deferred, never sent in plaintext\n",
-			    by, src, domain, cf->smtp_tls_ca_file != NULL ? cf->smtp_tls_ca_file :
+			    by, src, rt.key, cf->smtp_tls_ca_file != NULL ? cf->smtp_tls_ca_file :
 			    "the system CA store");
 		else
 			printf("  tls: opportunistic (%s): STARTTLS is used whenever the receiving "
@@ -285,11 +291,12 @@ indent(FILE *o, int depth)
 static void
 print_mailbox(struct explain *e, const char *addr, int depth)
 {
-	const char *at = strrchr(addr, '@');
+	struct route rt;
 
+	route_decide(&e->c->conf, addr, &rt);
 	indent(e->out, depth + 1);
-	fprintf(e->out, "%s: local mailbox %s/%s/%.*s/ (Maildir)\n", addr, e->c->conf.mail_dir, at + 1,
-	    (int)(at - addr), addr);
+	fprintf(e->out, "%s: local mailbox %s/%s/ (Maildir)\n", addr, e->c->conf.mail_dir,
+	    rt.nexthop);
 	e->any_local = 1;
 	add_final(e, addr);
 }
@@ -507,7 +514,7 @@ cli_explain_recipient(const struct cfg *c, const char *address)
 		printf(" or after AUTH; from anyone else 554 5.7.1 Relay access denied\n");
 		snprintf(addr, sizeof(addr), "%s@%s", v.local, v.domain);
 		add_final(&e, addr);
-		print_route(&e, v.domain);
+		print_route(&e, addr, v.domain);
 		goto queue;
 	}
 	str_copy(addr, sizeof(addr), v.addr);
@@ -565,7 +572,7 @@ cli_explain_recipient(const struct cfg *c, const char *address)
 			seen |= strcasecmp(strrchr(e.finals[k], '@'), at) == 0;
 		if (!seen) {
 			printf("%s:\n", e.finals[i]);
-			print_route(&e, at + 1);
+			print_route(&e, e.finals[i], at + 1);
 		}
 	}
 queue:

@@ -79,7 +79,7 @@ struct rconn {
 struct rtask {
 	struct relay *r;
 	struct rtask *prev, *next;
-	struct relay_job *job;
+	struct dlv_job *job;
 	struct dns_query *dq;
 	struct target *targets;		/* grown as needed, up to TARGETS_MAX */
 	size_t targets_cap;
@@ -114,6 +114,7 @@ struct rtask {
 };
 
 struct relay {
+	struct agent agent;		/* the relay as the smtp delivery agent */
 	struct ev_loop *loop;
 	struct dns *dns;
 	struct tls_ctx *client_tls;
@@ -212,10 +213,10 @@ finished_cb(struct ev_io *io, uint32_t events)
 
 /* Give every recipient still without a result the same outcome. */
 static void
-task_fail_rest(struct rtask *t, enum relay_outcome oc, const char *status, const char *diag)
+task_fail_rest(struct rtask *t, enum dlv_outcome oc, const char *status, const char *diag)
 {
 	for (size_t i = 0; i < t->job->nrcpts; i++) {
-		struct relay_result *res = &t->job->results[i];
+		struct dlv_result *res = &t->job->results[i];
 		if (res->status[0] != '\0')
 			continue;
 		res->outcome = oc;
@@ -243,7 +244,7 @@ task_done(struct rtask *t)
 		t->c->task = NULL;
 		t->c = NULL;
 	}
-	task_fail_rest(t, t->err_perm ? RELAY_PERM : RELAY_TEMP, t->err_perm ? "5.4.4" : "4.4.1",
+	task_fail_rest(t, t->err_perm ? DLV_PERM : DLV_TEMP, t->err_perm ? "5.4.4" : "4.4.1",
 	    t->err[0] ? t->err : "x-imsd; delivery did not complete");
 	task_finish_later(t);
 }
@@ -254,12 +255,12 @@ task_done(struct rtask *t)
 static void
 set_result(struct rtask *t, size_t i, const struct smtpc_rcpt *r, int peer_dsn)
 {
-	struct relay_result *res = &t->job->results[i];
+	struct dlv_result *res = &t->job->results[i];
 
 	if (r->code == 0)
 		return;
-	res->outcome = smtp_reply_completion(r->code) ? RELAY_OK :
-	    smtp_reply_permanent(r->code) ? RELAY_PERM : RELAY_TEMP;
+	res->outcome = smtp_reply_completion(r->code) ? DLV_OK :
+	    smtp_reply_permanent(r->code) ? DLV_PERM : DLV_TEMP;
 	str_copy(res->status, sizeof(res->status), r->status);
 	str_copy(res->diag, sizeof(res->diag), r->diag);
 	res->peer_dsn = peer_dsn;
@@ -556,7 +557,7 @@ drop_own_signatures(char *m, size_t len, const struct dkim_keys *keys)
 static int
 downgrade(struct rtask *t, struct rconn *c)
 {
-	const struct relay_job *j = t->job;
+	const struct dlv_job *j = t->job;
 	const struct dkim_keys *keys = &j->cfg->dkim;
 	char *msg = NULL, *out = NULL, *sig = NULL, why[200], serr[200];
 	size_t outlen = 0, siglen = 0;
@@ -703,7 +704,7 @@ bdat_pump(struct rtask *t, struct rconn *c)
 /* Does the message need SMTPUTF8 (RFC 6531 §3.4): an SMTPUTF8 transaction or a UTF-8
  * address in its envelope? */
 static int
-job_needs_smtputf8(const struct relay_job *j)
+job_needs_smtputf8(const struct dlv_job *j)
 {
 	if (j->smtputf8 || utf8_has_nonascii(j->sender))
 		return 1;
@@ -729,7 +730,7 @@ task_quit_before_mail(struct rtask *t, struct rconn *c)
 static void
 task_refuse_all(struct rtask *t, struct rconn *c, const char *status, const char *diag)
 {
-	task_fail_rest(t, RELAY_PERM, status, diag);
+	task_fail_rest(t, DLV_PERM, status, diag);
 	task_quit_before_mail(t, c);
 }
 
@@ -744,7 +745,7 @@ task_refuse_all(struct rtask *t, struct rconn *c, const char *status, const char
 static int
 smtputf8_filter(struct rtask *t, struct rconn *c)
 {
-	const struct relay_job *j = t->job;
+	const struct dlv_job *j = t->job;
 	char diag[300];
 
 	if (t->send == NULL) {
@@ -769,10 +770,10 @@ smtputf8_filter(struct rtask *t, struct rconn *c)
 		if (t->utf8_refused[i])
 			continue;
 		if (!c->sc.caps.smtputf8 && utf8_has_nonascii(j->rcpts[i])) {
-			struct relay_result *res = &j->results[i];
+			struct dlv_result *res = &j->results[i];
 			snprintf(diag, sizeof(diag), "x-imsd; the recipient address is not ASCII "
 			    "and %s does not support SMTPUTF8", c->t.host);
-			res->outcome = RELAY_PERM;
+			res->outcome = DLV_PERM;
 			str_copy(res->status, sizeof(res->status), "5.6.7");
 			str_copy(res->diag, sizeof(res->diag), diag);
 			t->utf8_refused[i] = 1;
@@ -792,7 +793,7 @@ static void
 task_begin_tx(struct rtask *t)
 {
 	struct rconn *c = t->c;
-	const struct relay_job *j = t->job;
+	const struct dlv_job *j = t->job;
 	const struct smtp_caps *caps = &c->sc.caps;
 	char diag[400];
 
@@ -1361,8 +1362,7 @@ static void
 dns_done(void *arg, const struct dns_result *res)
 {
 	struct rtask *t = arg;
-	const struct conf *cf = &t->job->cfg->conf;
-	uint16_t port = cf->relayhost != NULL ? cf->relayhost_port : cf->smtp_port;
+	uint16_t port = t->job->route.port;
 
 	t->dq = NULL;
 	switch (res->status) {
@@ -1407,22 +1407,22 @@ dns_done(void *arg, const struct dns_result *res)
 				add_target(t, res->hosts[h].name, &res->hosts[h].addrs[a], port);
 		}
 		if (t->ntargets == 0 && t->err_perm)
-			task_fail_rest(t, RELAY_PERM, "5.4.6", t->err);
+			task_fail_rest(t, DLV_PERM, "5.4.6", t->err);
 		break;
 	}
 	case DNS_NXDOMAIN:
 	case DNS_NOHOSTS:
 		snprintf(t->err, sizeof(t->err), "x-imsd; %s", res->why);
-		task_fail_rest(t, RELAY_PERM, "5.1.2", t->err);
+		task_fail_rest(t, DLV_PERM, "5.1.2", t->err);
 		break;
 	case DNS_NULLMX:
 		snprintf(t->err, sizeof(t->err), "x-imsd; %s does not accept mail (null MX, RFC 7505)",
 		    t->job->domain);
-		task_fail_rest(t, RELAY_PERM, "5.1.10", t->err);
+		task_fail_rest(t, DLV_PERM, "5.1.10", t->err);
 		break;
 	default:
 		snprintf(t->err, sizeof(t->err), "x-imsd; DNS lookup failed: %s", res->why);
-		task_fail_rest(t, RELAY_TEMP, "4.4.3", t->err);
+		task_fail_rest(t, DLV_TEMP, "4.4.3", t->err);
 		break;
 	}
 	t->err_perm = 0;
@@ -1468,6 +1468,18 @@ sts_done(void *arg, const struct mtasts_policy *p, const char *note)
 
 /* ---- public ---- */
 
+static void
+agent_start(struct agent *a, struct dlv_job *job)
+{
+	relay_start(a->impl, job);
+}
+
+struct agent *
+relay_agent(struct relay *r)
+{
+	return &r->agent;
+}
+
 struct relay *
 relay_new(struct ev_loop *loop, struct dns *dns, char *err, size_t errlen)
 {
@@ -1477,6 +1489,9 @@ relay_new(struct ev_loop *loop, struct dns *dns, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
+	r->agent.name = "smtp";
+	r->agent.start = agent_start;
+	r->agent.impl = r;
 	r->loop = loop;
 	r->dns = dns;
 	if ((r->client_tls = tls_client_ctx_new(err, errlen)) == NULL) {
@@ -1501,7 +1516,7 @@ relay_new(struct ev_loop *loop, struct dns *dns, char *err, size_t errlen)
 }
 
 void
-relay_start(struct relay *r, struct relay_job *job)
+relay_start(struct relay *r, struct dlv_job *job)
 {
 	struct rtask *t = calloc(1, sizeof(*t));
 	const struct conf *cf = &job->cfg->conf;
@@ -1528,31 +1543,33 @@ relay_start(struct relay *r, struct relay_job *job)
 		r->tasks->prev = t;
 	r->tasks = t;
 	r->ntasks++;
-	if (cf->relayhost != NULL) {
+	if (job->route.via == VIA_HOST) {
+		/* a named host (relayhost): its MX hosts, or written [host] its addresses */
+		const struct route *rt = &job->route;
 		struct netaddr a;
-		if (netaddr_parse(cf->relayhost, &a) == 0) {
-			add_target(t, cf->relayhost, &a, cf->relayhost_port);
+		if (netaddr_parse(rt->nexthop, &a) == 0) {
+			add_target(t, rt->nexthop, &a, rt->port);
 			if (t->ntargets == 0) {
-				task_fail_rest(t, RELAY_PERM, "5.4.6", t->err);
+				task_fail_rest(t, DLV_PERM, "5.4.6", t->err);
 				task_done(t);
 				return;
 			}
 			task_next_target(t);
 			return;
 		}
-		t->dq = cf->relayhost_literal ? dns_resolve_host(r->dns, cf->relayhost, dns_done, t) :
-		    dns_resolve_mail(r->dns, cf->relayhost, dns_done, t);
+		t->dq = rt->no_mx ? dns_resolve_host(r->dns, rt->nexthop, dns_done, t) :
+		    dns_resolve_mail(r->dns, rt->nexthop, dns_done, t);
 		if (t->dq == NULL) {
-			snprintf(t->err, sizeof(t->err), "x-imsd; cannot look up %s", cf->relayhost);
+			snprintf(t->err, sizeof(t->err), "x-imsd; cannot look up %s", rt->nexthop);
 			task_done(t);
 		}
 		return;
 	}
-	if (job->domain[0] == '[') {
+	if (job->route.via == VIA_LITERAL) {
 		/* an address literal: no DNS (RFC 5321 §5.1) */
 		char lit[256];
 		struct netaddr a;
-		const char *p = job->domain + 1;
+		const char *p = job->route.nexthop + 1;
 		if (strncasecmp(p, "IPv6:", 5) == 0)
 			p += 5;
 		str_copy(lit, sizeof(lit), p);
@@ -1560,12 +1577,12 @@ relay_start(struct relay *r, struct relay_job *job)
 		if (e != NULL)
 			*e = '\0';
 		if (netaddr_parse(lit, &a) == 0)
-			add_target(t, job->domain, &a, cf->smtp_port);
+			add_target(t, job->route.nexthop, &a, job->route.port);
 		if (t->ntargets == 0) {
 			if (t->err[0] == '\0')
 				snprintf(t->err, sizeof(t->err), "x-imsd; bad address literal %s",
-				    job->domain);
-			task_fail_rest(t, RELAY_PERM, t->err_perm ? "5.4.6" : "5.1.2", t->err);
+				    job->route.nexthop);
+			task_fail_rest(t, DLV_PERM, t->err_perm ? "5.4.6" : "5.1.2", t->err);
 			task_done(t);
 			return;
 		}
