@@ -59,7 +59,8 @@ struct rtask;
 struct rconn {
 	struct ev_io io;
 	struct relay *r;
-	struct rconn *prev, *next;	/* idle list or active list */
+	struct rconn *prev, *next;	/* idle list */
+	struct rconn *aprev, *anext;	/* every open connection (r->conns) */
 	struct target t;
 	enum rc_state st;
 	struct tls_conn *tls;
@@ -121,6 +122,7 @@ struct relay {
 	struct sts *sts;		/* MTA-STS discovery on this loop */
 	struct rconn *idle;
 	unsigned nidle;
+	struct rconn *conns;		/* every open connection, busy, idle or quitting */
 	struct rtask *tasks;
 	unsigned ntasks;
 	struct rtask *finished;		/* done() to call from the loop */
@@ -492,6 +494,13 @@ rc_close(struct rconn *c)
 			c->next->prev = c->prev;
 		r->nidle--;
 	}
+	if (c->aprev)
+		c->aprev->anext = c->anext;
+	else if (r->conns == c)
+		r->conns = c->anext;
+	if (c->anext)
+		c->anext->aprev = c->aprev;
+	c->aprev = c->anext = NULL;
 	/* freed from the loop later: callers up the stack may still hold c */
 	c->grave = r->graveyard;
 	r->graveyard = c;
@@ -1324,6 +1333,10 @@ task_next_target(struct rtask *t)
 			t->c = NULL;
 			break;
 		}
+		c->anext = r->conns;
+		if (r->conns)
+			r->conns->aprev = c;
+		r->conns = c;
 		return;
 	}
 	task_done(t);
@@ -1622,6 +1635,12 @@ relay_tick(struct relay *r, time_t now)
 			rc_fail(t->c, "timeout in state %s", t->c->st == RC_CONNECTING ? "connect" :
 			    t->c->st == RC_HANDSHAKE ? "TLS handshake" : smtpc_state_name(&t->c->sc));
 	}
+	for (c = r->conns; c != NULL; c = cn) {
+		/* a connection saying goodbye whose peer does not answer */
+		cn = c->anext;
+		if (c->task == NULL && c->st == RC_SMTP && now >= c->deadline)
+			rc_close(c);
+	}
 }
 
 unsigned
@@ -1646,6 +1665,8 @@ relay_free(struct relay *r)
 		}
 		task_done(t);
 	}
+	while (r->conns != NULL)
+		rc_close(r->conns);	/* those that were saying goodbye */
 	finished_cb(&r->eio, EPOLLIN);
 	ev_io_stop(r->loop, &r->eio);
 	close(r->efd);
