@@ -10,6 +10,7 @@
 #   make bench      performance comparison against Postfix (not part of make test)
 #   make soak       SOAK_CYCLES (100) kill -9 cycles under relay load; nothing acknowledged lost
 #   make deb        the Debian package build/imsd_VERSION_amd64.deb (dpkg-buildpackage, debhelper)
+#   make layers     check that no module includes one above it (scripts/layers.py; part of make test)
 #
 # Sources live in src/<module>/; every .c except src/cli/main.c goes into a static library
 # that the binary, the unit tests and the fuzz targets link.
@@ -39,7 +40,7 @@ UNITBIN := $(UNITSRC:tests/unit/%.c=$(B)/tests/%)
 
 FUZZ_SECONDS ?= 30
 
-.PHONY: all run test asan fuzz fuzz-build bench soak clean deps deps-build unit integration deb
+.PHONY: all run test asan fuzz fuzz-build bench soak clean deps deps-build unit integration deb layers
 
 all: $(B)/imsd
 
@@ -78,7 +79,12 @@ asan:
 	@$(MAKE) --no-print-directory B=build/asan OPT="-O1 -g" EXTRA_CFLAGS="$(ASAN_FLAGS)" \
 		EXTRA_LDFLAGS="$(ASAN_FLAGS)" build/asan/imsd unit-build
 
-test: deps asan
+# The allowed-includes table (scripts/layers.py): an include that runs back up fails the build
+# of the tests before anything runs (tests/integration/test_layers.py checks it fails).
+layers:
+	@python3 scripts/layers.py src
+
+test: deps layers asan
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory fuzz-build
 	@python3 tests/run.py --build build/asan --fuzz-build build/fuzz --fuzz-seconds 10

@@ -9,8 +9,12 @@
 #                           OpenDKIM's opendkim-testmsg), the programs that send through
 #                           sendmail (bsd-mailx, git send-email), and what builds and checks
 #                           the package and the man pages (dpkg-dev, debhelper, lintian,
-#                           mandoc, mmdebstrap), and Prometheus (promtool and a scraping
-#                           server for the metrics tests)
+#                           mandoc, mmdebstrap), Prometheus (promtool and a scraping
+#                           server for the metrics tests), systemd (systemd-analyze checks
+#                           the unit offline; nothing is started) and the base tools the
+#                           tests call that a minimal root may lack (mount, useradd, git).
+#                           A test that finds a tool missing fails (tests/run.py): add the
+#                           tool here when a test starts calling it.
 #
 # `make run` never installs a test peer: on a machine whose MTA is Exim, apt would replace it
 # with Postfix. Run as root on a fresh Debian 12; as another user it only says what is missing.
@@ -59,6 +63,10 @@ if [ "$what" = test ]; then
 /usr/bin/fakeroot:fakeroot
 /usr/bin/lintian:lintian
 /usr/bin/mmdebstrap:mmdebstrap
+/usr/bin/systemd-analyze:systemd
+/usr/bin/git:git
+/bin/mount:mount
+/usr/sbin/useradd:passwd
 "
 elif [ "$what" = deb ]; then
 	need="$need

@@ -11,8 +11,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "auth/authcheck.h"
-#include "auth/dkimop.h"
+#include "mailauth/authcheck.h"
+#include "mailauth/dkimop.h"
 #include "util/addr.h"
 
 void

@@ -7,7 +7,7 @@
 
 #include <stdio.h>
 
-#include "server/cfg.h"
+#include "cfg/cfg.h"
 
 int authcli_keygen(int argc, char **argv);
 int authcli_explain(int argc, char **argv);

@@ -7,8 +7,8 @@
 #ifndef IMSD_CLI_H
 #define IMSD_CLI_H
 
+#include "cfg/cfg.h"
 #include "queue/queue.h"
-#include "server/cfg.h"
 
 /* Open the spool for a command (lock: exclusively, as the server does), after becoming
  * the spool's owner when run as root (privs_as_spool_owner: a link the run user planted

@@ -18,7 +18,7 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include "policy/outtls.h"
+#include "conf/tlslevel.h"
 #include "util/log.h"
 #include "util/intl.h"
 #include "util/str.h"
@@ -1040,7 +1040,7 @@ static void print_dnsl(const struct conf *c, const struct row *r, FILE *fp)
 	}
 }
 
-/* smtp_tls: one outbound TLS level (policy/outtls.h). */
+/* smtp_tls: one outbound TLS level (conf/tlslevel.h). */
 static int parse_tlslevel(struct conf *c, const struct row *r, const char *v, char *why, size_t wl)
 {
 	return outtls_level_parse(v, FIELD(c, r, int), why, wl);

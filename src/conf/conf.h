@@ -49,7 +49,7 @@ struct conf_dnsl {
 	unsigned weight;	/* 1 unless written zone=N */
 };
 
-/* tls_policy: the outbound TLS level for one destination domain (policy/outtls.h). */
+/* tls_policy: the outbound TLS level for one destination domain (conf/tlslevel.h). */
 struct conf_tls_policy {
 	char *domain;		/* lower-case; a leading '.' means "its subdomains" */
 	int level;		/* enum outtls_level */

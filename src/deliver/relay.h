@@ -23,7 +23,7 @@
 #include <time.h>
 
 #include "net/ev.h"
-#include "server/cfg.h"
+#include "cfg/cfg.h"
 
 struct relay;
 struct dns;

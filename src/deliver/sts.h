@@ -17,7 +17,7 @@
 #include "deliver/dns.h"
 #include "net/ev.h"
 #include "policy/mtasts.h"
-#include "server/cfg.h"
+#include "cfg/cfg.h"
 
 #define STS_FETCH_SECONDS	20
 #define STS_CACHE_MAX		1024	/* domains cached; the oldest is replaced */

@@ -14,7 +14,7 @@
 #include "deliver/relay.h"
 #include "proto/smtp_path.h"
 #include "sched/qmgr.h"
-#include "server/workq.h"
+#include "net/workq.h"
 #include "util/log.h"
 #include "util/metrics.h"
 #include "util/intl.h"

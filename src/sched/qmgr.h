@@ -22,7 +22,7 @@
 
 #include "net/ev.h"
 #include "queue/queue.h"
-#include "server/cfg.h"
+#include "cfg/cfg.h"
 
 #define QMGR_RELAY_MAX	32
 #define QMGR_DEST_MAX	8

@@ -36,7 +36,7 @@
 #include "proto/proxy.h"
 #include "queue/commit.h"
 #include "queue/queue.h"
-#include "server/cfg.h"
+#include "cfg/cfg.h"
 #include "deliver/dns.h"
 #include "deliver/relay.h"
 #include "sched/qmgr.h"
@@ -45,8 +45,8 @@
 #include "server/local.h"
 #include "server/privs.h"
 #include "server/server.h"
-#include "server/workq.h"
-#include "auth/authcheck.h"
+#include "net/workq.h"
+#include "mailauth/authcheck.h"
 #include "session/session.h"
 #include "tls/tls.h"
 #include "util/fs.h"
@@ -504,7 +504,7 @@ commit_now(struct conn *c)
 }
 
 /* ---- mail authentication: DNS lists at connect, SPF at MAIL, checks at the end of DATA,
- * DKIM signing. The decisions are auth/authcheck's; this is where they meet the sessions. */
+ * DKIM signing. The decisions are mailauth/authcheck's; this is where they meet the sessions. */
 
 /* Inbound checks for this transaction? Mail from the Internet: not loopback, not a relay
  * network, not an authenticated client. */

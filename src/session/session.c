@@ -8,8 +8,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include "auth/msghdr.h"
-#include "policy/tls_policy.h"
+#include "proto/msghdr.h"
+#include "policy/tls_offer.h"
 #include "proto/sasl.h"
 #include "session/session.h"
 #include "util/log.h"

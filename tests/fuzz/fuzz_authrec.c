@@ -14,8 +14,8 @@
 #include <spf2/spf.h>
 #include <opendmarc/dmarc.h>
 
-#include "auth/dkimop.h"
-#include "auth/dnsq.h"
+#include "mailauth/dkimop.h"
+#include "mailauth/dnsq.h"
 
 static SPF_server_t *spf;
 

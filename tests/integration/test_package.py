@@ -23,6 +23,7 @@ import subprocess
 import tempfile
 import unittest
 
+import imsdtest
 from imsdtest import ROOT
 
 CACHE = os.path.join(ROOT, "build", "pkgtest")
@@ -110,11 +111,11 @@ def tree(root):
 class Package(unittest.TestCase):
 
     def setUp(self):
-        if os.geteuid() != 0:
-            self.skipTest("installing into a chroot needs root")
-        for tool in ("dpkg-buildpackage", "dh", "lintian", "mmdebstrap", "unshare", "ip"):
-            if shutil.which(tool) is None:
-                self.skipTest("%s is not installed (scripts/deps.sh test)" % tool)
+        imsdtest.need_root("installing into a chroot")
+        for tool, package in (("dpkg-buildpackage", "dpkg-dev"), ("dh", "debhelper"),
+                              ("lintian", "lintian"), ("mmdebstrap", "mmdebstrap"),
+                              ("unshare", "util-linux"), ("ip", "iproute2")):
+            imsdtest.need_tool(tool, package)
 
     def package(self):
         deb = os.path.join(ROOT, "build", "imsd_%s_amd64.deb" % version())

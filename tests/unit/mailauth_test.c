@@ -2,9 +2,9 @@
  * Authentication-Results field, DNS list names, DMARC alignment. */
 #include <stdlib.h>
 
-#include "auth/ar.h"
-#include "auth/dmarcop.h"
-#include "auth/msghdr.h"
+#include "mailauth/ar.h"
+#include "mailauth/dmarcop.h"
+#include "proto/msghdr.h"
 #include "t.h"
 
 static int

@@ -1,7 +1,7 @@
 /*
  * authcheck — see authcheck.h.
  */
-#include "auth/authcheck.h"
+#include "mailauth/authcheck.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -10,9 +10,9 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include "auth/ar.h"
-#include "auth/dnsq.h"
-#include "auth/msghdr.h"
+#include "mailauth/ar.h"
+#include "mailauth/dnsq.h"
+#include "proto/msghdr.h"
 #include "util/log.h"
 
 #define HDR_READ_MAX	(1024 * 1024)	/* a header section past this is not evaluated */

@@ -10,7 +10,7 @@
 #ifndef IMSD_SPFCHECK_H
 #define IMSD_SPFCHECK_H
 
-#include "auth/dnsq.h"
+#include "mailauth/dnsq.h"
 #include "util/addr.h"
 
 enum spf_res {

@@ -1,14 +1,17 @@
 /*
- * tls_policy — the one decision "is STARTTLS offered on this connection, and why".
+ * tls_offer — the one decision "is STARTTLS offered on this connection, and why".
  *
  * PURE. SPEC.md: STARTTLS is offered when a certificate is loaded, except on loopback
  * connections (local address in 127.0.0.0/8, ::1, ::ffff:127.0.0.0/104), unless
  * tls_loopback = yes. The decision depends on the address the client connected TO.
  * The session (EHLO and STARTTLS), the log and `imsd explain-tls` all call tls_offer, so
  * they can never disagree.
+ *
+ * This is the INBOUND decision; the key `tls_policy` is the outbound per-domain level
+ * (policy/outtls.h).
  */
-#ifndef IMSD_TLS_POLICY_H
-#define IMSD_TLS_POLICY_H
+#ifndef IMSD_TLS_OFFER_H
+#define IMSD_TLS_OFFER_H
 
 #include "conf/conf.h"
 #include "util/addr.h"

@@ -1,7 +1,7 @@
 /*
  * dnsq — blocking DNS with a deadline, for the authentication checks. See dnsq.h.
  */
-#include "auth/dnsq.h"
+#include "mailauth/dnsq.h"
 
 #include <ares.h>
 #include <arpa/inet.h>

@@ -1,7 +1,7 @@
 /*
  * msghdr — header fields, From: domains, authserv-ids. See msghdr.h. PURE.
  */
-#include "auth/msghdr.h"
+#include "proto/msghdr.h"
 
 #include <ctype.h>
 #include <string.h>

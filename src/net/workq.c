@@ -8,7 +8,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include "server/workq.h"
+#include "net/workq.h"
 
 #define WORKQ_MAX_THREADS 8
 

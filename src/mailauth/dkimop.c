@@ -1,7 +1,7 @@
 /*
  * dkimop — DKIM with libopendkim. See dkimop.h.
  */
-#include "auth/dkimop.h"
+#include "mailauth/dkimop.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -21,7 +21,7 @@
 #include <openssl/x509.h>
 #include <opendkim/dkim.h>
 
-#include "auth/msghdr.h"
+#include "proto/msghdr.h"
 
 #define BODY_CHUNK	65536
 

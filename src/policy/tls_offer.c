@@ -1,9 +1,9 @@
 /*
- * tls_policy — see tls_policy.h.
+ * tls_offer — see tls_offer.h.
  */
 #include <stdio.h>
 
-#include "policy/tls_policy.h"
+#include "policy/tls_offer.h"
 
 /* Decide whether STARTTLS is offered to a client that connected to `local`. */
 void

@@ -14,9 +14,9 @@
 #ifndef IMSD_DMARCOP_H
 #define IMSD_DMARCOP_H
 
-#include "auth/dkimop.h"
-#include "auth/dnsq.h"
-#include "auth/spfcheck.h"
+#include "mailauth/dkimop.h"
+#include "mailauth/dnsq.h"
+#include "mailauth/spfcheck.h"
 
 enum dmarc_res { DMR_NONE, DMR_PASS, DMR_FAIL, DMR_TEMPERROR, DMR_PERMERROR };
 enum dmarc_pol { DMP_NONE, DMP_QUARANTINE, DMP_REJECT };

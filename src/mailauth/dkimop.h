@@ -22,7 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "auth/dnsq.h"
+#include "mailauth/dnsq.h"
 #include "conf/conf.h"
 
 #define DKIM_VERIFY_MAX		8

@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "policy/outtls.h"
-#include "server/cfg.h"
+#include "cfg/cfg.h"
 #include "util/log.h"
 
 /* Prefix err with "FILE:LINE: key: " so every file error names the setting behind it. */

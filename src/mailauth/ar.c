@@ -1,7 +1,7 @@
 /*
  * ar — Authentication-Results and DNS list names. See ar.h. PURE.
  */
-#include "auth/ar.h"
+#include "mailauth/ar.h"
 
 #include <stdio.h>
 #include <stdlib.h>

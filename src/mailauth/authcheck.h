@@ -17,9 +17,9 @@
 
 #include <stdint.h>
 
-#include "auth/dkimop.h"
-#include "auth/dmarcop.h"
-#include "auth/spfcheck.h"
+#include "mailauth/dkimop.h"
+#include "mailauth/dmarcop.h"
+#include "mailauth/spfcheck.h"
 #include "conf/conf.h"
 
 #define AUTH_DNS_BUDGET_MS	20000	/* one message's SPF + DKIM keys + DMARC lookups */

@@ -7,9 +7,9 @@
 
 #include <stddef.h>
 
-#include "auth/dkimop.h"
-#include "auth/dmarcop.h"
-#include "auth/spfcheck.h"
+#include "mailauth/dkimop.h"
+#include "mailauth/dmarcop.h"
+#include "mailauth/spfcheck.h"
 #include "util/addr.h"
 
 /*

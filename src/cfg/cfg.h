@@ -5,7 +5,7 @@
 #ifndef IMSD_CFG_H
 #define IMSD_CFG_H
 
-#include "auth/dkimop.h"
+#include "mailauth/dkimop.h"
 #include "conf/conf.h"
 #include "policy/authusers.h"
 #include "policy/recipients.h"

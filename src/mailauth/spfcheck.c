@@ -1,7 +1,7 @@
 /*
  * spfcheck — SPF with libspf2 over our DNS. See spfcheck.h.
  */
-#include "auth/spfcheck.h"
+#include "mailauth/spfcheck.h"
 
 #include <arpa/inet.h>
 #include <arpa/nameser.h>

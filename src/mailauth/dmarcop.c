@@ -1,7 +1,7 @@
 /*
  * dmarcop — DMARC. See dmarcop.h.
  */
-#include "auth/dmarcop.h"
+#include "mailauth/dmarcop.h"
 
 #include <ctype.h>
 #include <pthread.h>
