@@ -148,7 +148,9 @@ privs_open_dir(const struct privs *p, const char *path, int create, char *err, s
 			}
 			guard = user_can_change(p, fd, &dir, comp);
 		}
-		if (create && mkdirat(fd, comp, 0700) < 0 && errno != EEXIST) {
+		/* what root makes on the way may be passed through by the run user (0711),
+		 * the directory itself is private (0700) until it is given away */
+		if (create && mkdirat(fd, comp, next != NULL ? 0711 : 0700) < 0 && errno != EEXIST) {
 			E("%s: cannot create %s: %s", path, comp, strerror(errno));
 			close(fd);
 			return -1;
@@ -310,7 +312,10 @@ privs_reclaim(const struct privs *p, const char *path, char *err, size_t errlen)
 		return 0;
 	if ((fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0)
 		return errno == ENOENT ? 0 : (E("%s: %s", path, strerror(errno)), -1);
-	if (fstat(fd, &st) < 0 || (st.st_uid == p->uid && fchown(fd, 0, 0) < 0)) {
+	/* root's (again), and passable by the run user on its way to the spool: the first
+	 * start may have made it 0700 (the self-signed certificate's var/tls) */
+	if (fstat(fd, &st) < 0 || (st.st_uid == p->uid && fchown(fd, 0, 0) < 0) ||
+	    ((st.st_mode & 0711) != 0711 && fchmod(fd, (st.st_mode & 0755) | 0711) < 0)) {
 		E("%s: %s", path, strerror(errno));
 		close(fd);
 		return -1;

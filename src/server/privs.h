@@ -34,8 +34,8 @@ struct privs {
 int privs_plan(const struct conf *cf, struct privs *p, char *err, size_t errlen);
 
 /*
- * Open the directory path (creating it and any missing parent, mode 0700, with create) for
- * root to work in by descriptor. The path is the administrator's: a symbolic link on it is
+ * Open the directory path (creating it, mode 0700, and any missing parent, mode 0711, with
+ * create) for root to work in by descriptor. The path is the administrator's: a symbolic link on it is
  * followed only where the run user could not have put it, i.e. in a directory it does not
  * own and cannot write to; elsewhere a link (or a file) where a directory is expected is
  * refused, with err naming it. Not switching users: a plain open. fd, or -1 with err.
@@ -55,8 +55,9 @@ int privs_own_fd(const struct privs *p, int fd, const char *shown, int depth, ch
 int privs_own(const struct privs *p, const char *path, int depth, char *err, size_t errlen);
 
 /* The embedded default's ./var: root's, since root walks through it to var/spool,
- * var/mail and var/tls by name. An earlier version gave it to the run user; when it
- * still belongs to that user it is taken back. 0 (also when there is none), -1 with err. */
+ * var/mail and var/tls by name, and mode 0711 at least, so the run user passes through.
+ * An earlier version gave it to the run user; when it still belongs to that user it is
+ * taken back. 0 (also when there is none), -1 with err. */
 int privs_reclaim(const struct privs *p, const char *path, char *err, size_t errlen);
 
 /*

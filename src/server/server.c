@@ -2313,15 +2313,11 @@ server_run(const char *conf_path)
 			fatal("event=startup-error reason=%s", log_value(lerr, sizeof(lerr), err,
 			    strlen(err)));
 		close(mfd);
-		if (privs_drop(&pv, err, sizeof(err)) < 0) {
-			log_error("event=startup-error reason=\"%s\"", err);
-			return 2;
-		}
-		if (privs_check_dir("spool_dir", cf->spool_dir, err, sizeof(err)) < 0 ||
-		    privs_check_dir("mail_dir", cf->mail_dir, err, sizeof(err)) < 0) {
-			log_error("event=startup-error reason=\"%s\"", err);
-			return 2;
-		}
+		if (privs_drop(&pv, err, sizeof(err)) < 0 ||
+		    privs_check_dir("spool_dir", cf->spool_dir, err, sizeof(err)) < 0 ||
+		    privs_check_dir("mail_dir", cf->mail_dir, err, sizeof(err)) < 0)
+			fatal("event=startup-error reason=%s", log_value(lerr, sizeof(lerr), err,
+			    strlen(err)));
 		log_info("event=privileges user=%s uid=%ld gid=%ld capabilities=%s",
 		    pv.switch_user ? pv.name : pv.stay_root ? "root" : "(as started)",
 		    (long)getuid(), (long)getgid(), pv.stay_root ? "all" : "none");
