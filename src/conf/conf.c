@@ -148,6 +148,9 @@ int conf_is_local_domain(const struct conf *c, const char *domain_lc)
 #define T_DNSL	.type = &conf_t_dnsl
 #define T_TLSLEVEL	.type = &conf_t_tlslevel
 #define T_TLSPOL	.type = &conf_t_tlspol
+#define T_TRANSPORT	.type = &conf_t_transport
+#define T_AUTHBACKEND	.type = &conf_t_authbackend
+#define T_RCPTCHECK	.type = &conf_t_rcptcheck
 #define NOT_YET		.not_yet = 1	/* capability not in this build: see struct row */
 
 #define DAY 86400ull
@@ -215,6 +218,12 @@ static const struct row schema[CK__COUNT] = {
 				    .def = "no" },
 	[CK_MTA_STS_PORT]	= { "mta_sts_port", T_PORT, OFF(mta_sts_port),
 				    .def = "443", .min = 1, .max = 65535 },
+	[CK_MAILBOX_TRANSPORT]	= { "mailbox_transport", T_TRANSPORT, OFF(mailbox_transport),
+				    .def = "maildir", NOT_YET },
+	[CK_TRANSPORT_MAP]	= { "transport_map", T_OPTPATH, OFF(transport_map), NOT_YET },
+	[CK_AUTH_BACKEND]	= { "auth_backend", T_AUTHBACKEND, OFF(auth_backend), .def = "file" },
+	[CK_RECIPIENT_CHECK]	= { "recipient_check", T_RCPTCHECK, OFF(recipient_check),
+				    .def = "local", NOT_YET },
 };
 
 /* The name of key k ("hostname", ...); NULL when k is out of range. */
@@ -284,6 +293,7 @@ void conf_free(struct conf *c)
 	conf_free_dnsl(c->dnswl, c->ndnswl);
 	conf_free_tlspol(c->tls_policy, c->ntls_policy);
 	free(c->smtp_tls_ca_file);
+	free(c->transport_map);
 	memset(c, 0, sizeof *c);
 }
 
@@ -352,6 +362,25 @@ static int cross_check(const char *name, struct conf *c, char *err, size_t errle
 		snprintf(err, errlen, "%s:%u: %s: dane needs dnssec_trust_resolver = yes and "
 		    "dns_servers naming a DNSSEC-validating resolver reached over a trusted path",
 		    name, c->set_line[k], conf_key_name(k));
+		return -1;
+	}
+
+	/* auth_users_file belongs to the file backend: with Dovecot's users it would be read
+	 * and never asked, a trap for whoever edits it. */
+	if (c->auth_backend == AUTH_BACKEND_DOVECOT && c->auth_users_file != NULL) {
+		enum conf_key k = c->set_line[CK_AUTH_USERS_FILE] > c->set_line[CK_AUTH_BACKEND] ?
+		    CK_AUTH_USERS_FILE : CK_AUTH_BACKEND;
+		snprintf(err, errlen, "%s:%u: %s: auth_users_file is not used with auth_backend = "
+		    "dovecot:unix:%s; remove one of them", name, c->set_line[k], conf_key_name(k),
+		    c->auth_dovecot_socket);
+		return -1;
+	}
+	/* Asking the transport about recipients needs a transport that can be asked. */
+	if (c->recipient_check == RCPT_CHECK_TRANSPORT &&
+	    c->mailbox_transport.kind == TRANSPORT_MAILDIR && c->transport_map == NULL) {
+		snprintf(err, errlen, "%s:%u: recipient_check: transport needs an LMTP "
+		    "mailbox_transport or a transport_map (with maildir there is no one to ask)",
+		    name, c->set_line[CK_RECIPIENT_CHECK]);
 		return -1;
 	}
 

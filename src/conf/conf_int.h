@@ -69,6 +69,9 @@ extern const struct conf_type conf_t_dkimsign;
 extern const struct conf_type conf_t_dnsl;
 extern const struct conf_type conf_t_tlslevel;
 extern const struct conf_type conf_t_tlspol;
+extern const struct conf_type conf_t_transport;
+extern const struct conf_type conf_t_authbackend;
+extern const struct conf_type conf_t_rcptcheck;
 
 /* Helpers the parser shares with the types. */
 const char *conf_quote(const char *s, char *buf, size_t len);

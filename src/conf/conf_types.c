@@ -1007,6 +1007,200 @@ static void print_tlspol(const struct conf *c, const struct row *r, FILE *fp)
 	}
 }
 
+/* ---- mailbox_transport, auth_backend, recipient_check (the Dovecot keys) ---- */
+
+/* A unix socket path after "lmtp:unix:" or "dovecot:unix:": non-empty, fits sun_path, no
+ * blanks or control bytes. */
+static int sock_path(const char *p, char *out, char *why, size_t wl)
+{
+	char q[QBUF];
+	size_t n = strlen(p);
+
+	if (n == 0) {
+		snprintf(why, wl, "the socket path is missing");
+		return -1;
+	}
+	if (n >= CONF_SOCKPATH_MAX) {
+		snprintf(why, wl, "socket path %s is longer than %d bytes (a unix socket's limit)",
+		    conf_quote(p, q, sizeof q), CONF_SOCKPATH_MAX - 1);
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)p[i] <= ' ' || p[i] == 0x7f) {
+			snprintf(why, wl, "socket path %s contains a blank or control character",
+			    conf_quote(p, q, sizeof q));
+			return -1;
+		}
+	memcpy(out, p, n + 1);
+	return 0;
+}
+
+/* Parse a transport; see conf.h. */
+int conf_transport_parse(const char *s, struct conf_transport *t, char *why, size_t wl)
+{
+	char q[QBUF], host[CONF_LINE_MAX + 1];
+	struct netaddr na;
+
+	memset(t, 0, sizeof *t);
+	if (strcmp(s, "maildir") == 0) {
+		t->kind = TRANSPORT_MAILDIR;
+		return 0;
+	}
+	if (strncmp(s, "lmtp:unix:", 10) == 0) {
+		t->kind = TRANSPORT_LMTP_UNIX;
+		return sock_path(s + 10, t->path, why, wl);
+	}
+	if (strncmp(s, "lmtp:inet:", 10) == 0) {
+		const char *hp = s + 10, *port_s;
+		size_t hl;
+		long port;
+
+		t->kind = TRANSPORT_LMTP_INET;
+		if (hp[0] == '[') {
+			const char *close = strchr(hp, ']');
+
+			if (close == NULL || close[1] != ':')
+				goto inet_bad;
+			hl = (size_t)(close - hp - 1);
+			memcpy(host, hp + 1, hl);
+			host[hl] = '\0';
+			port_s = close + 2;
+			if (netaddr_parse(host, &na) < 0)
+				goto inet_bad;
+		} else {
+			const char *colon = strrchr(hp, ':');
+
+			if (colon == NULL || memchr(hp, ':', (size_t)(colon - hp)) != NULL)
+				goto inet_bad;
+			hl = (size_t)(colon - hp);
+			memcpy(host, hp, hl);
+			host[hl] = '\0';
+			port_s = colon + 1;
+		}
+		port = all_digits(port_s) && strlen(port_s) <= 5 ? strtol(port_s, NULL, 10) : -1;
+		if (port < 1 || port > 65535) {
+			snprintf(why, wl, "port %s is not 1-65535", conf_quote(port_s, q, sizeof q));
+			return -1;
+		}
+		if (netaddr_parse(host, &na) == 0)
+			netaddr_str(&na, t->host, sizeof t->host);
+		else {
+			int oom;
+			char *d = domain_dup(host, 1, &oom);
+
+			if (d == NULL || strlen(d) >= sizeof t->host) {
+				free(d);
+				if (oom)
+					return nomem(why, wl);
+				snprintf(why, wl, "%s is not a host name or address",
+				    conf_quote(host, q, sizeof q));
+				return -1;
+			}
+			memcpy(t->host, d, strlen(d) + 1);
+			free(d);
+		}
+		t->port = (uint16_t)port;
+		return 0;
+inet_bad:
+		snprintf(why, wl, "%s is not lmtp:inet:HOST:PORT (an IPv6 address as [ADDR]:PORT)",
+		    conf_quote(s, q, sizeof q));
+		return -1;
+	}
+	snprintf(why, wl, "%s is not maildir, lmtp:unix:PATH or lmtp:inet:HOST:PORT",
+	    conf_quote(s, q, sizeof q));
+	return -1;
+}
+
+const char *conf_transport_str(const struct conf_transport *t, char *buf, size_t len)
+{
+	switch (t->kind) {
+	case TRANSPORT_LMTP_UNIX:
+		snprintf(buf, len, "lmtp:unix:%s", t->path);
+		break;
+	case TRANSPORT_LMTP_INET:
+		snprintf(buf, len, strchr(t->host, ':') ? "lmtp:inet:[%s]:%u" : "lmtp:inet:%s:%u",
+		    t->host, t->port);
+		break;
+	default:
+		snprintf(buf, len, "maildir");
+	}
+	return buf;
+}
+
+static int parse_transport(struct conf *c, const struct row *r, const char *v, char *why,
+    size_t wl)
+{
+	struct conf_transport t;
+
+	if (conf_transport_parse(v, &t, why, wl) < 0)
+		return -1;
+	*FIELD(c, r, struct conf_transport) = t;
+	return 0;
+}
+
+static void print_transport(const struct conf *c, const struct row *r, FILE *fp)
+{
+	char b[CONF_SOCKPATH_MAX + 300];
+
+	fprintf(fp, " %s", conf_transport_str(CFIELD(c, r, struct conf_transport), b, sizeof b));
+}
+
+static int active_transport(const struct conf *c, const struct row *r)
+{
+	return CFIELD(c, r, struct conf_transport)->kind != TRANSPORT_MAILDIR;
+}
+
+/* auth_backend: `file` or `dovecot:unix:PATH`. */
+static int parse_authbackend(struct conf *c, const struct row *r, const char *v, char *why,
+    size_t wl)
+{
+	char q[QBUF], path[CONF_SOCKPATH_MAX];
+
+	if (strcmp(v, "file") == 0) {
+		c->auth_backend = AUTH_BACKEND_FILE;
+		c->auth_dovecot_socket[0] = '\0';
+		return 0;
+	}
+	if (strncmp(v, "dovecot:unix:", 13) == 0) {
+		if (sock_path(v + 13, path, why, wl) < 0)
+			return -1;
+		c->auth_backend = AUTH_BACKEND_DOVECOT;
+		memcpy(c->auth_dovecot_socket, path, sizeof path);
+		return 0;
+	}
+	snprintf(why, wl, "%s is not file or dovecot:unix:PATH", conf_quote(v, q, sizeof q));
+	return -1;
+}
+
+static void print_authbackend(const struct conf *c, const struct row *r, FILE *fp)
+{
+	if (c->auth_backend == AUTH_BACKEND_DOVECOT)
+		fprintf(fp, " dovecot:unix:%s", c->auth_dovecot_socket);
+	else
+		fprintf(fp, " file");
+}
+
+static int parse_rcptcheck(struct conf *c, const struct row *r, const char *v, char *why,
+    size_t wl)
+{
+	char q[QBUF];
+
+	if (strcmp(v, "local") == 0)
+		c->recipient_check = RCPT_CHECK_LOCAL;
+	else if (strcmp(v, "transport") == 0)
+		c->recipient_check = RCPT_CHECK_TRANSPORT;
+	else {
+		snprintf(why, wl, "%s is not local or transport", conf_quote(v, q, sizeof q));
+		return -1;
+	}
+	return 0;
+}
+
+static void print_rcptcheck(const struct conf *c, const struct row *r, FILE *fp)
+{
+	fprintf(fp, " %s", c->recipient_check == RCPT_CHECK_TRANSPORT ? "transport" : "local");
+}
+
 /* ---- the types ---- */
 
 const struct conf_type conf_t_hostname = { parse_hostname, print_str, active_str };
@@ -1028,3 +1222,6 @@ const struct conf_type conf_t_dkimsign = { parse_dkim, print_dkim, active_list }
 const struct conf_type conf_t_dnsl = { parse_dnsl, print_dnsl, active_list };
 const struct conf_type conf_t_tlslevel = { parse_tlslevel, print_tlslevel, active_always };
 const struct conf_type conf_t_tlspol = { parse_tlspol, print_tlspol, active_list };
+const struct conf_type conf_t_transport = { parse_transport, print_transport, active_transport };
+const struct conf_type conf_t_authbackend = { parse_authbackend, print_authbackend, active_int };
+const struct conf_type conf_t_rcptcheck = { parse_rcptcheck, print_rcptcheck, active_int };

@@ -12,10 +12,10 @@
  *   smtp     any other: relayhost when set (via host: its MX hosts, or written [host] its
  *            A/AAAA only; relayhost_port), else an address literal itself (via literal) or
  *            the MX hosts of the domain in its A-label form (via mx; smtp_port)
- * A route can also name an LMTP or SMTP server by unix socket or host and port (via unix,
- * via host): route_transport_parse reads such a transport, as mailbox_transport and
- * transport_map entries will write it ("lmtp:unix:/run/dovecot/lmtp", "lmtp:inet:HOST:PORT",
- * "smtp:[HOST]:PORT", "maildir").
+ * A route can also name an LMTP server by unix socket or host and port (via unix, via
+ * host): route_of_transport turns a configured transport (conf_transport_parse:
+ * mailbox_transport, transport_map entries) into the route of a local recipient. Those
+ * keys are not in effect in this build: route_decide does not consult them yet.
  */
 #ifndef IMSD_ROUTE_H
 #define IMSD_ROUTE_H
@@ -53,12 +53,9 @@ void route_decide(const struct conf *c, const char *addr, struct route *r);
 /* The agent's name as the log and explain-recipient say it: maildir, smtp, lmtp. */
 const char *route_agent_name(enum route_agent a);
 
-/*
- * Parse a transport: "maildir", "smtp" (the route of route_decide for remote mail),
- * "smtp:HOST[:PORT]", "smtp:[HOST][:PORT]", "lmtp:unix:PATH" (an absolute path),
- * "lmtp:inet:HOST:PORT" (IPv6 as [ADDR]:PORT). Fills agent, via, nexthop, port and no_mx
- * (the key is the caller's). 0 ok; -1 with why ("... is not a transport").
- */
-int route_transport_parse(const char *spec, struct route *r, char *why, size_t wl);
+/* The route a configured transport gives a local recipient addr: maildir (as route_decide
+ * does), lmtp by unix socket, or lmtp to HOST:PORT (never looked up by MX). The key groups
+ * every recipient of one LMTP server. */
+void route_of_transport(const struct conf_transport *t, const char *addr, struct route *r);
 
 #endif

@@ -121,6 +121,8 @@ session_new(const struct conf *conf, const struct recipients *rcpts,
 	s->peer = *peer;
 	s->kind = opts->kind;
 	s->auth_available = opts->auth_available;
+	s->auth_mechs = opts->auth_mechs ? opts->auth_mechs :
+	    (1u << SASL_PLAIN) | (1u << SASL_LOGIN);
 	tls_offer(conf, opts->cert_loaded, &peer->local, &s->tlsd);
 	if (opts->tls_desc != NULL) {
 		s->tls = 1;
@@ -506,7 +508,8 @@ cmd_helo(struct session *s, const char *args, int kind)
 	if (s->tls)
 		ss_reply(s, "250-REQUIRETLS");	/* RFC 8689 §4: only once TLS is up */
 	if (ss_auth_offered(s))
-		ss_reply(s, "250-AUTH PLAIN LOGIN");
+		ss_reply(s, "250-AUTH%s%s", s->auth_mechs & (1u << SASL_PLAIN) ? " PLAIN" : "",
+		    s->auth_mechs & (1u << SASL_LOGIN) ? " LOGIN" : "");
 	ss_reply(s, "250 ENHANCEDSTATUSCODES");
 }
 

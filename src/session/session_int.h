@@ -35,6 +35,7 @@ struct session {
 
 	enum session_listener kind;
 	int auth_available;
+	unsigned auth_mechs;		/* 1u << enum sasl_mech, for each one offered */
 	struct tls_decision tlsd;	/* STARTTLS offered here, and why */
 	int tls;			/* TLS is up */
 	char tls_desc[128];

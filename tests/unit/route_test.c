@@ -79,43 +79,39 @@ TEST(relayhost_takes_every_remote_recipient_but_no_local_one)
 	CHECK(r.via == VIA_HOST && r.no_mx && r.port == 25);
 }
 
-TEST(transports_parse_as_the_dovecot_and_transport_map_keys_write_them)
+TEST(a_configured_lmtp_transport_is_a_route_by_socket_or_host)
 {
+	struct conf_transport t;
 	struct route r;
 	char why[300];
 
-	CHECK(route_transport_parse("lmtp:unix:/run/dovecot/lmtp", &r, why, sizeof(why)) == 0);
+	CHECK(conf_transport_parse("lmtp:unix:/run/dovecot/lmtp", &t, why, sizeof(why)) == 0);
+	route_of_transport(&t, "alice@example.com", &r);
 	CHECK(r.agent == ROUTE_LMTP && r.via == VIA_UNIX);
 	CHECK_STR(r.nexthop, "/run/dovecot/lmtp");
-	CHECK(route_transport_parse("lmtp:inet:127.0.0.1:24", &r, why, sizeof(why)) == 0);
+	CHECK_STR(r.key, "lmtp:unix:/run/dovecot/lmtp");
+	CHECK_STR(route_agent_name(r.agent), "lmtp");
+	CHECK(conf_transport_parse("lmtp:inet:[::1]:24", &t, why, sizeof(why)) == 0);
+	route_of_transport(&t, "alice@example.com", &r);
 	CHECK(r.agent == ROUTE_LMTP && r.via == VIA_HOST && r.no_mx && r.port == 24);
-	CHECK_STR(r.nexthop, "127.0.0.1");
-	CHECK(route_transport_parse("lmtp:inet:[::1]:24", &r, why, sizeof(why)) == 0);
 	CHECK_STR(r.nexthop, "::1");
-	CHECK(route_transport_parse("smtp:[relay.example]:2525", &r, why, sizeof(why)) == 0);
-	CHECK(r.agent == ROUTE_SMTP && r.via == VIA_HOST && r.no_mx && r.port == 2525);
-	CHECK(route_transport_parse("smtp:relay.example", &r, why, sizeof(why)) == 0);
-	CHECK(!r.no_mx && r.port == 25);
-	CHECK(route_transport_parse("MAILDIR", &r, why, sizeof(why)) == 0);
-	CHECK(r.agent == ROUTE_MAILDIR);
+	CHECK(conf_transport_parse("maildir", &t, why, sizeof(why)) == 0);
+	route_of_transport(&t, "Alice@Example.COM", &r);
+	CHECK(r.agent == ROUTE_MAILDIR && r.via == VIA_MAILBOX);
+	CHECK_STR(r.nexthop, "example.com/Alice");
 }
 
-TEST(a_bad_transport_says_what_is_allowed)
+TEST(mailbox_transport_is_not_in_effect_yet_local_mail_stays_maildir)
 {
+	struct conf c;
 	struct route r;
-	char why[300];
-	const char *bad[] = { "lmtp:unix:relative/path", "lmtp:inet:host", "lmtp:inet:host:0",
-	    "lmtp:inet:host:99999", "smtp:", "smtp:[]", "smtp:a b", "uucp:x", "lmtp",
-	    "lmtp:unix:/a path", "smtp:host:25x", "smtp:[h]x" };
+	char err[300];
+	const char *text = "local_domains = example.com\nmailbox_transport = lmtp:unix:/x/lmtp\n";
 
-	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		CHECK(route_transport_parse(bad[i], &r, why, sizeof(why)) == -1);
-		CHECK(strstr(why, "is not a transport") != NULL);
-	}
-	char longpath[200] = "lmtp:unix:/";
-	memset(longpath + 11, 'x', 150);
-	longpath[161] = '\0';
-	CHECK(route_transport_parse(longpath, &r, why, sizeof(why)) == -1);
+	CHECK(conf_parse("test", text, strlen(text), "mx.example", &c, err, sizeof(err)) == 0);
+	route_decide(&c, "alice@example.com", &r);
+	CHECK(r.agent == ROUTE_MAILDIR);
+	conf_free(&c);
 }
 
 int
@@ -130,8 +126,8 @@ main(void)
 	RUN(a_utf8_domain_is_routed_by_its_a_label);
 	RUN(an_address_literal_goes_to_itself);
 	RUN(relayhost_takes_every_remote_recipient_but_no_local_one);
-	RUN(transports_parse_as_the_dovecot_and_transport_map_keys_write_them);
-	RUN(a_bad_transport_says_what_is_allowed);
+	RUN(a_configured_lmtp_transport_is_a_route_by_socket_or_host);
+	RUN(mailbox_transport_is_not_in_effect_yet_local_mail_stays_maildir);
 	conf_free(&plain);
 	conf_free(&smarthost);
 	conf_free(&literal_host);
