@@ -728,7 +728,8 @@ def main():
         print("== failed (%d):" % len(tally.failures))
         for n, why in tally.failures:
             print("   %s%s" % (n, (" — " + why[:200]) if why else ""))
-    print("== collected %d tests (%s); each has one outcome" % (tally.total, ", ".join(counts)))
+    print("== collected %d test%s (%s); each has one outcome"
+          % (tally.total, "" if tally.total == 1 else "s", ", ".join(counts)))
     print("== %.0f s" % (time.monotonic() - t0))
     print("%d passed, %d failed, %d skipped" % (tally.passed, tally.failed, tally.skipped),
           flush=True)
