@@ -9,7 +9,7 @@
 #                           OpenDKIM's opendkim-testmsg), the programs that send through
 #                           sendmail (bsd-mailx, git send-email), and what builds and checks
 #                           the package and the man pages (dpkg-dev, debhelper, lintian,
-#                           mandoc, mmdebstrap), Prometheus (promtool and a scraping
+#                           mandoc, mmdebstrap, systemd-nspawn to boot it), Prometheus (promtool and a scraping
 #                           server for the metrics tests), systemd (systemd-analyze checks
 #                           the unit offline; nothing is started) and the base tools the
 #                           tests call that a minimal root may lack (mount, useradd, git).
@@ -33,6 +33,7 @@ need="
 /usr/include/libpsl.h:libpsl-dev
 /usr/include/idn2.h:libidn2-dev
 /usr/include/uninorm.h:libunistring-dev
+/usr/include/systemd/sd-daemon.h:libsystemd-dev
 /usr/share/publicsuffix/public_suffix_list.dat:publicsuffix
 /usr/bin/cc:gcc
 /usr/bin/make:make
@@ -63,6 +64,7 @@ if [ "$what" = test ]; then
 /usr/bin/fakeroot:fakeroot
 /usr/bin/lintian:lintian
 /usr/bin/mmdebstrap:mmdebstrap
+/usr/bin/systemd-nspawn:systemd-container
 /usr/bin/systemd-analyze:systemd
 /usr/bin/git:git
 /bin/mount:mount

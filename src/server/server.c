@@ -31,6 +31,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <systemd/sd-daemon.h>
+
 #include "net/ev.h"
 #include "policy/clients.h"
 #include "proto/proxy.h"
@@ -1943,10 +1945,14 @@ static void
 server_reload(struct server *srv)
 {
 	char err[1024];
-	struct cfg *n = cfg_load(srv->conf_path, 1, err, sizeof(err));
+	struct cfg *n;
 
-	if (n == NULL) {
+	/* systemd (Type=notify): reloading until READY=1 again, whatever the outcome */
+	sd_notify(0, "RELOADING=1");
+	if ((n = cfg_load(srv->conf_path, 1, err, sizeof(err))) == NULL) {
 		log_error("event=reload-failed reason=\"%s\" action=kept-old-configuration", err);
+		sd_notifyf(0, "READY=1\nSTATUS=reload failed, serving with the previous "
+		    "configuration: %s", err);
 		return;
 	}
 	if (!listeners_equal(&srv->cfg->conf, &n->conf))
@@ -1968,6 +1974,7 @@ server_reload(struct server *srv)
 	pthread_mutex_unlock(&srv->cfgmu);
 	cfg_unref(old);
 	log_info("event=reloaded config=%s", n->conf.source);
+	sd_notify(0, "READY=1\nSTATUS=serving");
 }
 
 /* ---- signals, tick ---- */
@@ -2012,6 +2019,7 @@ server_begin_stop(struct server *srv)
 	srv->stop_deadline = time(NULL) + DRAIN_SECONDS;
 	srv->stop_relay_deadline = time(NULL) + RELAY_DRAIN_SECONDS;
 	__atomic_store_n(&srv->stopping, 1, __ATOMIC_RELEASE);
+	sd_notify(0, "STOPPING=1");
 	log_info("event=stopping connections=%u commits_in_flight=%u",
 	    __atomic_load_n(&srv->nconns, __ATOMIC_RELAXED),
 	    __atomic_load_n(&srv->commits_in_flight, __ATOMIC_RELAXED));
@@ -2360,6 +2368,10 @@ server_run(const char *conf_path)
 		fatal("event=startup-error reason=\"%s\"", err);
 	log_info("event=started version=%s config=%s hostname=%s workers=%d queued=%d",
 	    IMSD_VERSION, srv.cfg->conf.source, srv.cfg->conf.hostname, srv.nworkers, n);
+	/* systemd (Type=notify): listeners bound, privileges dropped, queue recovered, every
+	 * thread up; `systemctl start` and `apt install` return only now, and fail when imsd
+	 * exits before this. No-op without NOTIFY_SOCKET. */
+	sd_notify(0, "READY=1\nSTATUS=serving");
 
 	ev_loop_run(srv.loop, worker_tick, worker_reap, &srv.workers[0]);
 

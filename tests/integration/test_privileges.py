@@ -102,6 +102,27 @@ class AsAnotherUser(ImsdCase):
             for n in files:
                 self.assertEqual(os.stat(os.path.join(d, n)).st_uid, self.uid, n)
 
+    def test_check_as_root_judges_files_as_the_run_user_reads_them(self):
+        srv = self.server(start=False, run_user=self.user)
+        os.makedirs(srv.dir, exist_ok=True)
+        os.chmod(srv.dir, 0o755)
+        rcpt = srv.write_file("recipients", "alice@localhost\n")
+        os.chmod(rcpt, 0o600)           # root's only: the server could not read it on reload
+        srv.set_conf(recipients_file=rcpt)
+        p = subprocess.run([srv.binary, "check", "-c", srv.conf_path], capture_output=True,
+                           text=True, timeout=30)
+        self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+        self.assertIn("recipients_file", p.stderr)
+        self.assertIn("Permission denied", p.stderr)
+        self.assertIn("read as %s, uid %d" % (self.user, self.uid), p.stderr)
+        os.chown(rcpt, 0, self.gid)
+        os.chmod(rcpt, 0o640)           # root:RUNUSER 0640, as the README says
+        p = subprocess.run([srv.binary, "check", "-q", "-c", srv.conf_path],
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(p.stdout.count("\n"), 1, "-q prints the one line: " + p.stdout)
+        self.assertIn("is valid", p.stdout)
+
     def test_missing_run_user_is_refused_with_how_to_create_it(self):
         srv = self.server(start=False, run_user="imsd-nosuchuser")
         p = subprocess.run([srv.binary, "run", "-c", srv.conf_path], capture_output=True,
@@ -216,7 +237,9 @@ class SystemdUnit(unittest.TestCase):
                      "CapabilityBoundingSet=CAP_NET_BIND_SERVICE", "ProtectSystem=strict",
                      "ReadWritePaths=/var/spool/imsd /var/mail/imsd", "ProtectHome=yes",
                      "PrivateTmp=yes", "NoNewPrivileges=yes", "SystemCallFilter=@system-service",
-                     "ExecReload=/bin/kill -HUP $MAINPID",
+                     "Type=notify",
+                     "ExecReload=/usr/sbin/imsd check -q -c /etc/imsd/imsd.conf",
+                     "RestartPreventExitStatus=1",
                      "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX"):
             self.assertIn(line + "\n", text)
 
