@@ -30,7 +30,6 @@ import socket
 import subprocess
 import tempfile
 import time
-import unittest
 
 import imsdtest
 from imsdtest import wait_for
