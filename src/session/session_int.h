@@ -51,7 +51,8 @@ struct session {
 	int in_tx;			/* MAIL accepted */
 	struct session_tx tx;
 
-	int skipping;			/* discarding an over-long command line up to its LF */
+	size_t skipping;		/* discarding an over-long line up to its LF: the limit
+					 * it broke (0: not skipping) */
 	int paused;			/* asked ops->pause: stop consuming until fed again */
 	size_t rcpt_bytes;		/* strings held by tx.rcpts (session_memory) */
 	unsigned errors, junk;
