@@ -221,7 +221,7 @@ print_route(struct explain *e, const char *addr, const char *domain)
 	struct route rt;
 	struct netaddr a;
 
-	route_decide(cf, addr, &rt);
+	route_decide(cf, e->c->transports, addr, &rt);
 	if (rt.via == VIA_HOST) {
 		printf("  route: relayhost %s%s%s:%u (every non-local domain goes there, no MX lookup "
 		    "for %s)\n", rt.no_mx ? "[" : "", rt.nexthop, rt.no_mx ? "]" : "",
@@ -293,10 +293,14 @@ print_mailbox(struct explain *e, const char *addr, int depth)
 {
 	struct route rt;
 
-	route_decide(&e->c->conf, addr, &rt);
+	route_decide(&e->c->conf, e->c->transports, addr, &rt);
 	indent(e->out, depth + 1);
-	fprintf(e->out, "%s: local mailbox %s/%s/ (Maildir)\n", addr, e->c->conf.mail_dir,
-	    rt.nexthop);
+	if (rt.agent == ROUTE_LMTP)
+		fprintf(e->out, "%s: delivered over LMTP to %s (%s)\n", addr, rt.via == VIA_UNIX ?
+		    rt.nexthop : "the mailbox server", rt.key);
+	else
+		fprintf(e->out, "%s: local mailbox %s/%s/ (Maildir)\n", addr, e->c->conf.mail_dir,
+		    rt.nexthop);
 	e->any_local = 1;
 	add_final(e, addr);
 }

@@ -562,7 +562,10 @@ static void
 task_tx_over(struct rtask *t, struct rconn *c)
 {
 	task_take_results(t, c);
-	snprintf(t->job->remote_mta, sizeof(t->job->remote_mta), "dns; %s", c->t.host);
+	if (c->t.path[0] != '\0')
+		snprintf(t->job->remote_mta, sizeof(t->job->remote_mta), "x-unix; %s", c->t.path);
+	else
+		snprintf(t->job->remote_mta, sizeof(t->job->remote_mta), "dns; %s", c->t.host);
 	t->c = NULL;
 	c->task = NULL;
 	if (c->sc.reusable)
@@ -645,7 +648,8 @@ rc_event(struct rconn *c, enum smtpc_event ev)
 	}
 	switch (ev) {
 	case SMTPC_READY:
-		if (c->sc.caps.starttls && !c->tls_up && !c->no_tls && c->r->client_tls != NULL) {
+		if (c->sc.caps.starttls && !c->tls_up && !c->no_tls && !c->t.lmtp &&
+		    c->r->client_tls != NULL) {
 			smtpc_starttls(&c->sc);
 			break;
 		}

@@ -231,6 +231,8 @@ rl_task_next_target(struct rtask *t)
 
 		/* an idle connection to the same place is the cheapest way there */
 		for (c = r->idle; c != NULL && !t->no_tls_for_cur; c = c->next) {
+			if (c->t.lmtp != tg->lmtp || strcmp(c->t.path, tg->path) != 0)
+				continue;
 			if (netaddr_equal(&c->t.addr, &tg->addr) && c->t.port == tg->port &&
 			    (!rl_task_tls_required(t) || (c->tls_verified == rl_task_tls_required(t) &&
 			    strcasecmp(c->t.host, tg->host) == 0))) {
@@ -249,7 +251,15 @@ rl_task_next_target(struct rtask *t)
 				return;
 			}
 		}
-		sl = netaddr_to_sockaddr(&tg->addr, tg->port, &ss);
+		if (tg->path[0] != '\0') {
+			/* LMTP over a unix socket (mailbox_transport = lmtp:unix:PATH) */
+			struct sockaddr_un *sun = (struct sockaddr_un *)&ss;
+			memset(&ss, 0, sizeof(ss));
+			sun->sun_family = AF_UNIX;
+			str_copy(sun->sun_path, sizeof(sun->sun_path), tg->path);
+			sl = sizeof(*sun);
+		} else
+			sl = netaddr_to_sockaddr(&tg->addr, tg->port, &ss);
 		fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 		if (fd < 0) {
 			snprintf(t->err, sizeof(t->err), "x-imsd; socket: %s", strerror(errno));
@@ -268,14 +278,16 @@ rl_task_next_target(struct rtask *t)
 			break;
 		}
 		int one = 1;
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		if (tg->path[0] == '\0')
+			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		c->r = r;
 		c->t = *tg;
 		c->st = RC_CONNECTING;
 		c->no_tls = t->no_tls_for_cur;
 		c->deadline = time(NULL) + T_CONNECT;
 		c->task = t;
-		smtpc_init(&c->sc, SMTPC_SMTP, t->job->cfg->conf.hostname, &rl_sc_ops, c);
+		smtpc_init(&c->sc, tg->lmtp ? SMTPC_LMTP : SMTPC_SMTP, t->job->cfg->conf.hostname,
+		    &rl_sc_ops, c);
 		t->c = c;
 		t->no_tls_for_cur = 0;
 		if (ev_io_start(r->loop, &c->io, fd, EPOLLOUT, rl_rc_io, c) < 0) {
@@ -310,9 +322,11 @@ add_target(struct rtask *t, const char *host, const struct netaddr *a, uint16_t 
 		t->targets_cap = cap;
 	}
 	tg = &t->targets[t->ntargets];
+	memset(tg, 0, sizeof(*tg));
 	str_copy(tg->host, sizeof(tg->host), host);
 	tg->addr = *a;
 	tg->port = port;
+	tg->lmtp = t->job->route.agent == ROUTE_LMTP;
 	if (target_is_self(t, tg)) {
 		t->err_perm = 1;
 		snprintf(t->err, sizeof(t->err), "x-imsd; mail for %s loops back to myself (%s)",
@@ -444,6 +458,12 @@ relay_agent(struct relay *r)
 	return &r->agent;
 }
 
+struct agent *
+relay_lmtp_agent(struct relay *r)
+{
+	return &r->lmtp;
+}
+
 struct relay *
 relay_new(struct ev_loop *loop, struct dns *dns, char *err, size_t errlen)
 {
@@ -456,6 +476,10 @@ relay_new(struct ev_loop *loop, struct dns *dns, char *err, size_t errlen)
 	r->agent.name = "smtp";
 	r->agent.start = agent_start;
 	r->agent.impl = r;
+	r->lmtp.name = "lmtp";
+	r->lmtp.final = 1;	/* the mailbox server stores it: "delivered" */
+	r->lmtp.start = agent_start;
+	r->lmtp.impl = r;
 	r->loop = loop;
 	r->dns = dns;
 	if ((r->client_tls = tls_client_ctx_new(err, errlen)) == NULL) {
@@ -479,6 +503,50 @@ relay_new(struct ev_loop *loop, struct dns *dns, char *err, size_t errlen)
 	return r;
 }
 
+/* LMTP to this host's mailbox server (RFC 2033): one target, a unix socket or the
+ * transport's host and port; never STARTTLS (the mailbox server is ours, on a socket or
+ * a host the operator named), so no TLS policy applies. */
+static void
+lmtp_start(struct relay *r, struct rtask *t)
+{
+	const struct route *rt = &t->job->route;
+	struct netaddr a;
+
+	t->tls_level = OUTTLS_OPPORTUNISTIC;
+	t->tls_source = "lmtp";
+	if (rt->via == VIA_UNIX) {
+		struct target *tg;
+
+		if ((tg = calloc(1, sizeof(*tg))) == NULL) {
+			snprintf(t->err, sizeof(t->err), "x-imsd; out of memory");
+			rl_task_done(t);
+			return;
+		}
+		t->targets = tg;
+		t->targets_cap = 1;
+		str_copy(tg->host, sizeof(tg->host), rt->nexthop);
+		str_copy(tg->path, sizeof(tg->path), rt->nexthop);
+		tg->lmtp = 1;
+		t->ntargets = 1;
+		rl_task_next_target(t);
+		return;
+	}
+	if (netaddr_parse(rt->nexthop, &a) == 0) {
+		add_target(t, rt->nexthop, &a, rt->port);
+		if (t->ntargets == 0) {
+			rl_task_fail_rest(t, DLV_PERM, "5.4.6", t->err);
+			rl_task_done(t);
+			return;
+		}
+		rl_task_next_target(t);
+		return;
+	}
+	if ((t->dq = dns_resolve_host(r->dns, rt->nexthop, dns_done, t)) == NULL) {
+		snprintf(t->err, sizeof(t->err), "x-imsd; cannot look up %s", rt->nexthop);
+		rl_task_done(t);
+	}
+}
+
 void
 relay_start(struct relay *r, struct dlv_job *job)
 {
@@ -491,6 +559,18 @@ relay_start(struct relay *r, struct dlv_job *job)
 		abort();	/* out of memory with a job in hand: nothing sane remains */
 	t->r = r;
 	t->job = job;
+	if (job->route.agent == ROUTE_LMTP) {
+		t->src_fd = job->fd;
+		t->src_off = job->body_off;
+		t->src_len = job->body_len;
+		t->next = r->tasks;
+		if (r->tasks)
+			r->tasks->prev = t;
+		r->tasks = t;
+		r->ntasks++;
+		lmtp_start(r, t);
+		return;
+	}
 	t->tls_level = outtls_level(cf, job->domain, &t->tls_source, NULL);
 	if (job->requiretls && t->tls_level != OUTTLS_DANE && t->tls_level != OUTTLS_MTASTS) {
 		/* RFC 8689 §5: only DANE or MTA-STS can vouch for the next hop; DANE when a

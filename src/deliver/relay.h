@@ -36,6 +36,11 @@ void relay_free(struct relay *r);
 void relay_start(struct relay *r, struct dlv_job *job);
 /* The relay as the smtp delivery agent (deliver/agent.h); owned by r. */
 struct agent *relay_agent(struct relay *r);
+/* The same client as the lmtp delivery agent (deliver/agent.h): jobs whose route is
+ * ROUTE_LMTP go over LMTP (RFC 2033) to the unix socket or host the route names, with one
+ * result per recipient after the text; idle connections are kept for the next message as
+ * for SMTP. */
+struct agent *relay_lmtp_agent(struct relay *r);
 /* Timeouts and idle-connection expiry; call every second. */
 void relay_tick(struct relay *r, time_t now);
 /* Jobs in flight. */

@@ -20,6 +20,7 @@
 #include <strings.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "deliver/dns.h"
@@ -47,9 +48,11 @@
 enum rc_state { RC_CONNECTING, RC_HANDSHAKE, RC_SMTP, RC_IDLE };
 
 struct target {
-	char host[256];
+	char host[256];			/* for the log and Remote-MTA (LMTP over unix: the path) */
 	struct netaddr addr;
 	uint16_t port;
+	char path[CONF_SOCKPATH_MAX];	/* LMTP over a unix socket: its path ("" for TCP) */
+	int lmtp;			/* the LMTP dialect (RFC 2033), no STARTTLS */
 };
 
 struct rtask;
@@ -114,6 +117,7 @@ struct rtask {
 
 struct relay {
 	struct agent agent;		/* the relay as the smtp delivery agent */
+	struct agent lmtp;		/* ... and as the lmtp one: the same client, LMTP dialect */
 	struct ev_loop *loop;
 	struct dns *dns;
 	struct tls_ctx *client_tls;

@@ -10,7 +10,8 @@
 #include "util/str.h"
 
 void
-route_decide(const struct conf *c, const char *addr, struct route *r)
+route_decide(const struct conf *c, const struct transport_map *tm, const char *addr,
+    struct route *r)
 {
 	const char *at = strrchr(addr, '@');
 	char dom[256], a[256];
@@ -21,6 +22,14 @@ route_decide(const struct conf *c, const char *addr, struct route *r)
 	for (char *p = dom; *p; p++)
 		*p = (char)tolower((unsigned char)*p);
 	if (dom[0] != '[' && conf_is_local_domain(c, dom)) {
+		const struct conf_transport *t = transport_map_lookup(tm, dom);
+
+		if (t == NULL)
+			t = &c->mailbox_transport;
+		if (t->kind != TRANSPORT_MAILDIR) {
+			route_of_transport(t, addr, r);
+			return;
+		}
 		r->agent = ROUTE_MAILDIR;
 		r->via = VIA_MAILBOX;
 		snprintf(r->nexthop, sizeof(r->nexthop), "%s/%.*s", dom,

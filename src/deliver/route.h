@@ -12,10 +12,12 @@
  *   smtp     any other: relayhost when set (via host: its MX hosts, or written [host] its
  *            A/AAAA only; relayhost_port), else an address literal itself (via literal) or
  *            the MX hosts of the domain in its A-label form (via mx; smtp_port)
- * A route can also name an LMTP server by unix socket or host and port (via unix, via
- * host): route_of_transport turns a configured transport (conf_transport_parse:
- * mailbox_transport, transport_map entries) into the route of a local recipient. Those
- * keys are not in effect in this build: route_decide does not consult them yet.
+ *   lmtp     a recipient in local_domains whose transport (its domain's transport_map entry,
+ *            else mailbox_transport) is lmtp:unix:PATH (via unix, nexthop PATH) or
+ *            lmtp:inet:HOST:PORT (via host, no_mx: HOST's addresses; port); key the
+ *            transport as written, so one job carries every recipient for that server
+ * route_of_transport turns a configured transport (conf_transport_parse) into the route of
+ * a local recipient; a maildir transport gives the maildir route above.
  */
 #ifndef IMSD_ROUTE_H
 #define IMSD_ROUTE_H
@@ -24,6 +26,7 @@
 #include <stdint.h>
 
 #include "conf/conf.h"
+#include "policy/transport.h"
 
 #define ROUTE_NEXTHOP_MAX	320	/* a domain/local pair, a host, a socket path */
 
@@ -48,7 +51,8 @@ struct route {
 };
 
 /* The route for a delivery address ("local@domain"; local ones as RCPT folded them). */
-void route_decide(const struct conf *c, const char *addr, struct route *r);
+void route_decide(const struct conf *c, const struct transport_map *tm, const char *addr,
+    struct route *r);
 
 /* The agent's name as the log and explain-recipient say it: maildir, smtp, lmtp. */
 const char *route_agent_name(enum route_agent a);

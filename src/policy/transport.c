@@ -31,12 +31,13 @@ transport_map_free(struct transport_map *m)
 	free(m);
 }
 
-/* A lower-case A-label domain name of at least two labels: letters, digits and hyphens,
- * labels of 1 to 63 octets that neither start nor end with a hyphen. */
+/* A lower-case A-label domain name: letters, digits and hyphens, labels of 1 to 63 octets
+ * that neither start nor end with a hyphen (one label is enough: local_domains may hold
+ * `localhost`). */
 static int
 hostname_ok(const char *d)
 {
-	size_t label = 0, labels = 1;
+	size_t label = 0;
 
 	if (*d == '\0' || strlen(d) > 253)
 		return 0;
@@ -46,7 +47,6 @@ hostname_ok(const char *d)
 				return 0;
 			if (*p == '\0')
 				break;
-			labels++;
 			label = 0;
 			continue;
 		}
@@ -55,7 +55,7 @@ hostname_ok(const char *d)
 			return 0;
 		label++;
 	}
-	return labels >= 2;
+	return 1;
 }
 
 /* Split line into two blank-separated fields; -1 unless there are exactly two. */

@@ -91,7 +91,8 @@ struct qmgr {
 	struct agent *maildir;		/* ours: the maildir agent on wq */
 	unsigned book_jobs;
 	int stopping;
-	struct destcount { char dom[ROUTE_NEXTHOP_MAX + 8]; unsigned n; } dests[QMGR_RELAY_MAX];
+	struct destcount { char dom[ROUTE_NEXTHOP_MAX + 8]; unsigned n; }
+	    dests[QMGR_RELAY_MAX + QMGR_LMTP_MAX];
 	struct qm_msg *whead, *wtail;	/* messages waiting for a delivery slot, FIFO */
 };
 
@@ -140,7 +141,7 @@ static void
 qm_kick(struct qmgr *m)
 {
 	time_t now = time(NULL);
-	unsigned budget = QMGR_LOCAL_MAX + QMGR_RELAY_MAX;
+	unsigned budget = QMGR_LOCAL_MAX + QMGR_RELAY_MAX + QMGR_LMTP_MAX;
 
 	while (m->whead != NULL && budget-- > 0) {
 		struct qm_msg *msg = m->whead;
@@ -198,7 +199,7 @@ dest_slot(struct qmgr *m, const char *dom, int create)
 {
 	struct destcount *free_slot = NULL;
 
-	for (int i = 0; i < QMGR_RELAY_MAX; i++) {
+	for (size_t i = 0; i < sizeof(m->dests) / sizeof(m->dests[0]); i++) {
 		if (m->dests[i].n > 0 && strcmp(m->dests[i].dom, dom) == 0)
 			return &m->dests[i];
 		if (m->dests[i].n == 0 && free_slot == NULL)
@@ -849,13 +850,13 @@ qm_schedule(struct qmgr *m, struct qm_msg *msg, time_t now)
 		size_t k = 0;
 		if (taken[i] || r->state != QR_PENDING || r->next_try > now)
 			continue;
-		route_decide(c, r->addr, &rt);
+		route_decide(c, m->cfg->transports, r->addr, &rt);
 		for (size_t i2 = i; i2 < n; i2++) {
 			struct qrcpt *r2 = &msg->env.rcpts[i2];
 			if (taken[i2] || r2->state != QR_PENDING || r2->next_try > now)
 				continue;
 			if (i2 != i) {
-				route_decide(c, r2->addr, &rt2);
+				route_decide(c, m->cfg->transports, r2->addr, &rt2);
 				if (rt2.agent != rt.agent || strcmp(rt2.key, rt.key) != 0)
 					continue;
 			}
@@ -887,6 +888,8 @@ qmgr_new(struct queue *q, struct workq *wq, struct relay *relay, struct cfg *cfg
 	m->q = q;
 	m->wq = wq;
 	m->slots[ROUTE_MAILDIR] = (struct agent_slot){ m->maildir, 0, QMGR_LOCAL_MAX, 0 };
+	m->slots[ROUTE_LMTP] = (struct agent_slot){ relay_lmtp_agent(relay), 0, QMGR_LMTP_MAX,
+	    QMGR_LMTP_DEST_MAX };
 	m->slots[ROUTE_SMTP] = (struct agent_slot){ relay_agent(relay), 0, QMGR_RELAY_MAX,
 	    QMGR_DEST_MAX };
 	m->cfg = cfg_ref(cfg);

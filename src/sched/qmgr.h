@@ -14,7 +14,8 @@
  * queue when every recipient is delivered or bounced.
  *
  * Concurrency: at most QMGR_LOCAL_MAX maildir jobs, QMGR_RELAY_MAX smtp jobs and
- * QMGR_DEST_MAX per destination.
+ * QMGR_DEST_MAX per destination, QMGR_LMTP_MAX lmtp jobs and QMGR_LMTP_DEST_MAX per mailbox
+ * server (each job holds one connection; idle ones are kept for the next message).
  */
 #ifndef IMSD_QMGR_H
 #define IMSD_QMGR_H
@@ -29,6 +30,8 @@
 #define QMGR_RELAY_MAX	32
 #define QMGR_DEST_MAX	8
 #define QMGR_LOCAL_MAX	4	/* local delivery jobs in flight */
+#define QMGR_LMTP_MAX	20	/* LMTP jobs (connections) in flight */
+#define QMGR_LMTP_DEST_MAX 10	/* ... to one mailbox server */
 #define QMGR_OPEN_MAX	1000	/* messages whose file stays open until first delivery */
 
 struct qmgr;

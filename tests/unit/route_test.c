@@ -20,12 +20,12 @@ TEST(a_local_domain_goes_to_its_maildir)
 {
 	struct route r;
 
-	route_decide(&plain, "alice@example.com", &r);
+	route_decide(&plain, NULL, "alice@example.com", &r);
 	CHECK(r.agent == ROUTE_MAILDIR && r.via == VIA_MAILBOX);
 	CHECK_STR(r.nexthop, "example.com/alice");
 	CHECK_STR(r.key, "maildir");
 	CHECK_STR(route_agent_name(r.agent), "maildir");
-	route_decide(&plain, "bob@EXAMPLE.com", &r);	/* the domain compares in any case */
+	route_decide(&plain, NULL, "bob@EXAMPLE.com", &r);	/* the domain compares in any case */
 	CHECK(r.agent == ROUTE_MAILDIR);
 }
 
@@ -33,7 +33,7 @@ TEST(a_remote_domain_goes_by_smtp_to_its_mx_hosts)
 {
 	struct route r;
 
-	route_decide(&plain, "bob@Remote.Example", &r);
+	route_decide(&plain, NULL, "bob@Remote.Example", &r);
 	CHECK(r.agent == ROUTE_SMTP && r.via == VIA_MX);
 	CHECK_STR(r.nexthop, "remote.example");
 	CHECK_STR(r.key, "remote.example");
@@ -45,10 +45,10 @@ TEST(a_utf8_domain_is_routed_by_its_a_label)
 {
 	struct route r;
 
-	route_decide(&plain, "x@b\xc3\xbc" "cher.example", &r);
+	route_decide(&plain, NULL, "x@b\xc3\xbc" "cher.example", &r);
 	CHECK_STR(r.nexthop, "xn--bcher-kva.example");
 	/* not valid IDNA: as written, and the lookup says so */
-	route_decide(&plain, "x@\xe2\x98\x83.example", &r);
+	route_decide(&plain, NULL, "x@\xe2\x98\x83.example", &r);
 	CHECK_STR(r.nexthop, "\xe2\x98\x83.example");
 }
 
@@ -56,7 +56,7 @@ TEST(an_address_literal_goes_to_itself)
 {
 	struct route r;
 
-	route_decide(&plain, "u@[192.0.2.1]", &r);
+	route_decide(&plain, NULL, "u@[192.0.2.1]", &r);
 	CHECK(r.agent == ROUTE_SMTP && r.via == VIA_LITERAL);
 	CHECK_STR(r.nexthop, "[192.0.2.1]");
 	CHECK(r.port == 2526);
@@ -66,16 +66,16 @@ TEST(relayhost_takes_every_remote_recipient_but_no_local_one)
 {
 	struct route r;
 
-	route_decide(&smarthost, "bob@remote.example", &r);
+	route_decide(&smarthost, NULL, "bob@remote.example", &r);
 	CHECK(r.agent == ROUTE_SMTP && r.via == VIA_HOST);
 	CHECK_STR(r.nexthop, "smart.example");
 	CHECK(r.port == 587 && !r.no_mx);
 	CHECK_STR(r.key, "relayhost");
-	route_decide(&smarthost, "u@[192.0.2.1]", &r);
+	route_decide(&smarthost, NULL, "u@[192.0.2.1]", &r);
 	CHECK(r.via == VIA_HOST);
-	route_decide(&smarthost, "alice@example.com", &r);
+	route_decide(&smarthost, NULL, "alice@example.com", &r);
 	CHECK(r.agent == ROUTE_MAILDIR);
-	route_decide(&literal_host, "bob@remote.example", &r);
+	route_decide(&literal_host, NULL, "bob@remote.example", &r);
 	CHECK(r.via == VIA_HOST && r.no_mx && r.port == 25);
 }
 
@@ -101,16 +101,48 @@ TEST(a_configured_lmtp_transport_is_a_route_by_socket_or_host)
 	CHECK_STR(r.nexthop, "example.com/Alice");
 }
 
-TEST(mailbox_transport_is_not_in_effect_yet_local_mail_stays_maildir)
+TEST(mailbox_transport_sends_every_local_domain_over_lmtp)
 {
 	struct conf c;
 	struct route r;
 	char err[300];
-	const char *text = "local_domains = example.com\nmailbox_transport = lmtp:unix:/x/lmtp\n";
+	const char *text = "local_domains = example.com example.net\n"
+	    "mailbox_transport = lmtp:unix:/x/lmtp\n";
 
 	CHECK(conf_parse("test", text, strlen(text), "mx.example", &c, err, sizeof(err)) == 0);
-	route_decide(&c, "alice@example.com", &r);
-	CHECK(r.agent == ROUTE_MAILDIR);
+	route_decide(&c, NULL, "Alice@Example.COM", &r);
+	CHECK(r.agent == ROUTE_LMTP && r.via == VIA_UNIX);
+	CHECK_STR(r.nexthop, "/x/lmtp");
+	CHECK_STR(r.key, "lmtp:unix:/x/lmtp");
+	route_decide(&c, NULL, "bob@example.net", &r);
+	CHECK(r.agent == ROUTE_LMTP && strcmp(r.key, "lmtp:unix:/x/lmtp") == 0);
+	route_decide(&c, NULL, "bob@remote.example", &r);
+	CHECK(r.agent == ROUTE_SMTP);
+	conf_free(&c);
+}
+
+TEST(a_transport_map_entry_overrides_mailbox_transport_for_its_domain)
+{
+	struct conf c;
+	struct route r;
+	struct transport_map *tm;
+	char err[300];
+	const char *text = "local_domains = example.com example.net example.org\n"
+	    "mailbox_transport = lmtp:unix:/x/lmtp\n";
+	const char *map = "example.net maildir\nexample.org lmtp:inet:mail.example.org:24\n";
+
+	CHECK(conf_parse("test", text, strlen(text), "mx.example", &c, err, sizeof(err)) == 0);
+	CHECK((tm = transport_map_parse("map", map, strlen(map), err, sizeof(err))) != NULL);
+	route_decide(&c, tm, "alice@example.com", &r);
+	CHECK(r.agent == ROUTE_LMTP && r.via == VIA_UNIX);
+	route_decide(&c, tm, "alice@example.net", &r);
+	CHECK(r.agent == ROUTE_MAILDIR && r.via == VIA_MAILBOX);
+	CHECK_STR(r.nexthop, "example.net/alice");
+	route_decide(&c, tm, "alice@EXAMPLE.org", &r);
+	CHECK(r.agent == ROUTE_LMTP && r.via == VIA_HOST && r.no_mx && r.port == 24);
+	CHECK_STR(r.nexthop, "mail.example.org");
+	CHECK_STR(r.key, "lmtp:inet:mail.example.org:24");
+	transport_map_free(tm);
 	conf_free(&c);
 }
 
@@ -127,7 +159,8 @@ main(void)
 	RUN(an_address_literal_goes_to_itself);
 	RUN(relayhost_takes_every_remote_recipient_but_no_local_one);
 	RUN(a_configured_lmtp_transport_is_a_route_by_socket_or_host);
-	RUN(mailbox_transport_is_not_in_effect_yet_local_mail_stays_maildir);
+	RUN(mailbox_transport_sends_every_local_domain_over_lmtp);
+	RUN(a_transport_map_entry_overrides_mailbox_transport_for_its_domain);
 	conf_free(&plain);
 	conf_free(&smarthost);
 	conf_free(&literal_host);

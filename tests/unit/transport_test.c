@@ -66,6 +66,14 @@ TEST(u_labels_are_taken_in_their_a_label_form)
 	transport_map_free(m);
 }
 
+TEST(a_one_label_domain_such_as_localhost_is_fine)
+{
+	struct transport_map *m = P("localhost maildir\n");
+
+	CHECK(m != NULL && transport_map_lookup(m, "localhost") != NULL);
+	transport_map_free(m);
+}
+
 TEST(an_empty_map_is_fine)
 {
 	struct transport_map *m = P("# nothing yet\n\n");
@@ -86,7 +94,7 @@ TEST(errors_name_the_file_and_line)
 	CHECK(fails_with("alice@example.org maildir\n",
 	    "tmap:1: \"alice@example.org\" is not a domain name"));
 	CHECK(fails_with(".example.org maildir\n", "tmap:1: \".example.org\" is not a domain name"));
-	CHECK(fails_with("localhost maildir\n", "tmap:1: \"localhost\" is not a domain name"));
+	CHECK(fails_with("-bad.example maildir\n", "tmap:1: \"-bad.example\" is not a domain name"));
 	CHECK(fails_with("a.example maildir\nA.example. lmtp:unix:/x\n",
 	    "tmap:2: a.example is listed twice (first on line 1)"));
 	CHECK(fails_with("a.example lmtp:unix:\n", "tmap:1: the socket path is missing"));
@@ -115,6 +123,7 @@ main(void)
 {
 	RUN(entries_map_domains_to_transports);
 	RUN(u_labels_are_taken_in_their_a_label_form);
+	RUN(a_one_label_domain_such_as_localhost_is_fine);
 	RUN(an_empty_map_is_fine);
 	RUN(errors_name_the_file_and_line);
 	RUN(a_nul_byte_is_an_error);
