@@ -183,6 +183,8 @@ mail_plugins = quota
 lmtp_save_to_detail_mailbox = no
 recipient_delimiter = +
 lda_mailbox_autocreate = yes
+# a full mailbox: 552 5.2.2 (no), or 452 4.2.2 (yes)
+quota_full_tempfail = {tempfail}
 postmaster_address = postmaster@example.org
 stats_writer_socket_path =
 
@@ -245,7 +247,6 @@ protocol lmtp {{
 plugin {{
   sieve = file:~/sieve;active=~/.dovecot.sieve
   quota = maildir:User quota
-  quota_full_tempfail = {tempfail}
 }}
 """.format(run=self.run_dir, dir=self.dir, uid=MAIL_UID, lmtp=self.lmtp_port,
            imap=self.imap_port, tempfail="yes" if self.quota_tempfail else "no",
