@@ -254,7 +254,7 @@ class DovecotConfig(unittest.TestCase):
                           {"transport": "# exceptions\nlists.example.org maildir\n"
                                         "example.org lmtp:unix:/run/dovecot/lmtp\n"})
         self.assertEqual(r.returncode, 0, r.stderr)
-        self.assertRegex(r.stdout, r"transport_map = \S+/transport  # not yet in effect\n")
+        self.assertRegex(r.stdout, r"transport_map = \S+/transport\n")
         p, r = self.check("local_domains = example.org\ntransport_map = DIR/transport\n",
                           {"transport": "\nelsewhere.example lmtp:inet:127.0.0.1:24\n"})
         self.assertEqual(r.returncode, 1)
@@ -274,10 +274,16 @@ class DovecotConfig(unittest.TestCase):
         self.assertIn("%s:3: transport_map: " % p, r.stderr)
         self.assertIn("nonexistent", r.stderr)
 
-    def test_lmtp_mailbox_transport_is_marked_not_yet_in_effect(self):
+    def test_an_lmtp_mailbox_transport_is_printed_by_check_and_in_effect(self):
         p, r = self.check("mailbox_transport = lmtp:inet:[::1]:24\n")
         self.assertEqual(r.returncode, 0, r.stderr)
-        self.assertIn("mailbox_transport = lmtp:inet:[::1]:24  # not yet in effect\n", r.stdout)
+        self.assertIn("mailbox_transport = lmtp:inet:[::1]:24\n", r.stdout)
+
+    def test_recipient_check_transport_is_marked_not_yet_in_effect(self):
+        p, r = self.check("mailbox_transport = lmtp:unix:/run/dovecot/lmtp\n"
+                          "recipient_check = transport\n")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("recipient_check = transport  # not yet in effect\n", r.stdout)
 
 
 if __name__ == "__main__":
