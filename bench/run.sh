@@ -60,5 +60,8 @@ python3 bench/bench.py --imsd build/imsd --smtpload "$work/smtpload" \
 # what DKIM signing and the SPF/DKIM/DMARC checks cost (in a network namespace)
 python3 bench/authbench.py --imsd build/imsd --smtpload "$work/smtpload" \
 	--out bench/results-auth.txt || status=$?
-echo "bench: $(($(date +%s) - start)) s; tables in bench/results-latest.txt, bench/results-auth.txt"
+# delivery to Dovecot: imsd's own Maildir, imsd over LMTP, Postfix over LMTP (one Dovecot)
+python3 bench/dovecotbench.py --imsd build/imsd --smtpload "$work/smtpload" \
+	--out bench/results-dovecot.txt || status=$?
+echo "bench: $(($(date +%s) - start)) s; tables in bench/results-latest.txt, bench/results-auth.txt, bench/results-dovecot.txt"
 exit $status
