@@ -223,7 +223,7 @@ static const struct row schema[CK__COUNT] = {
 	[CK_TRANSPORT_MAP]	= { "transport_map", T_OPTPATH, OFF(transport_map) },
 	[CK_AUTH_BACKEND]	= { "auth_backend", T_AUTHBACKEND, OFF(auth_backend), .def = "file" },
 	[CK_RECIPIENT_CHECK]	= { "recipient_check", T_RCPTCHECK, OFF(recipient_check),
-				    .def = "local", NOT_YET },
+				    .def = "local" },
 };
 
 /* The name of key k ("hostname", ...); NULL when k is out of range. */

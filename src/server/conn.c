@@ -866,6 +866,7 @@ static const struct session_ops session_ops = {
 	.pause = srv_cb_pause,
 	.space_ok = srv_cb_space_ok,
 	.mail_check = srv_cb_mail_check,
+	.rcpt_check = srv_cb_rcpt_check,
 };
 
 /*

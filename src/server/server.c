@@ -26,6 +26,7 @@ server_run(const char *conf_path)
 	srv.sigfd = -1;
 	pthread_mutex_init(&srv.cfgmu, NULL);
 	pthread_mutex_init(&srv.climu, NULL);
+	pthread_mutex_init(&srv.rcachemu, NULL);
 	if ((srv.cfg = cfg_load(conf_path, 1, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "imsd: %s\n", err);
 		return 1;
@@ -235,5 +236,7 @@ server_run(const char *conf_path)
 	pthread_mutex_destroy(&srv.cmu);
 	pthread_mutex_destroy(&srv.cfgmu);
 	pthread_mutex_destroy(&srv.climu);
+	free(srv.rcache);
+	pthread_mutex_destroy(&srv.rcachemu);
 	return 0;
 }

@@ -12,6 +12,8 @@
  *   checks.c   mail authentication around the session: DNS lists at connect, SPF at MAIL,
  *              DKIM/DMARC checks and signing at the end of the message
  *   authq.c    SMTP AUTH checks on threads (auth_users_file or Dovecot)
+ *   rcptq.c    recipients asked of their mailbox server at RCPT (recipient_check =
+ *              transport), on the same threads, with a short-lived cache
  */
 #ifndef IMSD_SERVER_INT_H
 #define IMSD_SERVER_INT_H
@@ -41,12 +43,14 @@
 #include "net/ev.h"
 #include "policy/admit.h"
 #include "policy/clients.h"
+#include "policy/rcptcache.h"
 #include "proto/proxy.h"
 #include "proto/sasl.h"
 #include "queue/commit.h"
 #include "queue/queue.h"
 #include "cfg/cfg.h"
 #include "deliver/dns.h"
+#include "deliver/lmtp_probe.h"
 #include "deliver/relay.h"
 #include "sched/qmgr.h"
 #include "server/control.h"
@@ -218,6 +222,8 @@ struct server {
 	struct workq *deliveryq;
 	struct clients *clients;	/* per-client session counts and AUTH failures */
 	pthread_mutex_t climu;
+	struct rcptcache *rcache;	/* recipient_check verdicts (rcptq.c), under rcachemu */
+	pthread_mutex_t rcachemu;
 	/* shared by the workers: atomics */
 	size_t mem;		/* bytes the sessions hold (max_session_memory) */
 	unsigned nconns;	/* sessions open in all workers */
@@ -288,6 +294,9 @@ void srv_cb_tx_commit(void *arg, struct session_tx *tx);
 int srv_conn_checks(const struct conn *c, const struct session_tx *tx);
 int srv_conn_signs(const struct conn *c, const struct session_tx *tx);
 void srv_dnsbl_start(struct conn *c);
+
+/* rcptq.c */
+void srv_cb_rcpt_check(void *arg, const char *addr);
 
 /* authq.c */
 void srv_auth_backend_probe(struct workq *q, struct cfg *cfg);

@@ -20,6 +20,9 @@
 static void cmd_helo(struct session *, const char *, int);
 static void cmd_mail(struct session *, const char *);
 static void cmd_rcpt(struct session *, const char *);
+static int rcpt_is_alias(const struct session *s, const char *addr);
+static void rcpt_accept_local(struct session *s, const char *addr, const char *safe,
+    unsigned notify, const char *dsn_orcpt);
 static void cmd_rset(struct session *, const char *);
 static void cmd_noop(struct session *, const char *);
 static void cmd_quit(struct session *, const char *);
@@ -908,15 +911,68 @@ cmd_rcpt(struct session *s, const char *args)
 	case RCPT_LOCAL:
 		break;
 	}
-	if (expand_rcpt(s, v.addr, v.addr, notify, dsn_orcpt[0] ? dsn_orcpt : NULL, &why) < 0) {
+	if (s->ops->rcpt_check != NULL && !rcpt_is_alias(s, v.addr)) {
+		/* the mailbox server is asked (recipient_check = transport) */
+		str_copy(s->rw_addr, sizeof(s->rw_addr), v.addr);
+		str_copy(s->rw_safe, sizeof(s->rw_safe), safe);
+		s->rw_notify = notify;
+		str_copy(s->rw_dsn_orcpt, sizeof(s->rw_dsn_orcpt), dsn_orcpt);
+		s->state = SS_RCPTWAIT;
+		s->ops->rcpt_check(s->arg, v.addr);
+		return;
+	}
+	rcpt_accept_local(s, v.addr, safe, notify, dsn_orcpt);
+}
+
+/* Is addr an alias of recipients_file (whose targets are checked when delivered)? */
+static int
+rcpt_is_alias(const struct session *s, const char *addr)
+{
+	char *const *targets;
+	size_t n = 0;
+
+	return s->recipients != NULL && recipients_lookup(s->recipients, addr, &targets, &n) &&
+	    n > 0;
+}
+
+/* A local recipient accepted: expanded through the aliases into the transaction. */
+static void
+rcpt_accept_local(struct session *s, const char *addr, const char *safe, unsigned notify,
+    const char *dsn_orcpt)
+{
+	const char *why;
+	char lto[LOG_VALUE_MAX];
+
+	if (expand_rcpt(s, addr, addr, notify, dsn_orcpt[0] ? dsn_orcpt : NULL, &why) < 0) {
 		char lwhy[LOG_VALUE_MAX];
-		ss_slog(s, LOG_WARN, "event=reject stage=rcpt to=%s status=4.3.0 reason=%s", lto,
-		    log_value(lwhy, sizeof(lwhy), why, strlen(why)));
+		ss_slog(s, LOG_WARN, "event=reject stage=rcpt to=%s status=4.3.0 reason=%s",
+		    log_addr(lto, sizeof(lto), addr), log_value(lwhy, sizeof(lwhy), why,
+		    strlen(why)));
 		ss_reply(s, "451 4.3.0 <%s>: Temporary lookup failure: %s", safe, why);
 		return;
 	}
 	s->tx.naccepted++;
 	ss_reply(s, "250 2.1.5 Ok");
+}
+
+void
+session_rcpt_done(struct session *s, const char *refusal)
+{
+	char lto[LOG_VALUE_MAX], lwhy[LOG_VALUE_MAX];
+
+	if (s->state != SS_RCPTWAIT)
+		return;
+	s->state = SS_CMD;
+	if (refusal == NULL) {
+		rcpt_accept_local(s, s->rw_addr, s->rw_safe, s->rw_notify, s->rw_dsn_orcpt);
+		return;
+	}
+	ss_slog(s, LOG_INFO, "event=reject stage=rcpt to=%s reason=transport reply=%s",
+	    log_addr(lto, sizeof(lto), s->rw_addr), log_value(lwhy, sizeof(lwhy), refusal,
+	    strlen(refusal)));
+	ss_reply(s, "%.480s", refusal);
+	if (refusal[0] == '5')
+		ss_error(s);
 }
 
 static void

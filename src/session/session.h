@@ -126,6 +126,10 @@ struct session_ops {
 	 * spf_reject.) The session consumes nothing until session_mail_done, which may be
 	 * called from inside this callback. */
 	void (*mail_check)(void *arg, const char *sender, int authenticated);
+	/* Optional. A local recipient passed the session's own checks and is no alias: may
+	 * its mailbox server take addr (recipient_check = transport)? The session consumes
+	 * nothing until session_rcpt_done, which may be called from inside this callback. */
+	void (*rcpt_check)(void *arg, const char *addr);
 };
 
 /* What tx_write returns when the spool's filesystem is full (ENOSPC, EDQUOT): the DATA
@@ -165,6 +169,7 @@ enum session_state {
 	SS_AUTH,	/* AUTH in progress: the next line is a SASL response */
 	SS_AUTHWAIT,	/* waiting for session_auth_done */
 	SS_MAILWAIT,	/* waiting for session_mail_done */
+	SS_RCPTWAIT,	/* waiting for session_rcpt_done */
 	SS_CLOSING,	/* said 221/421: the server flushes and closes */
 };
 
@@ -203,6 +208,10 @@ void session_commit_refused(struct session *s, const char *reply);
 /* The answer to ops->mail_check: NULL accepts MAIL (250), else the reply line that
  * refuses it ("554 5.7.1 ...", "550 5.7.23 ..."); a refusal spends the error budget. */
 void session_mail_done(struct session *s, const char *refusal);
+
+/* The answer to ops->rcpt_check: NULL accepts the recipient (250), else the whole reply
+ * line that refuses it ("550 5.1.1 ...", "451 4.3.0 ..."); a 5xx spends the error budget. */
+void session_rcpt_done(struct session *s, const char *refusal);
 
 /* The TLS handshake after STARTTLS succeeded: reset the session (RFC 3207 §4.2). desc
  * names protocol and cipher for the Received header, e.g. "TLSv1.3 TLS_AES_256_GCM_SHA384". */

@@ -43,6 +43,11 @@ struct session {
 	int auth_mech;			/* enum sasl_mech in progress */
 	int auth_step;			/* LOGIN: 0 = want user, 1 = want password */
 	char login_user[256];
+	/* the recipient waiting for session_rcpt_done (SS_RCPTWAIT) */
+	char rw_addr[SMTP_PATH_MAX + 1];
+	char rw_safe[400];
+	unsigned rw_notify;
+	char rw_dsn_orcpt[DSN_ORCPT_MAX + 1];
 	unsigned auth_failures;
 
 	enum session_state state;

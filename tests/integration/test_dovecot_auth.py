@@ -279,11 +279,11 @@ class DovecotConfig(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("mailbox_transport = lmtp:inet:[::1]:24\n", r.stdout)
 
-    def test_recipient_check_transport_is_marked_not_yet_in_effect(self):
+    def test_recipient_check_transport_is_printed_by_check_and_in_effect(self):
         p, r = self.check("mailbox_transport = lmtp:unix:/run/dovecot/lmtp\n"
                           "recipient_check = transport\n")
         self.assertEqual(r.returncode, 0, r.stderr)
-        self.assertIn("recipient_check = transport  # not yet in effect\n", r.stdout)
+        self.assertIn("recipient_check = transport\n", r.stdout)
 
 
 if __name__ == "__main__":

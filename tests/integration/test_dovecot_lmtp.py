@@ -235,6 +235,48 @@ class LmtpDialogue(LmtpCase):
         self.assertRegex(log, r"event=delivered to=<carol@example\.org> .*mailer=lmtp")
 
 
+class RecipientCheck(LmtpCase):
+    """recipient_check = transport: Dovecot is asked at RCPT (an LMTP RCPT probe)."""
+
+    def test_an_unknown_user_is_refused_at_rcpt_with_550_5_1_1(self):
+        srv = self.mta(recipient_check="transport")
+        with srv.client() as c:
+            self.assertReply(c.ehlo(), 250)
+            self.assertReply(c.cmd("MAIL FROM:<%s>" % SENDER), 250)
+            r = c.cmd("RCPT TO:<nobody@example.org>")
+            self.assertReply(r, 550, "5.1.1")
+            self.assertIn("nobody@example.org", r.text)
+            self.assertReply(c.cmd("RCPT TO:<alice@example.org>"), 250)
+            self.assertReply(c.cmd("RCPT TO:<anyone@localhost>"), 250, msg="a Maildir domain")
+            # asked again within the cache's minute: the same answer, Dovecot not asked
+            self.assertReply(c.cmd("RCPT TO:<nobody@example.org>"), 550, "5.1.1")
+            self.assertReply(c.cmd("DATA"), 354)
+            c.send(message("checked") + b".\r\n")
+            self.assertReply(c.reply(), 250)
+            c.cmd("QUIT")
+        self.imap("alice@example.org")
+        said = self.dv.log_lines("lmtp(nobody@example.org)", "Userdb lookup failed")
+        self.assertEqual(len(said), 1, self.dv.log_since())
+        self.assertRegex(srv.log_text(), r"event=reject stage=rcpt to=<nobody@example\.org> "
+                                         r"reason=transport")
+        self.assertNoMail(srv, "localhost", "postmaster")     # nothing bounced
+        # the probe never left a message behind
+        self.assertEqual(len(self.dv.imap_fetch_all("alice@example.org",
+                                                    USERS["alice@example.org"])), 1)
+
+    def test_rcpt_gets_451_4_3_0_when_dovecot_cannot_be_asked(self):
+        srv = self.mta(recipient_check="transport")
+        self.dv.stop()
+        with srv.client() as c:
+            self.assertReply(c.ehlo(), 250)
+            self.assertReply(c.cmd("MAIL FROM:<%s>" % SENDER), 250)
+            self.assertReply(c.cmd("RCPT TO:<alice@example.org>"), 451, "4.3.0")
+            self.assertReply(c.cmd("RCPT TO:<anyone@localhost>"), 250)
+            c.cmd("QUIT")
+        self.assertRegex(srv.log_text(), r"event=recipient-check-failed to=<alice@example\.org>")
+        self.assertNoMail(srv, "localhost", "postmaster")
+
+
 class ExplainRecipient(LmtpCase):
     def test_explain_recipient_names_the_lmtp_target(self):
         srv = self.mta()

@@ -119,7 +119,7 @@ f_auth(void *arg, const char *user, const char *pass)
 }
 
 static const struct session_ops ops = { f_output, f_open, f_write, f_commit, f_abort, f_log,
-    f_starttls, f_auth, NULL, NULL, NULL, NULL };
+    f_starttls, f_auth, NULL, NULL, NULL, NULL, NULL };
 
 static struct conf conf;
 static struct fake fk;
@@ -152,7 +152,7 @@ f_space(void *arg, uint64_t size)
 }
 
 static const struct session_ops ops_bounded = { f_output, f_open, f_write, f_commit, f_abort,
-    f_log, f_starttls, f_auth, f_full, f_pause, f_space, NULL };
+    f_log, f_starttls, f_auth, f_full, f_pause, f_space, NULL, NULL };
 
 static struct session *
 start_bounded(void)
@@ -1262,7 +1262,7 @@ f_mail_check(void *arg, const char *sender, int authenticated)
 }
 
 static const struct session_ops ops_mailcheck = { f_output, f_open, f_write, f_commit, f_abort,
-    f_log, f_starttls, f_auth, NULL, NULL, NULL, f_mail_check };
+    f_log, f_starttls, f_auth, NULL, NULL, NULL, f_mail_check, NULL };
 
 TEST(mail_check_holds_pipelined_commands_until_answered)
 {
@@ -1605,6 +1605,79 @@ TEST(a_backends_reason_for_a_failure_is_logged)
 }
 
 
+static int rcpt_checks;
+static char rcpt_checked[300];
+
+static void
+f_rcpt_check(void *arg, const char *addr)
+{
+	rcpt_checks++;
+	snprintf(rcpt_checked, sizeof(rcpt_checked), "%s", addr);
+}
+
+static const struct session_ops ops_rcptcheck = { f_output, f_open, f_write, f_commit, f_abort,
+    f_log, f_starttls, f_auth, NULL, NULL, NULL, NULL, f_rcpt_check };
+
+static struct session *
+start_rcptcheck(void)
+{
+	struct session_peer peer;
+	struct session_opts opts = { .kind = SL_SMTP };
+	struct session *s;
+
+	memset(&fk, 0, sizeof(fk));
+	rcpt_checks = 0;
+	memset(&peer, 0, sizeof(peer));
+	netaddr_parse("127.0.0.1", &peer.local);
+	netaddr_parse("192.0.2.7", &peer.remote);
+	s = session_new(&conf, NULL, &peer, &opts, "t4", &ops_rcptcheck, &fk);
+	session_set_time(s, 1700000000);
+	session_start(s, NULL);
+	return s;
+}
+
+TEST(rcpt_check_holds_the_recipient_and_pipelined_commands_until_answered)
+{
+	struct session *s = start_rcptcheck();
+
+	feed(s, "EHLO c\r\nMAIL FROM:<a@b>\r\nRCPT TO:<Bob@localhost>\r\nRCPT TO:<x@localhost>\r\n");
+	CHECK(rcpt_checks == 1);
+	CHECK_STR(rcpt_checked, "bob@localhost");
+	CHECK(session_state(s) == SS_RCPTWAIT);
+	CHECK(strstr(fk.out, "250 2.1.5") == NULL);
+	session_rcpt_done(s, NULL);
+	CHECK(strstr(fk.out, "250 2.1.5 Ok") != NULL);
+	session_free(s);
+}
+
+TEST(rcpt_check_refusal_is_the_reply_and_the_recipient_is_not_added)
+{
+	struct session *s = start_rcptcheck();
+
+	feed(s, "EHLO c\r\nMAIL FROM:<a@b>\r\nRCPT TO:<nobody@localhost>\r\n");
+	session_rcpt_done(s, "550 5.1.1 <nobody@localhost>: Recipient address rejected: "
+	    "User unknown");
+	CHECK(strstr(fk.out, "550 5.1.1 <nobody@localhost>: Recipient address rejected") != NULL);
+	CHECK(strstr(fk.log, "event=reject stage=rcpt to=<nobody@localhost> reason=transport") !=
+	    NULL);
+	feed(s, "DATA\r\n");
+	CHECK(strstr(fk.out, "554 5.5.1") != NULL);	/* no valid recipients */
+	feed(s, "RCPT TO:<bob@localhost>\r\n");
+	session_rcpt_done(s, "451 4.3.0 <bob@localhost>: cannot ask the mailbox server now");
+	CHECK(strstr(fk.out, "451 4.3.0 <bob@localhost>") != NULL);
+	session_free(s);
+}
+
+TEST(remote_recipients_are_not_sent_to_the_rcpt_check)
+{
+	struct session *s = start_rcptcheck();
+
+	feed(s, "EHLO c\r\nMAIL FROM:<a@b>\r\nRCPT TO:<r@remote.example>\r\n");
+	CHECK(rcpt_checks == 0);
+	session_free(s);
+}
+
+
 int
 main(void)
 {
@@ -1694,10 +1767,13 @@ main(void)
 	RUN(mail_check_holds_pipelined_commands_until_answered);
 	RUN(commit_refused_replies_instead_of_250);
 	RUN(dsn_parameters_are_parsed_and_kept_per_recipient);
-	conf_free(&conf);
 	RUN(ehlo_offers_only_the_mechanisms_the_backend_carries);
 	RUN(a_backend_temporary_failure_is_454_and_not_counted);
 	RUN(the_backends_account_name_becomes_the_authenticated_user);
 	RUN(a_backends_reason_for_a_failure_is_logged);
+	RUN(rcpt_check_holds_the_recipient_and_pipelined_commands_until_answered);
+	RUN(rcpt_check_refusal_is_the_reply_and_the_recipient_is_not_added);
+	RUN(remote_recipients_are_not_sent_to_the_rcpt_check);
+	conf_free(&conf);
 	T_EXIT();
 }
