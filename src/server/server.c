@@ -45,6 +45,7 @@
 #include "server/control.h"
 #include "server/metrics_http.h"
 #include "server/local.h"
+#include "server/pickup.h"
 #include "server/privs.h"
 #include "server/server.h"
 #include "net/workq.h"
@@ -1968,6 +1969,7 @@ server_reload(struct server *srv)
 	log_set_level(n->conf.log_level);
 	warn_not_in_effect(&n->conf);
 	qmgr_set_cfg(srv->qmgr, n);
+	pickup_set_limits(srv->pickup, n->conf.message_size_limit, n->conf.queue_lifetime);
 	pthread_mutex_lock(&srv->cfgmu);
 	struct cfg *old = srv->cfg;
 	srv->cfg = n;
@@ -2366,9 +2368,12 @@ server_run(const char *conf_path)
 	for (int i = 1; i < srv.nworkers; i++)
 		if (pthread_create(&srv.workers[i].thread, NULL, worker_main, &srv.workers[i]) != 0)
 			fatal("event=startup-error reason=\"worker thread: %s\"", strerror(errno));
-	if ((srv.pickup = pickup_start(srv.cfg->conf.spool_dir, srv.cfg->conf.hostname,
-	    srv.cfg->conf.queue_lifetime, err, sizeof(err))) == NULL)
-		fatal("event=startup-error reason=\"%s\"", err);
+	{
+		struct pickup_conf pc = { srv.cfg->conf.spool_dir, srv.cfg->conf.hostname,
+		    srv.cfg->conf.queue_lifetime, srv.cfg->conf.message_size_limit, 0 };
+		if ((srv.pickup = pickup_start(&pc, err, sizeof(err))) == NULL)
+			fatal("event=startup-error reason=\"%s\"", err);
+	}
 	log_info("event=started version=%s config=%s hostname=%s workers=%d queued=%d",
 	    IMSD_VERSION, srv.cfg->conf.source, srv.cfg->conf.hostname, srv.nworkers, n);
 	/* systemd (Type=notify): listeners bound, privileges dropped, queue recovered, every
