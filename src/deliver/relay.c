@@ -69,8 +69,11 @@ struct rconn {
 	enum rc_state st;
 	struct tls_conn *tls;
 	int tls_up, tls_want, no_tls;
-	int tls_verified;		/* 1: the certificate verified for t.host; 2: by DANE;
+	int tls_verified;		/* 1: the certificate verified for vhost; 2: by DANE;
 					 * 3: TLS without authentication (DANE, no usable TLSA) */
+	char vhost[256];		/* the MX host name tls_verified holds for: a reuse
+					 * for another name on the same address is another
+					 * destination (conn_fits) */
 	struct smtp_reply_parser parser;
 	struct smtp_reply reply;
 	struct smtp_caps caps;
@@ -117,6 +120,12 @@ struct rtask {
 	size_t bdat_unacked;		/* BDAT replies still to come */
 	char err[300];			/* the last connection-level error, for temp results */
 	int err_perm;
+	/* REQUIRETLS (RFC 8689 4.2.1): a host met could not take the message over verified
+	 * TLS ("5.7.10") or did not offer REQUIRETLS ("5.7.30"); when every host failed that
+	 * way the message is returned at once with this status, never deferred */
+	char rtls_status[8];
+	int other_failed;		/* a host failed otherwise (connection, DNS): defer */
+	int policy_failing;		/* rc_fail is called by tls_policy_fail */
 	/* what is sent: the queue file, or its 7-bit conversion for a peer without 8BITMIME */
 	int src_fd;
 	uint64_t src_off, src_len;
@@ -167,6 +176,37 @@ task_tls_required(const struct rtask *t)
 	if (t->tls_level == OUTTLS_DANE && t->dane_state == DS_ENCRYPT)
 		return 3;	/* TLS, not authenticated */
 	return 0;
+}
+
+/*
+ * May the idle connection c carry t's message to the target tg? It must go to the same
+ * address and port. When t needs anything of TLS (a level that requires it here, or
+ * REQUIRETLS), c must also have been verified for that very MX host name: two names on
+ * one address are two destinations, and a connection DANE-verified for mx-a says nothing
+ * about mx-b. And what was verified must be what t needs now, or more: the certificate
+ * (verify, MTA-STS) for a certificate, DANE for TLSA records, any verified TLS where only
+ * encryption is required. REQUIRETLS alone (the host has no TLSA records and no enforced
+ * policy) gets a verified connection for the same name, and task_begin_tx judges it.
+ */
+static int
+conn_fits(const struct rconn *c, const struct rtask *t, const struct target *tg)
+{
+	int need = task_tls_required(t);
+
+	if (!netaddr_equal(&c->t.addr, &tg->addr) || c->t.port != tg->port)
+		return 0;
+	if (need == 0 && !t->job->requiretls)
+		return 1;
+	if (c->tls_verified == 0 || strcasecmp(c->vhost, tg->host) != 0)
+		return 0;
+	switch (need) {
+	case 1:
+		return c->tls_verified == 1;
+	case 2:
+		return c->tls_verified == 2;
+	default:
+		return 1;	/* 3 (encryption only), or REQUIRETLS alone */
+	}
 }
 
 /* ---- completion ---- */
@@ -259,6 +299,11 @@ task_done(struct rtask *t)
 		t->c->task = NULL;
 		t->c = NULL;
 	}
+	if (t->rtls_status[0] != '\0' && !t->other_failed && !t->err_perm)
+		/* RFC 8689 4.2.1: no MX host could take it as it requires; then the client MUST
+		 * NOT transmit it and MUST send a non-delivery notification: returned now, not
+		 * retried (the same hosts would be asked the same way) */
+		task_fail_rest(t, RELAY_PERM, t->rtls_status, t->err);
 	task_fail_rest(t, t->err_perm ? RELAY_PERM : RELAY_TEMP, t->err_perm ? "5.4.4" : "4.4.1",
 	    t->err[0] ? t->err : "x-imsd; delivery did not complete");
 	task_finish_later(t);
@@ -415,6 +460,9 @@ rc_fail(struct rconn *c, const char *fmt, ...)
 		rc_close(c);
 		return;
 	}
+	if (!t->policy_failing)
+		t->other_failed = 1;
+	t->policy_failing = 0;
 	{
 		char a[NETADDR_STRLEN], lh[LOG_VALUE_MAX], lwhy[LOG_VALUE_MAX];
 		log_info("qid=%s event=relay-attempt-failed host=%s addr=%s port=%u reason=%s",
@@ -450,6 +498,9 @@ tls_policy_fail(struct rconn *c, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
+	if (t->job->requiretls && strcmp(t->rtls_status, "5.7.30") != 0)
+		str_copy(t->rtls_status, sizeof(t->rtls_status), "5.7.10");
+	t->policy_failing = 1;
 	rc_fail(c, "TLS required by %s for %s: %s%s", t->tls_source, t->job->domain,
 	    t->sts != NULL && t->sts->mode == MTASTS_ENFORCE ? "MTA-STS policy (mode enforce): " :
 	    "", why);
@@ -916,23 +967,29 @@ task_begin_tx(struct rtask *t)
 	}
 	if (j->requiretls) {
 		const char *why = NULL;
-		if (!(c->tls_verified == 2 || (c->tls_verified == 1 && t->sts != NULL &&
+		if (strcasecmp(c->vhost, t->targets[t->cur].host) != 0 ||
+		    !(c->tls_verified == 2 || (c->tls_verified == 1 && t->sts != NULL &&
 		    t->sts->mode == MTASTS_ENFORCE)))
 			why = "TLS to it is not verified by DANE or an enforced MTA-STS policy";
 		else if (!c->caps.requiretls)
 			why = "it does not offer REQUIRETLS";
 		if (why != NULL) {
-			/* RFC 8689 §5: such a message is returned, never sent less protected */
-			char diag[300];
-			snprintf(diag, sizeof(diag), "x-imsd; the message requires TLS (REQUIRETLS) and "
-			    "%s: %s", c->t.host, why);
-			task_fail_rest(t, RELAY_PERM, "5.7.30", diag);
+			/* RFC 8689 4.2.1: QUIT, and the next MX host; when none is left the message
+			 * is returned (task_done), never sent less protected */
+			char lh[LOG_VALUE_MAX], lw[LOG_VALUE_MAX];
+			snprintf(t->err, sizeof(t->err), "x-imsd; the message requires TLS "
+			    "(REQUIRETLS) and %s: %s", c->t.host, why);
+			str_copy(t->rtls_status, sizeof(t->rtls_status), "5.7.30");
+			log_info("qid=%s event=relay-attempt-failed host=%s reason=%s", j->qid,
+			    log_value(lh, sizeof(lh), c->t.host, strlen(c->t.host)),
+			    log_value(lw, sizeof(lw), t->err + 8, strlen(t->err + 8)));
 			c->task = NULL;
 			t->c = NULL;
 			rc_send_cmd(c, "QUIT");
 			c->st = RC_QUIT;
 			rc_flush(c);
-			task_done(t);
+			t->cur++;
+			task_next_target(t);
 			return;
 		}
 	}
@@ -1348,6 +1405,7 @@ rc_handshake(struct rconn *c)
 			return;
 		}
 		c->tls_verified = how;
+		str_copy(c->vhost, sizeof(c->vhost), c->t.host);
 	}
 	if (c->task != NULL)
 		log_info("qid=%s event=relay-tls host=%s tls=\"%s %s\"", c->task->job->qid, c->t.host,
@@ -1540,6 +1598,7 @@ task_next_target(struct rtask *t)
 		}
 		if (t->tls_level == OUTTLS_DANE && t->dane_state == DS_FAIL) {
 			char lh[LOG_VALUE_MAX], lw[LOG_VALUE_MAX];
+			t->other_failed = 1;	/* DNS: nothing learned about its TLS */
 			snprintf(t->err, sizeof(t->err), "x-imsd; %s: TLS required by %s for %s: %s",
 			    tg->host, t->tls_source, t->job->domain, t->dane_why);
 			log_info("qid=%s event=relay-attempt-failed host=%s reason=%s", t->job->qid,
@@ -1551,9 +1610,7 @@ task_next_target(struct rtask *t)
 
 		/* an idle connection to the same place is the cheapest way there */
 		for (c = r->idle; c != NULL && !t->no_tls_for_cur; c = c->next) {
-			if (netaddr_equal(&c->t.addr, &tg->addr) && c->t.port == tg->port &&
-			    (!task_tls_required(t) || (c->tls_verified == task_tls_required(t) &&
-			    strcasecmp(c->t.host, tg->host) == 0))) {
+			if (conn_fits(c, t, tg)) {
 				if (c->prev)
 					c->prev->next = c->next;
 				else
@@ -1573,12 +1630,14 @@ task_next_target(struct rtask *t)
 		fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 		if (fd < 0) {
 			snprintf(t->err, sizeof(t->err), "x-imsd; socket: %s", strerror(errno));
+			t->other_failed = 1;
 			t->cur++;
 			continue;
 		}
 		if (connect(fd, (struct sockaddr *)&ss, sl) < 0 && errno != EINPROGRESS) {
 			snprintf(t->err, sizeof(t->err), "x-imsd; connect to %s: %s", tg->host,
 			    strerror(errno));
+			t->other_failed = 1;
 			close(fd);
 			t->cur++;
 			continue;
@@ -1681,6 +1740,9 @@ dns_done(void *arg, const struct dns_result *res)
 					    "%s for %s: MTA-STS policy (mode enforce): the policy does "
 					    "not list this MX host", res->hosts[h].name, t->tls_source,
 					    t->job->domain);
+					if (t->job->requiretls && t->rtls_status[0] == '\0')
+						str_copy(t->rtls_status, sizeof(t->rtls_status),
+						    "5.7.10");
 					continue;
 				}
 			}
