@@ -1143,6 +1143,50 @@ static void print_tlspol(const struct conf *c, const struct row *r, FILE *fp)
 	}
 }
 
+/* milters, submission_milters, policy_services (conf/filters.c does the work). */
+static int parse_milters(struct conf *c, const struct row *r, const char *v, char *why, size_t wl)
+{
+	return conf_milters_parse(v, FIELD(c, r, struct conf_milter *), COUNT(c, r), why, wl);
+}
+
+static void print_milters(const struct conf *c, const struct row *r, FILE *fp)
+{
+	conf_milters_print(*CFIELD(c, r, struct conf_milter *), *CCOUNT(c, r), fp);
+}
+
+static int parse_policies(struct conf *c, const struct row *r, const char *v, char *why,
+    size_t wl)
+{
+	return conf_policies_parse(v, FIELD(c, r, struct conf_policy *), COUNT(c, r), why, wl);
+}
+
+static void print_policies(const struct conf *c, const struct row *r, FILE *fp)
+{
+	conf_policies_print(*CFIELD(c, r, struct conf_policy *), *CCOUNT(c, r), fp);
+}
+
+/* milter_default_action, policy_default_action: tempfail | accept | reject. */
+static int parse_faction(struct conf *c, const struct row *r, const char *v, char *why,
+    size_t wl)
+{
+	return conf_filter_action_parse(v, FIELD(c, r, int), why, wl);
+}
+
+static void print_faction(const struct conf *c, const struct row *r, FILE *fp)
+{
+	fprintf(fp, " %s", conf_filter_action_name(*CFIELD(c, r, int)));
+}
+
+const struct conf_milter *conf_listener_milters(const struct conf *c, int submission, size_t *n)
+{
+	if (submission && c->set[CK_SUBMISSION_MILTERS]) {
+		*n = c->nsubmission_milters;
+		return c->submission_milters;
+	}
+	*n = c->nmilters;
+	return c->milters;
+}
+
 /* ---- the schema ---- */
 
 #define OFF(f)		.off = offsetof(struct conf, f)
@@ -1166,6 +1210,9 @@ static void print_tlspol(const struct conf *c, const struct row *r, FILE *fp)
 #define T_DNSL		.parse = parse_dnsl, .print = print_dnsl, .active = active_list
 #define T_TLSLEVEL	.parse = parse_tlslevel, .print = print_tlslevel, .active = active_always
 #define T_TLSPOL	.parse = parse_tlspol, .print = print_tlspol, .active = active_list
+#define T_MILTERS	.parse = parse_milters, .print = print_milters, .active = active_list
+#define T_POLICIES	.parse = parse_policies, .print = print_policies, .active = active_list
+#define T_FACTION	.parse = parse_faction, .print = print_faction, .active = active_always
 #define NOT_YET		.not_yet = 1	/* capability not in this build: see struct row */
 
 #define DAY 86400ull
@@ -1233,6 +1280,27 @@ static const struct row schema[CK__COUNT] = {
 				    .def = "no" },
 	[CK_MTA_STS_PORT]	= { "mta_sts_port", T_PORT, OFF(mta_sts_port),
 				    .def = "443", .min = 1, .max = 65535 },
+	[CK_MILTERS]		= { "milters", T_MILTERS, LIST(milters), NOT_YET },
+	[CK_SUBMISSION_MILTERS]	= { "submission_milters", T_MILTERS, LIST(submission_milters),
+				    NOT_YET },
+	[CK_MILTER_DEFAULT_ACTION] = { "milter_default_action", T_FACTION,
+				    OFF(milter_default_action), .def = "tempfail", NOT_YET },
+	[CK_MILTER_CONNECT_TIMEOUT] = { "milter_connect_timeout", T_DUR,
+				    OFF(milter_connect_timeout), .def = "30s", .min = 1, .max = 3600,
+				    NOT_YET },
+	[CK_MILTER_COMMAND_TIMEOUT] = { "milter_command_timeout", T_DUR,
+				    OFF(milter_command_timeout), .def = "30s", .min = 1, .max = 3600,
+				    NOT_YET },
+	[CK_MILTER_CONTENT_TIMEOUT] = { "milter_content_timeout", T_DUR,
+				    OFF(milter_content_timeout), .def = "5m", .min = 1, .max = 3600,
+				    NOT_YET },
+	[CK_POLICY_SERVICES]	= { "policy_services", T_POLICIES, LIST(policy_services), NOT_YET },
+	[CK_POLICY_DEFAULT_ACTION] = { "policy_default_action", T_FACTION,
+				    OFF(policy_default_action), .def = "tempfail", NOT_YET },
+	[CK_POLICY_TIMEOUT]	= { "policy_timeout", T_DUR, OFF(policy_timeout), .def = "100s",
+				    .min = 1, .max = 3600, NOT_YET },
+	[CK_POLICY_CACHE_TTL]	= { "policy_cache_ttl", T_DUR, OFF(policy_cache_ttl),
+				    .def = "0s", .min = 0, .max = 86400, NOT_YET },
 };
 
 /* The name of key k ("hostname", ...); NULL when k is out of range. */
@@ -1302,6 +1370,9 @@ void conf_free(struct conf *c)
 	free_dnsl(c->dnswl, c->ndnswl);
 	free_tlspol(c->tls_policy, c->ntls_policy);
 	free(c->smtp_tls_ca_file);
+	conf_milters_free(c->milters, c->nmilters);
+	conf_milters_free(c->submission_milters, c->nsubmission_milters);
+	conf_policies_free(c->policy_services, c->npolicy_services);
 	memset(c, 0, sizeof *c);
 }
 
