@@ -24,7 +24,7 @@ WARN    := -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wstrict-prototypes \
 WARN    += $(shell $(CC) -Werror -Wno-format-truncation -E -x c /dev/null >/dev/null 2>&1 && \
            echo -Wno-format-truncation)
 CPPFLAGS := -Isrc -D_GNU_SOURCE
-LIBS    := -lssl -lcrypto -lcares -lcrypt -lpthread -lspf2 -lopendkim -lopendmarc -lpsl -lidn2 -lunistring
+LIBS    := -lssl -lcrypto -lcares -lcrypt -lpthread -lspf2 -lopendkim -lopendmarc -lpsl -lidn2 -lunistring -lsystemd
 
 OPT     ?= -O2 -g
 B       ?= build

@@ -9,8 +9,12 @@
 #                           OpenDKIM's opendkim-testmsg), the programs that send through
 #                           sendmail (bsd-mailx, git send-email), and what builds and checks
 #                           the package and the man pages (dpkg-dev, debhelper, lintian,
-#                           mandoc, mmdebstrap), and Prometheus (promtool and a scraping
-#                           server for the metrics tests)
+#                           mandoc, mmdebstrap, systemd-nspawn to boot it), Prometheus (promtool and a scraping
+#                           server for the metrics tests), systemd (systemd-analyze checks
+#                           the unit offline; nothing is started) and the base tools the
+#                           tests call that a minimal root may lack (mount, useradd, git).
+#                           A test that finds a tool missing fails (tests/run.py): add the
+#                           tool here when a test starts calling it.
 #
 # `make run` never installs a test peer: on a machine whose MTA is Exim, apt would replace it
 # with Postfix. Run as root on a fresh Debian 12; as another user it only says what is missing.
@@ -29,6 +33,7 @@ need="
 /usr/include/libpsl.h:libpsl-dev
 /usr/include/idn2.h:libidn2-dev
 /usr/include/uninorm.h:libunistring-dev
+/usr/include/systemd/sd-daemon.h:libsystemd-dev
 /usr/share/publicsuffix/public_suffix_list.dat:publicsuffix
 /usr/bin/cc:gcc
 /usr/bin/make:make
@@ -59,6 +64,11 @@ if [ "$what" = test ]; then
 /usr/bin/fakeroot:fakeroot
 /usr/bin/lintian:lintian
 /usr/bin/mmdebstrap:mmdebstrap
+/usr/bin/systemd-nspawn:systemd-container
+/usr/bin/systemd-analyze:systemd
+/usr/bin/git:git
+/bin/mount:mount
+/usr/sbin/useradd:passwd
 "
 elif [ "$what" = deb ]; then
 	need="$need

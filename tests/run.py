@@ -5,16 +5,39 @@
     python3 tests/run.py --only integration smuggl      # only tests whose name contains "smuggl"
 
 (a) every executable in BUILD/tests/ is a unit-test program printing "ok FILE NAME",
-    "FAIL FILE NAME" or "skip FILE NAME — why" per test; a crash, a timeout or a non-zero exit without a FAIL line
-    counts as one failure;
-(b) tests/integration/test_*.py run through unittest with IMSD=<abs BUILD/imsd>;
+    "FAIL FILE NAME [— why]" or "skip FILE NAME — why" per test; a crash, a timeout or a
+    non-zero exit without a FAIL line counts as one failure (of the program);
+(b) tests/integration/test_*.py run through unittest with IMSD=<abs BUILD/imsd>, one module
+    per worker process, INTEGRATION_JOBS at a time;
 (c) each FUZZ_BUILD/bin/fuzz_* runs for --fuzz-seconds with a fresh temporary corpus
     directory first (so nothing is written into the repository) and the seeds in
     tests/fuzz/corpus/<name>/ second; a crash is a failure. With --keep-corpus (make fuzz)
     what a run found that reaches new coverage is merged into tests/fuzz/corpus/<name>/.
 
-The last line printed is "N passed, N failed, N skipped"; the exit status is 1 when
-anything failed. Standard library only (Python 3.11).
+The conventions every test lives by (README, "Tests"):
+
+* Skips. A test may skip only for a reason this runner names as legitimate (LEGITIMATE_SKIPS
+  below), and the runner checks that the reason holds: today the one reason is "not root"
+  (the run is not as root, so namespaces, mounts and throwaway users are out of reach). A
+  test says so with imsdtest.need_root(what) (a unit test prints "skip FILE NAME — not root:
+  what"). Every other skip — a tool that is missing, an environment that refuses (`ip netns
+  add`, a tmpfs mount), a peer that cannot start (Postfix) — is counted as a failure with
+  its reason: `scripts/deps.sh test` installs every tool a test needs, so a missing one means
+  a broken machine, not a test to leave out. Which reasons are legitimate is stated once at
+  the top of the run; the skipped tests are listed with their reasons at the end.
+* Counting. Every collected test gets exactly one outcome. A skip or an error in
+  setUpClass (or setUpModule) counts once per test of the class (module); an error in
+  tearDownClass (tearDownModule) fails every test of the class (module), since they shared
+  what failed; a test with failing subtests is one failure. The run prints the number of
+  tests collected, and passed + failed + skipped add up to it (a unit program that crashes
+  counts as one more test; each fuzz target is one).
+* Time. Each integration test, and each setUpClass/tearDownClass, runs under a watchdog of
+  INTEGRATION_TEST_TIMEOUT seconds (--watchdog); a worker that prints nothing for that long
+  plus WORKER_SILENCE_MARGIN seconds (--worker-silence) is stopped, and every test of its
+  module that had no outcome yet fails: a hang fails the run instead of stalling it.
+
+The last line printed is "N passed, N failed, N skipped" (CI parses it); the exit status is
+1 when anything failed. Standard library only (Python 3.11).
 """
 
 import argparse
@@ -28,16 +51,48 @@ import tempfile
 import time
 import traceback
 import unittest
+import unittest.suite
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
 UNIT_TIMEOUT = 60
 INTEGRATION_TEST_TIMEOUT = 180   # a watchdog per integration test, far above any test's own bounds
+WORKER_SILENCE_MARGIN = 120      # a worker silent for watchdog + this is hung: stop it
 SANITIZER_ENV = {
     "ASAN_OPTIONS": "detect_leaks=1:abort_on_error=1",
     "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1",
 }
+
+# The reasons a test may skip for: a prefix of the skip reason, and the check that it holds
+# in this run (a "not root" skip in a run as root is a failure). Nothing else is legitimate.
+LEGITIMATE_SKIPS = {
+    "not root": (lambda: os.geteuid() != 0,
+                 "tests that need root (network namespaces, tmpfs mounts, throwaway users, "
+                 "installing into a chroot) skip"),
+}
+
+
+def judge_skip(reason):
+    """None when a skip with this reason is legitimate in this run, else why it is not."""
+    reason = (reason or "").strip()
+    for prefix, (holds, _) in LEGITIMATE_SKIPS.items():
+        if reason == prefix or reason.startswith(prefix + ":"):
+            if holds():
+                return None
+            return "skipped as %r, which does not hold in this run (euid %d)" % (
+                prefix, os.geteuid())
+    return "a skip whose reason is not legitimate under this runner (only %s)" % ", ".join(
+        repr(p) for p in LEGITIMATE_SKIPS)
+
+
+def skip_policy_line():
+    held = [(p, what) for p, (holds, what) in LEGITIMATE_SKIPS.items() if holds()]
+    if not held:
+        return ("== skips: none is legitimate in this run (euid %d): every skip counts as a "
+                "failure" % os.geteuid())
+    return "== skips: legitimate in this run (euid %d): %s; any other skip counts as a failure" % (
+        os.geteuid(), "; ".join("%r (%s)" % (p, what) for p, what in held))
 
 
 class Tally:
@@ -45,23 +100,43 @@ class Tally:
         self.passed = 0
         self.failed = 0
         self.skipped = 0
-        self.failures = []          # names, for the recap
+        self.failures = []          # (name, reason), for the recap
+        self.skips = []             # (name, reason)
+
+    @property
+    def total(self):
+        return self.passed + self.failed + self.skipped
+
+    def count(self, status, name, reason=""):
+        """Count an outcome already printed (by an integration worker)."""
+        if status == "ok":
+            self.passed += 1
+        elif status == "skip":
+            self.skipped += 1
+            self.skips.append((name, reason))
+        else:
+            self.failed += 1
+            self.failures.append((name, reason))
 
     def ok(self, name, detail=""):
-        self.passed += 1
+        self.count("ok", name)
         print("ok %s%s" % (name, (" — " + detail) if detail else ""), flush=True)
 
     def fail(self, name, reason="", output=""):
-        self.failed += 1
-        self.failures.append(name)
+        self.count("fail", name, reason)
         print("FAIL %s%s" % (name, (" — " + reason) if reason else ""), flush=True)
         if output:
             out = output.rstrip("\n")
             print("    " + out.replace("\n", "\n    "), flush=True)
 
     def skip(self, name, reason=""):
-        self.skipped += 1
-        print("skip %s%s" % (name, (" — " + reason) if reason else ""), flush=True)
+        """A skip, judged: an illegitimate one is counted and printed as a failure."""
+        bad = judge_skip(reason)
+        if bad:
+            self.fail(name, "%s: %s" % (bad, reason))
+            return
+        self.count("skip", name, reason)
+        print("skip %s — %s" % (name, reason), flush=True)
 
 
 def matches(name, filters):
@@ -126,7 +201,7 @@ def run_unit(build, filters, tally):
                 tally.skip("unit " + full, why or "")
             else:
                 saw_fail = True
-                tally.fail("unit " + full, "", "\n".join(detail[-60:]))
+                tally.fail("unit " + full, why or "", "\n".join(detail[-60:]))
         if not whole and counted == 0:
             continue
         rest = "\n".join(pending[-80:])
@@ -149,69 +224,186 @@ class WatchdogTimeout(Exception):
     pass
 
 
-class TallyResult(unittest.TestResult):
-    """Prints one line per test and feeds the tally."""
+def arm_watchdog(seconds, what):
+    def on_alarm(signum, frame):
+        raise WatchdogTimeout("%s exceeded the runner's %d s watchdog" % (what, seconds))
+    signal.signal(signal.SIGALRM, on_alarm)
+    signal.alarm(seconds)
 
-    def __init__(self, tally):
+
+def disarm_watchdog():
+    signal.alarm(0)
+
+
+# The class and module fixtures run inside TestSuite's own methods; a suite that arms the
+# watchdog around them. These are private methods of unittest.suite: check they are there,
+# so that a Python without them fails loudly instead of running fixtures unguarded.
+_FIXTURE_HOOKS = ("_handleClassSetUp", "_tearDownPreviousClass", "_handleModuleFixture",
+                  "_handleModuleTearDown")
+assert all(hasattr(unittest.TestSuite, h) for h in _FIXTURE_HOOKS), \
+    "unittest.TestSuite lacks %s: the fixture watchdog needs them" % (_FIXTURE_HOOKS,)
+
+
+class WatchdogSuite(unittest.TestSuite):
+    """A flat suite whose setUpClass/tearDownClass/setUpModule/tearDownModule run under the
+    watchdog (a WatchdogTimeout there is reported by unittest as the fixture's error)."""
+
+    watchdog = INTEGRATION_TEST_TIMEOUT
+
+    def _guard(self, hook, what, *args):
+        arm_watchdog(self.watchdog, what)
+        try:
+            return getattr(super(), hook)(*args)
+        finally:
+            disarm_watchdog()
+
+    def _handleClassSetUp(self, test, result):
+        return self._guard("_handleClassSetUp", "setUpClass of %s" % type(test).__name__,
+                           test, result)
+
+    def _tearDownPreviousClass(self, test, result):
+        return self._guard("_tearDownPreviousClass", "tearDownClass", test, result)
+
+    def _handleModuleFixture(self, test, result):
+        return self._guard("_handleModuleFixture", "setUpModule", test, result)
+
+    def _handleModuleTearDown(self, result):
+        return self._guard("_handleModuleTearDown", "tearDownModule", result)
+
+
+def one_line(text):
+    return " ".join((text or "").split())
+
+
+class TallyResult(unittest.TestResult):
+    """Gives each collected test exactly one outcome and prints it when it is known: one
+    human line ("ok NAME — 1.2s", "FAIL NAME — reason" and the traceback, "skip NAME —
+    reason") and one machine line for the parent ("@@RESULT status<TAB>id<TAB>reason").
+    Class- and module-level skips and errors (unittest reports them once, on a placeholder)
+    are given to every test of the class or module."""
+
+    stopped = None                   # why the worker was stopped, once it is
+
+    def __init__(self, tests, watchdog):
         super().__init__()
-        self.tally = tally
+        self.collected = [t.id() for t in tests]
+        self.outcome = {}            # id -> status
+        self.watchdog = watchdog
         self._start = {}
+        self._events = {}            # id -> [(status, reason, output)] while the test runs
 
     @staticmethod
-    def name(test):
+    def key(test):
+        if isinstance(test, unittest.case._SubTest):
+            return test.test_case.id()
         return test.id()
 
+    def emit(self, status, tid, reason="", output="", secs="", where=""):
+        if status == "skip":
+            bad = judge_skip(reason)
+            if bad:
+                status, reason = "fail", "%s: %s" % (bad, reason)
+        if where:
+            reason = "%s: %s" % (where, reason)
+        self.outcome[tid] = status
+        reason = one_line(reason)
+        if status == "ok":
+            print("ok %s%s" % (tid, (" — " + secs) if secs else ""), flush=True)
+        elif status == "skip":
+            print("skip %s — %s" % (tid, reason), flush=True)
+        else:
+            print("FAIL %s%s" % (tid, (" — " + reason) if reason else ""), flush=True)
+            if output:
+                print("    " + output.rstrip("\n").replace("\n", "\n    "), flush=True)
+        print("@@RESULT %s\t%s\t%s" % (status, tid, reason), flush=True)
+
+    # -- one test
     def startTest(self, test):
         super().startTest(test)
         self._start[test.id()] = time.monotonic()
-
-        def on_alarm(signum, frame):
-            raise WatchdogTimeout("test exceeded the runner's %d s watchdog"
-                                  % INTEGRATION_TEST_TIMEOUT)
-        signal.signal(signal.SIGALRM, on_alarm)
-        signal.alarm(INTEGRATION_TEST_TIMEOUT)
+        self._events[test.id()] = []
+        arm_watchdog(self.watchdog, "the test")
 
     def stopTest(self, test):
-        signal.alarm(0)
+        disarm_watchdog()
         super().stopTest(test)
-
-    def _secs(self, test):
-        t0 = self._start.get(test.id())
-        return "" if t0 is None else "%.1fs" % (time.monotonic() - t0)
-
-    def addSuccess(self, test):
-        super().addSuccess(test)
-        self.tally.ok(self.name(test), self._secs(test))
+        tid = test.id()
+        events = self._events.pop(tid, [])
+        t0 = self._start.get(tid)
+        secs = "" if t0 is None else "%.1fs" % (time.monotonic() - t0)
+        fails = [e for e in events if e[0] == "fail"]
+        skips = [e for e in events if e[0] == "skip"]
+        if fails:
+            reason = fails[0][1] + ("" if len(fails) == 1 else " (and %d more)" % (len(fails) - 1))
+            self.emit("fail", tid, reason, "\n".join(e[2] for e in fails if e[2]))
+        elif skips:
+            self.emit("skip", tid, skips[0][1])
+        elif events and not self.stopped:
+            self.emit("ok", tid, secs=secs)
+        else:
+            self.emit("fail", tid, self.stopped or "the test ended without an outcome")
 
     def _reason(self, err):
         exc = err[1]
         first = str(exc).strip().splitlines()
         return "%s: %s" % (type(exc).__name__, first[0] if first else "")
 
+    def _event(self, test, status, reason="", output=""):
+        if isinstance(test, unittest.suite._ErrorHolder):
+            self._fixture(test.description, status, reason, output)
+            return
+        tid = self.key(test)
+        if tid in self._events:
+            self._events[tid].append((status, reason, output))
+        else:                        # not between startTest and stopTest: give it at once
+            self.emit(status, tid, reason, output)
+
+    def _fixture(self, description, status, reason, output):
+        m = re.match(r"^(\w+) \((.*)\)$", description)
+        method, parent = (m.group(1), m.group(2)) if m else (description, description)
+        targets = [t for t in self.collected if t.startswith(parent + ".")]
+        if method.startswith("setUp"):
+            targets = [t for t in targets if t not in self.outcome]
+            where = method
+        else:
+            # a failed tearDownClass/tearDownModule: what the tests shared failed, so none
+            # of them counts as passed
+            where = "%s of %s failed" % (method, parent)
+        if not targets:              # nothing to give it to: it is an outcome of its own
+            self.collected.append(description)
+            targets = [description]
+        for i, t in enumerate(targets):
+            self.emit(status, t, reason, output if i == 0 else "", where=where)
+
+    def addSuccess(self, test):
+        super().addSuccess(test)
+        self._event(test, "ok")
+
     def addFailure(self, test, err):
         super().addFailure(test, err)
-        self.tally.fail(self.name(test), self._reason(err), self._exc_info_to_string(err, test))
+        self._event(test, "fail", self._reason(err), self._exc_info_to_string(err, test))
 
     def addError(self, test, err):
         super().addError(test, err)
-        self.tally.fail(self.name(test), self._reason(err), self._exc_info_to_string(err, test))
+        self._event(test, "fail", self._reason(err), self._exc_info_to_string(err, test))
 
     def addSubTest(self, test, subtest, err):
         super().addSubTest(test, subtest, err)
         if err is not None:
-            self.tally.fail(subtest.id(), self._reason(err), self._exc_info_to_string(err, test))
+            self._event(test, "fail", "%s %s" % (subtest._subDescription(), self._reason(err)),
+                        self._exc_info_to_string(err, test))
 
     def addSkip(self, test, reason):
         super().addSkip(test, reason)
-        self.tally.skip(self.name(test), reason)
+        self._event(test, "skip", reason)
 
     def addExpectedFailure(self, test, err):
         super().addExpectedFailure(test, err)
-        self.tally.ok(self.name(test), "expected failure")
+        self._event(test, "ok")
 
     def addUnexpectedSuccess(self, test):
         super().addUnexpectedSuccess(test)
-        self.tally.fail(self.name(test), "unexpected success")
+        self._event(test, "fail", "unexpected success")
 
 
 def iter_tests(suite):
@@ -233,37 +425,108 @@ def load_integration(idir, filters, module=None):
     loader = unittest.TestLoader()
     suite = loader.discover(idir, pattern=(module + ".py") if module else "test_*.py",
                             top_level_dir=idir)
-    selected = unittest.TestSuite()
+    selected = []
     for t in iter_tests(suite):
         # a module that fails to import shows up as unittest.loader._FailedTest
         if matches(t.id(), filters) or type(t).__name__ == "_FailedTest":
-            selected.addTest(t)
+            selected.append(t)
     return selected
 
 
-def run_integration_worker(build, module, filters):
-    """One module in this process; the parent reads the result lines and the tally."""
-    idir = os.path.join(HERE, "integration")
+def run_integration_worker(build, module, filters, idir, watchdog):
+    """One module in this process; the parent reads the result lines."""
     os.environ["IMSD"] = os.path.abspath(os.path.join(build, "imsd"))
     # the optimised build, for the memory figures (test_limits); `make test` builds it
     os.environ.setdefault("IMSD_RELEASE", os.path.join(ROOT, "build", "imsd"))
-    if idir not in sys.path:
-        sys.path.insert(0, idir)
-    tally = Tally()
+    integ = os.path.join(HERE, "integration")    # the harness (imsdtest, netns, peers)
+    for d in (integ, idir):
+        if d not in sys.path:
+            sys.path.insert(0, d)
+
+    # The parent stops a hung worker with SIGTERM: leave through KeyboardInterrupt, which
+    # unittest lets through, so that atexit handlers (namespaces, Postfix) still run.
+    def on_term(signum, frame):
+        TallyResult.stopped = "stopped by the runner (SIGTERM) while it ran: a hang"
+        raise KeyboardInterrupt(TallyResult.stopped)
+    signal.signal(signal.SIGTERM, on_term)
     try:
-        selected = load_integration(idir, filters, module)
+        tests = load_integration(idir, filters, module)
     except Exception:
-        tally.fail("integration " + module, "could not load the tests", traceback.format_exc())
-    else:
-        selected.run(TallyResult(tally))
-    print("@@TALLY %d %d %d" % (tally.passed, tally.failed, tally.skipped))
-    for n in tally.failures:
-        print("@@FAILED " + n)
+        print("@@COLLECTED integration " + module, flush=True)
+        TallyResult([], watchdog).emit("fail", "integration " + module,
+                                       "could not load the tests", traceback.format_exc())
+        return 0
+    for t in tests:
+        print("@@COLLECTED " + t.id(), flush=True)
+    result = TallyResult(tests, watchdog)
+    suite = WatchdogSuite(tests)
+    suite.watchdog = watchdog
+    try:
+        suite.run(result)
+    except KeyboardInterrupt as e:
+        print("@@STOPPED %s" % e, flush=True)
+        return 1
+    print("@@DONE", flush=True)
     return 0
 
 
-def run_integration(build, filters, tally):
-    idir = os.path.join(HERE, "integration")
+def stop_worker(proc, grace=30):
+    """Stop a worker (started in a session of its own) and what it started: SIGTERM to
+    the worker, then SIGKILL to its process group."""
+    try:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        pass
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)       # the group is the worker's own (its pid)
+    except (ProcessLookupError, PermissionError):
+        pass
+    proc.wait()
+
+
+RESULT_RE = re.compile(r"^@@RESULT (ok|fail|skip)\t([^\t]*)\t(.*)$")
+
+
+def collect_worker(mod, text, tally, why_missing, done):
+    """Count a finished worker's outcomes; every test it listed and gave no outcome fails.
+    done: the worker said it finished (a module none of whose tests the filters select
+    lists none)."""
+    collected, results = [], {}
+    lines = []
+    for line in text.splitlines():
+        m = RESULT_RE.match(line)
+        if m:
+            results[m.group(2)] = (m.group(1), m.group(3))
+        elif line.startswith("@@COLLECTED "):
+            collected.append(line[len("@@COLLECTED "):])
+        elif line.startswith("@@"):
+            continue
+        else:
+            lines.append(line)
+    for tid in list(results):
+        if tid not in collected:
+            collected.append(tid)    # a fixture's placeholder given an outcome of its own
+    if collected or not done:
+        print("-- %s: %d test%s" % (mod, len(collected), "" if len(collected) == 1 else "s"),
+              flush=True)
+    for line in lines:
+        print(line, flush=True)
+    if not collected:
+        if not done:
+            tally.fail("integration " + mod, "the test process listed no tests: %s"
+                       % why_missing)
+        return 0
+    for tid in collected:
+        if tid in results:
+            status, reason = results[tid]
+            tally.count(status, tid, reason)
+        else:
+            tally.fail(tid, "no outcome: %s" % why_missing)
+    return len(collected)
+
+
+def run_integration(build, filters, tally, idir, watchdog, silence):
     imsd = os.path.abspath(os.path.join(build, "imsd"))
     print("== integration tests (IMSD=%s, %d modules at a time)" % (imsd, INTEGRATION_JOBS),
           flush=True)
@@ -274,39 +537,51 @@ def run_integration(build, filters, tally):
                      if f.startswith("test_") and f.endswith(".py"))
     modules.sort(key=lambda m: SLOW_FIRST.index(m) if m in SLOW_FIRST else len(SLOW_FIRST))
     pending = list(modules)
-    running = []            # (module, Popen, output file)
-    while pending or running:
-        while pending and len(running) < INTEGRATION_JOBS:
-            mod = pending.pop(0)
-            out = tempfile.TemporaryFile()
-            cmd = [sys.executable, os.path.abspath(__file__), "--build", build,
-                   "--integration-worker", mod] + list(filters)
-            running.append((mod, subprocess.Popen(cmd, cwd=ROOT, stdin=subprocess.DEVNULL,
-                                                  stdout=out, stderr=subprocess.STDOUT), out))
-        time.sleep(0.2)
-        for item in list(running):
-            mod, proc, out = item
-            if proc.poll() is None:
-                continue
-            running.remove(item)
-            out.seek(0)
-            text = out.read().decode("utf-8", "replace")
-            out.close()
-            got = False
-            for line in text.splitlines():
-                m = re.match(r"^@@TALLY (\d+) (\d+) (\d+)$", line)
-                if m:
-                    got = True
-                    tally.passed += int(m.group(1))
-                    tally.failed += int(m.group(2))
-                    tally.skipped += int(m.group(3))
-                elif line.startswith("@@FAILED "):
-                    tally.failures.append(line[9:])
+    running = []            # [module, Popen, output file, last size, time of last growth]
+    try:
+        while pending or running:
+            while pending and len(running) < INTEGRATION_JOBS:
+                mod = pending.pop(0)
+                out = tempfile.TemporaryFile()
+                cmd = [sys.executable, os.path.abspath(__file__), "--build", build,
+                       "--integration-dir", idir, "--watchdog", str(watchdog),
+                       "--integration-worker", mod] + list(filters)
+                proc = subprocess.Popen(cmd, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=out,
+                                        stderr=subprocess.STDOUT, start_new_session=True)
+                running.append([mod, proc, out, 0, time.monotonic()])
+            time.sleep(0.2)
+            for item in list(running):
+                mod, proc, out, size, since = item
+                hung = None
+                if proc.poll() is None:
+                    now = time.monotonic()
+                    cur = os.fstat(out.fileno()).st_size
+                    if cur != size:
+                        item[3], item[4] = cur, now
+                        continue
+                    if now - since < watchdog + silence:
+                        continue
+                    hung = now - since
+                    stop_worker(proc)
+                running.remove(item)
+                out.seek(0)
+                text = out.read().decode("utf-8", "replace")
+                out.close()
+                done = hung is None and "\n@@DONE\n" in "\n" + text
+                if hung is not None:
+                    why = ("the test process printed nothing for %.0f s (watchdog %d s + %d s) "
+                           "and was stopped: a hang" % (hung, watchdog, silence))
+                elif not done:
+                    why = "the test process died (exit status %s)" % proc.returncode
                 else:
-                    print(line, flush=True)
-            if not got:
-                tally.fail("integration " + mod, "the test process died (exit %s)"
-                           % proc.returncode)
+                    why = "the test process ended without one"
+                collect_worker(mod, text, tally, why, done)
+                if done and proc.returncode != 0:
+                    tally.fail("integration " + mod, "the test process exited with status %d "
+                               "after its tests" % proc.returncode)
+    finally:
+        for mod, proc, out, _, _ in running:
+            stop_worker(proc, grace=10)
 
 
 # ---------------------------------------------------------------- fuzzing
@@ -408,6 +683,14 @@ def main():
                     help="merge what each fuzz run found into tests/fuzz/corpus/NAME (make fuzz)")
     ap.add_argument("--only", action="append", choices=["unit", "integration", "fuzz"],
                     help="run only this kind (repeatable)")
+    ap.add_argument("--watchdog", type=int, default=INTEGRATION_TEST_TIMEOUT,
+                    help="seconds an integration test or class fixture may take (default %d)"
+                    % INTEGRATION_TEST_TIMEOUT)
+    ap.add_argument("--worker-silence", type=int, default=WORKER_SILENCE_MARGIN,
+                    help="seconds beyond the watchdog after which a silent worker is stopped "
+                    "(default %d)" % WORKER_SILENCE_MARGIN)
+    ap.add_argument("--integration-dir", default=os.path.join(HERE, "integration"),
+                    help=argparse.SUPPRESS)       # the runner's self-test points it elsewhere
     ap.add_argument("--integration-worker", metavar="MODULE", help=argparse.SUPPRESS)
     ap.add_argument("filters", nargs="*",
                     help="run only tests whose name contains one of these strings")
@@ -415,23 +698,37 @@ def main():
 
     for k, v in SANITIZER_ENV.items():
         os.environ[k] = v
+    idir = os.path.abspath(args.integration_dir)
     if args.integration_worker:
         return run_integration_worker(os.path.abspath(args.build), args.integration_worker,
-                                      args.filters)
+                                      args.filters, idir, args.watchdog)
     kinds = args.only or ["unit", "integration", "fuzz"]
     tally = Tally()
     t0 = time.monotonic()
-    if "unit" in kinds:
-        run_unit(os.path.abspath(args.build), args.filters, tally)
-    if "integration" in kinds:
-        run_integration(os.path.abspath(args.build), args.filters, tally)
-    if "fuzz" in kinds:
-        run_fuzz(os.path.abspath(args.fuzz_build), args.fuzz_seconds, args.filters, tally,
-                 keep_corpus=args.keep_corpus)
+    print(skip_policy_line(), flush=True)
+    counts = []
+    for kind in ("unit", "integration", "fuzz"):
+        if kind not in kinds:
+            continue
+        before = tally.total
+        if kind == "unit":
+            run_unit(os.path.abspath(args.build), args.filters, tally)
+        elif kind == "integration":
+            run_integration(os.path.abspath(args.build), args.filters, tally, idir,
+                            args.watchdog, args.worker_silence)
+        else:
+            run_fuzz(os.path.abspath(args.fuzz_build), args.fuzz_seconds, args.filters, tally,
+                     keep_corpus=args.keep_corpus)
+        counts.append("%s %d" % (kind, tally.total - before))
+    if tally.skips:
+        print("== skipped (%d), each for a reason legitimate in this run:" % len(tally.skips))
+        for n, why in tally.skips:
+            print("   %s — %s" % (n, why))
     if tally.failures:
         print("== failed (%d):" % len(tally.failures))
-        for n in tally.failures:
-            print("   " + n)
+        for n, why in tally.failures:
+            print("   %s%s" % (n, (" — " + why[:200]) if why else ""))
+    print("== collected %d tests (%s); each has one outcome" % (tally.total, ", ".join(counts)))
     print("== %.0f s" % (time.monotonic() - t0))
     print("%d passed, %d failed, %d skipped" % (tally.passed, tally.failed, tally.skipped),
           flush=True)

@@ -2,6 +2,7 @@
  * imsd — command-line entry: a table of subcommands (SPEC.md "Command line").
  */
 #include <errno.h>
+#include <grp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 #include <netdb.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 
 #include "cli/authcli.h"
 #include "cli/cli.h"
@@ -19,13 +21,14 @@
 #include "policy/tls_offer.h"
 #include "queue/queue.h"
 #include "cfg/cfg.h"
+#include "server/privs.h"
 #include "server/server.h"
 #include "util/log.h"
 #include "util/version.h"
 
 static const char usage_text[] =
     "usage: imsd run     [-c FILE]            serve in the foreground; logs to stderr\n"
-    "       imsd check   [-c FILE]            validate the configuration, print effective settings\n"
+    "       imsd check   [-c FILE] [-q]       validate the configuration (as run_user too), print effective settings\n"
     "       imsd queue   [-c FILE] [--json]   list queued messages (--json: one JSON document)\n"
     "       imsd flush   [-c FILE]            retry every deferred message now\n"
     "       imsd delete  [-c FILE] ID...|ALL  remove messages from the queue\n"
@@ -63,6 +66,8 @@ parse_c(int argc, char **argv, const char **conf_path)
 	return i;
 }
 
+static int take_flag(int *argc, char **argv, const char *flag);
+
 static int
 cmd_run(int argc, char **argv)
 {
@@ -74,12 +79,63 @@ cmd_run(int argc, char **argv)
 	return server_run(path);
 }
 
+/*
+ * Root's check of a configuration the server will read as run_user: the server reads every
+ * file again as that user on a reload (and under systemd, User=imsd, from the start), so a
+ * recipients file or key only root can read passes root's check and fails the server.
+ * Load it once more in a child that has become run_user. 0 readable, 1 not (said on stderr).
+ */
+static int
+check_as_run_user(const char *path, const struct cfg *c)
+{
+	struct privs pv;
+	char err[1024];
+	pid_t pid;
+	int st;
+
+	if (privs_plan(&c->conf, &pv, err, sizeof(err)) < 0) {
+		/* a run_user written in the file is the file's error; the default user missing
+		 * on this machine (a build host) is the machine's: said, not failed */
+		fprintf(stderr, "imsd: %s%s\n", c->conf.set[CK_RUN_USER] ? "" : "note: ", err);
+		return c->conf.set[CK_RUN_USER] ? 1 : 0;
+	}
+	if (!pv.switch_user)
+		return 0;
+	fflush(stdout);
+	fflush(stderr);
+	if ((pid = fork()) < 0) {
+		fprintf(stderr, "imsd: check: fork: %s\n", strerror(errno));
+		return 1;
+	}
+	if (pid == 0) {
+		struct cfg *as;
+		if (initgroups(pv.name, pv.gid) < 0 || setgid(pv.gid) < 0 || setuid(pv.uid) < 0) {
+			fprintf(stderr, "imsd: check: cannot become %s: %s\n", pv.name,
+			    strerror(errno));
+			_exit(1);
+		}
+		if ((as = cfg_load(path, 0, err, sizeof(err))) == NULL) {
+			fprintf(stderr, "imsd: %s (read as %s, uid %ld: the server reads its files as "
+			    "this user; make them readable by it, e.g. chgrp %s FILE && chmod 0640 "
+			    "FILE)\n", err, pv.name, (long)pv.uid, pv.name);
+			_exit(1);
+		}
+		cfg_unref(as);
+		_exit(0);
+	}
+	while (waitpid(pid, &st, 0) < 0)
+		if (errno != EINTR)
+			return 1;
+	return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : 1;
+}
+
 static int
 cmd_check(int argc, char **argv)
 {
 	const char *path;
 	char err[1024];
 	struct cfg *c;
+	int quiet = take_flag(&argc, argv, "-q");
 	int i = parse_c(argc, argv, &path);
 
 	if (i < 0 || i != argc)
@@ -88,9 +144,15 @@ cmd_check(int argc, char **argv)
 		fprintf(stderr, "imsd: %s\n", err);
 		return 1;
 	}
+	if (geteuid() == 0 && check_as_run_user(path, c) != 0) {
+		cfg_unref(c);
+		return 1;
+	}
 	printf("# imsd %s: configuration %s is valid\n", IMSD_VERSION, c->conf.source);
-	conf_print(&c->conf, stdout);
-	authcli_check_report(c, stdout);
+	if (!quiet) {
+		conf_print(&c->conf, stdout);
+		authcli_check_report(c, stdout);
+	}
 	cfg_unref(c);
 	return 0;
 }
@@ -144,7 +206,7 @@ cmd_queue(int argc, char **argv)
 		cfg_unref(c);
 		return r;
 	}
-	if (queue_open(c->conf.spool_dir, 0, &q, err, sizeof(err)) < 0 ||
+	if (cli_queue_open(c->conf.spool_dir, 0, &q, err, sizeof(err)) < 0 ||
 	    queue_list(&q, &ids, &n, err, sizeof(err)) < 0) {
 		fprintf(stderr, "imsd: %s\n", err);
 		cfg_unref(c);
@@ -320,6 +382,12 @@ cmd_flush(int argc, char **argv)
 		fprintf(stderr, "imsd: %s\n", err);
 		return 1;
 	}
+	/* the control socket is in the run user's spool: connected to as its owner */
+	if (privs_as_spool_owner(c->conf.spool_dir, err, sizeof(err)) < 0) {
+		fprintf(stderr, "imsd: %s\n", err);
+		cfg_unref(c);
+		return 2;
+	}
 	r = control_request(c->conf.spool_dir, "FLUSH");
 	if (r < 0) {
 		if (queue_locked_by_other(c->conf.spool_dir))
@@ -351,6 +419,11 @@ cmd_delete(int argc, char **argv)
 		fprintf(stderr, "imsd: %s\n", err);
 		return 1;
 	}
+	if (privs_as_spool_owner(c->conf.spool_dir, err, sizeof(err)) < 0) {
+		fprintf(stderr, "imsd: %s\n", err);
+		cfg_unref(c);
+		return 2;
+	}
 	snprintf(req, sizeof(req), "DELETE %.100s", argv[i]);
 	int r = control_request(c->conf.spool_dir, req);
 	if (r >= 0) {
@@ -365,7 +438,7 @@ cmd_delete(int argc, char **argv)
 		return status;
 	}
 	/* no server: take the spool lock ourselves so none starts meanwhile */
-	if (queue_open(c->conf.spool_dir, 1, &q, err, sizeof(err)) < 0) {
+	if (cli_queue_open(c->conf.spool_dir, 1, &q, err, sizeof(err)) < 0) {
 		fprintf(stderr, "imsd: %s\n", err);
 		cfg_unref(c);
 		return 2;

@@ -31,6 +31,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <systemd/sd-daemon.h>
+
 #include "net/ev.h"
 #include "policy/clients.h"
 #include "proto/proxy.h"
@@ -1943,10 +1945,14 @@ static void
 server_reload(struct server *srv)
 {
 	char err[1024];
-	struct cfg *n = cfg_load(srv->conf_path, 1, err, sizeof(err));
+	struct cfg *n;
 
-	if (n == NULL) {
+	/* systemd (Type=notify): reloading until READY=1 again, whatever the outcome */
+	sd_notify(0, "RELOADING=1");
+	if ((n = cfg_load(srv->conf_path, 1, err, sizeof(err))) == NULL) {
 		log_error("event=reload-failed reason=\"%s\" action=kept-old-configuration", err);
+		sd_notifyf(0, "READY=1\nSTATUS=reload failed, serving with the previous "
+		    "configuration: %s", err);
 		return;
 	}
 	if (!listeners_equal(&srv->cfg->conf, &n->conf))
@@ -1968,6 +1974,7 @@ server_reload(struct server *srv)
 	pthread_mutex_unlock(&srv->cfgmu);
 	cfg_unref(old);
 	log_info("event=reloaded config=%s", n->conf.source);
+	sd_notify(0, "READY=1\nSTATUS=serving");
 }
 
 /* ---- signals, tick ---- */
@@ -2012,6 +2019,7 @@ server_begin_stop(struct server *srv)
 	srv->stop_deadline = time(NULL) + DRAIN_SECONDS;
 	srv->stop_relay_deadline = time(NULL) + RELAY_DRAIN_SECONDS;
 	__atomic_store_n(&srv->stopping, 1, __ATOMIC_RELEASE);
+	sd_notify(0, "STOPPING=1");
 	log_info("event=stopping connections=%u commits_in_flight=%u",
 	    __atomic_load_n(&srv->nconns, __ATOMIC_RELAXED),
 	    __atomic_load_n(&srv->commits_in_flight, __ATOMIC_RELAXED));
@@ -2256,9 +2264,17 @@ server_run(const char *conf_path)
 	srv.loop = srv.workers[0].loop;
 	if (server_setup_signals(&srv) < 0)
 		fatal("event=startup-error reason=\"signals: %s\"", strerror(errno));
-	if (queue_open(srv.cfg->conf.spool_dir, 1, &srv.q, err, sizeof(err)) < 0) {
-		log_error("event=startup-error reason=\"%s\"", err);
-		return 2;
+	/* Root works in the spool (the run user's) by descriptor only: spool_dir is opened
+	 * once, and nothing inside it is followed (privs.h, queue.h, local.h). */
+	{
+		char lerr[LOG_VALUE_MAX];
+		int sfd;
+		if ((pv.switch_user && srv.cfg->conf.embedded &&
+		    privs_reclaim(&pv, "var", err, sizeof(err)) < 0) ||
+		    (sfd = privs_open_dir(&pv, srv.cfg->conf.spool_dir, 1, err, sizeof(err))) < 0 ||
+		    queue_open_at(sfd, srv.cfg->conf.spool_dir, 1, &srv.q, err, sizeof(err)) < 0)
+			fatal("event=startup-error reason=%s", log_value(lerr, sizeof(lerr), err,
+			    strlen(err)));
 	}
 	{
 		const struct conf *cf = &srv.cfg->conf;
@@ -2274,11 +2290,13 @@ server_run(const char *conf_path)
 					return 2;
 				}
 		/* local submission (imsd sendmail): spool_dir/submit */
-		int lfd = local_listen(cf->spool_dir, err, sizeof(err));
+		int lfd = local_listen(srv.q.dirfd, cf->spool_dir, err, sizeof(err));
 		if (lfd < 0 || lsock_add(&srv, NULL, SL_LOCAL, lfd) < 0) {
-			log_error("event=startup-error reason=\"local submission: %s\"",
-			    lfd < 0 ? err : "out of memory");
-			return 2;
+			char lerr[LOG_VALUE_MAX];
+			if (lfd >= 0)
+				snprintf(err, sizeof(err), "out of memory");
+			fatal("event=startup-error reason=%s", log_value(lerr, sizeof(lerr), err,
+			    strlen(err)));
 		}
 	}
 	if (srv.cfg->conf.nmetrics_listen > 0 && (srv.metrics = metrics_http_open(srv.loop,
@@ -2294,27 +2312,20 @@ server_run(const char *conf_path)
 	 * thread exists. What root created for us is given to that user first. */
 	{
 		const struct conf *cf = &srv.cfg->conf;
-		int bad = fs_mkdirs(cf->mail_dir, 0700) < 0;
-		if (bad || (cf->embedded && privs_own(&pv, "var", 0, err, sizeof(err)) < 0) ||
-		    privs_own(&pv, cf->spool_dir, 2, err, sizeof(err)) < 0 ||
-		    privs_own(&pv, cf->mail_dir, cf->embedded ? 4 : 0, err, sizeof(err)) < 0 ||
+		char lerr[LOG_VALUE_MAX];
+		int mfd = privs_open_dir(&pv, cf->mail_dir, 1, err, sizeof(err));
+		if (mfd < 0 || privs_own_fd(&pv, srv.q.dirfd, cf->spool_dir, 2, err, sizeof(err)) < 0 ||
+		    privs_own_fd(&pv, mfd, cf->mail_dir, cf->embedded ? 4 : 0, err, sizeof(err)) < 0 ||
 		    (cf->embedded && cf->tls_cert_file != NULL &&
-		    privs_own(&pv, "var/tls", 1, err, sizeof(err)) < 0)) {
-			if (bad)
-				snprintf(err, sizeof(err), "mail_dir %s: %s", cf->mail_dir,
-				    strerror(errno));
-			log_error("event=startup-error reason=\"%s\"", err);
-			return 2;
-		}
-		if (privs_drop(&pv, err, sizeof(err)) < 0) {
-			log_error("event=startup-error reason=\"%s\"", err);
-			return 2;
-		}
-		if (privs_check_dir("spool_dir", cf->spool_dir, err, sizeof(err)) < 0 ||
-		    privs_check_dir("mail_dir", cf->mail_dir, err, sizeof(err)) < 0) {
-			log_error("event=startup-error reason=\"%s\"", err);
-			return 2;
-		}
+		    privs_own(&pv, "var/tls", 1, err, sizeof(err)) < 0))
+			fatal("event=startup-error reason=%s", log_value(lerr, sizeof(lerr), err,
+			    strlen(err)));
+		close(mfd);
+		if (privs_drop(&pv, err, sizeof(err)) < 0 ||
+		    privs_check_dir("spool_dir", cf->spool_dir, err, sizeof(err)) < 0 ||
+		    privs_check_dir("mail_dir", cf->mail_dir, err, sizeof(err)) < 0)
+			fatal("event=startup-error reason=%s", log_value(lerr, sizeof(lerr), err,
+			    strlen(err)));
 		log_info("event=privileges user=%s uid=%ld gid=%ld capabilities=%s",
 		    pv.switch_user ? pv.name : pv.stay_root ? "root" : "(as started)",
 		    (long)getuid(), (long)getgid(), pv.stay_root ? "all" : "none");
@@ -2360,6 +2371,10 @@ server_run(const char *conf_path)
 		fatal("event=startup-error reason=\"%s\"", err);
 	log_info("event=started version=%s config=%s hostname=%s workers=%d queued=%d",
 	    IMSD_VERSION, srv.cfg->conf.source, srv.cfg->conf.hostname, srv.nworkers, n);
+	/* systemd (Type=notify): listeners bound, privileges dropped, queue recovered, every
+	 * thread up; `systemctl start` and `apt install` return only now, and fail when imsd
+	 * exits before this. No-op without NOTIFY_SOCKET. */
+	sd_notify(0, "READY=1\nSTATUS=serving");
 
 	ev_loop_run(srv.loop, worker_tick, worker_reap, &srv.workers[0]);
 

@@ -9,7 +9,7 @@
 int
 LLVMFuzzerTestOneInput(const uint8_t *raw, size_t rawsize)
 {
-	char *out = NULL, *again = NULL, why[200];
+	char *out = NULL, *again = NULL, why[200] = "";	/* "": a refusal must fill it */
 	size_t ol, al, size = 0;
 	char *data = malloc(2 * rawsize + 1);
 

@@ -10,6 +10,10 @@
 
 Only 127.0.0.1 is ever used. The harness only signals processes it started itself (by pid).
 Every bounded wait raises or returns; nothing here can hang forever.
+
+Skips (tests/run.py): the one legitimate reason is "not root", raised by need_root(what).
+A missing tool (need_tool), an environment that refuses or a peer that cannot start is a
+failure with its reason, never a skip.
 """
 
 import os
@@ -37,6 +41,29 @@ SANITIZER_RE = re.compile(r"ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime
                           r"SUMMARY: (?:Address|Undefined|Leak)Sanitizer")
 
 
+# ---------------------------------------------------------------- skips and tools
+
+NOT_ROOT = "not root"        # the one skip reason tests/run.py accepts (LEGITIMATE_SKIPS)
+
+
+def need_root(what):
+    """Skip the test, legitimately, when this process is not root; what says what needs it
+    ("network namespaces", "a throwaway user"). As root it returns."""
+    if os.geteuid() != 0:
+        raise unittest.SkipTest("%s: %s (euid %d)" % (NOT_ROOT, what, os.geteuid()))
+
+
+def need_tool(name, package):
+    """The path of a command the test needs (a name looked up in PATH, or an absolute path).
+    A missing one fails the test, naming the Debian package: `scripts/deps.sh test` installs
+    every tool a test needs, so its absence is a broken machine, not a reason to skip."""
+    path = name if os.path.isabs(name) else shutil.which(name)
+    if not path or not os.access(path, os.X_OK):
+        raise AssertionError("%s is not installed (Debian package %s, which `scripts/deps.sh "
+                             "test` installs)" % (name, package))
+    return path
+
+
 def imsd_binary():
     path = os.environ.get("IMSD")
     if path:
@@ -45,7 +72,7 @@ def imsd_binary():
         p = os.path.join(ROOT, cand)
         if os.access(p, os.X_OK):
             return p
-    raise unittest.SkipTest("no imsd binary: set IMSD or build with `make asan`")
+    raise AssertionError("no imsd binary: set IMSD or build with `make asan`")
 
 
 def release_binary():
@@ -55,7 +82,8 @@ def release_binary():
     path = os.environ.get("IMSD_RELEASE") or os.path.join(ROOT, "build", "imsd")
     if os.access(path, os.X_OK):
         return path
-    raise unittest.SkipTest("no optimised imsd at %s: build it with `make`" % path)
+    raise AssertionError("no optimised imsd at %s: build it with `make` (`make test` does)"
+                         % path)
 
 
 def rss_kib(pid):
@@ -100,8 +128,15 @@ SMALL_WINDOW = 4096      # the client's receive buffer: an attacker picks a smal
 
 
 def raise_nofile(need):
-    """Raise this process's open-file limit toward need (up to the hard limit)."""
+    """Raise this process's open-file limit toward need (as root the hard limit too, else up
+    to the hard limit); returns the soft limit now in force."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard < need and os.geteuid() == 0:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, need), need))
+        except (ValueError, OSError):
+            pass
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < need:
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(need, soft)), hard))
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]

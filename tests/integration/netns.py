@@ -12,8 +12,10 @@ on it; imsd runs inside it listening on 0.0.0.0 and [::], and so do the clients
             r = self.raw(netns.NS_ADDR, [["read"], ["cmd", "EHLO c"]])
             ...
 
-When a namespace cannot be created (not root, no `ip`, `ip netns add` refused) every test of
-the class is skipped with the reason (unittest.SkipTest), never passed.
+When the run is not as root every test of the class skips with the reason "not root" (the
+one legitimate skip, tests/run.py); when a namespace cannot be made as root (no `ip`, `ip
+netns add` refused) every test of the class fails with the reason: that is a broken
+machine, not a test to leave out.
 Only processes started here are signalled, by pid; the namespace is deleted in tearDownClass.
 """
 
@@ -60,18 +62,16 @@ class NetNS:
 
     @classmethod
     def create(cls):
-        """A new namespace with lo up and NS_ADDR, NS_ADDR6 on lo; SkipTest when impossible."""
-        if os.geteuid() != 0:
-            raise unittest.SkipTest("network namespaces need root (euid %d): `ip netns add` "
-                                    "is not available" % os.geteuid())
-        if not shutil.which("ip"):
-            raise unittest.SkipTest("no `ip` command (iproute2) to create a network namespace")
+        """A new namespace with lo up and NS_ADDR, NS_ADDR6 on lo. Not root: SkipTest
+        ("not root"); root but the namespace cannot be made: AssertionError with the reason."""
+        imsdtest.need_root("network namespaces (`ip netns add`)")
+        imsdtest.need_tool("ip", "iproute2")
         ns = cls("imsdt-" + secrets.token_hex(4))
         p = subprocess.run(["ip", "netns", "add", ns.name], stdin=subprocess.DEVNULL,
                            capture_output=True, text=True, timeout=CMD_TIMEOUT)
         if p.returncode != 0:
-            raise unittest.SkipTest("`ip netns add %s` failed (status %d): %s"
-                                    % (ns.name, p.returncode, p.stderr.strip()))
+            raise AssertionError("`ip netns add %s` failed (status %d): %s"
+                                 % (ns.name, p.returncode, p.stderr.strip()))
         ns.deleted = False
         atexit.register(ns.delete)       # in case tearDownClass is never reached
         try:
@@ -80,9 +80,9 @@ class NetNS:
                          ["ip", "-6", "addr", "add", NS_ADDR6 + "/128", "dev", "lo", "nodad"]):
                 p = ns.run(args)
                 if p.returncode != 0:
-                    raise unittest.SkipTest("`ip netns exec %s %s` failed (status %d): %s"
-                                            % (ns.name, " ".join(args), p.returncode,
-                                               p.stderr.strip()))
+                    raise AssertionError("`ip netns exec %s %s` failed (status %d): %s"
+                                         % (ns.name, " ".join(args), p.returncode,
+                                            p.stderr.strip()))
         except BaseException:
             ns.delete()
             raise
@@ -277,7 +277,8 @@ class Transcript:
 class NsCase(ImsdCase):
     """One namespace and one imsd per class. server_conf: overrides of the harness defaults
     (plus tls_cert_file/tls_key_file/auth_users_file, set unless with_cert/with_users say no).
-    A class whose namespace cannot be created skips each of its tests with the reason."""
+    Not root: each test skips with the reason "not root"; a namespace or server that cannot
+    be made as root fails setUpClass, which tests/run.py counts once per test of the class."""
 
     server_conf = {}
     with_cert = True
@@ -293,8 +294,11 @@ class NsCase(ImsdCase):
             cls.binary = imsd_binary()
             cls.ns = NetNS.create()
         except unittest.SkipTest as e:
-            cls._skip_reason = str(e)      # every test reports it (see setUp)
+            cls._skip_reason = str(e)      # "not root": every test reports it (see setUp)
             return
+        except BaseException:
+            shutil.rmtree(cls.dir, ignore_errors=True)
+            raise
         try:
             conf = {}
             if cls.with_cert:

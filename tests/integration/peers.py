@@ -146,8 +146,7 @@ class Dnsmasq:
     under .test is NXDOMAIN; a name with only an A record has no MX (NODATA)."""
 
     def __init__(self, tmpdir, mx=(), hosts=(), null_mx=(), servfail=()):
-        if not os.access(DNSMASQ, os.X_OK):
-            raise unittest.SkipTest("%s not installed (Debian package dnsmasq-base)" % DNSMASQ)
+        imsdtest.need_tool(DNSMASQ, "dnsmasq-base")
         self.dir = tmpdir
         self.port = free_port_on("127.0.0.1", udp=True)
         self.log_path = os.path.join(tmpdir, "dnsmasq-%d.log" % self.port)
@@ -442,8 +441,7 @@ class SmtpSink:
     """Postfix's smtp-sink on host:port; each message is dumped into a file under dir."""
 
     def __init__(self, tmpdir, host, port):
-        if not os.access(SMTP_SINK, os.X_OK):
-            raise unittest.SkipTest("%s not installed (Debian package postfix)" % SMTP_SINK)
+        imsdtest.need_tool(SMTP_SINK, "postfix")
         self.dir = os.path.join(tmpdir, "sink-%s-%d" % (host, port))
         os.makedirs(self.dir)
         os.chmod(tmpdir, 0o755)
@@ -485,8 +483,7 @@ class Postfix:
     to relayhost (an imsd under test). No DNS: peername lookups off, native host lookups."""
 
     def __init__(self, host, port, relayhost, myhostname="pf.test", extra=None):
-        if not os.access(POSTFIX, os.X_OK):
-            raise unittest.SkipTest("%s not installed (Debian package postfix)" % POSTFIX)
+        imsdtest.need_tool(POSTFIX, "postfix")
         self.dir = tempfile.mkdtemp(prefix="imsd-postfix-")
         os.chmod(self.dir, 0o755)
         self.conf_dir = os.path.join(self.dir, "conf")
@@ -501,7 +498,8 @@ class Postfix:
         try:
             shutil.chown(self.data_dir, "postfix", "postfix")
         except (LookupError, PermissionError) as e:
-            raise unittest.SkipTest("cannot give %s to the postfix user: %s" % (self.data_dir, e))
+            shutil.rmtree(self.dir, ignore_errors=True)
+            raise AssertionError("cannot give %s to the postfix user: %s" % (self.data_dir, e))
         os.chmod(self.data_dir, 0o700)
         self._write_master_cf()
         conf = {
@@ -573,14 +571,14 @@ class Postfix:
     def start(self):
         rc, out = self.postfix("check")
         if rc != 0:
-            raise unittest.SkipTest("a private Postfix cannot be set up here: `postfix check` "
-                                    "exited %d: %s %s" % (rc, out.strip(), self.log()[-1500:]))
+            raise AssertionError("a private Postfix cannot be set up here: `postfix check` "
+                                 "exited %d: %s %s" % (rc, out.strip(), self.log()[-1500:]))
         rc, out = self.postfix("start")
         self.started = True
         atexit.register(self.stop)         # in case tearDownClass is never reached
         if rc != 0 or not wait_for(lambda: port_accepts(self.host, self.port), 10):
-            raise unittest.SkipTest("a private Postfix cannot be started here: `postfix start` "
-                                    "exited %d: %s %s" % (rc, out.strip(), self.log()[-1500:]))
+            raise AssertionError("a private Postfix cannot be started here: `postfix start` "
+                                 "exited %d: %s %s" % (rc, out.strip(), self.log()[-1500:]))
 
     def stop(self):
         if self.started:

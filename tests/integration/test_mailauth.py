@@ -75,12 +75,14 @@ class MailAuth(ImsdCase):
         cls.dir = tempfile.mkdtemp(prefix="imsd-mailauth-")
         try:
             cls.binary = imsd_binary()
-            if not os.access(DNSMASQ, os.X_OK):
-                raise unittest.SkipTest("dnsmasq is not installed (Debian dnsmasq-base)")
+            imsdtest.need_tool(DNSMASQ, "dnsmasq-base")
             cls.ns = netns.NetNS.create()
         except unittest.SkipTest as e:
-            cls._skip = str(e)
+            cls._skip = str(e)             # "not root": every test reports it (see setUp)
             return
+        except BaseException:
+            cls._cleanup()
+            raise
         try:
             cls._setup_world()
         except BaseException:

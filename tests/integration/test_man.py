@@ -6,10 +6,10 @@ nothing in either.
 
 import os
 import re
-import shutil
 import subprocess
 import unittest
 
+import imsdtest
 from imsdtest import ROOT, run_cli
 
 MAN = os.path.join(ROOT, "man")
@@ -80,9 +80,8 @@ class ManPages(unittest.TestCase):
             section(text, s)
 
     def test_mandoc_lint_is_clean(self):
-        if shutil.which("mandoc") is None:
-            self.skipTest("mandoc is not installed (scripts/deps.sh test)")
-        p = subprocess.run(["mandoc", "-T", "lint", IMSD8, CONF5], capture_output=True, text=True,
+        mandoc = imsdtest.need_tool("mandoc", "mandoc")
+        p = subprocess.run([mandoc, "-T", "lint", IMSD8, CONF5], capture_output=True, text=True,
                            timeout=60)
         # Before the package is installed, the pages cannot find each other in the manual
         # database, and mandoc mentions an old system database: neither is about our text.

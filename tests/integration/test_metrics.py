@@ -10,7 +10,6 @@ import http.client
 import json
 import os
 import re
-import shutil
 import signal
 import socket
 import ssl
@@ -201,10 +200,10 @@ class Exposition(MetricsCase):
 
     def test_an_unprivileged_user_reads_the_metrics(self):
         # no root and no control socket: any local user with a TCP client will do
-        if os.geteuid() != 0 or shutil.which("setpriv") is None:
-            self.skipTest("needs root and setpriv to run a client as nobody")
+        imsdtest.need_root("running a client as nobody")
+        setpriv = imsdtest.need_tool("setpriv", "util-linux")
         srv = self.metrics_server()
-        p = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+        p = subprocess.run([setpriv, "--reuid=65534", "--regid=65534", "--clear-groups",
                             "python3", "-c",
                             "import urllib.request,sys; r=urllib.request.urlopen("
                             "'http://127.0.0.1:%d/metrics', timeout=10); "

@@ -1,82 +1,41 @@
-"""The Debian package, installed into a throwaway Debian 12 root: dpkg -i creates the imsd
-user and the directories, the installed binary serves with the installed configuration,
-the installed /usr/sbin/sendmail submits (as root and as another user), the mail is
-delivered, and dpkg --purge leaves nothing but what Debian policy keeps (the mailboxes under
-/var/mail/imsd and the imsd system user, plus dpkg's own records and logs).
+"""The Debian package as an administrator gets it: `apt install ./imsd_VERSION_amd64.deb` on a
+Debian 12 system booted under real systemd, then the service, the mail and the lifecycle
+checked from inside that system.
 
-The package is installed into a chroot, never on this machine: the package Conflicts with
-mail-transport-agent, and the test machine's MTA (Postfix, a test peer) must stay. The root
-is made once with mmdebstrap from Debian's mirror (about 15 s) and cached as a tarball in
-build/pkgtest/ (ignored by git; delete it to refresh); each run unpacks a fresh copy. The
-whole run happens in new network, mount and PID namespaces: the installed server binds
-127.0.0.1:25 of its own loopback, and every process it started ends with the namespace.
+The system is a cached Debian 12 root (debroot.py: mmdebstrap once, then an overlay per run)
+booted with `systemd-nspawn -b --private-network`: its only network is its own loopback, and
+nothing is installed on this machine (the package Conflicts with mail-transport-agent and
+would replace the test peers' Postfix). Every check runs inside the container through nsenter
+into its PID 1: systemctl and `systemd-analyze security` ask the container's systemd, the
+serving process is read from the container's /proc, mail goes through the installed
+/usr/sbin/sendmail, mail(1) and SMTP on the container's 127.0.0.1:25.
 
-The package is the one `make deb` built, when it is newer than every file it is made from;
-otherwise this test runs `make deb` (about 20 s).
+One container serves the whole class, in the order of ORDER below (each test leaves the
+service as it found it; the last one purges). The package is the one `make deb` built when
+it is newer than every file it is made from; otherwise this test runs `make deb`.
 """
 
-import glob
 import os
 import re
-import shutil
+import smtplib
 import subprocess
-import tempfile
+import time
 import unittest
 
+import debroot
 from imsdtest import ROOT
 
-CACHE = os.path.join(ROOT, "build", "pkgtest")
-ROOT_TAR = None      # named after INCLUDE below: a new dependency makes a new root
-MIRROR = ["deb http://deb.debian.org/debian bookworm main",
-          "deb http://deb.debian.org/debian-security bookworm-security main"]
-# what the package depends on, so that dpkg -i needs no network
-INCLUDE = ("adduser,init-system-helpers,libc-ares2,libssl3,libcrypt1,libopendkim11,libspf2-2,"
-           "libopendmarc2,libpsl5,publicsuffix")
-ROOT_TAR = os.path.join(CACHE, "bookworm-minbase-%s.tar"
-                        % __import__("hashlib").sha256(INCLUDE.encode()).hexdigest()[:12])
 SOURCES = ("src", "debian", "man", "dist", "Makefile")
+CONF = "/etc/imsd/imsd.conf"
+SETTLE = 5.0            # the service must stay up this long with no restart
+DELIVERY_TIMEOUT = 20.0
 
-# What may differ between the root before installing and after purging (Debian policy:
-# system users are kept, mailboxes are user data; dpkg and its tools keep records and logs).
-KEPT = re.compile(r"^(var/mail/imsd(/.*)?|etc/(passwd|group|shadow|gshadow)-?|var/lib/dpkg/.*|"
-                  r"var/log/.*|var/cache/debconf/.*|tmp/.*|var/lib/systemd/deb-systemd-helper-"
-                  r"(enabled|masked)(/.*)?|run(/.*)?|proc(/.*)?|etc/subuid-?|etc/subgid-?)$")
-
-SCRIPT = r"""
-set -eu
-R=$1
-ip link set lo up
-mount -t proc proc "$R/proc"
-echo "== dpkg -i"
-chroot "$R" dpkg -i /tmp/imsd.deb
-echo "== imsd check"
-chroot "$R" /usr/sbin/imsd check -c /etc/imsd/imsd.conf
-chroot "$R" stat -c '%n %U %G %a' /var/spool/imsd /var/spool/imsd/maildrop /var/mail/imsd
-echo "== a message while imsd is not running: the maildrop keeps it"
-printf 'To: root\nSubject: before start\n\nwaited in the maildrop\n' |
-    chroot "$R" setpriv --reuid=65534 --regid=65534 --clear-groups /usr/sbin/sendmail -t -i
-echo "== imsd run"
-chroot "$R" /usr/sbin/imsd run -c /etc/imsd/imsd.conf >"$R/tmp/imsd.log" 2>&1 &
-pid=$!
-i=0
-while [ ! -S "$R/var/spool/imsd/submit" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
-echo "== sendmail"
-printf 'To: root\nSubject: from the package\n\nhello\n' | chroot "$R" /usr/sbin/sendmail -t -i
-printf 'Subject: as nobody\n\nhi\n' |
-    chroot "$R" setpriv --reuid=65534 --regid=65534 --clear-groups /usr/sbin/sendmail root
-i=0
-while [ "$(ls "$R/var/mail/imsd/localhost/root/new" 2>/dev/null | wc -l)" -lt 3 ] && [ $i -lt 150 ]; do
-    sleep 0.1; i=$((i+1))
-done
-echo "== mailq"
-chroot "$R" /usr/bin/mailq
-kill -TERM $pid
-wait $pid || echo "imsd exited with status $?"
-umount "$R/proc"
-echo "== dpkg --purge"
-chroot "$R" dpkg --purge imsd
-echo "== done"
-"""
+# What may differ between the system before installing and after purging: Debian policy
+# keeps system users and the users' mail; dpkg, apt, systemd and the journal keep records.
+KEPT = re.compile(r"^/(var/mail(/.*)?|etc/(passwd|group|shadow|gshadow|subuid|subgid)-?|"
+                  r"var/lib/(dpkg|apt|systemd|ucf|dbus)(/.*)?|var/log(/.*)?|"
+                  r"var/cache(/.*)?|tmp(/.*)?|var/tmp(/.*)?|run(/.*)?|etc/ld\.so\.cache|"
+                  r"etc/systemd/system/.*\.wants|var/lib/systemd/deb-systemd-helper-.*)$")
 
 
 def newest_source():
@@ -97,103 +56,298 @@ def version():
         return re.search(r'IMSD_VERSION "([^"]+)"', f.read()).group(1)
 
 
-def tree(root):
-    """Every path under root (relative), directories included, without following links."""
-    out = set()
-    for d, dirs, files in os.walk(root):
-        rel = os.path.relpath(d, root)
-        for n in dirs + files:
-            out.add(os.path.normpath(os.path.join(rel, n)))
+def build_package():
+    deb = os.path.join(ROOT, "build", "imsd_%s_amd64.deb" % version())
+    if not os.path.exists(deb) or os.path.getmtime(deb) < newest_source():
+        p = subprocess.run(["make", "-C", ROOT, "--no-print-directory", "deb"],
+                           capture_output=True, text=True, timeout=900)
+        if p.returncode != 0:
+            raise AssertionError("make deb:\n" + p.stdout[-3000:] + p.stderr[-3000:])
+    return deb
+
+
+def status_fields(text):
+    out = {}
+    for line in text.splitlines():
+        k, _, v = line.partition(":")
+        out[k] = v.split()
     return out
 
 
-class Package(unittest.TestCase):
+class InstalledUnderSystemd(unittest.TestCase):
+    c = None
 
-    def setUp(self):
-        if os.geteuid() != 0:
-            self.skipTest("installing into a chroot needs root")
-        for tool in ("dpkg-buildpackage", "dh", "lintian", "mmdebstrap", "unshare", "ip"):
-            if shutil.which(tool) is None:
-                self.skipTest("%s is not installed (scripts/deps.sh test)" % tool)
+    @classmethod
+    def setUpClass(cls):
+        debroot.skip_unless_possible()
+        t0 = time.monotonic()
+        cls.deb = build_package()       # make deb runs lintian (--fail-on error)
+        root = debroot.cached_root()
+        t1 = time.monotonic()
+        cls.c = debroot.Container(root, files={"/root/imsd.deb": cls.deb})
+        cls.addClassCleanup(cls.c.close)
+        cls.c.boot()
+        c = cls.c
+        c.run("useradd", "--create-home", "--shell", "/bin/sh", "alice")
+        cls.before = set(c.run("find", "/", "-xdev").stdout.split("\n"))
+        t2 = time.monotonic()
+        cls.install = c.run("apt-get", "install", "-y", "-q",
+                            "/root/imsd.deb", check=False,
+                            timeout=300)
+        cls.installed_at = time.monotonic()
+        print("    package test: package and root ready in %.1fs, booted in %.1fs, "
+              "apt install in %.1fs" % (t1 - t0, t2 - t1, cls.installed_at - t2), flush=True)
 
-    def package(self):
-        deb = os.path.join(ROOT, "build", "imsd_%s_amd64.deb" % version())
-        if not os.path.exists(deb) or os.path.getmtime(deb) < newest_source():
-            p = subprocess.run(["make", "-C", ROOT, "--no-print-directory", "deb"],
-                               capture_output=True, text=True, timeout=600)
-            self.assertEqual(p.returncode, 0, "make deb:\n" + p.stdout[-3000:] + p.stderr[-3000:])
-        self.assertTrue(os.path.exists(deb), deb)
-        return deb
+    # ------------------------------------------------------------ helpers
 
-    def debian_root(self):
-        if not os.path.exists(ROOT_TAR):
-            os.makedirs(CACHE, exist_ok=True)
-            tmp = ROOT_TAR + ".part.tar"
-            p = subprocess.run(["mmdebstrap", "--quiet", "--variant=minbase",
-                                "--include=" + INCLUDE, "bookworm", tmp] + MIRROR,
-                               capture_output=True, text=True, timeout=600)
-            self.assertEqual(p.returncode, 0, "mmdebstrap:\n" + p.stderr[-3000:])
-            os.rename(tmp, ROOT_TAR)
-        work = tempfile.mkdtemp(prefix="imsd-pkgtest-")
-        self.addCleanup(shutil.rmtree, work, ignore_errors=True)
-        root = os.path.join(work, "root")
-        os.makedirs(root)
-        subprocess.run(["tar", "-C", root, "--numeric-owner", "-xpf", ROOT_TAR], check=True,
-                       timeout=300)
-        return root
+    def show(self, *props):
+        p = self.c.run("systemctl", "show", "imsd.service", "-p", ",".join(props))
+        return dict(line.partition("=")[::2] for line in p.stdout.splitlines())
 
-    def test_install_send_deliver_purge(self):
-        deb = self.package()
-        lint = subprocess.run(["lintian", "--fail-on", "error", deb], capture_output=True,
-                              text=True, timeout=300)
-        self.assertEqual(lint.returncode, 0, lint.stdout + lint.stderr)
-        self.assertNotRegex(lint.stdout, r"(?m)^E: ")
-        root = self.debian_root()
-        before = tree(root)
-        shutil.copy(deb, os.path.join(root, "tmp", "imsd.deb"))
-        p = subprocess.run(["unshare", "--net", "--mount", "--pid", "--fork", "--",
-                            "sh", "-c", SCRIPT, "sh", root],
-                           capture_output=True, text=True, timeout=240)
-        out = p.stdout + p.stderr
-        log = ""
-        if os.path.exists(os.path.join(root, "tmp", "imsd.log")):
-            with open(os.path.join(root, "tmp", "imsd.log")) as f:
-                log = f.read()
-        self.assertEqual(p.returncode, 0, out + "\n---- imsd log ----\n" + log)
-        self.assertIn("== done", out)
+    def journal(self, n=40):
+        return self.c.run("journalctl", "-u", "imsd.service", "-n", str(n), "--no-pager",
+                          "-o", "cat", check=False).stdout
 
-        # installed: the user, the directories, the configuration it serves with
-        self.assertRegex(out, r"/var/spool/imsd imsd imsd 711\b")
-        self.assertRegex(out, r"/var/spool/imsd/maildrop imsd imsd 1733\b")
-        self.assertRegex(out, r"/var/mail/imsd imsd imsd 700\b")
-        self.assertIn("configuration /etc/imsd/imsd.conf is valid", out)
-        self.assertRegex(log, r"event=privileges user=imsd ")
-        self.assertRegex(log, r"event=listening address=127\.0\.0\.1:25 ")
-        self.assertRegex(log, r"event=pickup file=\S+ uid=65534 ")
-        self.assertIn("Mail queue is empty", out)
+    def wait_state(self, want, timeout=15.0):
+        deadline = time.monotonic() + timeout
+        while True:
+            st = self.show("ActiveState", "SubState", "NRestarts", "MainPID", "Result")
+            if st["ActiveState"] in want or time.monotonic() > deadline:
+                return st
+            time.sleep(0.2)
 
-        # delivered, each with the submitter's uid
-        box = os.path.join(root, "var", "mail", "imsd", "localhost", "root", "new")
-        mails = {}
-        for f in glob.glob(os.path.join(box, "*")):
-            with open(f, "rb") as fh:
-                m = fh.read()
-            mails[re.search(rb"^Subject: (.*)$", m, re.M).group(1)] = m
-        self.assertEqual(sorted(mails), [b"as nobody", b"before start", b"from the package"],
-                         out + log)
-        self.assertIn(b"(imsd, from userid 0)", mails[b"from the package"])
-        self.assertIn(b"(imsd, from userid 65534)", mails[b"as nobody"])
-        self.assertIn(b"(imsd, from userid 65534)", mails[b"before start"])
+    def assert_running(self, st=None):
+        st = st or self.show("ActiveState", "SubState", "NRestarts", "MainPID")
+        self.assertEqual((st["ActiveState"], st["SubState"]), ("active", "running"),
+                         "%s\n---- journal ----\n%s" % (st, self.journal()))
+        return st
 
-        # purged: nothing left but what policy keeps
-        after = tree(root)
-        left = sorted(p for p in after - before if not KEPT.match(p))
-        self.assertEqual(left, [], "left behind by dpkg --purge")
-        for p in ("usr/sbin/imsd", "usr/sbin/sendmail", "usr/bin/mailq", "etc/imsd",
-                  "var/spool/imsd", "lib/systemd/system/imsd.service"):
-            self.assertFalse(os.path.lexists(os.path.join(root, p)), p)
-        self.assertTrue(os.path.isdir(os.path.join(root, "var", "mail", "imsd")),
-                        "the mailboxes are the users' mail and stay")
+    def box(self, user):
+        return "/var/mail/imsd/localhost/%s/new" % user
+
+    def mails(self, user):
+        """{Subject: message bytes} of what user's mailbox holds."""
+        p = self.c.run("sh", "-c", 'for f in "$1"/*; do [ -f "$f" ] && cat "$f" && '
+                       'printf "\\n@@END@@\\n"; done; true', "sh", self.box(user), text=False)
+        out = {}
+        for m in p.stdout.split(b"\n@@END@@\n"):
+            s = re.search(rb"(?m)^Subject: (.*)$", m)
+            if s:
+                out[s.group(1).decode()] = m
+        return out
+
+    def wait_mail(self, user, subject):
+        deadline = time.monotonic() + DELIVERY_TIMEOUT
+        while True:
+            got = self.mails(user)
+            if subject in got:
+                return got[subject]
+            if time.monotonic() > deadline:
+                self.fail("%r did not reach %s's mailbox (it has %s)\n---- mailq ----\n%s"
+                          "---- journal ----\n%s" % (subject, user, sorted(got),
+                                                     self.c.run("mailq", check=False).stdout,
+                                                     self.journal()))
+            time.sleep(0.2)
+
+    def write_conf(self, text):
+        self.c.run("sh", "-c", 'cat > "$1"', "sh", CONF, input=text)
+
+    # ------------------------------------------------------------ the tests, in ORDER
+
+    def test_apt_install_exits_0_and_starts_the_service(self):
+        self.assertEqual(self.install.returncode, 0, self.install.stdout + self.install.stderr)
+        st = self.wait_state(("active", "failed"))
+        self.assert_running(st)
+
+    def test_service_stays_active_with_no_restarts(self):
+        left = self.installed_at + SETTLE - time.monotonic()
+        if left > 0:
+            time.sleep(left)
+        st = self.show("ActiveState", "SubState", "NRestarts", "MainPID", "Type",
+                       "ExecMainStartTimestamp")
+        print("    systemd: imsd.service %s (%s), NRestarts=%s, Type=%s, %.0fs after install"
+              % (st["ActiveState"], st["SubState"], st["NRestarts"], st["Type"],
+                 time.monotonic() - self.installed_at), flush=True)
+        self.assert_running(st)
+        self.assertEqual(st["NRestarts"], "0", self.journal())
+
+    def test_serving_process_runs_as_imsd_without_capabilities(self):
+        st = self.assert_running()
+        pid = st["MainPID"]
+        uid = self.c.run("id", "-u", "imsd").stdout.strip()
+        gid = self.c.run("id", "-g", "imsd").stdout.strip()
+        tasks = self.c.run("ls", "/proc/%s/task" % pid).stdout.split()
+        self.assertTrue(tasks)
+        for t in tasks:
+            s = status_fields(self.c.run("cat", "/proc/%s/task/%s/status" % (pid, t)).stdout)
+            self.assertEqual(s["Uid"], [uid] * 4, t)
+            self.assertEqual(s["Gid"], [gid] * 4, t)
+            for cap in ("CapEff", "CapPrm", "CapInh", "CapAmb"):
+                self.assertEqual(int(s[cap][0], 16), 0, "%s of task %s: %s" % (cap, t, s[cap]))
+            self.assertEqual(s["NoNewPrivs"], ["1"])
+            self.assertEqual(s["Seccomp"], ["2"], "the system call filter is in force")
+        print("    serving process %s: uid %s gid %s, CapEff=CapPrm=CapInh=CapAmb=0, "
+              "NoNewPrivs=1, Seccomp=2, %d threads" % (pid, uid, gid, len(tasks)), flush=True)
+        self.assertIn("event=privileges", self.journal(200))
+
+    def test_exposure_measured_inside_the_container(self):
+        p = self.c.run("systemd-analyze", "security", "--no-pager", "imsd.service", check=False)
+        m = re.search(r"Overall exposure level for imsd\.service: (\d+\.\d+) (\w+)", p.stdout)
+        self.assertIsNotNone(m, p.stdout[-3000:] + p.stderr)
+        print("    systemd-analyze security imsd.service (in the container): %s %s"
+              % (m.group(1), m.group(2)), flush=True)
+        self.assertLessEqual(float(m.group(1)), 2.0, p.stdout)
+
+    def test_sendmail_and_mail_reach_the_mailboxes(self):
+        c = self.c
+        c.run("sendmail", "-t", "-i",
+              input="To: root\nSubject: cron as root\n\nfrom root's sendmail\n")
+        c.run("mail", "-s", "mail from alice", "root", input="hello root\n", user="alice")
+        c.run("sendmail", "alice", input="Subject: to alice\n\nfrom root\n")
+        m = self.wait_mail("root", "cron as root")
+        self.assertIn(b"(imsd, from userid 0)", m)
+        uid = c.run("id", "-u", "alice").stdout.strip()
+        m = self.wait_mail("root", "mail from alice")
+        self.assertIn(b"(imsd, from userid %s)" % uid.encode(), m)
+        self.wait_mail("alice", "to alice")
+        print("    delivered: root <- 'cron as root' (sendmail -t), 'mail from alice' "
+              "(mail(1) as alice); alice <- 'to alice' (sendmail)", flush=True)
+
+    def test_smtp_on_loopback_port_25(self):
+        code = ("import smtplib,sys\n"
+                "s=smtplib.SMTP('127.0.0.1',25,timeout=20)\n"
+                "s.sendmail('peer@example.org',['alice@localhost'],"
+                "'Subject: over smtp\\r\\n\\r\\nhi\\r\\n')\n"
+                "s.quit()\n")
+        # the container's network namespace only: this machine's python, its loopback
+        self.c.run("python3", "-c", code, net_only=True)
+        m = self.wait_mail("alice", "over smtp")
+        self.assertIn(b"Return-Path: <peer@example.org>", m)
+
+    def test_reload_with_a_good_configuration_takes_effect(self):
+        old = self.c.read(CONF).decode()
+        self.addCleanup(self.write_conf, old)
+        pid = self.assert_running()["MainPID"]
+        self.write_conf(old.replace("local_domains = localhost",
+                                    "local_domains = localhost, reload.test"))
+        p = self.c.run("systemctl", "reload", "imsd", check=False)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr + self.journal())
+        time.sleep(1.5)      # SIGHUP takes effect for new sessions within a second
+        code = ("import smtplib\n"
+                "s=smtplib.SMTP('127.0.0.1',25,timeout=20)\n"
+                "s.ehlo('t'); s.mail('a@example.org'); print(s.rcpt('bob@reload.test')[0])\n")
+        out = self.c.run("python3", "-c", code, net_only=True).stdout.strip()
+        self.assertEqual(out, "250", self.journal())
+        st = self.assert_running()
+        self.assertEqual(st["MainPID"], pid, "a reload is not a restart")
+
+    def test_reload_with_a_bad_configuration_fails_and_keeps_serving(self):
+        old = self.c.read(CONF).decode()
+        self.addCleanup(self.write_conf, old)
+        pid = self.assert_running()["MainPID"]
+        self.write_conf(old + "\nno_such_key = 1\n")
+        p = self.c.run("systemctl", "reload", "imsd", check=False)
+        self.assertNotEqual(p.returncode, 0, "systemctl reload accepted a bad configuration")
+        j = self.journal()
+        self.assertRegex(j, r"imsd\.conf:\d+: no_such_key", j)
+        st = self.assert_running()
+        self.assertEqual(st["MainPID"], pid)
+
+    def test_a_configuration_error_fails_the_restart_at_once(self):
+        old = self.c.read(CONF).decode()
+        self.write_conf(old + "\nno_such_key = 1\n")
+        t0 = time.monotonic()
+        p = self.c.run("systemctl", "restart", "imsd", check=False, timeout=60)
+        st = self.wait_state(("failed",), timeout=20)
+        ended = time.monotonic() - t0
+        j = self.journal()
+        self.write_conf(old)
+        self.c.run("systemctl", "reset-failed", "imsd", check=False)
+        self.c.run("systemctl", "start", "imsd")
+        self.assertNotEqual(p.returncode, 0, "systemctl restart reported success for a "
+                            "service that cannot start")
+        self.assertEqual(st["ActiveState"], "failed", st)
+        self.assertEqual(st["NRestarts"], "0", "a configuration error is not retried")
+        self.assertRegex(j, r"imsd\.conf:\d+: no_such_key")
+        print("    configuration error: systemctl restart exited %d; failed after %.1fs, "
+              "NRestarts=%s" % (p.returncode, ended, st["NRestarts"]), flush=True)
+        self.assert_running(self.wait_state(("active",)))
+
+    def test_a_start_that_keeps_failing_ends_failed_within_seconds(self):
+        c = self.c
+        c.run("systemctl", "stop", "imsd")
+        # someone else holds 127.0.0.1:25: imsd exits 2 (a runtime failure) at every start
+        hold = subprocess.Popen(
+            ["nsenter", "-t", str(c.leader), "-n", "python3", "-c",
+             "import socket,time\ns=socket.socket()\n"
+             "s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n"
+             "s.bind(('127.0.0.1',25)); s.listen(); print('held', flush=True); time.sleep(90)"],
+            stdout=subprocess.PIPE, text=True)
+        try:
+            self.assertEqual(hold.stdout.readline().strip(), "held")
+            t0 = time.monotonic()
+            p = c.run("systemctl", "start", "imsd", check=False, timeout=60)
+            st = self.wait_state(("failed",), timeout=30)
+            ended = time.monotonic() - t0
+        finally:
+            hold.kill()
+            hold.wait()
+        j = self.journal()
+        c.run("systemctl", "reset-failed", "imsd", check=False)
+        c.run("systemctl", "start", "imsd")
+        self.assertNotEqual(p.returncode, 0, "systemctl start reported success")
+        self.assertEqual(st["ActiveState"], "failed", "%s\n%s" % (st, j))
+        self.assertLess(ended, 15, "a failing start should end `failed` in seconds")
+        self.assertIn("Address already in use", j)
+        print("    failing start (port taken): systemctl start exited %d; failed after %.1fs, "
+              "NRestarts=%s" % (p.returncode, ended, st["NRestarts"]), flush=True)
+        self.assert_running(self.wait_state(("active",)))
+
+    def test_stop_then_maildrop_then_restart(self):
+        c = self.c
+        c.run("systemctl", "stop", "imsd")
+        self.assertEqual(self.show("ActiveState")["ActiveState"], "inactive")
+        # while stopped, sendmail leaves the message in the maildrop
+        c.run("sendmail", "root", input="Subject: while stopped\n\nwaited\n", user="nobody")
+        out = c.run("mailq", check=False).stdout
+        c.run("systemctl", "restart", "imsd")
+        self.assert_running(self.wait_state(("active",)))
+        m = self.wait_mail("root", "while stopped")
+        self.assertIn(b"(imsd, from userid 65534)", m, out)
+
+    def test_purge_leaves_only_what_debian_policy_keeps(self):
+        c = self.c
+        p = c.run("apt-get", "purge", "-y", "-q", "imsd", check=False, timeout=300)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        after = set(c.run("find", "/", "-xdev").stdout.split("\n"))
+        left = sorted(x for x in after - self.before if x and not KEPT.match(x))
+        self.assertEqual(left, [], "left behind by apt purge")
+        for x in ("/usr/sbin/imsd", "/usr/sbin/sendmail", "/usr/bin/mailq", "/etc/imsd",
+                  "/var/spool/imsd", "/lib/systemd/system/imsd.service"):
+            self.assertEqual(c.run("test", "-e", x, check=False).returncode, 1, x)
+        self.assertEqual(c.run("systemctl", "is-active", "imsd", check=False).stdout.strip(),
+                         "inactive")
+
+
+ORDER = ["test_apt_install_exits_0_and_starts_the_service",
+         "test_service_stays_active_with_no_restarts",
+         "test_serving_process_runs_as_imsd_without_capabilities",
+         "test_exposure_measured_inside_the_container",
+         "test_sendmail_and_mail_reach_the_mailboxes",
+         "test_smtp_on_loopback_port_25",
+         "test_reload_with_a_good_configuration_takes_effect",
+         "test_reload_with_a_bad_configuration_fails_and_keeps_serving",
+         "test_a_configuration_error_fails_the_restart_at_once",
+         "test_a_start_that_keeps_failing_ends_failed_within_seconds",
+         "test_stop_then_maildrop_then_restart",
+         "test_purge_leaves_only_what_debian_policy_keeps"]
+
+
+def load_tests(loader, tests, pattern):
+    """One container for the class, so the tests run in ORDER (install first, purge last)."""
+    names = loader.getTestCaseNames(InstalledUnderSystemd)
+    assert sorted(names) == sorted(ORDER), "ORDER must list every test"
+    return unittest.TestSuite(InstalledUnderSystemd(n) for n in ORDER)
 
 
 if __name__ == "__main__":

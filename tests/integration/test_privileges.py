@@ -10,12 +10,12 @@ import pwd
 import re
 import secrets
 import shutil
-import socket
 import subprocess
 import time
 import unittest
 
-from imsdtest import ImsdCase, ROOT, Server, make_message, wait_for
+import imsdtest
+from imsdtest import ImsdCase, ROOT, make_message, wait_for
 import peers
 
 UNIT = os.path.join(ROOT, "dist", "imsd.service")
@@ -36,15 +36,14 @@ class AsAnotherUser(ImsdCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        if os.geteuid() != 0:
-            raise unittest.SkipTest("these tests switch users: they need root (euid %d)"
-                                    % os.geteuid())
+        imsdtest.need_root("these tests switch users")
         cls.user = "imsdt%s" % secrets.token_hex(3)
-        p = subprocess.run(["useradd", "--system", "--user-group", "--no-create-home",
+        p = subprocess.run([imsdtest.need_tool("useradd", "passwd"), "--system", "--user-group", "--no-create-home",
                             "--shell", "/usr/sbin/nologin", cls.user], capture_output=True,
                            text=True)
         if p.returncode != 0:
-            raise unittest.SkipTest("useradd failed: %s" % p.stderr.strip())
+            cls.user = None
+            raise AssertionError("useradd failed as root: %s" % p.stderr.strip())
         pw = pwd.getpwnam(cls.user)
         cls.uid, cls.gid = pw.pw_uid, pw.pw_gid
 
@@ -103,6 +102,27 @@ class AsAnotherUser(ImsdCase):
             for n in files:
                 self.assertEqual(os.stat(os.path.join(d, n)).st_uid, self.uid, n)
 
+    def test_check_as_root_judges_files_as_the_run_user_reads_them(self):
+        srv = self.server(start=False, run_user=self.user)
+        os.makedirs(srv.dir, exist_ok=True)
+        os.chmod(srv.dir, 0o755)
+        rcpt = srv.write_file("recipients", "alice@localhost\n")
+        os.chmod(rcpt, 0o600)           # root's only: the server could not read it on reload
+        srv.set_conf(recipients_file=rcpt)
+        p = subprocess.run([srv.binary, "check", "-c", srv.conf_path], capture_output=True,
+                           text=True, timeout=30)
+        self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+        self.assertIn("recipients_file", p.stderr)
+        self.assertIn("Permission denied", p.stderr)
+        self.assertIn("read as %s, uid %d" % (self.user, self.uid), p.stderr)
+        os.chown(rcpt, 0, self.gid)
+        os.chmod(rcpt, 0o640)           # root:RUNUSER 0640, as the README says
+        p = subprocess.run([srv.binary, "check", "-q", "-c", srv.conf_path],
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(p.stdout.count("\n"), 1, "-q prints the one line: " + p.stdout)
+        self.assertIn("is valid", p.stdout)
+
     def test_missing_run_user_is_refused_with_how_to_create_it(self):
         srv = self.server(start=False, run_user="imsd-nosuchuser")
         p = subprocess.run([srv.binary, "run", "-c", srv.conf_path], capture_output=True,
@@ -155,25 +175,33 @@ class AsAnotherUser(ImsdCase):
         self.assertIn("only root can switch users", p.stderr)
 
     def test_embedded_default_as_root_serves_as_nobody_when_there_is_no_imsd_user(self):
-        try:
-            pwd.getpwnam("imsd")
-            self.skipTest("this host has an imsd user; the fallback is not used")
-        except KeyError:
-            pass
-        probe = socket.socket()
-        try:
-            probe.bind(("127.0.0.1", 2525))
-        except OSError:
-            self.skipTest("127.0.0.1:2525 (the embedded default's port) is in use")
-        finally:
-            probe.close()
+        """`imsd run` without a configuration, as root, on a host without an imsd user. The
+        host itself may have one (the package makes it) and may have 127.0.0.1:2525 (the
+        embedded default's port) in use, so imsd runs in a network namespace of this test's
+        own (where 2525 is free) and a mount namespace whose /etc/passwd and /etc/group are
+        copies of the host's without imsd."""
+        import netns
+        ns = netns.NetNS.create()
+        self.addCleanup(ns.delete)
+        etc = os.path.join(self.tmp, "etc")
+        os.makedirs(etc)
+        for name in ("passwd", "group"):
+            with open("/etc/" + name) as f:
+                kept = [l for l in f if l.split(":", 1)[0] != "imsd"]
+            with open(os.path.join(etc, name), "w") as f:
+                f.writelines(kept)
         work = os.path.join(self.tmp, "run")
         os.makedirs(work)
         os.chmod(work, 0o755)
-        srv = Server(work, start=False)
+        srv = netns.NsServer(ns, work)
         srv.port = 2525
         log = open(srv.log_path, "ab")
-        srv.proc = subprocess.Popen([srv.binary, "run"], stdout=log, stderr=log, cwd=work)
+        # ip, unshare and sh each exec the next: the child's pid is imsd's
+        srv.proc = subprocess.Popen(ns.argv([
+            imsdtest.need_tool("unshare", "util-linux"), "--mount", "--propagation", "private",
+            "sh", "-c", 'mount --bind "$1" /etc/passwd && mount --bind "$2" /etc/group && '
+            'exec "$3" run', "sh", os.path.join(etc, "passwd"), os.path.join(etc, "group"),
+            srv.binary]), stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=work)
         log.close()
         self.servers.append(srv)
         self.addCleanup(srv.close)
@@ -182,17 +210,17 @@ class AsAnotherUser(ImsdCase):
         self.assertIn("event=run-user-fallback user=nobody", srv.log_text())
         srv.mail_dir = os.path.join(work, "var", "mail")
         srv.spool_dir = os.path.join(work, "var", "spool")
-        code, _ = peers.submit(srv, "s@example.org", ["alice@localhost"], make_message("run"))
-        self.assertEqual(code, 250)
+        res = netns.client(ns, "smtplib", "--host", "127.0.0.1", "--port", "2525",
+                           "--mail", "s@example.org", "--rcpt", "alice@localhost",
+                           "--subject", "run")
+        self.assertTrue(res.get("sent") and not res.get("refused"), res)
         srv.wait_mail("localhost", "alice")
 
 
 class SystemdUnit(unittest.TestCase):
 
     def analyze(self, *args):
-        exe = shutil.which("systemd-analyze")
-        if exe is None:
-            self.skipTest("systemd-analyze is not installed")
+        exe = imsdtest.need_tool("systemd-analyze", "systemd")
         return subprocess.run([exe] + list(args), capture_output=True, text=True, timeout=60)
 
     def test_unit_exposure_is_at_most_2_0(self):
@@ -209,7 +237,9 @@ class SystemdUnit(unittest.TestCase):
                      "CapabilityBoundingSet=CAP_NET_BIND_SERVICE", "ProtectSystem=strict",
                      "ReadWritePaths=/var/spool/imsd /var/mail/imsd", "ProtectHome=yes",
                      "PrivateTmp=yes", "NoNewPrivileges=yes", "SystemCallFilter=@system-service",
-                     "ExecReload=/bin/kill -HUP $MAINPID",
+                     "Type=notify",
+                     "ExecReload=/usr/sbin/imsd check -q -c /etc/imsd/imsd.conf",
+                     "RestartPreventExitStatus=1",
                      "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX"):
             self.assertIn(line + "\n", text)
 

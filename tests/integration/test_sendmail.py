@@ -13,21 +13,17 @@ the test machine). Tests that submit as another user need root (setpriv to nobod
 
 import os
 import re
-import shutil
 import stat
 import subprocess
 import textwrap
 import time
 import unittest
 
+import imsdtest
 from imsdtest import ImsdCase, imsd_binary, read_bytes, wait_for, SANITIZER_RE
 
 NOBODY = 65534
 EX_USAGE, EX_DATAERR, EX_NOUSER, EX_NOPERM, EX_CONFIG = 64, 65, 67, 77, 78
-
-
-def is_root():
-    return os.geteuid() == 0
 
 
 class SendmailCase(ImsdCase):
@@ -62,9 +58,8 @@ class SendmailCase(ImsdCase):
         """Run sendmail (called by its link name) with -C; returns the CompletedProcess."""
         cmd = [os.path.join(self.bindir, argv0), "-C", srv.conf_path] + list(args)
         if user is not None:
-            if not is_root():
-                self.skipTest("submitting as another user needs root")
-            cmd = ["setpriv", "--reuid=%d" % user, "--regid=%d" % user, "--clear-groups"] + cmd
+            imsdtest.need_root("submitting as another user")
+            cmd = [imsdtest.need_tool("setpriv", "util-linux"), "--reuid=%d" % user, "--regid=%d" % user, "--clear-groups"] + cmd
         p = subprocess.run(cmd, input=data, capture_output=True, timeout=60)
         err = p.stderr.decode("utf-8", "replace")
         self.assertIsNone(SANITIZER_RE.search(err), err)
@@ -80,8 +75,7 @@ class Programs(SendmailCase):
     """Real programs that send mail through sendmail."""
 
     def test_bsd_mailx_mail_s(self):
-        if shutil.which("bsd-mailx") is None:
-            self.skipTest("bsd-mailx is not installed (scripts/deps.sh test)")
+        imsdtest.need_tool("bsd-mailx", "bsd-mailx")
         srv = self.server()
         rc = os.path.join(self.tmp, "mailrc")
         with open(rc, "w") as f:
@@ -96,9 +90,11 @@ class Programs(SendmailCase):
         self.assertIn(b"(imsd, from userid 0)", m)
 
     def test_git_send_email(self):
-        if subprocess.run(["git", "send-email", "-h"], capture_output=True).returncode == 128 \
-                or shutil.which("git") is None:
-            self.skipTest("git send-email is not installed (git-email)")
+        imsdtest.need_tool("git", "git")
+        if subprocess.run(["git", "send-email", "-h"], capture_output=True,
+                          timeout=60).returncode == 128:
+            self.fail("git send-email is not installed (Debian package git-email, which "
+                      "`scripts/deps.sh test` installs)")
         # git wants a domain with a dot in it
         srv = self.server(local_domains="localhost lists.imsd.test")
         repo = os.path.join(self.tmp, "repo")
@@ -205,8 +201,7 @@ class Behaviour(SendmailCase):
     def test_maildrop_is_validated(self):
         """What a local user can put into the maildrop: garbage, a symbolic link, a file not
         yet complete, a hard link. Only complete, well-formed regular files are taken."""
-        if not is_root():
-            self.skipTest("needs root")
+        imsdtest.need_root("validating the maildrop as the spool's owner")
         srv = self.server()
         srv.stop()
         drop = os.path.join(srv.spool_dir, "maildrop")

@@ -8,12 +8,12 @@ Each class runs one imsd inside its own network namespace (netns.py) listening o
 
 import os
 import re
-import shutil
 import signal
 import subprocess
 import time
 import unittest
 
+import imsdtest
 import netns
 from imsdtest import ImsdCase, read_bytes, run_cli, split_delivered, wait_for
 from netns import NS_ADDR, NS_ADDR6, NsCase, PASSWORD, PORT, SERVER_NAME, SMTPS_PORT
@@ -408,8 +408,7 @@ class CertificateConfigurationErrors(ImsdCase):
 
     def setUp(self):
         super().setUp()
-        if not shutil.which("openssl"):
-            self.skipTest("no openssl command to make a test certificate")
+        imsdtest.need_tool("openssl", "openssl")
         self.cert, self.key = netns.make_cert(self.tmp)
 
     def check(self, **conf):

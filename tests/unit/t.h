@@ -5,7 +5,9 @@
  * RUN(name). CHECK(cond) records a failure (with file:line and the expression) and lets
  * the test go on; the test fails if any CHECK failed. Each test prints one line,
  * "ok <file> <name>" or "FAIL <file> <name>", which tests/run.py counts; main returns
- * non-zero when anything failed.
+ * non-zero when anything failed. A test that cannot run prints "FAIL <file> <name> — why"
+ * (a missing tool is a failure); the one legitimate skip is "skip <file> <name> — not root:
+ * what needs root", which tests/run.py accepts only in a run that is not as root.
  */
 #ifndef IMSD_T_H
 #define IMSD_T_H
