@@ -30,7 +30,6 @@ import socket
 import subprocess
 import tempfile
 import time
-import unittest
 
 import imsdtest
 from imsdtest import wait_for
@@ -44,17 +43,16 @@ STOP_TIMEOUT = 10.0
 
 
 def available():
-    """Skip the calling test when Dovecot or its LMTP, IMAP and Sieve parts are missing."""
+    """Skip the calling test ("not root", tests/run.py) when not root; fail it when Dovecot
+    or its LMTP, IMAP and Sieve parts are missing (scripts/deps.sh test installs them)."""
+    imsdtest.need_root("a private Dovecot (its mail processes switch to an unprivileged uid)")
     need = [DOVECOT, DOVEADM, "/usr/lib/dovecot/lmtp", "/usr/lib/dovecot/imap",
             "/usr/lib/dovecot/modules/lib90_sieve_plugin.so"]
     missing = [p for p in need if not os.path.exists(p)]
     if missing:
-        raise unittest.SkipTest("Dovecot not installed (%s): scripts/deps.sh test installs "
-                                "dovecot-core dovecot-imapd dovecot-lmtpd dovecot-sieve"
-                                % ", ".join(missing))
-    if os.geteuid() != 0:
-        raise unittest.SkipTest("a private Dovecot needs root (its mail processes switch "
-                                "to an unprivileged uid)")
+        raise AssertionError("Dovecot not installed (%s): scripts/deps.sh test installs "
+                             "dovecot-core dovecot-imapd dovecot-lmtpd dovecot-sieve"
+                             % ", ".join(missing))
 
 
 def _short_dir(testdir):
@@ -92,8 +90,11 @@ class Dovecot:
     """A private Dovecot. users: {"user@domain": password}; quota: {"user@domain": "10K"}
     (storage limits; others unlimited); sieve: {"user@domain": script text}."""
 
-    def __init__(self, testdir, users, quota=None, sieve=None, quota_tempfail=False):
+    def __init__(self, testdir, users, quota=None, sieve=None, quota_tempfail=False,
+                 debug=True, socket_mode="0660"):
         available()
+        self.debug = debug
+        self.socket_mode = socket_mode
         self.testdir = testdir
         self.dir = os.path.join(testdir, "dovecot-data")
         self.base, self._own_base = _short_dir(testdir)
@@ -169,8 +170,8 @@ ssl = no
 disable_plaintext_auth = yes
 auth_mechanisms = plain login
 auth_verbose = yes
-auth_debug = yes
-mail_debug = yes
+auth_debug = {debug}
+mail_debug = {debug}
 log_timestamp = "%Y-%m-%d %H:%M:%S "
 default_internal_user = dovecot
 default_internal_group = dovecot
@@ -207,7 +208,7 @@ service auth {{
 }}
 service lmtp {{
   unix_listener lmtp {{
-    mode = 0660
+    mode = {lmtp_mode}
     user = root
   }}
   inet_listener lmtp {{
@@ -247,7 +248,8 @@ plugin {{
   quota_full_tempfail = {tempfail}
 }}
 """.format(run=self.run_dir, dir=self.dir, uid=MAIL_UID, lmtp=self.lmtp_port,
-           imap=self.imap_port, tempfail="yes" if self.quota_tempfail else "no")
+           imap=self.imap_port, tempfail="yes" if self.quota_tempfail else "no",
+           debug="yes" if self.debug else "no", lmtp_mode=self.socket_mode)
 
     def _write_conf(self):
         os.makedirs(os.path.join(self.dir, "state"), exist_ok=True)
