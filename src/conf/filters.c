@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "conf/conf.h"
+#include "conf/conf_int.h"
 #include "conf/filters.h"
 #include "util/addr.h"
 #include "util/str.h"
@@ -636,4 +637,69 @@ conf_policies_print(const struct conf_policy *arr, size_t n, FILE *fp)
 		if (grouped)
 			fputs(" }", fp);
 	}
+}
+
+/* ---- the value types of the schema's rows (conf_int.h) ---- */
+
+static int
+parse_milters(struct conf *c, const struct row *r, const char *v, char *why, size_t wl)
+{
+	return conf_milters_parse(v, FIELD(c, r, struct conf_milter *), COUNT(c, r), why, wl);
+}
+
+static void
+print_milters(const struct conf *c, const struct row *r, FILE *fp)
+{
+	conf_milters_print(*CFIELD(c, r, struct conf_milter *), *CCOUNT(c, r), fp);
+}
+
+static int
+parse_policies(struct conf *c, const struct row *r, const char *v, char *why, size_t wl)
+{
+	return conf_policies_parse(v, FIELD(c, r, struct conf_policy *), COUNT(c, r), why, wl);
+}
+
+static void
+print_policies(const struct conf *c, const struct row *r, FILE *fp)
+{
+	conf_policies_print(*CFIELD(c, r, struct conf_policy *), *CCOUNT(c, r), fp);
+}
+
+static int
+active_list(const struct conf *c, const struct row *r)
+{
+	return *CCOUNT(c, r) > 0;
+}
+
+static int
+parse_faction(struct conf *c, const struct row *r, const char *v, char *why, size_t wl)
+{
+	return conf_filter_action_parse(v, FIELD(c, r, int), why, wl);
+}
+
+static void
+print_faction(const struct conf *c, const struct row *r, FILE *fp)
+{
+	fprintf(fp, " %s", conf_filter_action_name(*CFIELD(c, r, int)));
+}
+
+static int
+active_always(const struct conf *c, const struct row *r)
+{
+	return 1;
+}
+
+const struct conf_type conf_t_milters = { parse_milters, print_milters, active_list };
+const struct conf_type conf_t_policies = { parse_policies, print_policies, active_list };
+const struct conf_type conf_t_faction = { parse_faction, print_faction, active_always };
+
+const struct conf_milter *
+conf_listener_milters(const struct conf *c, int submission, size_t *n)
+{
+	if (submission && c->set[CK_SUBMISSION_MILTERS]) {
+		*n = c->nsubmission_milters;
+		return c->submission_milters;
+	}
+	*n = c->nmilters;
+	return c->milters;
 }
