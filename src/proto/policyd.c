@@ -336,3 +336,94 @@ policyd_kind_name(enum policyd_kind k)
 
 	return (unsigned)k <= POLICYD_ERROR ? names[k] : "?";
 }
+
+void
+policyd_request_put(struct sbuf *b, const struct policyd_request *r, int key)
+{
+	static const char *const empty = "";
+#define S(name, v)	policyd_put_attr(b, name, (v) ? (v) : empty)
+
+	S("request", "smtpd_access_policy");
+	S("protocol_state", r->protocol_state);
+	S("protocol_name", r->protocol_name);
+	S("helo_name", r->helo_name);
+	if (!key)
+		S("queue_id", r->queue_id);
+	S("sender", r->sender);
+	S("recipient", r->recipient);
+	policyd_put_num(b, "recipient_count", r->recipient_count);
+	S("client_address", r->client_address);
+	S("client_name", r->client_name);
+	S("reverse_client_name", r->reverse_client_name);
+	if (!key) {
+		S("instance", r->instance);
+		policyd_put_num(b, "client_port", r->client_port);
+	}
+	S("server_address", r->server_address);
+	policyd_put_num(b, "server_port", r->server_port);
+	S("sasl_method", r->sasl_method);
+	S("sasl_username", r->sasl_username);
+	S("sasl_sender", r->sasl_sender);
+	policyd_put_num(b, "size", r->size);
+	S("ccert_subject", r->ccert_subject);
+	S("ccert_issuer", r->ccert_issuer);
+	S("ccert_fingerprint", r->ccert_fingerprint);
+	S("ccert_pubkey_fingerprint", r->ccert_pubkey_fingerprint);
+	S("encryption_protocol", r->encryption_protocol);
+	S("encryption_cipher", r->encryption_cipher);
+	policyd_put_num(b, "encryption_keysize", r->encryption_keysize);
+	S("etrn_domain", NULL);
+	S("stress", NULL);
+	if (r->policy_context)
+		S("policy_context", r->policy_context);
+#undef S
+	policyd_put_end(b);
+}
+
+const char *
+policyd_state_name(enum policyd_stage st, int esmtp)
+{
+	switch (st) {
+	case POLICYD_AT_CONNECT:	return "CONNECT";
+	case POLICYD_AT_HELO:		return esmtp ? "EHLO" : "HELO";
+	case POLICYD_AT_MAIL:		return "MAIL";
+	case POLICYD_AT_RCPT:		return "RCPT";
+	case POLICYD_AT_DATA:		return "DATA";
+	default:			return "END-OF-MESSAGE";
+	}
+}
+
+void
+policyd_format_refusal(const struct policyd_verdict *v, enum policyd_stage st,
+    const char *what, char out[POLICYD_REPLY_LINE_MAX])
+{
+	static const char *const says[] = {
+		[POLICYD_AT_CONNECT] = "Client host rejected",
+		[POLICYD_AT_HELO] = "Helo command rejected",
+		[POLICYD_AT_MAIL] = "Sender address rejected",
+		[POLICYD_AT_RCPT] = "Recipient address rejected",
+		[POLICYD_AT_DATA] = "Data command rejected",
+		[POLICYD_AT_EOM] = "End-of-data rejected",
+	};
+	char who[300] = "";
+	int code = v->code >= 400 && v->code <= 599 ? v->code : 451;
+	const char *enh = v->enh[0] ? v->enh : (code >= 500 ? "5.7.1" : "4.7.1");
+
+	if (what != NULL) {
+		size_t n = 0;
+
+		/* printable ASCII only, and short: it came from the client */
+		for (const char *p = what; *p && n < 200; p++)
+			who[n++] = (*p >= 0x20 && *p < 0x7f) ? *p : '?';
+		who[n] = '\0';
+	}
+	if (st == POLICYD_AT_MAIL || st == POLICYD_AT_RCPT)
+		snprintf(out, POLICYD_REPLY_LINE_MAX, "%d %s <%s>: %s: %s", code, enh, who,
+		    says[st], v->text);
+	else if (what != NULL && (st == POLICYD_AT_HELO || st == POLICYD_AT_CONNECT))
+		snprintf(out, POLICYD_REPLY_LINE_MAX, "%d %s <%s>: %s: %s", code, enh, who,
+		    says[st], v->text);
+	else
+		snprintf(out, POLICYD_REPLY_LINE_MAX, "%d %s %s: %s", code, enh,
+		    says[(unsigned)st <= POLICYD_AT_EOM ? st : POLICYD_AT_EOM], v->text);
+}

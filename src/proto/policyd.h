@@ -18,6 +18,10 @@
  * says). Anything else (FILTER, restriction classes) is refused: POLICYD_ERROR, and the
  * caller applies its default action, as Postfix answers 451 4.3.5 for an action it cannot
  * carry out.
+ *
+ * policyd_request_put writes a request from the session's facts; policyd_format_refusal
+ * words a refusing verdict as Postfix's smtpd does ("<rcpt>: Recipient address rejected:
+ * text").
  */
 #ifndef IMSD_POLICYD_H
 #define IMSD_POLICYD_H
@@ -83,5 +87,53 @@ int policyd_action_parse(const char *action, struct policyd_verdict *v, const ch
 
 /* The name of a kind, for logs ("dunno", "defer_if_permit", ...). */
 const char *policyd_kind_name(enum policyd_kind k);
+
+/* One request (SMTPD_POLICY_README's attributes). NULL strings are sent empty ("name="),
+ * as Postfix does for what it does not know; numbers are sent as decimal. */
+struct policyd_request {
+	const char *protocol_state;	/* CONNECT, EHLO, HELO, MAIL, RCPT, DATA, END-OF-MESSAGE */
+	const char *protocol_name;	/* SMTP or ESMTP */
+	const char *helo_name, *queue_id, *sender, *recipient;
+	unsigned recipient_count;	/* DATA and END-OF-MESSAGE; 0 before */
+	const char *client_address, *client_name, *reverse_client_name;
+	unsigned client_port;
+	const char *server_address;
+	unsigned server_port;
+	const char *instance;		/* the same for every request about one message */
+	const char *sasl_method, *sasl_username, *sasl_sender;
+	unsigned long long size;	/* SIZE= at MAIL, the message's size at END-OF-MESSAGE */
+	const char *ccert_subject, *ccert_issuer, *ccert_fingerprint, *ccert_pubkey_fingerprint;
+	const char *encryption_protocol, *encryption_cipher;
+	unsigned encryption_keysize;
+	const char *policy_context;	/* NULL: not sent */
+};
+
+/*
+ * Append the request, "request=smtpd_access_policy" first and the empty line last. key:
+ * leave out what identifies one delivery rather than what it is (instance, queue_id,
+ * client_port): the text then serves as the key of a cache of answers.
+ */
+void policyd_request_put(struct sbuf *b, const struct policyd_request *r, int key);
+
+/* Where a policy service was asked, for the wording of a refusal. */
+enum policyd_stage {
+	POLICYD_AT_CONNECT, POLICYD_AT_HELO, POLICYD_AT_MAIL, POLICYD_AT_RCPT, POLICYD_AT_DATA,
+	POLICYD_AT_EOM
+};
+
+/* The protocol_state attribute of a stage (CONNECT, EHLO or HELO, MAIL, RCPT, DATA,
+ * END-OF-MESSAGE). */
+const char *policyd_state_name(enum policyd_stage st, int esmtp);
+
+/*
+ * The SMTP reply (one line, CRLF not included) for a refusing verdict (REJECT, or a DEFER_*
+ * that applies) at stage st, worded as Postfix words it: "550 5.7.1 <bob@example.org>:
+ * Recipient address rejected: TEXT" at RCPT (what is the recipient, the sender at MAIL, the
+ * HELO name at HELO, the client "name[addr]" at connect; NULL: left out). At most
+ * POLICYD_REPLY_LINE_MAX bytes; the text is cut to fit.
+ */
+#define POLICYD_REPLY_LINE_MAX	512
+void policyd_format_refusal(const struct policyd_verdict *v, enum policyd_stage st,
+    const char *what, char out[POLICYD_REPLY_LINE_MAX]);
 
 #endif

@@ -184,6 +184,30 @@ TEST(actions_imsd_cannot_carry_out_are_errors)
 	CHECK_STR(policyd_kind_name(POLICYD_DEFER_IF_PERMIT), "defer_if_permit");
 }
 
+TEST(refusals_are_worded_as_postfix_words_them)
+{
+	struct policyd_verdict v;
+	char line[POLICYD_REPLY_LINE_MAX];
+
+	CHECK(act("DEFER_IF_PERMIT 4.2.0 Greylisted, see http://postgrey/") == 0);
+	policyd_format_refusal(&V, POLICYD_AT_RCPT, "bob@example.org", line);
+	CHECK_STR(line, "450 4.2.0 <bob@example.org>: Recipient address rejected: Greylisted, "
+	    "see http://postgrey/");
+	CHECK(act("REJECT") == 0);
+	policyd_format_refusal(&V, POLICYD_AT_MAIL, "", line);
+	CHECK_STR(line, "554 5.7.1 <>: Sender address rejected: Access denied");
+	policyd_format_refusal(&V, POLICYD_AT_HELO, "bad\x01helo", line);
+	CHECK_STR(line, "554 5.7.1 <bad?helo>: Helo command rejected: Access denied");
+	policyd_format_refusal(&V, POLICYD_AT_EOM, NULL, line);
+	CHECK_STR(line, "554 5.7.1 End-of-data rejected: Access denied");
+	memset(&v, 0, sizeof v);
+	v.kind = POLICYD_REJECT;
+	policyd_format_refusal(&v, POLICYD_AT_DATA, NULL, line);
+	CHECK_STR(line, "451 4.7.1 Data command rejected: ");
+	CHECK_STR(policyd_state_name(POLICYD_AT_HELO, 1), "EHLO");
+	CHECK_STR(policyd_state_name(POLICYD_AT_EOM, 0), "END-OF-MESSAGE");
+}
+
 int
 main(void)
 {
@@ -196,5 +220,6 @@ main(void)
 	RUN(refusals_get_codes_enhanced_codes_and_default_text);
 	RUN(message_actions);
 	RUN(actions_imsd_cannot_carry_out_are_errors);
+	RUN(refusals_are_worded_as_postfix_words_them);
 	T_EXIT();
 }
