@@ -1,6 +1,7 @@
 /*
  * rcptq — recipient_check = transport: at RCPT, a local recipient whose mail goes over LMTP
- * is asked of that server (deliver/lmtp_probe) on a worker thread, so that an unknown user
+ * is asked of that server (deliver/lmtp_probe) on a check thread (checkq: eight a loop,
+ * made for waiting on peers, so a slow server never holds AUTH up), so that an unknown user
  * gets the server's 550 5.1.1 during the session instead of a bounce later, and a server
  * that cannot be asked gets 451 4.3.0 (the client tries again; nothing is accepted that
  * might bounce). Definite answers are cached server-wide (policy/rcptcache: 5 minutes for
@@ -141,5 +142,5 @@ srv_cb_rcpt_check(void *arg, const char *addr)
 	j->res = PROBE_TEMP;
 	snprintf(j->reply, sizeof(j->reply), "the connection went away");
 	c->busy++;
-	workq_submit(c->wk->authq, &j->w);
+	workq_submit(c->wk->checkq, &j->w);	/* its threads wait (on DNS, here on a peer) */
 }

@@ -13,7 +13,7 @@
  *              DKIM/DMARC checks and signing at the end of the message
  *   authq.c    SMTP AUTH checks on threads (auth_users_file or Dovecot)
  *   rcptq.c    recipients asked of their mailbox server at RCPT (recipient_check =
- *              transport), on the same threads, with a short-lived cache
+ *              transport), on the check threads, with a short-lived cache
  */
 #ifndef IMSD_SERVER_INT_H
 #define IMSD_SERVER_INT_H
