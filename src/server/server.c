@@ -1684,15 +1684,16 @@ conn_start(struct worker *wk, int fd, enum session_listener kind,
 	    via ? " proxy=" : "", via ? via : "",
 	    refuse ? " action=refused reason=" : "", refuse ? why : "");
 	if (kind == SL_SMTPS && refuse == NULL) {
-		c->exempt = kind == SL_LOCAL || netaddr_is_loopback(&c->peer) ||
-		    conf_relay_client(cf, &c->peer);
-		dnsbl_start(c);
+		c->exempt = !peer->no_client && (netaddr_is_loopback(&c->peer) ||
+		    conf_relay_client(cf, &c->peer));
+		if (!peer->no_client)
+			dnsbl_start(c);
 		conn_start_tls(c);	/* RFC 8314: the handshake first, whatever the address */
 		return;
 	}
-	c->exempt = kind == SL_LOCAL || netaddr_is_loopback(&c->peer) ||
-		    conf_relay_client(cf, &c->peer);
-	if (refuse == NULL)
+	c->exempt = !peer->no_client && (kind == SL_LOCAL || netaddr_is_loopback(&c->peer) ||
+	    conf_relay_client(cf, &c->peer));
+	if (refuse == NULL && !peer->no_client)
 		dnsbl_start(c);
 	c->deadline = conn_deadline(c);
 	session_start(c->s, refuse);
@@ -1794,9 +1795,20 @@ pconn_cb(struct ev_io *io, uint32_t events)
 		peer.remote_port = h.sport;
 		peer.local = h.dst;
 		peer.local_port = h.dport;
-	} else
-		log_debug("event=proxy-header version=%d addresses=none (LOCAL or UNKNOWN) "
-		    "balancer=%s", h.version, via);
+	} else {
+		/* v2 LOCAL or UNSPEC, v1 UNKNOWN: the balancer's health check, or a client it
+		 * does not name. Keeping the balancer's addresses would hand it the balancer's
+		 * trust (loopback, relay_networks: relaying, no DNS lists or SPF, DKIM
+		 * signing, AUTH without TLS); the session gets the unspecified address and
+		 * refuses mail (session.h, no_client). */
+		int fam = p->sock.remote.family;
+		netaddr_parse(fam == AF_INET6 ? "::" : "0.0.0.0", &peer.remote);
+		netaddr_parse(fam == AF_INET6 ? "::" : "0.0.0.0", &peer.local);
+		peer.remote_port = peer.local_port = 0;
+		peer.no_client = 1;
+		log_info("event=proxy-header version=%d addresses=none balancer=%s "
+		    "effect=\"no client named: no mail, no AUTH, no exemption\"", h.version, via);
+	}
 	pconn_free(p, -1);
 	conn_start(wk, fd, kind, &peer, via, cfg);
 	cfg_unref(cfg);

@@ -488,7 +488,8 @@ helo_arg(const char *args, char *out, size_t outlen)
 static int
 auth_offered(const struct session *s)
 {
-	return s->auth_available && (s->tls || netaddr_is_loopback(&s->peer.local));
+	return s->auth_available && !s->peer.no_client &&
+	    (s->tls || netaddr_is_loopback(&s->peer.local));
 }
 
 static void
@@ -566,6 +567,15 @@ cmd_mail(struct session *s, const char *args)
 	}
 	if (s->in_tx) {
 		reply(s, "503 5.5.1 Error: nested MAIL command");
+		session_error(s);
+		return;
+	}
+	if (s->peer.no_client) {
+		/* A PROXY header without addresses: whoever this is, the balancer's own
+		 * address (loopback, relay_networks) must not vouch for it. */
+		slog(s, LOG_INFO, "event=reject stage=mail status=5.7.1 reason=proxy-no-address");
+		reply(s, "550 5.7.1 This connection names no client (a PROXY header without "
+		    "addresses): no mail is accepted on it");
 		session_error(s);
 		return;
 	}
@@ -860,6 +870,8 @@ domain_ok(const char *d)
 static int
 session_may_relay(const struct session *s)
 {
+	if (s->peer.no_client)
+		return 0;
 	if (s->auth_user[0] != '\0' || s->kind == SL_LOCAL)
 		return 1;	/* a local user, like Postfix's sendmail: the kernel said who */
 	for (size_t i = 0; i < s->conf->nrelay_networks; i++)

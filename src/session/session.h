@@ -154,6 +154,11 @@ struct session_peer {
 	struct netaddr remote;	uint16_t remote_port;
 	long uid;		/* SL_LOCAL: the submitting user (SO_PEERCRED, or the maildrop
 				 * file's owner); unused otherwise */
+	int no_client;		/* a PROXY header without addresses (v2 LOCAL or UNSPEC, v1
+				 * UNKNOWN): who the client is is not known, local and remote
+				 * are the unspecified address. Such a session gets no
+				 * exemption, no AUTH, and its MAIL is refused (550 5.7.1);
+				 * a balancer's health check may still EHLO, NOOP and QUIT. */
 };
 
 enum session_state {
