@@ -1026,6 +1026,24 @@ auth_backend_probe(struct workq *q, struct cfg *cfg)
 	workq_submit(q, &j->w);
 }
 
+/* A recipient refused: counted for the client address across its sessions (clients.h).
+ * Local users (the socket, the maildrop) are not counted: the kernel says who they are. */
+static int
+cb_rcpt_refused(void *arg)
+{
+	struct conn *c = arg;
+	enum clients_rcpt r;
+
+	if (c->kind == SL_LOCAL)
+		return 0;
+	pthread_mutex_lock(&c->srv->climu);
+	r = clients_rcpt_refused(c->srv->clients, &c->peer, time(NULL));
+	pthread_mutex_unlock(&c->srv->climu);
+	if (r == CLIENTS_RCPT_SLOW)
+		return CLIENTS_RCPT_DELAY;
+	return r == CLIENTS_RCPT_CUT ? -1 : 0;
+}
+
 static const struct session_ops session_ops = {
 	.output = cb_output,
 	.tx_open = cb_tx_open,
@@ -1039,6 +1057,7 @@ static const struct session_ops session_ops = {
 	.pause = cb_pause,
 	.space_ok = cb_space_ok,
 	.mail_check = cb_mail_check,
+	.rcpt_refused = cb_rcpt_refused,
 };
 
 /* ---- group commit ---- */

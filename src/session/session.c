@@ -308,6 +308,31 @@ session_error(struct session *s)
 	}
 }
 
+/*
+ * A recipient refused as unknown or not ours to relay: an error of this session (its
+ * tarpit), and one of its client across sessions (ops->rcpt_refused), so that a harvester
+ * opening a new session every few guesses is slowed down and then cut off all the same.
+ */
+static void
+rcpt_refused(struct session *s)
+{
+	int r = s->ops->rcpt_refused != NULL ? s->ops->rcpt_refused(s->arg) : 0;
+
+	if (r < 0) {
+		slog(s, LOG_WARN, "event=too-many-rejected-recipients scope=client-address");
+		session_close(s, "421 4.7.0 %s Too many rejected recipients from your address; "
+		    "try again later", s->conf->hostname);
+		return;
+	}
+	session_error(s);
+	if (r > 0 && s->state != SS_CLOSING && !s->paused && s->ops->pause != NULL) {
+		if (r > SESSION_ERROR_DELAY_MAX)
+			r = SESSION_ERROR_DELAY_MAX;
+		s->paused = 1;
+		s->ops->pause(s->arg, (unsigned)r);
+	}
+}
+
 static void
 session_junk(struct session *s)
 {
@@ -1030,7 +1055,7 @@ cmd_rcpt(struct session *s, const char *args)
 				slog(s, LOG_INFO, "event=reject stage=rcpt from=%s to=%s status=5.7.1 "
 				    "reason=relay-denied%s", lfrom, lto, routed ? " routed=yes" : "");
 				reply(s, "554 5.7.1 <%s>: Relay access denied", safe);
-				session_error(s);
+				rcpt_refused(s);
 				return;
 			}
 			if (smtp_path_addr(&real, raddr, sizeof(raddr)) < 0 ||
@@ -1055,7 +1080,7 @@ cmd_rcpt(struct session *s, const char *args)
 			    log_value(lwhy, sizeof(lwhy), why, strlen(why)));
 			reply(s, "550 5.1.3 <%s>: Bad recipient address: local part cannot name a "
 			    "mailbox (%s)", safe, why);
-			session_error(s);
+			rcpt_refused(s);
 			return;
 		}
 		snprintf(addr, sizeof(addr), "%s@%s", flocal, adom);
@@ -1066,7 +1091,7 @@ cmd_rcpt(struct session *s, const char *args)
 		slog(s, LOG_INFO, "event=reject stage=rcpt from=%s to=%s status=5.1.1 "
 		    "reason=unknown-user", lfrom, lto);
 		reply(s, "550 5.1.1 <%s>: Recipient address rejected: User unknown", safe);
-		session_error(s);
+		rcpt_refused(s);
 		return;
 	}
 	if (expand_rcpt(s, addr, addr, notify, dsn_orcpt[0] ? dsn_orcpt : NULL, &why) < 0) {

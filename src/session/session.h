@@ -126,6 +126,11 @@ struct session_ops {
 	 * spf_reject.) The session consumes nothing until session_mail_done, which may be
 	 * called from inside this callback. */
 	void (*mail_check)(void *arg, const char *sender, int authenticated);
+	/* Optional. A recipient was refused as unknown or not ours to relay: what an address
+	 * harvester collects, one session at a time. The client's standing across all its
+	 * sessions: 0 go on, N > 0 (at most SESSION_ERROR_DELAY_MAX) hold this reply N
+	 * seconds, < 0 it is over its budget (421 4.7.0 and close). */
+	int (*rcpt_refused)(void *arg);
 };
 
 /* What tx_write returns when the spool's filesystem is full (ENOSPC, EDQUOT): the DATA

@@ -119,7 +119,7 @@ f_auth(void *arg, const char *user, const char *pass)
 }
 
 static const struct session_ops ops = { f_output, f_open, f_write, f_commit, f_abort, f_log,
-    f_starttls, f_auth, NULL, NULL, NULL, NULL };
+    f_starttls, f_auth, NULL, NULL, NULL, NULL, NULL };
 
 static struct conf conf;
 static struct fake fk;
@@ -152,7 +152,7 @@ f_space(void *arg, uint64_t size)
 }
 
 static const struct session_ops ops_bounded = { f_output, f_open, f_write, f_commit, f_abort,
-    f_log, f_starttls, f_auth, f_full, f_pause, f_space, NULL };
+    f_log, f_starttls, f_auth, f_full, f_pause, f_space, NULL, NULL };
 
 static struct session *
 start_bounded(void)
@@ -1168,7 +1168,7 @@ f_mail_check(void *arg, const char *sender, int authenticated)
 }
 
 static const struct session_ops ops_mailcheck = { f_output, f_open, f_write, f_commit, f_abort,
-    f_log, f_starttls, f_auth, NULL, NULL, NULL, f_mail_check };
+    f_log, f_starttls, f_auth, NULL, NULL, NULL, f_mail_check, NULL };
 
 TEST(mail_check_holds_pipelined_commands_until_answered)
 {
