@@ -220,6 +220,7 @@ struct server {
 	unsigned long long nsessions;
 	uint64_t spool_free;	/* bytes free for us on the spool's filesystem (cached) */
 	time_t spool_free_at;	/* when it was measured */
+	uint64_t spool_admitted;	/* bytes written into the spool since then */
 	time_t spool_full_logged;	/* one spool-full line a second is enough */
 	struct inbox_item *inbox;	/* under cmu */
 
@@ -325,19 +326,25 @@ spool_minfree(const struct conf *cf)
 }
 
 /* Free bytes on the spool's filesystem for an unprivileged writer, measured at most once a
- * second (force: now). Shared by the workers; a race measures twice, no harm. */
+ * second (force: now), less what was written into the spool since the measurement: a
+ * burst of messages inside one second must not pass through the reserve. Shared by the
+ * workers; a race measures twice, no harm. */
 static uint64_t
 spool_free(struct server *srv, const char *spool_dir, int force)
 {
 	time_t now = time(NULL);
 	struct statvfs st;
 
-	if (!force && __atomic_load_n(&srv->spool_free_at, __ATOMIC_RELAXED) == now)
-		return __atomic_load_n(&srv->spool_free, __ATOMIC_RELAXED);
+	if (!force && __atomic_load_n(&srv->spool_free_at, __ATOMIC_RELAXED) == now) {
+		uint64_t f = __atomic_load_n(&srv->spool_free, __ATOMIC_RELAXED);
+		uint64_t a = __atomic_load_n(&srv->spool_admitted, __ATOMIC_RELAXED);
+		return f > a ? f - a : 0;
+	}
 	if (statvfs(spool_dir, &st) < 0)
 		return UINT64_MAX;	/* cannot tell: do not refuse mail for it */
 	uint64_t f = (uint64_t)st.f_bavail * st.f_frsize;
 	__atomic_store_n(&srv->spool_free, f, __ATOMIC_RELAXED);
+	__atomic_store_n(&srv->spool_admitted, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&srv->spool_free_at, now, __ATOMIC_RELAXED);
 	return f;
 }
@@ -456,6 +463,7 @@ cb_tx_write(void *arg, const char *buf, size_t len)
 {
 	struct conn *c = arg;
 
+	__atomic_add_fetch(&c->srv->spool_admitted, (uint64_t)len, __ATOMIC_RELAXED);
 	if (queue_append(&c->w, buf, len, c->werr, sizeof(c->werr)) < 0) {
 		int e = errno;
 		log_error("sid=%s event=queue-error reason=\"%s\"", c->sid, c->werr);
