@@ -72,6 +72,11 @@ cfg_load(const char *conf_path, int generate, char *err, size_t errlen)
 		blame_key(cf, CK_AUTH_USERS_FILE, err, errlen);
 		goto fail;
 	}
+	if (cf->sender_login_maps != NULL &&
+	    (c->senderlogins = senderlogins_load(cf->sender_login_maps, err, errlen)) == NULL) {
+		blame_key(cf, CK_SENDER_LOGIN_MAPS, err, errlen);
+		goto fail;
+	}
 	if (cf->auth_backend == AUTH_BACKEND_DOVECOT &&
 	    (c->dvauth = dvauth_new(cf->auth_dovecot_socket)) == NULL) {
 		snprintf(err, errlen, "out of memory");
@@ -150,6 +155,7 @@ cfg_unref(struct cfg *c)
 		recipients_free(c->recipients);
 	if (c->authusers != NULL)
 		authusers_free(c->authusers);
+	senderlogins_free(c->senderlogins);
 	dvauth_free(c->dvauth);
 	if (c->tls != NULL)
 		tls_ctx_unref(c->tls);

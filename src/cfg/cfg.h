@@ -10,12 +10,14 @@
 #include "net/dvauth.h"
 #include "policy/authusers.h"
 #include "policy/recipients.h"
+#include "policy/senderlogins.h"
 #include "tls/tls.h"
 
 struct cfg {
 	struct conf conf;
 	struct recipients *recipients;	/* NULL when recipients_file is unset */
 	struct authusers *authusers;	/* NULL when auth_users_file is unset */
+	struct senderlogins *senderlogins;	/* NULL when sender_login_maps is unset */
 	struct dvauth *dvauth;		/* auth_backend = dovecot: its socket's client; else NULL */
 	struct tls_ctx *tls;		/* NULL when no certificate is configured */
 	struct tls_ctx *client_verify;	/* trust store for verified relaying; NULL when no

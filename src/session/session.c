@@ -2192,6 +2192,12 @@ session_helo(const struct session *s)
 	return s->helo;
 }
 
+const char *
+session_auth_user(const struct session *s)
+{
+	return s->auth_user;
+}
+
 size_t
 session_memory(const struct session *s)
 {

@@ -243,6 +243,8 @@ void session_disconnected(struct session *s);
 enum session_state session_state(const struct session *s);
 /* The name the client gave in EHLO/HELO ("" before). */
 const char *session_helo(const struct session *s);
+/* The AUTH login of the session, "" before a successful AUTH. */
+const char *session_auth_user(const struct session *s);
 /* The mechanism (enum sasl_mech) of the AUTH exchange in progress or last made. */
 int session_auth_mech(const struct session *s);
 /* The MAIL FROM address of the open transaction ("" for <>). */
