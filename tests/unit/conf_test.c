@@ -220,7 +220,8 @@ TEST(every_spec_key_is_accepted)
 	    "mailbox_transport = lmtp:unix:/run/dovecot/lmtp\n"
 	    "transport_map = /etc/imsd/transport\n"
 	    "auth_backend = file\n"
-	    "recipient_check = transport\n";
+	    "recipient_check = transport\n"
+	    "sender_login_maps = /etc/imsd/sender-logins\n";
 	struct conf c;
 
 	CHECK(P(text, &c) == 0);
