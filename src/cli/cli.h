@@ -9,6 +9,10 @@
 
 #include "cfg/cfg.h"
 
+/* The configuration a subcommand reads: given (-c FILE), else /etc/imsd/imsd.conf when it
+ * exists, else NULL (the embedded default). */
+const char *cli_conf_path(const char *given);
+
 /* imsd queue --json: the whole queue as one JSON document (read-only, with or without a
  * running server). */
 int cli_queue_json(const struct cfg *c);

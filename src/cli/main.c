@@ -1,8 +1,11 @@
 /*
  * imsd — command-line entry: a table of subcommands (SPEC.md "Command line").
  */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +14,7 @@
 
 #include <netdb.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 
@@ -47,7 +51,8 @@ usage(void)
 	return 1;
 }
 
-/* Parse "[-c FILE]" and return the remaining arguments' index, or -1. */
+/* Parse "[-c FILE]" (defaulting as cli_conf_path does) and return the remaining arguments'
+ * index, or -1. */
 static int
 parse_c(int argc, char **argv, const char **conf_path)
 {
@@ -63,7 +68,19 @@ parse_c(int argc, char **argv, const char **conf_path)
 		*conf_path = argv[i] + 2;
 		i++;
 	}
+	*conf_path = cli_conf_path(*conf_path);
 	return i;
+}
+
+/* Without -c: the installed configuration when there is one (the package's), else NULL,
+ * the embedded default (SPEC.md "Command line"). Every subcommand, as sendmail does, so
+ * that `imsd queue` run from / by an administrator reads the spool the server uses. */
+const char *
+cli_conf_path(const char *given)
+{
+	if (given == NULL && access(SENDMAIL_DEFAULT_CONF, F_OK) == 0)
+		return SENDMAIL_DEFAULT_CONF;
+	return given;
 }
 
 static int take_flag(int *argc, char **argv, const char *flag);
@@ -183,6 +200,46 @@ take_flag(int *argc, char **argv, const char *flag)
 	return 0;
 }
 
+/*
+ * The maildrop (spool_dir/maildrop): what sendmail left there while no server answered,
+ * not yet in the queue. Listed after the queue, one line each: the file, its size, its age
+ * and the submitting user (the file's owner, as the pickup will record it). Returns how
+ * many; nothing printed when the directory cannot be read (as a user: the maildrop is 1733).
+ */
+static size_t
+print_maildrop(const char *spool_dir)
+{
+	char path[4200], age[32];
+	struct dirent *de;
+	size_t n = 0;
+	DIR *d;
+	int dfd;
+
+	snprintf(path, sizeof(path), "%s/maildrop", spool_dir);
+	if ((dfd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+		return 0;
+	if ((d = fdopendir(dfd)) == NULL) {
+		close(dfd);
+		return 0;
+	}
+	while ((de = readdir(d)) != NULL) {
+		struct stat st;
+		struct passwd *pw;
+		if (de->d_name[0] == '.' ||
+		    fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
+			continue;
+		if (n++ == 0)
+			printf("maildrop (%s), waiting for pickup by the server:\n", path);
+		print_age(time(NULL) - st.st_mtime, age, sizeof(age));
+		pw = getpwuid(st.st_uid);
+		printf("%s  %8llu  %5s  from %s (uid %ld)%s\n", de->d_name,
+		    (unsigned long long)st.st_size, age, pw ? pw->pw_name : "?", (long)st.st_uid,
+		    (st.st_mode & 0444) == 0444 ? "" : "  (still being written)");
+	}
+	closedir(d);
+	return n;
+}
+
 /* List the queue straight from the spool (read-only; works with or without a server). */
 static int
 cmd_queue(int argc, char **argv)
@@ -239,10 +296,14 @@ cmd_queue(int argc, char **argv)
 		}
 		qenv_free(&env);
 	}
-	if (n == 0)
+	size_t nd = print_maildrop(c->conf.spool_dir);
+	if (n == 0 && nd == 0)
 		printf("Mail queue is empty\n");
 	else
-		printf("-- %zu message%s in the queue\n", n, n == 1 ? "" : "s");
+		printf("-- %zu message%s in the queue%s\n", n, n == 1 ? "" : "s",
+		    nd == 0 ? "" : nd == 1 ? ", 1 in the maildrop" : "");
+	if (nd > 1)
+		printf("-- %zu messages in the maildrop\n", nd);
 	queue_list_free(ids, n);
 	queue_close(&q);
 	cfg_unref(c);

@@ -310,10 +310,32 @@ class InstalledUnderSystemd(unittest.TestCase):
         # while stopped, sendmail leaves the message in the maildrop
         c.run("sendmail", "root", input="Subject: while stopped\n\nwaited\n", user="nobody")
         out = c.run("mailq", check=False).stdout
+        self.assertRegex(out, r"waiting for pickup[^\n]*\n\S+\s+\d+\s+\S+\s+from nobody "
+                         r"\(uid 65534\)", "mailq lists the maildrop")
         c.run("systemctl", "restart", "imsd")
         self.assert_running(self.wait_state(("active",)))
         m = self.wait_mail("root", "while stopped")
         self.assertIn(b"(imsd, from userid 65534)", m, out)
+
+    def test_commands_without_c_use_the_installed_configuration(self):
+        c = self.c
+        for argv in (["imsd", "check"], ["imsd", "queue"], ["imsd", "flush"],
+                     ["imsd", "queue", "--json"]):
+            p = c.run("sh", "-c", 'cd /root && exec "$@"', "sh", *argv, check=False)
+            self.assertEqual(p.returncode, 0, "%s: %s%s" % (argv, p.stdout, p.stderr))
+            if argv[1] == "check":
+                self.assertIn("configuration /etc/imsd/imsd.conf is valid", p.stdout)
+            if argv[1] == "queue" and len(argv) == 2:
+                self.assertIn("Mail queue is empty", p.stdout)
+        self.assertEqual(c.run("test", "-e", "/root/var", check=False).returncode, 1,
+                         "a command without -c made ./var: it ignored /etc/imsd/imsd.conf")
+
+    def test_the_package_carries_its_docs(self):
+        c = self.c
+        p = c.run("sh", "-c", "ls /usr/share/doc/imsd /usr/share/doc/imsd/examples "
+                  "/usr/share/man/man8/imsd.8.gz /usr/share/man/man5/imsd.conf.5.gz")
+        for name in ("README.md", "changelog", "copyright", "imsd.conf"):
+            self.assertRegex(p.stdout, r"(?m)^%s(\.gz)?$" % re.escape(name), p.stdout)
 
     def test_purge_leaves_only_what_debian_policy_keeps(self):
         c = self.c
@@ -340,6 +362,8 @@ ORDER = ["test_apt_install_exits_0_and_starts_the_service",
          "test_a_configuration_error_fails_the_restart_at_once",
          "test_a_start_that_keeps_failing_ends_failed_within_seconds",
          "test_stop_then_maildrop_then_restart",
+         "test_commands_without_c_use_the_installed_configuration",
+         "test_the_package_carries_its_docs",
          "test_purge_leaves_only_what_debian_policy_keeps"]
 
 
