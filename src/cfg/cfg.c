@@ -67,6 +67,11 @@ cfg_load(const char *conf_path, int generate, char *err, size_t errlen)
 		blame_key(cf, CK_RECIPIENTS_FILE, err, errlen);
 		goto fail;
 	}
+	if (cf->alias_maps != NULL &&
+	    (c->aliases = aliases_load(cf->alias_maps, err, errlen)) == NULL) {
+		blame_key(cf, CK_ALIAS_MAPS, err, errlen);
+		goto fail;
+	}
 	if (cf->auth_users_file != NULL &&
 	    (c->authusers = authusers_load(cf->auth_users_file, err, errlen)) == NULL) {
 		blame_key(cf, CK_AUTH_USERS_FILE, err, errlen);
@@ -145,6 +150,7 @@ cfg_unref(struct cfg *c)
 		recipients_free(c->recipients);
 	if (c->authusers != NULL)
 		authusers_free(c->authusers);
+	aliases_free(c->aliases);
 	if (c->tls != NULL)
 		tls_ctx_unref(c->tls);
 	if (c->client_verify != NULL)

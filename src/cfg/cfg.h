@@ -7,6 +7,7 @@
 
 #include "mailauth/dkimop.h"
 #include "conf/conf.h"
+#include "policy/aliases.h"
 #include "policy/authusers.h"
 #include "policy/recipients.h"
 #include "tls/tls.h"
@@ -14,6 +15,7 @@
 struct cfg {
 	struct conf conf;
 	struct recipients *recipients;	/* NULL when recipients_file is unset */
+	struct aliases *aliases;	/* alias_maps, read and checked; NULL when unset */
 	struct authusers *authusers;	/* NULL when auth_users_file is unset */
 	struct tls_ctx *tls;		/* NULL when no certificate is configured */
 	struct tls_ctx *client_verify;	/* trust store for verified relaying; NULL when no

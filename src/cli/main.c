@@ -22,6 +22,7 @@
 #include "cli/cli.h"
 #include "cli/sendmail.h"
 #include "conf/conf.h"
+#include "policy/aliases.h"
 #include "policy/tls_offer.h"
 #include "queue/queue.h"
 #include "cfg/cfg.h"
@@ -41,6 +42,7 @@ static const char usage_text[] =
     "                                         run SPF, DKIM and DMARC on a stored message\n"
     "       imsd dkim-keygen [--ed25519] DOMAIN SELECTOR KEYFILE  new signing key + DNS record\n"
     "       imsd explain-recipient [-c FILE] ADDRESS  how mail to ADDRESS is routed, and its queue\n"
+    "       imsd newaliases [-c FILE]           check the alias file (alias_maps, or /etc/aliases)\n"
     "       imsd version\n"
     "       imsd sendmail [-c FILE] [sendmail options] [ADDRESS...]  (also as sendmail, mailq)\n";
 
@@ -542,6 +544,37 @@ cmd_explain_recipient(int argc, char **argv)
 	return r;
 }
 
+/* newaliases: read and check the alias file as the server will. Nothing is built: the
+ * file is read as it is at every start and reload. 0 ok, 1 an error (file:line). */
+static int
+cmd_newaliases(int argc, char **argv)
+{
+	const char *path, *file;
+	char err[1024];
+	struct conf cf;
+	struct aliases *a;
+	int i = parse_c(argc, argv, &path);
+
+	if (i < 0 || i != argc)
+		return usage();
+	if (conf_load(path, &cf, err, sizeof(err)) < 0) {
+		fprintf(stderr, "newaliases: %s\n", err);
+		return 1;
+	}
+	file = cf.alias_maps != NULL ? cf.alias_maps : "/etc/aliases";
+	if ((a = aliases_load(file, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "newaliases: %s\n", err);
+		conf_free(&cf);
+		return 1;
+	}
+	printf("newaliases: %s: %zu alias%s, no errors%s\n", file, aliases_count(a),
+	    aliases_count(a) == 1 ? "" : "es", cf.alias_maps != NULL ? "" :
+	    " (alias_maps is unset in the configuration: the server does not read it)");
+	aliases_free(a);
+	conf_free(&cf);
+	return 0;
+}
+
 static int
 cmd_version(int argc, char **argv)
 {
@@ -570,6 +603,7 @@ static const struct {
 	{ "flush", cmd_flush },
 	{ "delete", cmd_delete },
 	{ "version", cmd_version },
+	{ "newaliases", cmd_newaliases },
 	{ "explain-auth", authcli_explain },
 	{ "dkim-keygen", authcli_keygen },
 	{ "sendmail", cmd_sendmail },
@@ -591,6 +625,16 @@ main(int argc, char **argv)
 	const char *base = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
 	if (strcmp(base, "sendmail") == 0 || strcmp(base, "mailq") == 0)
 		return sendmail_main(argc, argv, 1, base[0] == 'm', run_subcommand);
+	if (strcmp(base, "newaliases") == 0) {
+		/* installed as /usr/bin/newaliases: "newaliases [-c FILE]" */
+		char *av[4] = { argv[0], "newaliases", NULL, NULL };
+		int ac = 2;
+		for (int k = 1; k < argc && ac < 4; k++)
+			av[ac++] = argv[k];
+		if (argc > 3)
+			return usage();
+		return cmd_newaliases(ac, av);
+	}
 	if (argc < 2)
 		return usage();
 	for (size_t i = 0; i < sizeof(subcommands) / sizeof(subcommands[0]); i++)

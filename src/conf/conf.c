@@ -1233,6 +1233,9 @@ static const struct row schema[CK__COUNT] = {
 				    .def = "no" },
 	[CK_MTA_STS_PORT]	= { "mta_sts_port", T_PORT, OFF(mta_sts_port),
 				    .def = "443", .min = 1, .max = 65535 },
+	/* aliases(5): read and checked (imsd check, newaliases, reload); delivery through it
+	 * is not in this build yet */
+	[CK_ALIAS_MAPS]		= { "alias_maps", T_OPTPATH, OFF(alias_maps), .not_yet = 1 },
 };
 
 /* The name of key k ("hostname", ...); NULL when k is out of range. */
@@ -1289,6 +1292,7 @@ void conf_free(struct conf *c)
 		free(c->local_domains[i]);
 	free(c->local_domains);
 	free(c->recipients_file);
+	free(c->alias_maps);
 	free(c->relay_networks);
 	free(c->proxy_networks);
 	free(c->tls_cert_file);

@@ -33,6 +33,7 @@ enum conf_key {
 	CK_METRICS_LISTEN,
 	CK_SMTP_TLS, CK_TLS_POLICY, CK_SMTP_TLS_CA_FILE, CK_DNSSEC_TRUST_RESOLVER,
 	CK_MTA_STS_PORT,
+	CK_ALIAS_MAPS,
 	CK__COUNT
 };
 
@@ -66,6 +67,7 @@ struct conf {
 	char *mail_dir;
 	char **local_domains;		size_t nlocal_domains;	/* lower-case, no trailing dot */
 	char *recipients_file;		/* NULL = unset */
+	char *alias_maps;		/* aliases(5) file; NULL = unset */
 	struct cidr *relay_networks;	size_t nrelay_networks;
 	struct cidr *proxy_networks;	size_t nproxy_networks;	/* PROXY header required */
 	char *tls_cert_file;		/* NULL = unset */

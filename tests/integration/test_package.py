@@ -34,7 +34,7 @@ DELIVERY_TIMEOUT = 20.0
 # keeps system users and the users' mail; dpkg, apt, systemd and the journal keep records.
 KEPT = re.compile(r"^/(var/mail(/.*)?|etc/(passwd|group|shadow|gshadow|subuid|subgid)-?|"
                   r"var/lib/(dpkg|apt|systemd|ucf|dbus)(/.*)?|var/log(/.*)?|"
-                  r"var/cache(/.*)?|tmp(/.*)?|var/tmp(/.*)?|run(/.*)?|etc/ld\.so\.cache|"
+                  r"var/cache(/.*)?|tmp(/.*)?|var/tmp(/.*)?|run(/.*)?|etc/ld\.so\.cache|etc/aliases|"
                   r"etc/systemd/system/.*\.wants|var/lib/systemd/deb-systemd-helper-.*)$")
 
 
@@ -89,6 +89,9 @@ class InstalledUnderSystemd(unittest.TestCase):
         cls.c.boot()
         c = cls.c
         c.run("useradd", "--create-home", "--shell", "/bin/sh", "alice")
+        # exim4-config (pulled by bsd-mailx) made /etc/aliases; a system without one gets
+        # the package's
+        c.run("rm", "-f", "/etc/aliases")
         cls.before = set(c.run("find", "/", "-xdev").stdout.split("\n"))
         t2 = time.monotonic()
         cls.install = c.run("apt-get", "install", "-y", "-q",
@@ -330,10 +333,30 @@ class InstalledUnderSystemd(unittest.TestCase):
         self.assertEqual(c.run("test", "-e", "/root/var", check=False).returncode, 1,
                          "a command without -c made ./var: it ignored /etc/imsd/imsd.conf")
 
+    def test_debian_mta_conventions(self):
+        c = self.c
+        al = c.read("/etc/aliases").decode()
+        for role in ("postmaster", "abuse", "mailer-daemon"):
+            self.assertRegex(al, r"(?m)^%s: root$" % role, "seeded by the package")
+        p = c.run("newaliases")
+        self.assertIn("/etc/aliases: 3 aliases, no errors", p.stdout)
+        c.run("sendmail", "-bi")
+        c.sh("printf 'postmaster: root\\nbroken line\\n' > /root/aliases.bad")
+        p = c.run("sh", "-c", "printf 'alias_maps = /root/aliases.bad\\n' > /root/al.conf; "
+                  "newaliases -c /root/al.conf", check=False)
+        self.assertEqual(p.returncode, 1)
+        c.run("rm", "/root/aliases.bad", "/root/al.conf")
+        self.assertIn("newaliases: /root/aliases.bad:2: \"broken\": no ':' after the name",
+                      p.stderr)
+        c.run("/usr/lib/sendmail", "-t", "-i",
+              input="To: root\nSubject: through /usr/lib/sendmail\n\nold path\n")
+        self.wait_mail("root", "through /usr/lib/sendmail")
+
     def test_the_package_carries_its_docs(self):
         c = self.c
         p = c.run("sh", "-c", "ls /usr/share/doc/imsd /usr/share/doc/imsd/examples "
-                  "/usr/share/man/man8/imsd.8.gz /usr/share/man/man5/imsd.conf.5.gz")
+                  "/usr/share/man/man8/imsd.8.gz /usr/share/man/man5/imsd.conf.5.gz "
+                  "/usr/share/man/man5/aliases.5.gz")
         for name in ("README.md", "changelog", "copyright", "imsd.conf"):
             self.assertRegex(p.stdout, r"(?m)^%s(\.gz)?$" % re.escape(name), p.stdout)
 
@@ -363,6 +386,7 @@ ORDER = ["test_apt_install_exits_0_and_starts_the_service",
          "test_a_start_that_keeps_failing_ends_failed_within_seconds",
          "test_stop_then_maildrop_then_restart",
          "test_commands_without_c_use_the_installed_configuration",
+         "test_debian_mta_conventions",
          "test_the_package_carries_its_docs",
          "test_purge_leaves_only_what_debian_policy_keeps"]
 

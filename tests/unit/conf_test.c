@@ -216,7 +216,8 @@ TEST(every_spec_key_is_accepted)
 	    "tls_policy = example.org:opportunistic\n"
 	    "smtp_tls_ca_file = /etc/imsd/ca.pem\n"
 	    "dnssec_trust_resolver = yes\n"
-	    "mta_sts_port = 8443\n";
+	    "mta_sts_port = 8443\n"
+	    "alias_maps = /etc/aliases\n";
 	struct conf c;
 
 	CHECK(P(text, &c) == 0);
