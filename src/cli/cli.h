@@ -8,6 +8,12 @@
 #define IMSD_CLI_H
 
 #include "cfg/cfg.h"
+#include "queue/queue.h"
+
+/* Open the spool for a command (lock: exclusively, as the server does), after becoming
+ * the spool's owner when run as root (privs_as_spool_owner: a link the run user planted
+ * in the spool is never followed as root). 0, or -1 with err. */
+int cli_queue_open(const char *spool_dir, int lock, struct queue *q, char *err, size_t errlen);
 
 /* The configuration a subcommand reads: given (-c FILE), else /etc/imsd/imsd.conf when it
  * exists, else NULL (the embedded default). */

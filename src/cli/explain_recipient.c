@@ -377,7 +377,7 @@ print_queue(struct explain *e, const char *query)
 	size_t n, found = 0;
 	time_t now = time(NULL);
 
-	if (queue_open(e->c->conf.spool_dir, 0, &q, err, sizeof(err)) < 0 ||
+	if (cli_queue_open(e->c->conf.spool_dir, 0, &q, err, sizeof(err)) < 0 ||
 	    queue_list(&q, &ids, &n, err, sizeof(err)) < 0) {
 		fprintf(stderr, "imsd: explain-recipient: %s\n", err);
 		return 2;

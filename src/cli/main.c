@@ -265,7 +265,7 @@ cmd_queue(int argc, char **argv)
 		cfg_unref(c);
 		return r;
 	}
-	if (queue_open(c->conf.spool_dir, 0, &q, err, sizeof(err)) < 0 ||
+	if (cli_queue_open(c->conf.spool_dir, 0, &q, err, sizeof(err)) < 0 ||
 	    queue_list(&q, &ids, &n, err, sizeof(err)) < 0) {
 		fprintf(stderr, "imsd: %s\n", err);
 		cfg_unref(c);
@@ -445,6 +445,12 @@ cmd_flush(int argc, char **argv)
 		fprintf(stderr, "imsd: %s\n", err);
 		return 1;
 	}
+	/* the control socket is in the run user's spool: connected to as its owner */
+	if (privs_as_spool_owner(c->conf.spool_dir, err, sizeof(err)) < 0) {
+		fprintf(stderr, "imsd: %s\n", err);
+		cfg_unref(c);
+		return 2;
+	}
 	r = control_request(c->conf.spool_dir, "FLUSH");
 	if (r < 0) {
 		if (queue_locked_by_other(c->conf.spool_dir))
@@ -476,6 +482,11 @@ cmd_delete(int argc, char **argv)
 		fprintf(stderr, "imsd: %s\n", err);
 		return 1;
 	}
+	if (privs_as_spool_owner(c->conf.spool_dir, err, sizeof(err)) < 0) {
+		fprintf(stderr, "imsd: %s\n", err);
+		cfg_unref(c);
+		return 2;
+	}
 	snprintf(req, sizeof(req), "DELETE %.100s", argv[i]);
 	int r = control_request(c->conf.spool_dir, req);
 	if (r >= 0) {
@@ -490,7 +501,7 @@ cmd_delete(int argc, char **argv)
 		return status;
 	}
 	/* no server: take the spool lock ourselves so none starts meanwhile */
-	if (queue_open(c->conf.spool_dir, 1, &q, err, sizeof(err)) < 0) {
+	if (cli_queue_open(c->conf.spool_dir, 1, &q, err, sizeof(err)) < 0) {
 		fprintf(stderr, "imsd: %s\n", err);
 		cfg_unref(c);
 		return 2;

@@ -69,7 +69,7 @@ cli_queue_json(const struct cfg *c)
 	time_t now = time(NULL);
 	FILE *fp = stdout;
 
-	if (queue_open(c->conf.spool_dir, 0, &q, err, sizeof(err)) < 0 ||
+	if (cli_queue_open(c->conf.spool_dir, 0, &q, err, sizeof(err)) < 0 ||
 	    queue_list(&q, &ids, &n, err, sizeof(err)) < 0) {
 		fprintf(stderr, "imsd: %s\n", err);
 		return 2;

@@ -202,55 +202,105 @@ make_from(const char *name, const char *addr, char *out, size_t outlen)
 	snprintf(out, outlen, "From: %s <%s>", q, addr);
 }
 
+/*
+ * The server's socket, spool_dir/submit. The spool belongs to the user imsd serves as,
+ * who could replace the socket with a link to another program's socket: the peer must
+ * be a process of the spool's owner (the server runs as that user), or the socket is not
+ * used. fd, or -1 (errno; EPERM for another peer, said on stderr).
+ */
 static int
 connect_submit(const struct conf *c)
 {
 	char path[4200];
+	struct stat st;
+	struct ucred cr;
+	socklen_t len = sizeof(cr);
+	int fd;
 
 	snprintf(path, sizeof(path), "%s/%s", c->spool_dir, LOCAL_SOCKET);
-	return submit_connect(path);
+	if (stat(c->spool_dir, &st) < 0)
+		return -1;
+	if ((fd = submit_connect(path)) < 0)
+		return -1;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0 || len != sizeof(cr) ||
+	    cr.uid != st.st_uid) {
+		fprintf(stderr, "sendmail: %s is answered by uid %ld, not by the owner of %s "
+		    "(uid %ld): not used\n", path, len == sizeof(cr) ? (long)cr.uid : -1L,
+		    c->spool_dir, (long)st.st_uid);
+		close(fd);
+		errno = EPERM;
+		return -1;
+	}
+	return fd;
 }
 
 /*
  * No server: leave the message in the maildrop for the server to pick up. Written under a
  * random name, mode 0600 until it is complete and on disk, then 0644 (the pickup's sign that
- * it may take it). 0 ok; -1 with err.
+ * it may take it). Everything by descriptor: the maildrop is in the run user's spool, and
+ * root (cron, say) writes here too; a maildrop that is a link, not a sticky directory of
+ * the spool's owner, is refused. 0 ok; -1 with err.
  */
 static int
 maildrop_write(const struct conf *c, const char *sender, char **rcpts, size_t n,
     const char *data, size_t len, char *err, size_t errlen)
 {
-	char path[4200], hdr[SM_ADDR_MAX + 8];
+	char path[4200], name[64], hdr[SM_ADDR_MAX + 8];
 	unsigned char rnd[16];
-	struct stat st;
+	struct stat sst, st;
 	FILE *fp;
-	int fd;
+	int fd, sfd, dfd;
 
 	snprintf(path, sizeof(path), "%s/%s", c->spool_dir, LOCAL_MAILDROP);
-	if (stat(path, &st) < 0 || !S_ISDIR(st.st_mode)) {
-		snprintf(err, errlen, "%s: %s (has imsd ever run with this configuration?)", path,
-		    errno ? strerror(errno) : "not a directory");
+	if ((sfd = open(c->spool_dir, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0 ||
+	    fstat(sfd, &sst) < 0) {
+		snprintf(err, errlen, "%s: %s (has imsd ever run with this configuration?)",
+		    c->spool_dir, strerror(errno));
+		if (sfd >= 0)
+			close(sfd);
+		return -1;
+	}
+	dfd = openat(sfd, LOCAL_MAILDROP, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	close(sfd);
+	if (dfd < 0 || fstat(dfd, &st) < 0) {
+		snprintf(err, errlen, "%s: %s", path, errno == ELOOP || errno == ENOTDIR ?
+		    "not a directory but a link or a file: not used" : errno == ENOENT ?
+		    "No such file or directory (has imsd ever run with this configuration?)" :
+		    strerror(errno));
+		if (dfd >= 0)
+			close(dfd);
+		return -1;
+	}
+	if (!(st.st_mode & S_ISVTX) || st.st_uid != sst.st_uid) {
+		snprintf(err, errlen, "%s: not the maildrop (mode %04o, owner uid %ld; the spool's "
+		    "owner makes it mode 1733): not used", path, (unsigned)(st.st_mode & 07777),
+		    (long)st.st_uid);
+		close(dfd);
 		return -1;
 	}
 	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
 		snprintf(err, errlen, "getrandom: %s", strerror(errno));
+		close(dfd);
 		return -1;
 	}
-	size_t pl = strlen(path);
-	snprintf(path + pl, sizeof(path) - pl, "/%08lx.", (unsigned long)time(NULL));
+	snprintf(name, sizeof(name), "%08lx.", (unsigned long)time(NULL));
 	for (size_t i = 0; i < sizeof(rnd); i++) {
-		pl = strlen(path);
-		snprintf(path + pl, sizeof(path) - pl, "%02x", rnd[i]);
+		size_t pl = strlen(name);
+		snprintf(name + pl, sizeof(name) - pl, "%02x", rnd[i]);
 	}
-	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	size_t pl = strlen(path);
+	snprintf(path + pl, sizeof(path) - pl, "/%s", name);
+	fd = openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		close(dfd);
 		return -1;
 	}
 	if (fchmod(fd, 0600) < 0 || (fp = fdopen(fd, "w")) == NULL) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		close(fd);
-		unlink(path);
+		unlinkat(dfd, name, 0);
+		close(dfd);
 		return -1;
 	}
 	fputs(SM_DROP_MAGIC, fp);
@@ -266,14 +316,17 @@ maildrop_write(const struct conf *c, const char *sender, char **rcpts, size_t n,
 	    syncfs(fd) < 0) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		fclose(fp);
-		unlink(path);
+		unlinkat(dfd, name, 0);
+		close(dfd);
 		return -1;
 	}
 	if (fclose(fp) != 0) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		unlink(path);
+		unlinkat(dfd, name, 0);
+		close(dfd);
 		return -1;
 	}
+	close(dfd);
 	return 0;
 }
 

@@ -58,6 +58,12 @@ struct queue_writer {
 /* Create the directories if needed and open them. lock: take spool_dir/lock exclusively
  * (the server does; read-only tools do not). */
 int queue_open(const char *spool_dir, int lock, struct queue *q, char *err, size_t errlen);
+/* The same on the spool directory already open as dirfd (which the queue then owns and
+ * closes, also on failure): for root at start, which opens spool_dir itself (privs.h).
+ * Nothing inside is followed: a link or a file where a subdirectory or the lock belongs is
+ * refused, err naming it. */
+int queue_open_at(int dirfd, const char *spool_dir, int lock, struct queue *q, char *err,
+    size_t errlen);
 void queue_close(struct queue *q);
 /* Is a server holding the lock? 1 yes, 0 no. */
 int queue_locked_by_other(const char *spool_dir);

@@ -20,37 +20,105 @@
 
 static void free_scan(struct queue *q);
 
+/*
+ * Open a file of the spool: never through a link, never anything but a regular file (the
+ * spool belongs to the run user, and commands run by root read it too; a link there could
+ * name a file of root's, a FIFO could block). -1 with errno (ELOOP for a link or a file
+ * that is not regular).
+ */
+static int
+spool_openat(int dfd, const char *name, int flags, mode_t mode)
+{
+	struct stat st;
+	int fd = openat(dfd, name, flags | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC, mode);
+
+	if (fd < 0)
+		return -1;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		errno = ELOOP;
+		return -1;
+	}
+	return fd;
+}
+
+/* A subdirectory of the spool, created when missing; never a link followed (the spool
+ * belongs to the run user, and root opens it at start): ELOOP or ENOTDIR for anything but
+ * a directory. */
 static int
 open_subdir(int dirfd, const char *name)
 {
 	if (mkdirat(dirfd, name, 0700) < 0 && errno != EEXIST)
 		return -1;
-	return openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	return openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+}
+
+static void
+subdir_error(const char *spool_dir, const char *name, char *err, size_t errlen)
+{
+	if (errno == ELOOP || errno == ENOTDIR)
+		E("%s/%s: not a directory but a symbolic link or a file: imsd does not follow "
+		    "links in the spool; remove it", spool_dir, name);
+	else
+		E("%s/%s: %s", spool_dir, name, strerror(errno));
 }
 
 /* Open (and create) the spool; see queue.h. */
 int
 queue_open(const char *spool_dir, int lock, struct queue *q, char *err, size_t errlen)
 {
-	memset(q, 0, sizeof(*q));
-	q->dirfd = q->incfd = q->qfd = q->lockfd = q->freefd = -1;
+	int fd;
+
 	if (fs_mkdirs(spool_dir, 0700) < 0) {
 		E("%s: cannot create spool directory: %s", spool_dir, strerror(errno));
+		memset(q, 0, sizeof(*q));
+		q->dirfd = q->incfd = q->qfd = q->lockfd = q->freefd = -1;
 		return -1;
 	}
-	if ((q->dirfd = open(spool_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+	if ((fd = open(spool_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
 		E("%s: cannot open spool directory: %s", spool_dir, strerror(errno));
+		memset(q, 0, sizeof(*q));
+		q->dirfd = q->incfd = q->qfd = q->lockfd = q->freefd = -1;
+		return -1;
+	}
+	return queue_open_at(fd, spool_dir, lock, q, err, errlen);
+}
+
+int
+queue_open_at(int fd, const char *spool_dir, int lock, struct queue *q, char *err,
+    size_t errlen)
+{
+	struct stat st;
+
+	memset(q, 0, sizeof(*q));
+	q->incfd = q->qfd = q->lockfd = q->freefd = -1;
+	q->dirfd = fd;
+	if ((q->incfd = open_subdir(q->dirfd, "incoming")) < 0) {
+		subdir_error(spool_dir, "incoming", err, errlen);
 		goto fail;
 	}
-	if ((q->incfd = open_subdir(q->dirfd, "incoming")) < 0 ||
-	    (q->qfd = open_subdir(q->dirfd, "queue")) < 0) {
-		E("%s: cannot open spool subdirectory: %s", spool_dir, strerror(errno));
+	if ((q->qfd = open_subdir(q->dirfd, "queue")) < 0) {
+		subdir_error(spool_dir, "queue", err, errlen);
 		goto fail;
 	}
 	if (lock) {
-		q->lockfd = openat(q->dirfd, "lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+		/* never followed, never anything but our own plain file: a link planted here
+		 * would have root create or open its target */
+		q->lockfd = openat(q->dirfd, "lock", O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK |
+		    O_NOCTTY | O_CLOEXEC, 0600);
+		if (q->lockfd < 0 && (errno == ELOOP || errno == EISDIR || errno == ENXIO)) {
+			E("%s/lock: not a plain file but a symbolic link or something else: imsd "
+			    "does not follow links in the spool; remove it", spool_dir);
+			goto fail;
+		}
 		if (q->lockfd < 0) {
 			E("%s/lock: %s", spool_dir, strerror(errno));
+			goto fail;
+		}
+		if (fstat(q->lockfd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1) {
+			E("%s/lock: not a plain file of its own (%s): imsd does not use it; "
+			    "remove it", spool_dir, S_ISREG(st.st_mode) ? "it has several links" :
+			    "not a regular file");
 			goto fail;
 		}
 		if (flock(q->lockfd, LOCK_EX | LOCK_NB) < 0) {
@@ -66,7 +134,7 @@ queue_open(const char *spool_dir, int lock, struct queue *q, char *err, size_t e
 	if (lock) {
 		/* only the lock holder recycles files */
 		if ((q->freefd = open_subdir(q->dirfd, "free")) < 0) {
-			E("%s/free: %s", spool_dir, strerror(errno));
+			subdir_error(spool_dir, "free", err, errlen);
 			goto fail;
 		}
 		if ((q->freelock = malloc(sizeof(pthread_mutex_t))) == NULL ||
@@ -114,7 +182,7 @@ queue_locked_by_other(const char *spool_dir)
 	int fd, r = 0;
 
 	snprintf(path, sizeof(path), "%s/lock", spool_dir);
-	if ((fd = open(path, O_RDWR | O_CLOEXEC)) < 0)
+	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC)) < 0)
 		return 0;
 	if (flock(fd, LOCK_EX | LOCK_NB) < 0 && errno == EWOULDBLOCK)
 		r = 1;
@@ -260,7 +328,7 @@ free_take(struct queue *q, const char *qid)
 	snprintf(name, sizeof(name), "f%u", n);
 	if (renameat(q->freefd, name, q->incfd, qid) < 0)
 		return -1;
-	if ((fd = openat(q->incfd, qid, O_WRONLY | O_CLOEXEC)) < 0)
+	if ((fd = spool_openat(q->incfd, qid, O_WRONLY, 0)) < 0)
 		unlinkat(q->incfd, qid, 0);
 	return fd;
 }
@@ -309,7 +377,7 @@ queue_create(struct queue *q, struct qenv *env, struct queue_writer *w, char *er
 		w->recycled = 1;
 	for (int tries = 0; w->fd < 0 && tries < 5; tries++) {
 		queue_new_id(env->qid);
-		w->fd = openat(q->incfd, env->qid, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		w->fd = spool_openat(q->incfd, env->qid, O_WRONLY | O_CREAT | O_EXCL, 0600);
 		if (w->fd >= 0 || errno != EEXIST)
 			break;
 	}
@@ -381,7 +449,7 @@ queue_prepend(struct queue_writer *w, const void *buf, size_t len, char *err, si
 int
 queue_open_incoming(struct queue *q, const char *qid)
 {
-	return openat(q->incfd, qid, O_RDONLY | O_CLOEXEC);
+	return spool_openat(q->incfd, qid, O_RDONLY, 0);
 }
 
 int
@@ -503,8 +571,9 @@ queue_load(struct queue *q, const char *qid, struct qenv *env, int *fdp, uint64_
 	int fd, jfd, r;
 
 	memset(env, 0, sizeof(*env));
-	if ((fd = openat(q->qfd, qid, O_RDONLY | O_CLOEXEC)) < 0) {
-		E("%s: open: %s", qid, strerror(errno));
+	if ((fd = spool_openat(q->qfd, qid, O_RDONLY, 0)) < 0) {
+		E("%s: open: %s", qid, errno == ELOOP ? "a symbolic link or not a regular file (never "
+		    "followed)" : strerror(errno));
 		return -1;
 	}
 	if (fstat(fd, &st) < 0 || (uint64_t)st.st_size < QFMT_TRAILER_LEN) {
@@ -557,7 +626,7 @@ queue_load(struct queue *q, const char *qid, struct qenv *env, int *fdp, uint64_
 		goto fail;
 	}
 	snprintf(jname, sizeof(jname), "%s.j", qid);
-	if ((jfd = openat(q->qfd, jname, O_RDONLY | O_CLOEXEC)) >= 0) {
+	if ((jfd = spool_openat(q->qfd, jname, O_RDONLY, 0)) >= 0) {
 		struct stat js;
 		env->has_journal = 1;
 		if (fstat(jfd, &js) == 0 && js.st_size > 0 && js.st_size < 64 * 1024 * 1024) {
@@ -593,7 +662,7 @@ queue_journal(struct queue *q, const char *qid, const char *line, char *err, siz
 	int fd;
 
 	snprintf(jname, sizeof(jname), "%s.j", qid);
-	fd = openat(q->qfd, jname, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	fd = spool_openat(q->qfd, jname, O_WRONLY | O_CREAT | O_APPEND, 0600);
 	if (fd < 0) {
 		E("%s: journal: %s", jname, strerror(errno));
 		return -1;
@@ -624,7 +693,7 @@ queue_journal(struct queue *q, const char *qid, const char *line, char *err, siz
 int
 queue_open_message(struct queue *q, const char *qid, char *err, size_t errlen)
 {
-	int fd = openat(q->qfd, qid, O_RDONLY | O_CLOEXEC);
+	int fd = spool_openat(q->qfd, qid, O_RDONLY, 0);
 
 	if (fd < 0)
 		E("%s: open: %s", qid, strerror(errno));

@@ -30,9 +30,11 @@
 
 struct pickup;
 
-/* Make spool_dir reachable by local users (0711), create maildrop (1733) and corrupt
- * (0700), and bind spool_dir/submit. The listening fd, or -1 with err. */
-int local_listen(const char *spool_dir, char *err, size_t errlen);
+/* Make spool_dir (open as spoolfd) reachable by local users (0711), create maildrop (1733)
+ * and corrupt (0700), and bind spool_dir/submit (0666). All on descriptors, nothing
+ * followed: a link or a file where one of them belongs is refused, err naming it. The
+ * listening fd, or -1 with err. */
+int local_listen(int spoolfd, const char *spool_dir, char *err, size_t errlen);
 
 /* An accepted local connection: fill peer (loopback addresses, the uid). 0, or -1 when the
  * kernel does not say who the peer is. */

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "server/privs.h"
+#include "util/log.h"
 
 #define E(...) snprintf(err, errlen, __VA_ARGS__)
 
@@ -79,37 +80,138 @@ privs_plan(const struct conf *cf, struct privs *p, char *err, size_t errlen)
 	return 0;
 }
 
+/* Is gid one of the run user's groups (primary or supplementary)? */
+static int
+in_groups(const struct privs *p, gid_t gid)
+{
+	gid_t groups[256];
+	int n = (int)(sizeof(groups) / sizeof(groups[0]));
+
+	if (gid == p->gid)
+		return 1;
+	if (getgrouplist(p->name, p->gid, groups, &n) < 0)
+		return 1;	/* too many to list: assume the worst */
+	for (int i = 0; i < n; i++)
+		if (groups[i] == gid)
+			return 1;
+	return 0;
+}
+
 /*
- * Give one object (and what is below it) to the run user. Root does this in directories
- * the run user could write to before, so nothing is done by name after a check: the object
- * is opened (O_PATH, never following a link), checked on the descriptor, and changed on
- * the descriptor. A file with several hard links is left alone: it could be a link to
- * /etc/shadow planted there to be given away.
+ * Could the run user have put the entry name into the directory dfd (whose status is dir),
+ * or replaced it: a link planted there for root to follow? It owns the directory, or may
+ * write to it (group or others) without the sticky bit; in a sticky directory it may still
+ * remove and replace its own entries, so only an existing link of another owner is safe.
  */
 static int
-own_at(const struct privs *p, int at, const char *name, const char *shown, int depth,
+user_can_change(const struct privs *p, int dfd, const struct stat *dir, const char *name)
+{
+	struct stat st;
+
+	if (dir->st_uid == p->uid)
+		return 1;
+	if (!(dir->st_mode & S_IWOTH) && !((dir->st_mode & S_IWGRP) && in_groups(p, dir->st_gid)))
+		return 0;
+	if (!(dir->st_mode & S_ISVTX))
+		return 1;
+	return fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISLNK(st.st_mode) ||
+	    st.st_uid == p->uid;
+}
+
+/* Open (create) a directory the configuration names; see privs.h. */
+int
+privs_open_dir(const struct privs *p, const char *path, int create, char *err, size_t errlen)
+{
+	char buf[4096], *save = NULL, *comp, *next;
+	size_t len = strlen(path);
+	int fd, nfd;
+
+	if (len == 0 || len >= sizeof(buf)) {
+		E("%s: %s", path, strerror(len ? ENAMETOOLONG : ENOENT));
+		return -1;
+	}
+	memcpy(buf, path, len + 1);
+	if ((fd = open(path[0] == '/' ? "/" : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+		E("%s: %s", path[0] == '/' ? "/" : ".", strerror(errno));
+		return -1;
+	}
+	for (comp = strtok_r(buf, "/", &save); comp != NULL; comp = next) {
+		struct stat dir;
+		int guard = 0;
+
+		next = strtok_r(NULL, "/", &save);
+		if (p->switch_user) {
+			if (fstat(fd, &dir) < 0) {
+				E("%s: %s", path, strerror(errno));
+				close(fd);
+				return -1;
+			}
+			guard = user_can_change(p, fd, &dir, comp);
+		}
+		/* what root makes on the way may be passed through by the run user (0711),
+		 * the directory itself is private (0700) until it is given away */
+		if (create && mkdirat(fd, comp, next != NULL ? 0711 : 0700) < 0 && errno != EEXIST) {
+			E("%s: cannot create %s: %s", path, comp, strerror(errno));
+			close(fd);
+			return -1;
+		}
+		nfd = openat(fd, comp, O_RDONLY | O_DIRECTORY | O_CLOEXEC | (guard ? O_NOFOLLOW : 0));
+		if (nfd < 0 && guard && (errno == ELOOP || errno == ENOTDIR)) {
+			E("%s: %s is not a directory but a symbolic link or a file, in a directory "
+			    "that %s can change: root does not follow it; remove it, or name a "
+			    "directory of root's in the configuration", path, comp, p->name);
+			close(fd);
+			return -1;
+		}
+		if (nfd < 0) {
+			E("%s: %s", path, strerror(errno));
+			close(fd);
+			return -1;
+		}
+		close(fd);
+		fd = nfd;
+	}
+	return fd;
+}
+
+/*
+ * Give one object (and what is below it) to the run user. Root does this in directories
+ * the run user could write to before, so nothing is done by name: every object is opened
+ * (O_PATH, never following a link), checked on the descriptor, and changed on the
+ * descriptor. A link is never followed, and a file with several hard links is left alone
+ * (it could be a link to /etc/shadow planted to be given away). Below the top only what
+ * root or the top's previous owner made is given: a file of a third user (a maildrop
+ * user's) is not, since its owner may still hold it open for writing.
+ */
+static int
+own_fd(const struct privs *p, int fd, const char *shown, int depth, int top, uid_t prev,
     char *err, size_t errlen)
 {
 	struct stat st;
-	int fd, ret = 0;
+	char lv[LOG_VALUE_MAX];
+	int ret = 0;
 
-	if ((fd = openat(at, name, O_PATH | O_NOFOLLOW | O_CLOEXEC)) < 0) {
-		E("%s: %s", shown, strerror(errno));
-		return -1;
-	}
 	if (fstat(fd, &st) < 0) {
 		E("%s: %s", shown, strerror(errno));
-		close(fd);
 		return -1;
 	}
 	if (S_ISLNK(st.st_mode) || (!S_ISDIR(st.st_mode) && st.st_nlink > 1)) {
-		close(fd);	/* never followed, never given away */
+		log_warn("event=privileges-skipped path=%s reason=\"%s\" effect=\"not followed, "
+		    "not given to %s\"", log_value(lv, sizeof(lv), shown, strlen(shown)),
+		    S_ISLNK(st.st_mode) ? "a symbolic link" : "a file with several links", p->name);
+		return 0;
+	}
+	if (top)
+		prev = st.st_uid;
+	if (!top && st.st_uid != 0 && st.st_uid != prev && st.st_uid != p->uid) {
+		log_warn("event=privileges-skipped path=%s reason=\"owned by uid %ld\" "
+		    "effect=\"not given to %s\"", log_value(lv, sizeof(lv), shown, strlen(shown)),
+		    (long)st.st_uid, p->name);
 		return 0;
 	}
 	if ((st.st_uid != p->uid || st.st_gid != p->gid) &&
 	    fchownat(fd, "", p->uid, p->gid, AT_EMPTY_PATH) < 0) {
 		E("%s: cannot give it to %s: %s", shown, p->name, strerror(errno));
-		close(fd);
 		return -1;
 	}
 	/* A sticky directory (spool_dir/maildrop, 1733) holds files that belong to whoever
@@ -122,24 +224,47 @@ own_at(const struct privs *p, int at, const char *name, const char *shown, int d
 			close(dfd);
 		while (d != NULL && ret == 0 && (de = readdir(d)) != NULL) {
 			char sub[4096];
+			int efd;
 			if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
 				continue;
 			snprintf(sub, sizeof(sub), "%s/%s", shown, de->d_name);
-			ret = own_at(p, dirfd(d), de->d_name, sub, depth - 1, err, errlen);
+			if ((efd = openat(dirfd(d), de->d_name, O_PATH | O_NOFOLLOW | O_CLOEXEC)) < 0) {
+				if (errno == ENOENT)
+					continue;
+				E("%s: %s", sub, strerror(errno));
+				ret = -1;
+				break;
+			}
+			ret = own_fd(p, efd, sub, depth - 1, 0, prev, err, errlen);
+			close(efd);
 		}
 		if (d != NULL)
 			closedir(d);
 	}
-	close(fd);
 	return ret;
+}
+
+int
+privs_own_fd(const struct privs *p, int fd, const char *shown, int depth, char *err,
+    size_t errlen)
+{
+	if (!p->switch_user)
+		return 0;
+	return own_fd(p, fd, shown, depth, 1, 0, err, errlen);
 }
 
 int
 privs_own(const struct privs *p, const char *path, int depth, char *err, size_t errlen)
 {
+	int fd, r;
+
 	if (!p->switch_user)
 		return 0;
-	return own_at(p, AT_FDCWD, path, path, depth, err, errlen);
+	if ((fd = privs_open_dir(p, path, 0, err, errlen)) < 0)
+		return -1;
+	r = own_fd(p, fd, path, depth, 1, 0, err, errlen);
+	close(fd);
+	return r;
 }
 
 int
@@ -171,6 +296,57 @@ privs_drop(const struct privs *p, char *err, size_t errlen)
 	}
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
 		E("cannot set no_new_privs: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* Take back a directory an earlier version gave away; see privs.h. */
+int
+privs_reclaim(const struct privs *p, const char *path, char *err, size_t errlen)
+{
+	struct stat st;
+	int fd;
+
+	if (!p->switch_user)
+		return 0;
+	if ((fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+		return errno == ENOENT ? 0 : (E("%s: %s", path, strerror(errno)), -1);
+	/* root's (again), and passable by the run user on its way to the spool: the first
+	 * start may have made it 0700 (the self-signed certificate's var/tls) */
+	if (fstat(fd, &st) < 0 || (st.st_uid == p->uid && fchown(fd, 0, 0) < 0) ||
+	    ((st.st_mode & 0711) != 0711 && fchmod(fd, (st.st_mode & 0755) | 0711) < 0)) {
+		E("%s: %s", path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
+/* A command run by root on the spool: become its owner; see privs.h. */
+int
+privs_as_spool_owner(const char *spool_dir, char *err, size_t errlen)
+{
+	struct stat st;
+
+	if (geteuid() != 0)
+		return 0;
+	if (stat(spool_dir, &st) < 0) {
+		if (errno == ENOENT)
+			return 0;	/* nothing there yet: what is made is root's */
+		E("%s: %s", spool_dir, strerror(errno));
+		return -1;
+	}
+	if (st.st_uid == 0)
+		return 0;
+	if (setgroups(0, NULL) < 0 || setgid(st.st_gid) < 0 || setuid(st.st_uid) < 0) {
+		E("%s: cannot become its owner (uid %ld): %s", spool_dir, (long)st.st_uid,
+		    strerror(errno));
+		return -1;
+	}
+	if (setuid(0) == 0 || seteuid(0) == 0) {
+		E("could become root again after switching to uid %ld", (long)st.st_uid);
 		return -1;
 	}
 	return 0;

@@ -33,10 +33,41 @@ struct privs {
 /* Decide who to become. 0 ok; -1 with the reason and what to do in err (exit status 1). */
 int privs_plan(const struct conf *cf, struct privs *p, char *err, size_t errlen);
 
-/* Give path (and, with depth > 0, what is below it, that many levels) to the run user, so
- * that it can go on writing what root created before the switch. Nothing is followed.
- * No-op unless switching. 0 ok, -1 with err. */
+/*
+ * Open the directory path (creating it, mode 0700, and any missing parent, mode 0711, with
+ * create) for root to work in by descriptor. The path is the administrator's: a symbolic link on it is
+ * followed only where the run user could not have put it, i.e. in a directory it does not
+ * own and cannot write to; elsewhere a link (or a file) where a directory is expected is
+ * refused, with err naming it. Not switching users: a plain open. fd, or -1 with err.
+ */
+int privs_open_dir(const struct privs *p, const char *path, int create, char *err,
+    size_t errlen);
+
+/* Give the directory fd (shown as shown in messages) and, with depth > 0, what is below
+ * it, that many levels, to the run user, so that it can go on writing what root created
+ * before the switch. Nothing is followed, a file with several links is left alone, and
+ * below the top only objects of root's or of the top's previous owner are given (never a
+ * third user's file, which its owner may still hold open); each object left alone gets a
+ * log line naming it. No-op unless switching. 0 ok, -1 with err. */
+int privs_own_fd(const struct privs *p, int fd, const char *shown, int depth, char *err,
+    size_t errlen);
+/* The same for the directory path, opened with privs_open_dir. */
 int privs_own(const struct privs *p, const char *path, int depth, char *err, size_t errlen);
+
+/* The embedded default's ./var: root's, since root walks through it to var/spool,
+ * var/mail and var/tls by name, and mode 0711 at least, so the run user passes through.
+ * An earlier version gave it to the run user; when it still belongs to that user it is
+ * taken back. 0 (also when there is none), -1 with err. */
+int privs_reclaim(const struct privs *p, const char *path, char *err, size_t errlen);
+
+/*
+ * For a command that root runs on the spool (imsd queue, delete, flush, explain-recipient,
+ * mailq): become the owner of spool_dir, for good, before opening anything in it, as
+ * Postfix's tools become mail_owner. The spool belongs to the user imsd serves as, who
+ * may have planted a link there for root to follow; as that user there is nothing to gain.
+ * Not root, or a spool of root's (or none yet): nothing changes. 0, or -1 with err.
+ */
+int privs_as_spool_owner(const char *spool_dir, char *err, size_t errlen);
 
 /* Switch for good and clear every capability. Call before any thread exists. 0 ok, -1. */
 int privs_drop(const struct privs *p, char *err, size_t errlen);

@@ -2264,9 +2264,17 @@ server_run(const char *conf_path)
 	srv.loop = srv.workers[0].loop;
 	if (server_setup_signals(&srv) < 0)
 		fatal("event=startup-error reason=\"signals: %s\"", strerror(errno));
-	if (queue_open(srv.cfg->conf.spool_dir, 1, &srv.q, err, sizeof(err)) < 0) {
-		log_error("event=startup-error reason=\"%s\"", err);
-		return 2;
+	/* Root works in the spool (the run user's) by descriptor only: spool_dir is opened
+	 * once, and nothing inside it is followed (privs.h, queue.h, local.h). */
+	{
+		char lerr[LOG_VALUE_MAX];
+		int sfd;
+		if ((pv.switch_user && srv.cfg->conf.embedded &&
+		    privs_reclaim(&pv, "var", err, sizeof(err)) < 0) ||
+		    (sfd = privs_open_dir(&pv, srv.cfg->conf.spool_dir, 1, err, sizeof(err))) < 0 ||
+		    queue_open_at(sfd, srv.cfg->conf.spool_dir, 1, &srv.q, err, sizeof(err)) < 0)
+			fatal("event=startup-error reason=%s", log_value(lerr, sizeof(lerr), err,
+			    strlen(err)));
 	}
 	{
 		const struct conf *cf = &srv.cfg->conf;
@@ -2282,11 +2290,13 @@ server_run(const char *conf_path)
 					return 2;
 				}
 		/* local submission (imsd sendmail): spool_dir/submit */
-		int lfd = local_listen(cf->spool_dir, err, sizeof(err));
+		int lfd = local_listen(srv.q.dirfd, cf->spool_dir, err, sizeof(err));
 		if (lfd < 0 || lsock_add(&srv, NULL, SL_LOCAL, lfd) < 0) {
-			log_error("event=startup-error reason=\"local submission: %s\"",
-			    lfd < 0 ? err : "out of memory");
-			return 2;
+			char lerr[LOG_VALUE_MAX];
+			if (lfd >= 0)
+				snprintf(err, sizeof(err), "out of memory");
+			fatal("event=startup-error reason=%s", log_value(lerr, sizeof(lerr), err,
+			    strlen(err)));
 		}
 	}
 	if (srv.cfg->conf.nmetrics_listen > 0 && (srv.metrics = metrics_http_open(srv.loop,
@@ -2302,27 +2312,20 @@ server_run(const char *conf_path)
 	 * thread exists. What root created for us is given to that user first. */
 	{
 		const struct conf *cf = &srv.cfg->conf;
-		int bad = fs_mkdirs(cf->mail_dir, 0700) < 0;
-		if (bad || (cf->embedded && privs_own(&pv, "var", 0, err, sizeof(err)) < 0) ||
-		    privs_own(&pv, cf->spool_dir, 2, err, sizeof(err)) < 0 ||
-		    privs_own(&pv, cf->mail_dir, cf->embedded ? 4 : 0, err, sizeof(err)) < 0 ||
+		char lerr[LOG_VALUE_MAX];
+		int mfd = privs_open_dir(&pv, cf->mail_dir, 1, err, sizeof(err));
+		if (mfd < 0 || privs_own_fd(&pv, srv.q.dirfd, cf->spool_dir, 2, err, sizeof(err)) < 0 ||
+		    privs_own_fd(&pv, mfd, cf->mail_dir, cf->embedded ? 4 : 0, err, sizeof(err)) < 0 ||
 		    (cf->embedded && cf->tls_cert_file != NULL &&
-		    privs_own(&pv, "var/tls", 1, err, sizeof(err)) < 0)) {
-			if (bad)
-				snprintf(err, sizeof(err), "mail_dir %s: %s", cf->mail_dir,
-				    strerror(errno));
-			log_error("event=startup-error reason=\"%s\"", err);
-			return 2;
-		}
-		if (privs_drop(&pv, err, sizeof(err)) < 0) {
-			log_error("event=startup-error reason=\"%s\"", err);
-			return 2;
-		}
-		if (privs_check_dir("spool_dir", cf->spool_dir, err, sizeof(err)) < 0 ||
-		    privs_check_dir("mail_dir", cf->mail_dir, err, sizeof(err)) < 0) {
-			log_error("event=startup-error reason=\"%s\"", err);
-			return 2;
-		}
+		    privs_own(&pv, "var/tls", 1, err, sizeof(err)) < 0))
+			fatal("event=startup-error reason=%s", log_value(lerr, sizeof(lerr), err,
+			    strlen(err)));
+		close(mfd);
+		if (privs_drop(&pv, err, sizeof(err)) < 0 ||
+		    privs_check_dir("spool_dir", cf->spool_dir, err, sizeof(err)) < 0 ||
+		    privs_check_dir("mail_dir", cf->mail_dir, err, sizeof(err)) < 0)
+			fatal("event=startup-error reason=%s", log_value(lerr, sizeof(lerr), err,
+			    strlen(err)));
 		log_info("event=privileges user=%s uid=%ld gid=%ld capabilities=%s",
 		    pv.switch_user ? pv.name : pv.stay_root ? "root" : "(as started)",
 		    (long)getuid(), (long)getgid(), pv.stay_root ? "all" : "none");
