@@ -152,6 +152,12 @@ class InstalledUnderSystemd(unittest.TestCase):
                                                      self.journal()))
             time.sleep(0.2)
 
+    def start(self, verb="start"):
+        """systemctl start (or restart), the start limit's count reset first: these tests
+        start the unit more often than its StartLimitBurst allows in 10 s."""
+        self.c.run("systemctl", "reset-failed", "imsd", check=False)
+        return self.c.run("systemctl", verb, "imsd", check=False, timeout=60)
+
     def write_conf(self, text):
         self.c.run("sh", "-c", 'cat > "$1"', "sh", CONF, input=text)
 
@@ -260,13 +266,12 @@ class InstalledUnderSystemd(unittest.TestCase):
         old = self.c.read(CONF).decode()
         self.write_conf(old + "\nno_such_key = 1\n")
         t0 = time.monotonic()
-        p = self.c.run("systemctl", "restart", "imsd", check=False, timeout=60)
+        p = self.start("restart")
         st = self.wait_state(("failed",), timeout=20)
         ended = time.monotonic() - t0
         j = self.journal()
         self.write_conf(old)
-        self.c.run("systemctl", "reset-failed", "imsd", check=False)
-        self.c.run("systemctl", "start", "imsd")
+        self.assertEqual(self.start().returncode, 0)
         self.assertNotEqual(p.returncode, 0, "systemctl restart reported success for a "
                             "service that cannot start")
         self.assertEqual(st["ActiveState"], "failed", st)
@@ -289,15 +294,14 @@ class InstalledUnderSystemd(unittest.TestCase):
         try:
             self.assertEqual(hold.stdout.readline().strip(), "held")
             t0 = time.monotonic()
-            p = c.run("systemctl", "start", "imsd", check=False, timeout=60)
+            p = self.start()
             st = self.wait_state(("failed",), timeout=30)
             ended = time.monotonic() - t0
         finally:
             hold.kill()
             hold.wait()
         j = self.journal()
-        c.run("systemctl", "reset-failed", "imsd", check=False)
-        c.run("systemctl", "start", "imsd")
+        self.assertEqual(self.start().returncode, 0)
         self.assertNotEqual(p.returncode, 0, "systemctl start reported success")
         self.assertEqual(st["ActiveState"], "failed", "%s\n%s" % (st, j))
         self.assertLess(ended, 15, "a failing start should end `failed` in seconds")
@@ -315,10 +319,37 @@ class InstalledUnderSystemd(unittest.TestCase):
         out = c.run("mailq", check=False).stdout
         self.assertRegex(out, r"waiting for pickup[^\n]*\n\S+\s+\d+\s+\S+\s+from nobody "
                          r"\(uid 65534\)", "mailq lists the maildrop")
-        c.run("systemctl", "restart", "imsd")
+        self.assertEqual(self.start("restart").returncode, 0)
         self.assert_running(self.wait_state(("active",)))
         m = self.wait_mail("root", "while stopped")
         self.assertIn(b"(imsd, from userid 65534)", m, out)
+
+    def test_root_commands_before_the_first_start_leave_the_spool_to_imsd(self):
+        c = self.c
+        c.run("systemctl", "stop", "imsd")
+        # as on a system where root runs mailq before the service ever started
+        c.run("rm", "-rf", "/var/spool/imsd/queue", "/var/spool/imsd/incoming")
+        c.run("mailq")
+        c.run("imsd", "queue")
+        owners = c.run("stat", "-c", "%n %U", "/var/spool/imsd/queue",
+                       "/var/spool/imsd/incoming").stdout
+        self.assertEqual(owners.split(), ["/var/spool/imsd/queue", "imsd",
+                                          "/var/spool/imsd/incoming", "imsd"], owners)
+        self.assertEqual(self.start().returncode, 0)
+        self.assert_running()
+        # a directory given away by hand: the start fails naming owner, mode and the repair
+        c.run("systemctl", "stop", "imsd")
+        c.run("chown", "root:root", "/var/spool/imsd/queue")
+        p = self.start()
+        j = self.journal()
+        fix = re.search(r"give it back: (chown -R imsd: /var/spool/imsd/queue)", j)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertRegex(j, r"/var/spool/imsd/queue: Permission denied: it belongs to "
+                         r"root:root, mode 0700, and imsd runs as imsd \(uid \d+\)")
+        self.assertIsNotNone(fix, j)
+        c.run("sh", "-c", fix.group(1))
+        self.assertEqual(self.start().returncode, 0)
+        self.assert_running()
 
     def test_commands_without_c_use_the_installed_configuration(self):
         c = self.c
@@ -385,6 +416,7 @@ ORDER = ["test_apt_install_exits_0_and_starts_the_service",
          "test_a_configuration_error_fails_the_restart_at_once",
          "test_a_start_that_keeps_failing_ends_failed_within_seconds",
          "test_stop_then_maildrop_then_restart",
+         "test_root_commands_before_the_first_start_leave_the_spool_to_imsd",
          "test_commands_without_c_use_the_installed_configuration",
          "test_debian_mta_conventions",
          "test_the_package_carries_its_docs",
