@@ -12,7 +12,9 @@
 #                           mandoc, mmdebstrap, systemd-nspawn to boot it), Prometheus (promtool and a scraping
 #                           server for the metrics tests), systemd (systemd-analyze checks
 #                           the unit offline; nothing is started) and the base tools the
-#                           tests call that a minimal root may lack (mount, useradd, git).
+#                           tests call that a minimal root may lack (mount, useradd, git),
+#                           and Dovecot (core, IMAP, LMTP, Sieve: the mailbox server the
+#                           Dovecot tests start privately).
 #                           A test that finds a tool missing fails (tests/run.py): add the
 #                           tool here when a test starts calling it.
 #
@@ -55,6 +57,10 @@ if [ "$what" = test ]; then
 /usr/lib/python3/dist-packages/dns/resolver.py:python3-dnspython
 /usr/sbin/opendkim-testmsg:opendkim-tools
 /usr/bin/promtool:prometheus
+/usr/sbin/dovecot:dovecot-core
+/usr/lib/dovecot/imap:dovecot-imapd
+/usr/lib/dovecot/lmtp:dovecot-lmtpd
+/usr/lib/dovecot/modules/lib90_sieve_plugin.so:dovecot-sieve
 /usr/bin/bsd-mailx:bsd-mailx
 /usr/lib/git-core/git-send-email:git-email
 /usr/share/perl5/Mail/Address.pm:libmailtools-perl
@@ -109,7 +115,27 @@ apt-get update -q >/dev/null || true
 if echo "$missing" | grep -q postfix; then
 	echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections 2>/dev/null || true
 fi
-apt-get install -y -q --no-install-recommends $missing
+# Dovecot is only a test peer too: its package would start a system instance (IMAP on 143,
+# /run/dovecot). Refuse service starts for this install (policy-rc.d, which invoke-rc.d and
+# deb-systemd-invoke obey) when no policy is in place already, and disable it afterwards.
+own_policy=""
+if echo "$missing" | grep -q dovecot && [ ! -e /usr/sbin/policy-rc.d ]; then
+	printf '#!/bin/sh\n# scripts/deps.sh: no service starts while test peers install\nexit 101\n' \
+		>/usr/sbin/policy-rc.d
+	chmod 755 /usr/sbin/policy-rc.d
+	own_policy=yes
+fi
+rc=0
+apt-get install -y -q --no-install-recommends $missing || rc=$?
+[ -n "$own_policy" ] && rm -f /usr/sbin/policy-rc.d
+[ "$rc" = 0 ] || exit "$rc"
+if echo "$missing" | grep -q dovecot; then
+	if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+		systemctl disable --now dovecot.service dovecot.socket >/dev/null 2>&1 || true
+	elif command -v update-rc.d >/dev/null 2>&1; then
+		update-rc.d dovecot disable >/dev/null 2>&1 || true
+	fi
+fi
 # prometheus is only a test tool (promtool, and a server the metrics test starts on
 # loopback): the package's own service would scrape and listen on :9090 for nothing.
 if echo "$missing" | grep -q prometheus && command -v systemctl >/dev/null 2>&1 &&

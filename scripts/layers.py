@@ -37,7 +37,7 @@ LAYERS = {
     "queue":    (2, {"util", "proto"}),
     "policy":   (3, {"util", "proto", "conf"}),
     "mailauth": (3, {"util", "proto", "conf", "net"}),
-    "cfg":      (4, {"util", "proto", "conf", "tls", "policy", "mailauth"}),
+    "cfg":      (4, {"util", "proto", "conf", "tls", "net", "policy", "mailauth"}),
     "session":  (5, {"util", "proto", "conf", "policy"}),
     "deliver":  (5, {"util", "proto", "conf", "tls", "net", "queue", "policy", "mailauth",
                      "cfg"}),

@@ -77,6 +77,11 @@ cfg_load(const char *conf_path, int generate, char *err, size_t errlen)
 		blame_key(cf, CK_AUTH_USERS_FILE, err, errlen);
 		goto fail;
 	}
+	if (cf->auth_backend == AUTH_BACKEND_DOVECOT &&
+	    (c->dvauth = dvauth_new(cf->auth_dovecot_socket)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
 	if ((cf->tls_cert_file == NULL) != (cf->tls_key_file == NULL)) {
 		snprintf(err, errlen, "%s: %s is set but %s is not; set both or neither", cf->source,
 		    cf->tls_cert_file ? "tls_cert_file" : "tls_key_file",
@@ -150,6 +155,7 @@ cfg_unref(struct cfg *c)
 		recipients_free(c->recipients);
 	if (c->authusers != NULL)
 		authusers_free(c->authusers);
+	dvauth_free(c->dvauth);
 	aliases_free(c->aliases);
 	if (c->tls != NULL)
 		tls_ctx_unref(c->tls);

@@ -7,6 +7,7 @@
 
 #include "mailauth/dkimop.h"
 #include "conf/conf.h"
+#include "net/dvauth.h"
 #include "policy/aliases.h"
 #include "policy/authusers.h"
 #include "policy/recipients.h"
@@ -17,6 +18,7 @@ struct cfg {
 	struct recipients *recipients;	/* NULL when recipients_file is unset */
 	struct aliases *aliases;	/* alias_maps, read and checked; NULL when unset */
 	struct authusers *authusers;	/* NULL when auth_users_file is unset */
+	struct dvauth *dvauth;		/* auth_backend = dovecot: its socket's client; else NULL */
 	struct tls_ctx *tls;		/* NULL when no certificate is configured */
 	struct tls_ctx *client_verify;	/* trust store for verified relaying; NULL when no
 					 * smtp_tls/tls_policy level needs one */

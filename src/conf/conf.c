@@ -1143,6 +1143,200 @@ static void print_tlspol(const struct conf *c, const struct row *r, FILE *fp)
 	}
 }
 
+/* ---- mailbox_transport, auth_backend, recipient_check (the Dovecot keys) ---- */
+
+/* A unix socket path after "lmtp:unix:" or "dovecot:unix:": non-empty, fits sun_path, no
+ * blanks or control bytes. */
+static int sock_path(const char *p, char *out, char *why, size_t wl)
+{
+	char q[QBUF];
+	size_t n = strlen(p);
+
+	if (n == 0) {
+		snprintf(why, wl, "the socket path is missing");
+		return -1;
+	}
+	if (n >= CONF_SOCKPATH_MAX) {
+		snprintf(why, wl, "socket path %s is longer than %d bytes (a unix socket's limit)",
+		    quote(p, q, sizeof q), CONF_SOCKPATH_MAX - 1);
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)p[i] <= ' ' || p[i] == 0x7f) {
+			snprintf(why, wl, "socket path %s contains a blank or control character",
+			    quote(p, q, sizeof q));
+			return -1;
+		}
+	memcpy(out, p, n + 1);
+	return 0;
+}
+
+/* Parse a transport; see conf.h. */
+int conf_transport_parse(const char *s, struct conf_transport *t, char *why, size_t wl)
+{
+	char q[QBUF], host[CONF_LINE_MAX + 1];
+	struct netaddr na;
+
+	memset(t, 0, sizeof *t);
+	if (strcmp(s, "maildir") == 0) {
+		t->kind = TRANSPORT_MAILDIR;
+		return 0;
+	}
+	if (strncmp(s, "lmtp:unix:", 10) == 0) {
+		t->kind = TRANSPORT_LMTP_UNIX;
+		return sock_path(s + 10, t->path, why, wl);
+	}
+	if (strncmp(s, "lmtp:inet:", 10) == 0) {
+		const char *hp = s + 10, *port_s;
+		size_t hl;
+		long port;
+
+		t->kind = TRANSPORT_LMTP_INET;
+		if (hp[0] == '[') {
+			const char *close = strchr(hp, ']');
+
+			if (close == NULL || close[1] != ':')
+				goto inet_bad;
+			hl = (size_t)(close - hp - 1);
+			memcpy(host, hp + 1, hl);
+			host[hl] = '\0';
+			port_s = close + 2;
+			if (netaddr_parse(host, &na) < 0)
+				goto inet_bad;
+		} else {
+			const char *colon = strrchr(hp, ':');
+
+			if (colon == NULL || memchr(hp, ':', (size_t)(colon - hp)) != NULL)
+				goto inet_bad;
+			hl = (size_t)(colon - hp);
+			memcpy(host, hp, hl);
+			host[hl] = '\0';
+			port_s = colon + 1;
+		}
+		port = all_digits(port_s) && strlen(port_s) <= 5 ? strtol(port_s, NULL, 10) : -1;
+		if (port < 1 || port > 65535) {
+			snprintf(why, wl, "port %s is not 1-65535", quote(port_s, q, sizeof q));
+			return -1;
+		}
+		if (netaddr_parse(host, &na) == 0)
+			netaddr_str(&na, t->host, sizeof t->host);
+		else {
+			int oom;
+			char *d = domain_dup(host, 1, &oom);
+
+			if (d == NULL || strlen(d) >= sizeof t->host) {
+				free(d);
+				if (oom)
+					return nomem(why, wl);
+				snprintf(why, wl, "%s is not a host name or address",
+				    quote(host, q, sizeof q));
+				return -1;
+			}
+			memcpy(t->host, d, strlen(d) + 1);
+			free(d);
+		}
+		t->port = (uint16_t)port;
+		return 0;
+inet_bad:
+		snprintf(why, wl, "%s is not lmtp:inet:HOST:PORT (an IPv6 address as [ADDR]:PORT)",
+		    quote(s, q, sizeof q));
+		return -1;
+	}
+	snprintf(why, wl, "%s is not maildir, lmtp:unix:PATH or lmtp:inet:HOST:PORT",
+	    quote(s, q, sizeof q));
+	return -1;
+}
+
+const char *conf_transport_str(const struct conf_transport *t, char *buf, size_t len)
+{
+	switch (t->kind) {
+	case TRANSPORT_LMTP_UNIX:
+		snprintf(buf, len, "lmtp:unix:%s", t->path);
+		break;
+	case TRANSPORT_LMTP_INET:
+		snprintf(buf, len, strchr(t->host, ':') ? "lmtp:inet:[%s]:%u" : "lmtp:inet:%s:%u",
+		    t->host, t->port);
+		break;
+	default:
+		snprintf(buf, len, "maildir");
+	}
+	return buf;
+}
+
+static int parse_transport(struct conf *c, const struct row *r, const char *v, char *why,
+    size_t wl)
+{
+	struct conf_transport t;
+
+	if (conf_transport_parse(v, &t, why, wl) < 0)
+		return -1;
+	*FIELD(c, r, struct conf_transport) = t;
+	return 0;
+}
+
+static void print_transport(const struct conf *c, const struct row *r, FILE *fp)
+{
+	char b[CONF_SOCKPATH_MAX + 300];
+
+	fprintf(fp, " %s", conf_transport_str(CFIELD(c, r, struct conf_transport), b, sizeof b));
+}
+
+static int active_transport(const struct conf *c, const struct row *r)
+{
+	return CFIELD(c, r, struct conf_transport)->kind != TRANSPORT_MAILDIR;
+}
+
+/* auth_backend: `file` or `dovecot:unix:PATH`. */
+static int parse_authbackend(struct conf *c, const struct row *r, const char *v, char *why,
+    size_t wl)
+{
+	char q[QBUF], path[CONF_SOCKPATH_MAX];
+
+	if (strcmp(v, "file") == 0) {
+		c->auth_backend = AUTH_BACKEND_FILE;
+		c->auth_dovecot_socket[0] = '\0';
+		return 0;
+	}
+	if (strncmp(v, "dovecot:unix:", 13) == 0) {
+		if (sock_path(v + 13, path, why, wl) < 0)
+			return -1;
+		c->auth_backend = AUTH_BACKEND_DOVECOT;
+		memcpy(c->auth_dovecot_socket, path, sizeof path);
+		return 0;
+	}
+	snprintf(why, wl, "%s is not file or dovecot:unix:PATH", quote(v, q, sizeof q));
+	return -1;
+}
+
+static void print_authbackend(const struct conf *c, const struct row *r, FILE *fp)
+{
+	if (c->auth_backend == AUTH_BACKEND_DOVECOT)
+		fprintf(fp, " dovecot:unix:%s", c->auth_dovecot_socket);
+	else
+		fprintf(fp, " file");
+}
+
+static int parse_rcptcheck(struct conf *c, const struct row *r, const char *v, char *why,
+    size_t wl)
+{
+	char q[QBUF];
+
+	if (strcmp(v, "local") == 0)
+		c->recipient_check = RCPT_CHECK_LOCAL;
+	else if (strcmp(v, "transport") == 0)
+		c->recipient_check = RCPT_CHECK_TRANSPORT;
+	else {
+		snprintf(why, wl, "%s is not local or transport", quote(v, q, sizeof q));
+		return -1;
+	}
+	return 0;
+}
+
+static void print_rcptcheck(const struct conf *c, const struct row *r, FILE *fp)
+{
+	fprintf(fp, " %s", c->recipient_check == RCPT_CHECK_TRANSPORT ? "transport" : "local");
+}
+
 /* ---- the schema ---- */
 
 #define OFF(f)		.off = offsetof(struct conf, f)
@@ -1166,6 +1360,9 @@ static void print_tlspol(const struct conf *c, const struct row *r, FILE *fp)
 #define T_DNSL		.parse = parse_dnsl, .print = print_dnsl, .active = active_list
 #define T_TLSLEVEL	.parse = parse_tlslevel, .print = print_tlslevel, .active = active_always
 #define T_TLSPOL	.parse = parse_tlspol, .print = print_tlspol, .active = active_list
+#define T_TRANSPORT	.parse = parse_transport, .print = print_transport, .active = active_transport
+#define T_AUTHBACKEND	.parse = parse_authbackend, .print = print_authbackend, .active = active_int
+#define T_RCPTCHECK	.parse = parse_rcptcheck, .print = print_rcptcheck, .active = active_int
 #define NOT_YET		.not_yet = 1	/* capability not in this build: see struct row */
 
 #define DAY 86400ull
@@ -1233,6 +1430,12 @@ static const struct row schema[CK__COUNT] = {
 				    .def = "no" },
 	[CK_MTA_STS_PORT]	= { "mta_sts_port", T_PORT, OFF(mta_sts_port),
 				    .def = "443", .min = 1, .max = 65535 },
+	[CK_MAILBOX_TRANSPORT]	= { "mailbox_transport", T_TRANSPORT, OFF(mailbox_transport),
+				    .def = "maildir", NOT_YET },
+	[CK_TRANSPORT_MAP]	= { "transport_map", T_OPTPATH, OFF(transport_map), NOT_YET },
+	[CK_AUTH_BACKEND]	= { "auth_backend", T_AUTHBACKEND, OFF(auth_backend), .def = "file" },
+	[CK_RECIPIENT_CHECK]	= { "recipient_check", T_RCPTCHECK, OFF(recipient_check),
+				    .def = "local", NOT_YET },
 	/* aliases(5): read and checked (imsd check, newaliases, reload); delivery through it
 	 * is not in this build yet */
 	[CK_ALIAS_MAPS]		= { "alias_maps", T_OPTPATH, OFF(alias_maps), .not_yet = 1 },
@@ -1306,6 +1509,7 @@ void conf_free(struct conf *c)
 	free_dnsl(c->dnswl, c->ndnswl);
 	free_tlspol(c->tls_policy, c->ntls_policy);
 	free(c->smtp_tls_ca_file);
+	free(c->transport_map);
 	memset(c, 0, sizeof *c);
 }
 
@@ -1374,6 +1578,25 @@ static int cross_check(const char *name, struct conf *c, char *err, size_t errle
 		snprintf(err, errlen, "%s:%u: %s: dane needs dnssec_trust_resolver = yes and "
 		    "dns_servers naming a DNSSEC-validating resolver reached over a trusted path",
 		    name, c->set_line[k], conf_key_name(k));
+		return -1;
+	}
+
+	/* auth_users_file belongs to the file backend: with Dovecot's users it would be read
+	 * and never asked, a trap for whoever edits it. */
+	if (c->auth_backend == AUTH_BACKEND_DOVECOT && c->auth_users_file != NULL) {
+		enum conf_key k = c->set_line[CK_AUTH_USERS_FILE] > c->set_line[CK_AUTH_BACKEND] ?
+		    CK_AUTH_USERS_FILE : CK_AUTH_BACKEND;
+		snprintf(err, errlen, "%s:%u: %s: auth_users_file is not used with auth_backend = "
+		    "dovecot:unix:%s; remove one of them", name, c->set_line[k], conf_key_name(k),
+		    c->auth_dovecot_socket);
+		return -1;
+	}
+	/* Asking the transport about recipients needs a transport that can be asked. */
+	if (c->recipient_check == RCPT_CHECK_TRANSPORT &&
+	    c->mailbox_transport.kind == TRANSPORT_MAILDIR && c->transport_map == NULL) {
+		snprintf(err, errlen, "%s:%u: recipient_check: transport needs an LMTP "
+		    "mailbox_transport or a transport_map (with maildir there is no one to ask)",
+		    name, c->set_line[CK_RECIPIENT_CHECK]);
 		return -1;
 	}
 

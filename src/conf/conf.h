@@ -33,6 +33,7 @@ enum conf_key {
 	CK_METRICS_LISTEN,
 	CK_SMTP_TLS, CK_TLS_POLICY, CK_SMTP_TLS_CA_FILE, CK_DNSSEC_TRUST_RESOLVER,
 	CK_MTA_STS_PORT,
+	CK_MAILBOX_TRANSPORT, CK_TRANSPORT_MAP, CK_AUTH_BACKEND, CK_RECIPIENT_CHECK,
 	CK_ALIAS_MAPS,
 	CK__COUNT
 };
@@ -54,6 +55,43 @@ struct conf_dnsl {
 struct conf_tls_policy {
 	char *domain;		/* lower-case; a leading '.' means "its subdomains" */
 	int level;		/* enum outtls_level */
+};
+
+/* mailbox_transport, and each transport_map entry: how mail for a local domain is stored. */
+enum conf_transport_kind {
+	TRANSPORT_MAILDIR,	/* imsd writes MAIL_DIR/domain/local/ itself */
+	TRANSPORT_LMTP_UNIX,	/* lmtp:unix:PATH */
+	TRANSPORT_LMTP_INET,	/* lmtp:inet:HOST:PORT */
+};
+
+#define CONF_SOCKPATH_MAX	108	/* sizeof(sun_path), NUL included */
+
+struct conf_transport {
+	int kind;			/* enum conf_transport_kind */
+	char path[CONF_SOCKPATH_MAX];	/* LMTP_UNIX: the socket */
+	char host[256];			/* LMTP_INET: host name (lower-case) or address */
+	uint16_t port;			/* LMTP_INET */
+};
+
+/*
+ * Parse a transport as written in mailbox_transport or transport_map: `maildir`,
+ * `lmtp:unix:PATH` (PATH under CONF_SOCKPATH_MAX bytes), `lmtp:inet:HOST:PORT` (an IPv6
+ * address in brackets). 0, or -1 with why.
+ */
+int conf_transport_parse(const char *s, struct conf_transport *t, char *why, size_t wl);
+/* The transport in the same syntax, for imsd check and explain-recipient. */
+const char *conf_transport_str(const struct conf_transport *t, char *buf, size_t len);
+
+/* auth_backend */
+enum conf_auth_backend {
+	AUTH_BACKEND_FILE,	/* auth_users_file */
+	AUTH_BACKEND_DOVECOT,	/* dovecot:unix:PATH, Dovecot's auth-client socket */
+};
+
+/* recipient_check */
+enum conf_recipient_check {
+	RCPT_CHECK_LOCAL,	/* recipients_file (every local part when unset) */
+	RCPT_CHECK_TRANSPORT,	/* ask the mailbox transport at RCPT time */
 };
 
 struct conf {
@@ -104,6 +142,11 @@ struct conf {
 	char *smtp_tls_ca_file;		/* NULL = the system CA store */
 	int dnssec_trust_resolver;	/* believe the AD bit of the dns_servers (DANE) */
 	uint16_t mta_sts_port;		/* HTTPS port of mta-sts.DOMAIN (443; tests) */
+	struct conf_transport mailbox_transport;	/* local domains' mail (maildir) */
+	char *transport_map;		/* NULL = unset: DOMAIN TRANSPORT lines */
+	int auth_backend;		/* enum conf_auth_backend */
+	char auth_dovecot_socket[CONF_SOCKPATH_MAX];	/* AUTH_BACKEND_DOVECOT */
+	int recipient_check;		/* enum conf_recipient_check */
 	int embedded;			/* the embedded default configuration (no -c) */
 
 	unsigned char set[CK__COUNT];	/* 1 when the key was given in the file */

@@ -36,6 +36,7 @@
 #include "net/ev.h"
 #include "policy/clients.h"
 #include "proto/proxy.h"
+#include "proto/sasl.h"
 #include "queue/commit.h"
 #include "queue/queue.h"
 #include "cfg/cfg.h"
@@ -85,6 +86,7 @@
 					 * for the threads to wind down after the drain */
 #define HANDSHAKE_SECONDS 60		/* a TLS handshake must finish within this */
 #define AUTH_FAIL_DELAY	2		/* seconds before a failed AUTH is answered */
+#define AUTH_THREADS_DOVECOT 8	/* per worker, with auth_backend = dovecot (see auth_threads) */
 
 struct pconn;
 struct worker;
@@ -98,6 +100,7 @@ struct conn {
 	struct cfg *cfg;
 	struct session *s;
 	struct netaddr peer;
+	struct session_peer sp;	/* both ends, as the policies see them (for Dovecot's log) */
 	struct conn *prev, *next;
 	char sid[24];
 
@@ -117,6 +120,7 @@ struct conn {
 	int starttls_pending;	/* 220 queued: discard input, then handshake */
 	time_t auth_fail_at;	/* answer a failed AUTH at this time */
 	int auth_locked;	/* ... with SESSION_AUTH_LOCKED rather than a failure */
+	char auth_why[128];	/* ... and the backend's reason for it ("" none) */
 	time_t hold_until;	/* the error tarpit: no output, no input until then */
 	size_t acct;		/* bytes counted for this conn in srv->mem */
 
@@ -858,7 +862,14 @@ struct auth_job {
 	struct cfg *cfg;
 	char user[256];
 	char pass[256];
-	int ok;
+	int mech;		/* enum sasl_mech */
+	struct session_peer sp;
+	int secured;
+	char sid[24];
+	time_t started;		/* a failure is answered AUTH_FAIL_DELAY after this */
+	int ok;			/* 1, 0, or SESSION_AUTH_TEMPFAIL */
+	char canon[256];	/* Dovecot: the account's name */
+	char why[128];		/* Dovecot: its reason, or what went wrong */
 };
 
 static void
@@ -866,7 +877,22 @@ auth_run(struct work *w)
 {
 	struct auth_job *j = (struct auth_job *)w;
 
-	j->ok = authusers_verify(j->cfg->authusers, j->user, j->pass);
+	if (j->cfg->dvauth != NULL) {
+		struct dvauth_req r = {
+			.mech = j->mech, .user = j->user, .pass = j->pass, .session = j->sid,
+			.local = &j->sp.local, .remote = &j->sp.remote,
+			.lport = j->sp.local_port, .rport = j->sp.remote_port,
+			.secured = j->secured,
+		};
+
+		switch (dvauth_verify(j->cfg->dvauth, &r, j->canon, sizeof(j->canon), j->why,
+		    sizeof(j->why))) {
+		case DVAUTH_OK: j->ok = 1; break;
+		case DVAUTH_FAIL: j->ok = 0; break;
+		default: j->ok = SESSION_AUTH_TEMPFAIL; break;
+		}
+	} else
+		j->ok = authusers_verify(j->cfg->authusers, j->user, j->pass);
 	explicit_bzero(j->pass, sizeof(j->pass));
 }
 
@@ -877,16 +903,21 @@ auth_done(struct work *w)
 	struct conn *c = j->c;
 
 	c->busy--;
-	if (j->ok)
+	if (j->ok != 0)
 		cl_auth_refund(c->srv, &c->peer);	/* see cb_auth_check */
 	if (c->dead)
 		conn_close(c);
-	else if (j->ok) {
-		session_auth_done(c->s, 1);
+	else if (j->ok != 0) {
+		session_auth_verdict(c->s, j->ok, j->canon[0] ? j->canon : NULL,
+		    j->why[0] ? j->why : NULL);
 		conn_process(c);
 		conn_kick(c);
-	} else
-		c->auth_fail_at = time(NULL) + AUTH_FAIL_DELAY;	/* the tick answers */
+	} else {
+		snprintf(c->auth_why, sizeof(c->auth_why), "%s", j->why);
+		/* the tick answers, AUTH_FAIL_DELAY after the check began: Dovecot holds back
+		 * its own failures (auth_failure_delay, 2 s), which then count toward ours */
+		c->auth_fail_at = j->started + AUTH_FAIL_DELAY;
+	}
 	cfg_unref(j->cfg);
 	free(j);
 }
@@ -897,8 +928,9 @@ cb_auth_check(void *arg, const char *user, const char *pass)
 	struct conn *c = arg;
 	struct auth_job *j = calloc(1, sizeof(*j));
 
-	if (j == NULL || c->cfg->authusers == NULL) {
+	if (j == NULL || (c->cfg->authusers == NULL && c->cfg->dvauth == NULL)) {
 		free(j);
+		c->auth_why[0] = '\0';
 		c->auth_fail_at = time(NULL) + AUTH_FAIL_DELAY;
 		return;
 	}
@@ -918,8 +950,79 @@ cb_auth_check(void *arg, const char *user, const char *pass)
 	j->cfg = cfg_ref(c->cfg);
 	snprintf(j->user, sizeof(j->user), "%s", user);
 	snprintf(j->pass, sizeof(j->pass), "%s", pass);
+	j->mech = session_auth_mech(c->s);
+	j->sp = c->sp;
+	j->secured = c->tstate == CT_TLS || netaddr_is_loopback(&c->sp.local);
+	snprintf(j->sid, sizeof(j->sid), "%s", c->sid);
+	j->started = time(NULL);
 	c->busy++;
 	workq_submit(c->wk->authq, &j->w);
+}
+
+/* Threads per worker that check AUTH. Hashing a password takes milliseconds; Dovecot holds
+ * each failure back for its auth_failure_delay (2 s) before answering, so with Dovecot a
+ * thread waits that long per failed login and more are needed to keep good logins moving.
+ * XXX chosen at startup: a reload that switches auth_backend keeps the old number. */
+static int
+auth_threads(const struct server *srv)
+{
+	if (srv->cfg->conf.auth_backend == AUTH_BACKEND_DOVECOT)
+		return AUTH_THREADS_DOVECOT;
+	return srv->nworkers == 1 ? 2 : 1;
+}
+
+/* auth_backend = dovecot: learn Dovecot's mechanisms before the first EHLO needs them. */
+struct probe_job {
+	struct work w;
+	struct cfg *cfg;
+	int ok;
+	char why[256];
+};
+
+static void
+probe_run(struct work *w)
+{
+	struct probe_job *j = (struct probe_job *)w;
+
+	j->ok = dvauth_probe(j->cfg->dvauth, j->why, sizeof(j->why)) == 0;
+}
+
+static void
+probe_done(struct work *w)
+{
+	struct probe_job *j = (struct probe_job *)w;
+	char why[LOG_VALUE_MAX];
+	int known;
+	unsigned m = dvauth_mechs(j->cfg->dvauth, &known);
+
+	if (!j->ok)
+		log_warn("event=auth-backend-unavailable backend=dovecot socket=%s reason=%s "
+		    "action=\"AUTH gets 454 4.7.0 until it answers\"", dvauth_path(j->cfg->dvauth),
+		    log_value(why, sizeof(why), j->why, strlen(j->why)));
+	else if (m == 0)
+		log_warn("event=auth-backend-warning backend=dovecot socket=%s reason=\"Dovecot "
+		    "offers neither PLAIN nor LOGIN\" action=\"AUTH not offered\"",
+		    dvauth_path(j->cfg->dvauth));
+	else
+		log_info("event=auth-backend-ready backend=dovecot socket=%s mechanisms=%s%s%s",
+		    dvauth_path(j->cfg->dvauth), m & (1u << SASL_PLAIN) ? "PLAIN" : "",
+		    m == ((1u << SASL_PLAIN) | (1u << SASL_LOGIN)) ? "," : "",
+		    m & (1u << SASL_LOGIN) ? "LOGIN" : "");
+	cfg_unref(j->cfg);
+	free(j);
+}
+
+static void
+auth_backend_probe(struct workq *q, struct cfg *cfg)
+{
+	struct probe_job *j;
+
+	if (cfg->dvauth == NULL || (j = calloc(1, sizeof(*j))) == NULL)
+		return;
+	j->w.run = probe_run;
+	j->w.done = probe_done;
+	j->cfg = cfg_ref(cfg);
+	workq_submit(q, &j->w);
 }
 
 static const struct session_ops session_ops = {
@@ -1515,6 +1618,7 @@ conn_start(struct worker *wk, int fd, enum session_listener kind,
 	c->wk = wk;
 	c->cfg = cfg_ref(cfg);
 	c->peer = peer->remote;
+	c->sp = *peer;
 	c->kind = kind;
 	c->w.fd = -1;
 	snprintf(c->sid, sizeof(c->sid), "%llx%04llx", (unsigned long long)time(NULL),
@@ -1522,7 +1626,16 @@ conn_start(struct worker *wk, int fd, enum session_listener kind,
 	memset(&opts, 0, sizeof(opts));
 	opts.kind = kind;
 	opts.cert_loaded = c->cfg->tls != NULL && kind != SL_LOCAL;
-	opts.auth_available = c->cfg->authusers != NULL && kind != SL_LOCAL;
+	opts.auth_available = (c->cfg->authusers != NULL || c->cfg->dvauth != NULL) &&
+	    kind != SL_LOCAL;
+	if (c->cfg->dvauth != NULL) {
+		int known;
+
+		/* what Dovecot's last handshake listed; before one, both (either is carried) */
+		opts.auth_mechs = dvauth_mechs(c->cfg->dvauth, &known);
+		if (known && opts.auth_mechs == 0)
+			opts.auth_available = 0;
+	}
 	c->s = session_new(&c->cfg->conf, c->cfg->recipients, peer, &opts, c->sid,
 	    &session_ops, c);
 	if (c->s == NULL || ev_io_start(wk->loop, &c->io, fd, 0, conn_cb, c) < 0) {
@@ -1973,6 +2086,7 @@ server_reload(struct server *srv)
 	srv->cfg = n;
 	pthread_mutex_unlock(&srv->cfgmu);
 	cfg_unref(old);
+	auth_backend_probe(srv->workers[0].authq, n);
 	log_info("event=reloaded config=%s", n->conf.source);
 	sd_notify(0, "READY=1\nSTATUS=serving");
 }
@@ -2062,7 +2176,9 @@ worker_tick(void *arg)
 		 * the 2 (seen as a 1.4 s delay under load); this way it is 2 to 3 s */
 		if (c->auth_fail_at != 0 && now > c->auth_fail_at) {
 			c->auth_fail_at = 0;
-			session_auth_done(c->s, c->auth_locked ? SESSION_AUTH_LOCKED : 0);
+			session_auth_verdict(c->s, c->auth_locked ? SESSION_AUTH_LOCKED : 0, NULL,
+			    c->auth_why[0] ? c->auth_why : NULL);
+			c->auth_why[0] = '\0';
 			c->auth_locked = 0;
 			conn_process(c);
 			if (c->dead)
@@ -2339,13 +2455,13 @@ server_run(const char *conf_path)
 	if ((srv.committer = commit_start(&srv.q)) == NULL)
 		fatal("event=startup-error reason=\"commit thread: %s\"", strerror(errno));
 	for (int i = 0; i < srv.nworkers; i++)
-		if ((srv.workers[i].authq = workq_start(srv.workers[i].loop,
-		    srv.nworkers == 1 ? 2 : 1)) == NULL ||
+		if ((srv.workers[i].authq = workq_start(srv.workers[i].loop, auth_threads(&srv))) == NULL ||
 		    (srv.workers[i].checkq = workq_start(srv.workers[i].loop, CHECK_THREADS)) == NULL ||
 		    (srv.workers[i].dnsblq = workq_start(srv.workers[i].loop, DNSBL_THREADS)) == NULL)
 			fatal("event=startup-error reason=\"auth workers\"");
 	if ((srv.deliveryq = workq_start(srv.loop, 4)) == NULL)
 		fatal("event=startup-error reason=\"delivery workers\"");
+	auth_backend_probe(srv.workers[0].authq, srv.cfg);
 	if ((srv.dns = dns_new(srv.loop, srv.cfg->conf.dns_servers, srv.cfg->conf.ndns_servers, err,
 	    sizeof(err))) == NULL) {
 		log_error("event=startup-error reason=\"dns: %s\"", err);

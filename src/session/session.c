@@ -42,6 +42,7 @@ struct session {
 
 	enum session_listener kind;
 	int auth_available;
+	unsigned auth_mechs;		/* 1u << enum sasl_mech, for each one offered */
 	struct tls_decision tlsd;	/* STARTTLS offered here, and why */
 	int tls;			/* TLS is up */
 	char tls_desc[128];
@@ -210,6 +211,8 @@ session_new(const struct conf *conf, const struct recipients *rcpts,
 	s->peer = *peer;
 	s->kind = opts->kind;
 	s->auth_available = opts->auth_available;
+	s->auth_mechs = opts->auth_mechs ? opts->auth_mechs :
+	    (1u << SASL_PLAIN) | (1u << SASL_LOGIN);
 	tls_offer(conf, opts->cert_loaded, &peer->local, &s->tlsd);
 	if (opts->tls_desc != NULL) {
 		s->tls = 1;
@@ -526,7 +529,8 @@ cmd_helo(struct session *s, const char *args, int kind)
 	if (s->tls)
 		reply(s, "250-REQUIRETLS");	/* RFC 8689 §4: only once TLS is up */
 	if (auth_offered(s))
-		reply(s, "250-AUTH PLAIN LOGIN");
+		reply(s, "250-AUTH%s%s", s->auth_mechs & (1u << SASL_PLAIN) ? " PLAIN" : "",
+		    s->auth_mechs & (1u << SASL_LOGIN) ? " LOGIN" : "");
 	reply(s, "250 ENHANCEDSTATUSCODES");
 }
 
@@ -2023,7 +2027,7 @@ cmd_auth(struct session *s, const char *args)
 	memcpy(mech, args, ml);
 	mech[ml] = '\0';
 	s->auth_mech = sasl_mech_parse(mech);
-	if (s->auth_mech == SASL_UNKNOWN) {
+	if (s->auth_mech == SASL_UNKNOWN || !(s->auth_mechs & (1u << s->auth_mech))) {
 		reply(s, "504 5.5.4 Unrecognized authentication type");
 		session_error(s);
 		return;
@@ -2054,28 +2058,53 @@ cmd_auth(struct session *s, const char *args)
 void
 session_auth_done(struct session *s, int ok)
 {
-	char user[LOG_VALUE_MAX];
+	session_auth_verdict(s, ok, NULL, NULL);
+}
+
+void
+session_auth_verdict(struct session *s, int ok, const char *canon, const char *why)
+{
+	char user[LOG_VALUE_MAX], cuser[LOG_VALUE_MAX], wbuf[LOG_VALUE_MAX];
+	const char *mech = s->auth_mech == SASL_PLAIN ? "PLAIN" : "LOGIN";
 
 	if (s->state != SS_AUTHWAIT)
 		return;
 	s->state = SS_CMD;
 	log_value(user, sizeof(user), s->login_user, strlen(s->login_user));
+	if (why != NULL)
+		log_value(wbuf, sizeof(wbuf), why, strlen(why));
 	if (ok == SESSION_AUTH_LOCKED) {
 		slog(s, LOG_WARN, "event=auth-refused user=%s reason=client-failure-limit", user);
 		metrics_inc(M_AUTH_FAIL_LOCKED);
 		session_close(s, "421 4.7.0 %s Too many failed authentications from your address; "
 		    "try again later", s->conf->hostname);
+	} else if (ok == SESSION_AUTH_TEMPFAIL) {
+		/* not the client's fault: no failure counted, no error budget spent */
+		metrics_inc(M_AUTH_FAIL_BACKEND);
+		slog(s, LOG_WARN, "event=auth-tempfail user=%s mech=%s reason=%s", user, mech,
+		    why != NULL ? wbuf : "backend-unavailable");
+		reply(s, "454 4.7.0 Temporary authentication failure; try again later");
 	} else if (ok) {
-		str_copy(s->auth_user, sizeof(s->auth_user), s->login_user);
+		str_copy(s->auth_user, sizeof(s->auth_user),
+		    canon != NULL && canon[0] != '\0' ? canon : s->login_user);
 		metrics_inc(M_AUTH_OK);
-		slog(s, LOG_INFO, "event=auth-ok user=%s mech=%s tls=%s", user,
-		    s->auth_mech == SASL_PLAIN ? "PLAIN" : "LOGIN", s->tls ? "yes" : "no");
+		if (strcmp(s->auth_user, s->login_user) != 0) {
+			log_value(cuser, sizeof(cuser), s->auth_user, strlen(s->auth_user));
+			slog(s, LOG_INFO, "event=auth-ok user=%s account=%s mech=%s tls=%s", user,
+			    cuser, mech, s->tls ? "yes" : "no");
+		} else
+			slog(s, LOG_INFO, "event=auth-ok user=%s mech=%s tls=%s", user, mech,
+			    s->tls ? "yes" : "no");
 		reply(s, "235 2.7.0 Authentication successful");
 	} else {
 		s->auth_failures++;
 		metrics_inc(M_AUTH_FAIL_CREDENTIALS);
-		slog(s, LOG_WARN, "event=auth-failed user=%s mech=%s failures=%u", user,
-		    s->auth_mech == SASL_PLAIN ? "PLAIN" : "LOGIN", s->auth_failures);
+		if (why != NULL)
+			slog(s, LOG_WARN, "event=auth-failed user=%s mech=%s failures=%u reason=%s",
+			    user, mech, s->auth_failures, wbuf);
+		else
+			slog(s, LOG_WARN, "event=auth-failed user=%s mech=%s failures=%u", user,
+			    mech, s->auth_failures);
 		reply(s, "535 5.7.8 Authentication credentials invalid");
 		if (s->auth_failures >= SESSION_AUTH_FAILURES)
 			session_close(s, "421 4.7.0 %s Too many failed authentication attempts; "
@@ -2084,6 +2113,12 @@ session_auth_done(struct session *s, int ok)
 			session_error(s);
 	}
 	s->login_user[0] = '\0';
+}
+
+int
+session_auth_mech(const struct session *s)
+{
+	return s->auth_mech;
 }
 
 const char *

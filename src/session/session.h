@@ -143,7 +143,9 @@ enum session_listener { SL_SMTP, SL_SUBMISSION, SL_SMTPS, SL_LOCAL };
 struct session_opts {
 	enum session_listener kind;
 	int cert_loaded;	/* a server certificate is loaded (STARTTLS possible) */
-	int auth_available;	/* auth_users_file is loaded */
+	int auth_available;	/* auth_users_file is loaded, or auth_backend is Dovecot */
+	unsigned auth_mechs;	/* the mechanisms offered: (1u << SASL_PLAIN) | (1u << SASL_LOGIN)
+				 * as the backend carries them; 0 = both */
 	const char *tls_desc;	/* non-NULL when TLS is already up (smtps) */
 };
 
@@ -210,6 +212,14 @@ void session_tls_done(struct session *s, const char *desc);
  * client's address has spent its failure budget (421 4.7.0 and close, no check made). */
 #define SESSION_AUTH_LOCKED	(-1)
 void session_auth_done(struct session *s, int ok);
+/* SESSION_AUTH_TEMPFAIL: the password backend could not say (Dovecot unreachable): 454
+ * 4.7.0, which RFC 4954 §6 gives for a temporary failure; nothing is counted against the
+ * client. */
+#define SESSION_AUTH_TEMPFAIL	(-2)
+/* session_auth_done with more to say: canon (NULL: the login name) is the name the backend
+ * gives the account, taken as the authenticated user on success; why (NULL: none) is the
+ * backend's reason, logged. */
+void session_auth_verdict(struct session *s, int ok, const char *canon, const char *why);
 
 /* A timeout fired: reply 421 4.4.2 and close. in_data selects the wording. */
 void session_timeout(struct session *s);
@@ -223,6 +233,8 @@ void session_disconnected(struct session *s);
 enum session_state session_state(const struct session *s);
 /* The name the client gave in EHLO/HELO ("" before). */
 const char *session_helo(const struct session *s);
+/* The mechanism (enum sasl_mech) of the AUTH exchange in progress or last made. */
+int session_auth_mech(const struct session *s);
 /* The MAIL FROM address of the open transaction ("" for <>). */
 const char *session_mail_sender(const struct session *s);
 /* Bytes this session holds (itself, its recipients, its DATA buffer): the server's memory

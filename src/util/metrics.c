@@ -62,6 +62,8 @@ static const struct crow counters[M__COUNT] = {
 	    "reason=\"client-failure-limit\"" },
 	[M_AUTH_FAIL_PLAINTEXT] = { "imsd_auth_failures_total", NULL,
 	    "reason=\"plaintext-non-loopback\"" },
+	[M_AUTH_FAIL_BACKEND] = { "imsd_auth_failures_total", NULL,
+	    "reason=\"backend-unavailable\"" },
 	[M_DNS_LOOKUPS] = { "imsd_dns_lookups_total",
 	    "Mail routing lookups (MX with A/AAAA, or a relayhost's A/AAAA).", NULL },
 	[M_DNS_FAIL_NXDOMAIN] = { "imsd_dns_failures_total",

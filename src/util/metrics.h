@@ -34,6 +34,7 @@ enum metric {
 	M_STARTTLS_REFUSED_LOOPBACK, M_STARTTLS_REFUSED_NO_CERT,
 	/* imsd_auth_successes_total, imsd_auth_failures_total{reason} */
 	M_AUTH_OK, M_AUTH_FAIL_CREDENTIALS, M_AUTH_FAIL_LOCKED, M_AUTH_FAIL_PLAINTEXT,
+	M_AUTH_FAIL_BACKEND,
 	/* imsd_dns_lookups_total, imsd_dns_failures_total{reason} */
 	M_DNS_LOOKUPS, M_DNS_FAIL_NXDOMAIN, M_DNS_FAIL_NOHOSTS, M_DNS_FAIL_NULLMX,
 	M_DNS_FAIL_TEMPFAIL,

@@ -217,6 +217,10 @@ TEST(every_spec_key_is_accepted)
 	    "smtp_tls_ca_file = /etc/imsd/ca.pem\n"
 	    "dnssec_trust_resolver = yes\n"
 	    "mta_sts_port = 8443\n"
+	    "mailbox_transport = lmtp:unix:/run/dovecot/lmtp\n"
+	    "transport_map = /etc/imsd/transport\n"
+	    "auth_backend = file\n"
+	    "recipient_check = transport\n"
 	    "alias_maps = /etc/aliases\n";
 	struct conf c;
 
@@ -882,6 +886,92 @@ TEST(small_error_buffer_is_not_overrun)
 	CHECK(strlen(small) == 7);
 }
 
+TEST(mailbox_transport_takes_maildir_and_lmtp_over_unix_or_tcp)
+{
+	struct conf c;
+	char b[512];
+
+	CHECK(P("", &c) == 0);
+	CHECK(c.mailbox_transport.kind == TRANSPORT_MAILDIR);
+	CHECK(!conf_not_in_effect(&c, CK_MAILBOX_TRANSPORT));
+	conf_free(&c);
+	CHECK(P("mailbox_transport = lmtp:unix:/run/dovecot/lmtp\n", &c) == 0);
+	CHECK(c.mailbox_transport.kind == TRANSPORT_LMTP_UNIX);
+	CHECK_STR(c.mailbox_transport.path, "/run/dovecot/lmtp");
+	CHECK_STR(conf_transport_str(&c.mailbox_transport, b, sizeof b), "lmtp:unix:/run/dovecot/lmtp");
+	conf_free(&c);
+	CHECK(P("mailbox_transport = lmtp:inet:Mail.Example.ORG:24\n", &c) == 0);
+	CHECK(c.mailbox_transport.kind == TRANSPORT_LMTP_INET);
+	CHECK_STR(c.mailbox_transport.host, "mail.example.org");
+	CHECK(c.mailbox_transport.port == 24);
+	conf_free(&c);
+	CHECK(P("mailbox_transport = lmtp:inet:[::1]:2424\n", &c) == 0);
+	CHECK_STR(c.mailbox_transport.host, "::1");
+	CHECK_STR(conf_transport_str(&c.mailbox_transport, b, sizeof b), "lmtp:inet:[::1]:2424");
+	conf_free(&c);
+	CHECK(P("mailbox_transport = lmtp:inet:127.0.0.1:24\n", &c) == 0);
+	CHECK_STR(conf_transport_str(&c.mailbox_transport, b, sizeof b), "lmtp:inet:127.0.0.1:24");
+	conf_free(&c);
+}
+
+TEST(mailbox_transport_errors_name_file_line_and_key)
+{
+	CHECK(fails_with("\nmailbox_transport = smtp:[mx]:25\n", "t.conf:2: mailbox_transport: "
+	    "\"smtp:[mx]:25\" is not maildir, lmtp:unix:PATH or lmtp:inet:HOST:PORT"));
+	CHECK(fails_with("mailbox_transport = lmtp:unix:\n",
+	    "t.conf:1: mailbox_transport: the socket path is missing"));
+	CHECK(fails_with("mailbox_transport = lmtp:inet:host\n", "t.conf:1: mailbox_transport: "
+	    "\"lmtp:inet:host\" is not lmtp:inet:HOST:PORT (an IPv6 address as [ADDR]:PORT)"));
+	CHECK(fails_with("mailbox_transport = lmtp:inet:::1:24\n", "t.conf:1: mailbox_transport: "
+	    "\"lmtp:inet:::1:24\" is not lmtp:inet:HOST:PORT (an IPv6 address as [ADDR]:PORT)"));
+	CHECK(fails_with("mailbox_transport = lmtp:inet:host:0\n",
+	    "t.conf:1: mailbox_transport: port \"0\" is not 1-65535"));
+	CHECK(fails_with("mailbox_transport = lmtp:inet:ho_st!:24\n",
+	    "t.conf:1: mailbox_transport: \"ho_st!\" is not a host name or address"));
+	CHECK(fails_starting("mailbox_transport = lmtp:unix:/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n",
+	    "t.conf:1: mailbox_transport: socket path"));
+}
+
+TEST(auth_backend_is_file_or_a_dovecot_socket)
+{
+	struct conf c;
+
+	CHECK(P("", &c) == 0);
+	CHECK(c.auth_backend == AUTH_BACKEND_FILE);
+	conf_free(&c);
+	CHECK(P("auth_backend = dovecot:unix:/var/spool/postfix/private/auth\n", &c) == 0);
+	CHECK(c.auth_backend == AUTH_BACKEND_DOVECOT);
+	CHECK_STR(c.auth_dovecot_socket, "/var/spool/postfix/private/auth");
+	CHECK(!conf_not_in_effect(&c, CK_AUTH_BACKEND));
+	conf_free(&c);
+	CHECK(fails_with("auth_backend = sasl\n",
+	    "t.conf:1: auth_backend: \"sasl\" is not file or dovecot:unix:PATH"));
+	CHECK(fails_with("auth_backend = dovecot:unix:/run/a b\n", "t.conf:1: auth_backend: "
+	    "socket path \"/run/a b\" contains a blank or control character"));
+	CHECK(fails_with("auth_users_file = /etc/u\nauth_backend = dovecot:unix:/run/a\n",
+	    "t.conf:2: auth_backend: auth_users_file is not used with auth_backend = "
+	    "dovecot:unix:/run/a; remove one of them"));
+}
+
+TEST(recipient_check_transport_needs_a_transport_to_ask)
+{
+	struct conf c;
+
+	CHECK(P("", &c) == 0);
+	CHECK(c.recipient_check == RCPT_CHECK_LOCAL);
+	conf_free(&c);
+	CHECK(fails_with("recipient_check = transport\n", "t.conf:1: recipient_check: transport "
+	    "needs an LMTP mailbox_transport or a transport_map (with maildir there is no one "
+	    "to ask)"));
+	CHECK(fails_with("recipient_check = dovecot\n",
+	    "t.conf:1: recipient_check: \"dovecot\" is not local or transport"));
+	CHECK(P("mailbox_transport = lmtp:unix:/run/dovecot/lmtp\nrecipient_check = transport\n",
+	    &c) == 0);
+	CHECK(c.recipient_check == RCPT_CHECK_TRANSPORT);
+	conf_free(&c);
+}
+
 int main(void)
 {
 	RUN(empty_text_gives_spec_defaults);
@@ -926,5 +1016,9 @@ int main(void)
 	RUN(load_reads_a_file_and_reports_unreadable_ones);
 	RUN(load_errors_name_the_file);
 	RUN(small_error_buffer_is_not_overrun);
+	RUN(mailbox_transport_takes_maildir_and_lmtp_over_unix_or_tcp);
+	RUN(mailbox_transport_errors_name_file_line_and_key);
+	RUN(auth_backend_is_file_or_a_dovecot_socket);
+	RUN(recipient_check_transport_needs_a_transport_to_ask);
 	T_EXIT();
 }

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "conf/conf.h"
+#include "proto/sasl.h"
 #include "session/session.h"
 #include "t.h"
 
@@ -23,6 +24,8 @@ struct fake {
 	char dsn_orcpt[8][DSN_ORCPT_MAX + 1];
 	int dsn_ret;
 	char envid[DSN_ENVID_MAX + 1];
+	char log[16384];		/* the log lines, one after another */
+	size_t loglen;
 };
 
 static void
@@ -87,6 +90,15 @@ f_abort(void *arg)
 static void
 f_log(void *arg, int level, const char *line)
 {
+	struct fake *f = arg;
+	size_t n = strlen(line);
+
+	if (f->loglen + n + 2 < sizeof(f->log)) {
+		memcpy(f->log + f->loglen, line, n);
+		f->loglen += n;
+		f->log[f->loglen++] = '\n';
+		f->log[f->loglen] = '\0';
+	}
 }
 
 static int starttls_calls, auth_calls;
@@ -1414,6 +1426,91 @@ TEST(dsn_parameters_are_parsed_and_kept_per_recipient)
 	session_free(s);
 }
 
+static struct session *
+start_mechs(unsigned mechs)
+{
+	struct session_peer peer;
+	struct session_opts opts = { .kind = SL_SMTP, .auth_available = 1, .auth_mechs = mechs };
+	struct session *s;
+
+	memset(&fk, 0, sizeof(fk));
+	starttls_calls = auth_calls = 0;
+	memset(&peer, 0, sizeof(peer));
+	netaddr_parse("127.0.0.1", &peer.local);
+	netaddr_parse("192.0.2.7", &peer.remote);
+	s = session_new(&conf, NULL, &peer, &opts, "t3", &ops, &fk);
+	session_set_time(s, 1700000000);
+	session_start(s, NULL);
+	return s;
+}
+
+TEST(ehlo_offers_only_the_mechanisms_the_backend_carries)
+{
+	struct session *s = start_mechs(1u << SASL_PLAIN);
+
+	feed(s, "EHLO c\r\nAUTH LOGIN\r\n");
+	CHECK(strstr(fk.out, "250-AUTH PLAIN\r\n") != NULL);
+	CHECK(strstr(fk.out, "504 5.5.4") != NULL);
+	CHECK(auth_calls == 0);
+	feed(s, "AUTH PLAIN AGJvYgBzZWNyZXQ=\r\n");
+	CHECK(auth_calls == 1);
+	CHECK(session_auth_mech(s) == SASL_PLAIN);
+	session_free(s);
+	s = start_mechs(1u << SASL_LOGIN);
+	feed(s, "EHLO c\r\n");
+	CHECK(strstr(fk.out, "250-AUTH LOGIN\r\n") != NULL);
+	session_free(s);
+	s = start_mechs(0);	/* 0: both, as with auth_users_file */
+	feed(s, "EHLO c\r\n");
+	CHECK(strstr(fk.out, "250-AUTH PLAIN LOGIN\r\n") != NULL);
+	session_free(s);
+}
+
+TEST(a_backend_temporary_failure_is_454_and_not_counted)
+{
+	struct session *s = start_with("127.0.0.1", 0, 1, SL_SMTP);
+
+	feed(s, "EHLO c\r\n");
+	for (int i = 0; i < 4; i++) {
+		feed(s, "AUTH PLAIN AGJvYgBzZWNyZXQ=\r\n");
+		session_auth_verdict(s, SESSION_AUTH_TEMPFAIL, NULL, "connecting: No such file");
+	}
+	CHECK(strstr(fk.out, "454 4.7.0 Temporary authentication failure") != NULL);
+	CHECK(strstr(fk.out, "421") == NULL);
+	CHECK(session_state(s) == SS_CMD);
+	CHECK(strstr(fk.log, "event=auth-tempfail user=bob mech=PLAIN "
+	    "reason=\"connecting: No such file\"") != NULL);
+	feed(s, "AUTH PLAIN AGJvYgBzZWNyZXQ=\r\n");
+	session_auth_verdict(s, 1, NULL, NULL);
+	CHECK(strstr(fk.out, "235 2.7.0") != NULL);
+	session_free(s);
+}
+
+TEST(the_backends_account_name_becomes_the_authenticated_user)
+{
+	struct session *s = start_with("127.0.0.1", 0, 1, SL_SMTP);
+
+	/* "\0Bob\0secret" */
+	feed(s, "EHLO c\r\nAUTH PLAIN AEJvYgBzZWNyZXQ=\r\n");
+	session_auth_verdict(s, 1, "bob@example.org", NULL);
+	CHECK(strstr(fk.out, "235 2.7.0") != NULL);
+	CHECK(strstr(fk.log, "event=auth-ok user=Bob account=bob@example.org mech=PLAIN") != NULL);
+	session_free(s);
+}
+
+TEST(a_backends_reason_for_a_failure_is_logged)
+{
+	struct session *s = start_with("127.0.0.1", 0, 1, SL_SMTP);
+
+	feed(s, "EHLO c\r\nAUTH PLAIN AGJvYgB3cm9uZw==\r\n");
+	session_auth_verdict(s, 0, NULL, "Password mismatch");
+	CHECK(strstr(fk.out, "535 5.7.8") != NULL);
+	CHECK(strstr(fk.log, "event=auth-failed user=bob mech=PLAIN failures=1 "
+	    "reason=\"Password mismatch\"") != NULL);
+	session_free(s);
+}
+
+
 int
 main(void)
 {
@@ -1501,5 +1598,9 @@ main(void)
 	RUN(commit_refused_replies_instead_of_250);
 	RUN(dsn_parameters_are_parsed_and_kept_per_recipient);
 	conf_free(&conf);
+	RUN(ehlo_offers_only_the_mechanisms_the_backend_carries);
+	RUN(a_backend_temporary_failure_is_454_and_not_counted);
+	RUN(the_backends_account_name_becomes_the_authenticated_user);
+	RUN(a_backends_reason_for_a_failure_is_logged);
 	T_EXIT();
 }
