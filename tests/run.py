@@ -22,8 +22,9 @@ The conventions every test lives by (README, "Tests"):
   test says so with imsdtest.need_root(what) (a unit test prints "skip FILE NAME — not root:
   what"). Every other skip — a tool that is missing, an environment that refuses (`ip netns
   add`, a tmpfs mount), a peer that cannot start (Postfix) — is counted as a failure with
-  its reason: `scripts/deps.sh test` installs every tool a test needs, so a missing one means
-  a broken machine, not a test to leave out. Which reasons are legitimate is stated once at
+  its reason (imsdtest.need_tool fails a test whose tool is missing): `scripts/deps.sh
+  test` installs every tool a test needs, so a missing one means a broken machine, not a
+  test to leave out. Which reasons are legitimate is stated once at
   the top of the run; the skipped tests are listed with their reasons at the end.
 * Counting. Every collected test gets exactly one outcome. A skip or an error in
   setUpClass (or setUpModule) counts once per test of the class (module); an error in
@@ -728,7 +729,8 @@ def main():
         print("== failed (%d):" % len(tally.failures))
         for n, why in tally.failures:
             print("   %s%s" % (n, (" — " + why[:200]) if why else ""))
-    print("== collected %d tests (%s); each has one outcome" % (tally.total, ", ".join(counts)))
+    print("== collected %d test%s (%s); each has one outcome"
+          % (tally.total, "" if tally.total == 1 else "s", ", ".join(counts)))
     print("== %.0f s" % (time.monotonic() - t0))
     print("%d passed, %d failed, %d skipped" % (tally.passed, tally.failed, tally.skipped),
           flush=True)

@@ -58,7 +58,8 @@ struct session {
 	int in_tx;			/* MAIL accepted */
 	struct session_tx tx;
 
-	int skipping;			/* discarding an over-long command line up to its LF */
+	size_t skipping;		/* discarding an over-long line up to its LF: the limit
+					 * it broke (0: not skipping) */
 	int paused;			/* asked ops->pause: stop consuming until fed again */
 	size_t rcpt_bytes;		/* strings held by tx.rcpts (session_memory) */
 	unsigned errors, junk;
@@ -2143,6 +2144,22 @@ session_memory(const struct session *s)
 	return m;
 }
 
+/* An over-long line was discarded up to its LF: say which limit it broke. RFC 4954 §4: a
+ * line too long for the authentication buffer fails the AUTH command with 500 5.5.6. */
+static void
+line_too_long(struct session *s, size_t limit)
+{
+	if (limit == SASL_LINE_MAX) {
+		reply(s, "500 5.5.6 Error: authentication line too long (limit %d octets)",
+		    SASL_LINE_MAX);
+		slog(s, LOG_INFO, "event=bad-input reason=auth-line-too-long");
+	} else {
+		reply(s, "500 5.5.2 Error: command line too long (limit %zu octets)", limit);
+		slog(s, LOG_INFO, "event=bad-input reason=command-line-too-long");
+	}
+	session_error(s);
+}
+
 /* Consume input; see session.h. */
 size_t
 session_feed(struct session *s, const char *buf, size_t len)
@@ -2168,12 +2185,14 @@ session_feed(struct session *s, const char *buf, size_t len)
 			break;
 
 		const char *p = buf + used;
-		/* RFC 4954 §4: SASL lines (and AUTH with an initial response) may be longer
-		 * than a command line. */
-		size_t limit = (s->state == SS_AUTH || (len - used >= 5 &&
-		    strncasecmp(p, "AUTH ", 5) == 0)) ? SASL_LINE_MAX : (len - used >= 5 &&
-		    strncasecmp(p, "RCPT ", 5) == 0) ? SESSION_RCPT_MAX : SESSION_CMD_MAX;
 		size_t avail = len - used;
+		/* RFC 4954 §4: in the AUTH exchange (the response to a 334, or AUTH with an
+		 * initial response) a line may be SASL_LINE_MAX octets, its line ending excluded.
+		 * Command lines are limited with their line ending (RFC 5321 §4.5.3.1.4; RCPT
+		 * by RFC 3461 §5). */
+		int sasl = s->state == SS_AUTH || (avail >= 5 && strncasecmp(p, "AUTH ", 5) == 0);
+		size_t limit = sasl ? SASL_LINE_MAX : (avail >= 5 &&
+		    strncasecmp(p, "RCPT ", 5) == 0) ? SESSION_RCPT_MAX : SESSION_CMD_MAX;
 		const char *lf = memchr(p, '\n', avail);
 
 		if (s->skipping) {
@@ -2182,16 +2201,14 @@ session_feed(struct session *s, const char *buf, size_t len)
 				break;
 			}
 			used += (size_t)(lf - p) + 1;
+			line_too_long(s, s->skipping);
 			s->skipping = 0;
-			reply(s, "500 5.5.2 Error: command line too long (limit %d octets)",
-			    SESSION_CMD_MAX);
-			slog(s, LOG_INFO, "event=bad-input reason=command-line-too-long");
-			session_error(s);
 			continue;
 		}
 		if (lf == NULL) {
-			if (avail >= limit) {
-				s->skipping = 1;
+			/* a SASL line may still end in CR LF after its SASL_LINE_MAX octets */
+			if (avail >= (sasl ? SASL_LINE_MAX + 2 : limit)) {
+				s->skipping = limit;
 				used = len;
 				if (s->state == SS_AUTH)
 					s->state = SS_CMD;
@@ -2199,20 +2216,17 @@ session_feed(struct session *s, const char *buf, size_t len)
 			break;
 		}
 		size_t linelen = (size_t)(lf - p) + 1;	/* with LF */
-		if (linelen > limit) {
+		size_t n = linelen - 1;			/* without CR LF */
+		if (n > 0 && p[n - 1] == '\r')
+			n--;
+		if (sasl ? n > SASL_LINE_MAX : linelen > limit) {
 			if (s->state == SS_AUTH)
 				s->state = SS_CMD;
 			used += linelen;
-			reply(s, "500 5.5.2 Error: command line too long (limit %d octets)",
-			    (int)limit);
-			slog(s, LOG_INFO, "event=bad-input reason=command-line-too-long");
-			session_error(s);
+			line_too_long(s, limit);
 			continue;
 		}
 		char line[SASL_LINE_MAX + 1];
-		size_t n = linelen - 1;
-		if (n > 0 && p[n - 1] == '\r')
-			n--;
 		memcpy(line, p, n);
 		line[n] = '\0';
 		used += linelen;

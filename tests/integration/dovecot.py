@@ -30,7 +30,6 @@ import socket
 import subprocess
 import tempfile
 import time
-import unittest
 
 import imsdtest
 from imsdtest import wait_for
@@ -44,17 +43,16 @@ STOP_TIMEOUT = 10.0
 
 
 def available():
-    """Skip the calling test when Dovecot or its LMTP, IMAP and Sieve parts are missing."""
+    """Skip the calling test ("not root", tests/run.py) when not root; fail it when Dovecot
+    or its LMTP, IMAP and Sieve parts are missing (scripts/deps.sh test installs them)."""
+    imsdtest.need_root("a private Dovecot (its mail processes switch to an unprivileged uid)")
     need = [DOVECOT, DOVEADM, "/usr/lib/dovecot/lmtp", "/usr/lib/dovecot/imap",
             "/usr/lib/dovecot/modules/lib90_sieve_plugin.so"]
     missing = [p for p in need if not os.path.exists(p)]
     if missing:
-        raise unittest.SkipTest("Dovecot not installed (%s): scripts/deps.sh test installs "
-                                "dovecot-core dovecot-imapd dovecot-lmtpd dovecot-sieve"
-                                % ", ".join(missing))
-    if os.geteuid() != 0:
-        raise unittest.SkipTest("a private Dovecot needs root (its mail processes switch "
-                                "to an unprivileged uid)")
+        raise AssertionError("Dovecot not installed (%s): scripts/deps.sh test installs "
+                             "dovecot-core dovecot-imapd dovecot-lmtpd dovecot-sieve"
+                             % ", ".join(missing))
 
 
 def _short_dir(testdir):

@@ -60,6 +60,34 @@ class AuthOnLoopbackWithoutTls(AuthChecks, NsCase):
         self.assertCode(rs[2], 334)
         self.assertCode(rs[3], 235, "2.7.0")
 
+    def test_sasl_lines_of_12288_octets_are_read_and_12289_get_500_5_5_6(self):
+        """RFC 4954 §4 through the real server: a line of the AUTH exchange of 12,288
+        octets (besides CRLF) is read and judged as SASL, one of 12,289 fails the AUTH
+        command with 500 5.5.6; as the answer to 334 and as AUTH with an initial response.
+        The session goes on: a good AUTH after them gets 235."""
+        resp_ok, resp_long = "A" * 12288, "A" * 12289      # base64 of NULs: not PLAIN
+        cmd_ok = "AUTH PLAIN " + "A" * (12288 - 11)
+        cmd_long = "AUTH PLAIN " + "A" * (12289 - 11)
+        self.assertEqual([len(resp_ok), len(cmd_ok), len(resp_long), len(cmd_long)],
+                         [12288, 12288, 12289, 12289])
+        rs = self.ok(self.raw("127.0.0.1", [
+            ["read"], EHLO,
+            ["cmd", "AUTH PLAIN"], ["cmd", resp_ok],
+            ["cmd", "AUTH PLAIN"], ["cmd", resp_long],
+            ["cmd", cmd_ok], ["cmd", cmd_long],
+            auth_plain("alice"), ["cmd", "QUIT"]]))
+        self.assertCode(rs[2], 334)
+        self.assertCode(rs[3], 501, "5.5.2", msg="12288 octets answering 334: read, decoded")
+        self.assertIn("Malformed PLAIN", rs[3]["lines"][0])
+        self.assertCode(rs[4], 334)
+        self.assertCode(rs[5], 500, "5.5.6", msg="12289 octets answering 334")
+        self.assertCode(rs[6], 501, "5.5.2", msg="a 12288-octet AUTH command: read as SASL")
+        self.assertIn("Cannot decode", rs[6]["lines"][0])
+        self.assertCode(rs[7], 500, "5.5.6", msg="a 12289-octet AUTH command")
+        self.assertCode(rs[8], 235, "2.7.0")
+        self.assertEqual(len(re.findall(r"event=bad-input reason=auth-line-too-long",
+                                        self.srv.log_text())), 2)
+
     def test_second_auth_after_success_gets_503(self):
         rs = self.ok(self.raw("127.0.0.1", [["read"], EHLO, auth_plain("alice"),
                                             auth_plain("alice"), ["cmd", "QUIT"]]))

@@ -38,9 +38,9 @@ class AsAnotherUser(ImsdCase):
         super().setUpClass()
         imsdtest.need_root("these tests switch users")
         cls.user = "imsdt%s" % secrets.token_hex(3)
-        p = subprocess.run([imsdtest.need_tool("useradd", "passwd"), "--system", "--user-group", "--no-create-home",
-                            "--shell", "/usr/sbin/nologin", cls.user], capture_output=True,
-                           text=True)
+        p = subprocess.run([imsdtest.need_tool("useradd", "passwd"), "--system",
+                            "--user-group", "--no-create-home", "--shell", "/usr/sbin/nologin",
+                            cls.user], capture_output=True, text=True, timeout=60)
         if p.returncode != 0:
             cls.user = None
             raise AssertionError("useradd failed as root: %s" % p.stderr.strip())

@@ -2,7 +2,8 @@
 
 import time
 
-from imsdtest import ImsdCase, make_message, read_bytes
+import peers
+from imsdtest import SETTLE, ImsdCase, make_message, read_bytes
 
 RECIPIENTS = """# valid local addresses
 alice@localhost
@@ -111,7 +112,7 @@ class LocalParts(ImsdCase):
         srv.wait_mail("other.test", "carol", 1)
 
 
-class Relaying(ImsdCase):
+class Relaying(peers.RelayCase):
 
     def test_non_local_recipient_gets_554_5_7_1(self):
         srv = self.server()
@@ -124,16 +125,43 @@ class Relaying(ImsdCase):
         self.assertReply(c.cmd("RCPT TO:<alice@localhost>"), 250)
 
     def test_percent_hack_and_bang_paths_are_not_relayed(self):
-        srv = self.server()
-        c = self.client(srv)
+        """A client outside relay_networks hides remote addresses in local ones and sends
+        the message. Everything non-local goes to relayhost, where a real SMTP listener
+        stands in for the would-be destination: it is never contacted for that message,
+        while a sentinel relayed afterwards for a client inside relay_networks, through the
+        same imsd, does reach it (so the route to the listener works)."""
+        target = self.peer("127.0.0.3")
+        srv = self.server(**peers.sender_conf(
+            relay_networks="127.0.0.2/32", relayhost="[127.0.0.3]:%d" % self.p2))
+        c = self.client(srv)                       # from 127.0.0.1: outside relay_networks
         self.assertReply(c.ehlo(), 250)
         self.assertReply(c.cmd("MAIL FROM:<a@example.org>"), 250)
-        # Either refused, or accepted as a literal local part delivered locally:
-        # never forwarded anywhere (there is no relaying in this configuration).
-        for rcpt in ("user%example.org@localhost", "example.org!user@localhost"):
-            r = c.cmd("RCPT TO:<%s>" % rcpt)
-            self.assertIn(r.code, (250, 550, 553, 554), r)
-        self.assertReply(c.cmd("RSET"), 250)
+        tricks = ("user%example.org@localhost", "example.org!user@localhost",
+                  "user%example.org%example.net@localhost")
+        for rcpt in tricks:
+            self.assertReply(c.cmd("RCPT TO:<%s>" % rcpt), 554, "5.7.1", msg=rcpt)
+        self.assertReply(c.cmd("RCPT TO:<alice@localhost>"), 250)
+        self.assertReply(c.cmd("DATA"), 354)
+        c.send(make_message("hidden remote", to=tricks[0]) + b".\r\n")
+        self.assertReply(c.reply(), 250)
+        srv.wait_mail("localhost", "alice", 1)
+        srv.wait_queue_empty()
+        time.sleep(SETTLE)
+        self.assertEqual(target.connections, 0, "the relay target was contacted for the "
+                         "message with the hidden addresses: %r" % target.transactions)
+        self.assertEqual(list(srv.all_mailboxes()), ["localhost/alice"],
+                         "no mailbox named after a hidden address")
+        # the sentinel: relayed for 127.0.0.2, it must arrive at the listener
+        c2 = self.client(srv, source="127.0.0.2")
+        r = self.transaction(c2, "a@example.org", ["sentinel@example.org"],
+                             make_message("relay sentinel", to="sentinel@example.org"))
+        self.assertReply(r, 250)
+        target.wait_delivered(1)
+        srv.wait_queue_empty()
+        time.sleep(SETTLE)
+        got = [(t.rcpts, t.header("Subject")) for t in target.transactions]
+        self.assertEqual(got, [(["sentinel@example.org"], "relay sentinel")],
+                         "only the sentinel reaches the relay target")
 
 
 class RecipientLimit(ImsdCase):

@@ -1037,6 +1037,67 @@ TEST(auth_cancel_and_garbage_are_501)
 	session_free(s);
 }
 
+/* A line of n octets of 'A' (valid base64 when n is a multiple of 4) after prefix, CRLF. */
+static char *
+sasl_line(const char *prefix, size_t n)
+{
+	size_t pl = strlen(prefix);
+	char *l = malloc(pl + n + 3);
+
+	memcpy(l, prefix, pl);
+	memset(l + pl, 'A', n);
+	memcpy(l + pl + n, "\r\n", 3);
+	return l;
+}
+
+TEST(sasl_lines_of_12288_octets_are_read_and_12289_get_500_5_5_6)
+{
+	/* RFC 4954 §4: 12288 octets is the line length a server must take in the exchange
+	 * (SASL_LINE_MAX, the line ending excluded); a longer line fails the AUTH command with
+	 * 500 and, with enhanced status codes, 5.5.6. Both as the response to 334 and as the
+	 * AUTH command with an initial response; whole and split byte by byte; the session
+	 * goes on and a good AUTH after them succeeds. */
+	for (int bytewise = 0; bytewise < 2; bytewise++) {
+		struct session *s = start_with("127.0.0.1", 0, 1, SL_SMTP);
+		char *resp_ok = sasl_line("", 12288);		/* 9216 NULs: not a PLAIN message */
+		char *resp_long = sasl_line("", 12289);
+		char *cmd_ok = sasl_line("AUTH PLAIN ", 12288 - 11);
+		char *cmd_long = sasl_line("AUTH PLAIN ", 12289 - 11);
+		const char *seq[] = { "AUTH PLAIN\r\n", resp_ok, "AUTH PLAIN\r\n", resp_long,
+		    cmd_ok, cmd_long };
+		const char *want[] = { "334 ", "501 5.5.2 Malformed PLAIN", "334 ", "500 5.5.6 ",
+		    "501 5.5.2 Cannot decode", "500 5.5.6 " };
+
+		feed(s, "EHLO c\r\n");
+		for (size_t i = 0; i < sizeof(seq) / sizeof(seq[0]); i++) {
+			size_t mark = fk.outlen;
+			if (bytewise)
+				feed_bytewise(s, seq[i], strlen(seq[i]));
+			else
+				CHECK(feed(s, seq[i]) == strlen(seq[i]));
+			if (strncmp(fk.out + mark, want[i], strlen(want[i])) != 0) {
+				fprintf(stderr, "  step %zu (%zu octets%s): got \"%.60s\", want \"%s\"\n",
+				    i, strlen(seq[i]) - 2, bytewise ? ", bytewise" : "", fk.out + mark,
+				    want[i]);
+				CHECK(!"the reply to the SASL line");
+			}
+			CHECK(count(fk.out + mark, "\r\n") == 1);	/* one reply a line */
+		}
+		CHECK(auth_calls == 0);
+		CHECK(session_state(s) == SS_CMD);
+		feed(s, "AUTH PLAIN AGJvYgBzZWNyZXQ=\r\n");
+		CHECK(auth_calls == 1);
+		CHECK_STR(auth_user_seen, "bob");
+		session_auth_done(s, 1);
+		CHECK(strstr(fk.out, "235 2.7.0") != NULL);
+		free(resp_ok);
+		free(resp_long);
+		free(cmd_ok);
+		free(cmd_long);
+		session_free(s);
+	}
+}
+
 TEST(submission_refuses_mail_before_auth_with_530)
 {
 	struct session *s = start_with("127.0.0.1", 0, 1, SL_SUBMISSION);
@@ -1578,6 +1639,7 @@ main(void)
 	RUN(auth_login_asks_for_user_then_password);
 	RUN(three_failed_auth_attempts_close_the_session);
 	RUN(auth_cancel_and_garbage_are_501);
+	RUN(sasl_lines_of_12288_octets_are_read_and_12289_get_500_5_5_6);
 	RUN(submission_refuses_mail_before_auth_with_530);
 	RUN(more_than_100_received_headers_is_a_loop_refused_with_554_5_4_6);
 	RUN(exactly_100_hops_are_accepted);
