@@ -17,6 +17,7 @@ struct cfg {
 	struct conf conf;
 	struct recipients *recipients;	/* NULL when recipients_file is unset */
 	struct aliases *aliases;	/* alias_maps, read and checked; NULL when unset */
+	char mailname[256];		/* /etc/mailname, lower-case; "" when there is none */
 	struct authusers *authusers;	/* NULL when auth_users_file is unset */
 	struct dvauth *dvauth;		/* auth_backend = dovecot: its socket's client; else NULL */
 	struct tls_ctx *tls;		/* NULL when no certificate is configured */

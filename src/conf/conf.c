@@ -1439,6 +1439,7 @@ static const struct row schema[CK__COUNT] = {
 	/* aliases(5): read and checked (imsd check, newaliases, reload); delivery through it
 	 * is not in this build yet */
 	[CK_ALIAS_MAPS]		= { "alias_maps", T_OPTPATH, OFF(alias_maps), .not_yet = 1 },
+	[CK_SYSTEM_MAILBOXES]	= { "system_mailboxes", T_BOOL, OFF(system_mailboxes), .def = "no" },
 };
 
 /* The name of key k ("hostname", ...); NULL when k is out of range. */

@@ -34,7 +34,7 @@ enum conf_key {
 	CK_SMTP_TLS, CK_TLS_POLICY, CK_SMTP_TLS_CA_FILE, CK_DNSSEC_TRUST_RESOLVER,
 	CK_MTA_STS_PORT,
 	CK_MAILBOX_TRANSPORT, CK_TRANSPORT_MAP, CK_AUTH_BACKEND, CK_RECIPIENT_CHECK,
-	CK_ALIAS_MAPS,
+	CK_ALIAS_MAPS, CK_SYSTEM_MAILBOXES,
 	CK__COUNT
 };
 
@@ -106,6 +106,7 @@ struct conf {
 	char **local_domains;		size_t nlocal_domains;	/* lower-case, no trailing dot */
 	char *recipients_file;		/* NULL = unset */
 	char *alias_maps;		/* aliases(5) file; NULL = unset */
+	int system_mailboxes;		/* passwd users at the host's names: /var/mail/USER */
 	struct cidr *relay_networks;	size_t nrelay_networks;
 	struct cidr *proxy_networks;	size_t nproxy_networks;	/* PROXY header required */
 	char *tls_cert_file;		/* NULL = unset */

@@ -9,7 +9,10 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include <pwd.h>
+
 #include "deliver/dsn.h"
+#include "deliver/localproc.h"
 #include "deliver/maildir.h"
 #include "deliver/relay.h"
 #include "proto/smtp_path.h"
@@ -83,6 +86,7 @@ struct qmgr {
 	int stopping;
 	struct destcount { char dom[256]; unsigned n; } dests[QMGR_RELAY_MAX];
 	struct qm_msg *whead, *wtail;	/* messages waiting for a delivery slot, FIFO */
+	struct localproc *localproc;	/* system_mailboxes: writes /var/mail/USER */
 };
 
 static void qm_schedule(struct qmgr *m, struct qm_msg *msg, time_t now);
@@ -311,8 +315,45 @@ struct local_job {
 	size_t n;
 	size_t *idx;
 	int *ok;
+	int *mbox;		/* delivered by the local delivery process to /var/mail/USER */
 	char (*err)[300];
 };
+
+/*
+ * system_mailboxes: is addr ("local@domain", lower-case) a passwd user at one of the host's
+ * own names (localhost, hostname, /etc/mailname) among local_domains? Then its mail goes to
+ * /var/mail/USER, whichever of those names was used: one mailbox per user. The user imsd
+ * runs as is not one (its Maildirs are mail_dir).
+ */
+static int
+system_user(const struct cfg *c, const char *addr, struct lda_request *req)
+{
+	const char *at = strrchr(addr, '@'), *dom;
+	struct passwd pw, *pwp = NULL;
+	char buf[4096];
+	size_t ll;
+	int own = 0, local = 0;
+
+	if (!c->conf.system_mailboxes || at == NULL)
+		return 0;
+	dom = at + 1;
+	ll = (size_t)(at - addr);
+	own = strcmp(dom, "localhost") == 0 || (c->conf.hostname != NULL &&
+	    strcasecmp(dom, c->conf.hostname) == 0) || (c->mailname[0] != '\0' &&
+	    strcmp(dom, c->mailname) == 0);
+	for (size_t i = 0; i < c->conf.nlocal_domains && !local; i++)
+		local = strcmp(dom, c->conf.local_domains[i]) == 0;
+	if (!own || !local || ll == 0 || ll >= sizeof(req->user))
+		return 0;
+	memset(req, 0, sizeof(*req));
+	memcpy(req->user, addr, ll);
+	req->user[ll] = '\0';
+	if (getpwnam_r(req->user, &pw, buf, sizeof(buf), &pwp) != 0 || pwp == NULL ||
+	    pw.pw_uid == getuid() || strcmp(pw.pw_name, req->user) != 0)
+		return 0;
+	req->mailbox = LDA_MBOX;
+	return 1;
+}
 
 static void
 local_run(struct work *w)
@@ -331,7 +372,19 @@ local_run(struct work *w)
 	}
 	for (size_t k = 0; k < j->n; k++) {
 		const struct qrcpt *r = &msg->env.rcpts[j->idx[k]];
+		struct lda_request req;
 		snprintf(unique, sizeof(unique), "%s_%zu", msg->env.qid, j->idx[k]);
+		if (j->m->localproc != NULL && system_user(j->cfg, r->addr, &req)) {
+			req.offset = msg->body_off;
+			req.length = msg->size;
+			snprintf(req.sender, sizeof(req.sender), "%s", msg->env.sender);
+			snprintf(req.recipient, sizeof(req.recipient), "%s", r->addr);
+			snprintf(req.id, sizeof(req.id), "%s", unique);
+			j->ok[k] = localproc_deliver(j->m->localproc, &req, fd, j->err[k],
+			    sizeof(j->err[k])) == LDA_OK;
+			j->mbox[k] = 1;
+			continue;
+		}
 		j->ok[k] = maildir_deliver(j->cfg->conf.mail_dir, r->addr, msg->env.sender, fd,
 		    msg->body_off, msg->size, j->cfg->conf.hostname, unique, j->err[k],
 		    sizeof(j->err[k])) == 0;
@@ -354,10 +407,10 @@ local_done(struct work *w)
 		char lto[LOG_VALUE_MAX], lorcpt[LOG_VALUE_MAX], lfrom[LOG_VALUE_MAX];
 		if (j->ok[k])
 			log_info("qid=%s event=delivered to=%s orcpt=%s from=%s size=%llu "
-			    "mailer=maildir status=2.0.0 delay=%lds", msg->env.qid,
+			    "mailer=%s status=2.0.0 delay=%lds", msg->env.qid,
 			    log_addr(lto, sizeof(lto), r->addr), log_addr(lorcpt, sizeof(lorcpt), r->orcpt),
 			    log_addr(lfrom, sizeof(lfrom), msg->env.sender), (unsigned long long)msg->size,
-			    (long)(now - msg->env.arrival));
+			    j->mbox[k] ? "mbox" : "maildir", (long)(now - msg->env.arrival));
 		qm_result(m, msg, j->idx[k], j->ok[k] ? RELAY_OK : RELAY_TEMP, j->ok[k] ? "2.0.0" :
 		    "4.3.0", j->ok[k] ? NULL : j->err[k], now);
 		if (j->ok[k])
@@ -366,6 +419,7 @@ local_done(struct work *w)
 	cfg_unref(j->cfg);
 	free(j->idx);
 	free(j->ok);
+	free(j->mbox);
 	free(j->err);
 	free(j);
 	qm_maybe_book(m, msg);
@@ -379,10 +433,12 @@ start_local(struct qmgr *m, struct qm_msg *msg, size_t *idx, size_t n)
 
 	if (j == NULL || (j->idx = calloc(n, sizeof(*j->idx))) == NULL ||
 	    (j->ok = calloc(n, sizeof(*j->ok))) == NULL ||
+	    (j->mbox = calloc(n, sizeof(*j->mbox))) == NULL ||
 	    (j->err = calloc(n, sizeof(*j->err))) == NULL) {
 		if (j != NULL) {
 			free(j->idx);
 			free(j->ok);
+			free(j->mbox);
 		}
 		free(j);
 		return;
@@ -1030,6 +1086,12 @@ qmgr_new(struct queue *q, struct workq *wq, struct relay *relay, struct cfg *cfg
 	m->relay = relay;
 	m->cfg = cfg_ref(cfg);
 	return m;
+}
+
+void
+qmgr_set_localproc(struct qmgr *m, struct localproc *lp)
+{
+	m->localproc = lp;
 }
 
 void

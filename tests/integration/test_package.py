@@ -125,15 +125,22 @@ class InstalledUnderSystemd(unittest.TestCase):
                          "%s\n---- journal ----\n%s" % (st, self.journal()))
         return st
 
-    def box(self, user):
-        return "/var/mail/imsd/localhost/%s/new" % user
+    SYSTEM_USERS = ("root", "alice", "nobody")
 
     def mails(self, user):
-        """{Subject: message bytes} of what user's mailbox holds."""
-        p = self.c.run("sh", "-c", 'for f in "$1"/*; do [ -f "$f" ] && cat "$f" && '
-                       'printf "\\n@@END@@\\n"; done; true', "sh", self.box(user), text=False)
+        """{Subject: message bytes} of what user's mailbox holds: /var/mail/USER (mbox) for
+        a system user, the Maildir /var/mail/imsd/localhost/USER/new for another."""
+        if user in self.SYSTEM_USERS:
+            p = self.c.run("sh", "-c", '[ ! -e "$1" ] || cat "$1"', "sh", "/var/mail/" + user,
+                           text=False)
+            parts = re.split(rb"(?:^|\n)From [^\n]*\n", p.stdout)
+        else:
+            p = self.c.run("sh", "-c", 'for f in "$1"/*; do [ -f "$f" ] && cat "$f" && '
+                           'printf "\\n@@END@@\\n"; done; true', "sh",
+                           "/var/mail/imsd/localhost/%s/new" % user, text=False)
+            parts = p.stdout.split(b"\n@@END@@\n")
         out = {}
-        for m in p.stdout.split(b"\n@@END@@\n"):
+        for m in parts:
             s = re.search(rb"(?m)^Subject: (.*)$", m)
             if s:
                 out[s.group(1).decode()] = m
@@ -221,6 +228,49 @@ class InstalledUnderSystemd(unittest.TestCase):
         self.wait_mail("alice", "to alice")
         print("    delivered: root <- 'cron as root' (sendmail -t), 'mail from alice' "
               "(mail(1) as alice); alice <- 'to alice' (sendmail)", flush=True)
+
+    def test_mailboxes_belong_to_their_users_and_mail_reads_them(self):
+        c = self.c
+        self.wait_mail("alice", "to alice")
+        for user in ("root", "alice"):
+            st = c.run("stat", "-c", "%U %G %a %F", "/var/mail/" + user).stdout.split()
+            self.assertEqual(st[:3], [user, "mail", "600"], "/var/mail/%s: %s" % (user, st))
+        # bsd-mailx, as each user, reads its own mailbox: the header summary, then `x`
+        # (quit, changing nothing)
+        p = c.run("mail", input="x\n", user="alice")
+        self.assertIn("to alice", p.stdout)
+        p = c.run("mail", input="x\n")
+        self.assertIn("cron as root", p.stdout)
+        self.assertIn("mail from alice", p.stdout)
+        # a virtual user (no passwd entry) keeps the Maildir under mail_dir
+        c.run("sendmail", "virtual@localhost", input="Subject: to a virtual user\n\nhi\n")
+        self.wait_mail("virtual", "to a virtual user")
+        st = c.run("stat", "-c", "%U %G %a", "/var/mail/imsd/localhost/virtual").stdout.split()
+        self.assertEqual(st, ["imsd", "imsd", "700"])
+        print("    mailboxes: /var/mail/root root:mail 600, /var/mail/alice alice:mail 600 "
+              "(mail lists them); virtual@localhost -> /var/mail/imsd/localhost/virtual/ "
+              "imsd:imsd 700", flush=True)
+
+    def test_local_delivery_process_keeps_only_the_right_to_switch_users(self):
+        c = self.c
+        main = self.assert_running()["MainPID"]
+        kids = c.run("cat", "/proc/%s/task/%s/children" % (main, main)).stdout.split()
+        names = {k: c.run("cat", "/proc/%s/comm" % k).stdout.strip() for k in kids}
+        lp = [k for k, n in names.items() if n == "imsd-local"]
+        self.assertEqual(len(lp), 1, names)
+        s = status_fields(c.run("cat", "/proc/%s/status" % lp[0]).stdout)
+        uid = c.run("id", "-u", "imsd").stdout.strip()
+        self.assertEqual(s["Uid"], [uid] * 4)
+        setid = (1 << 6) | (1 << 7)             # CAP_SETGID, CAP_SETUID
+        self.assertEqual(int(s["CapEff"][0], 16), setid, s["CapEff"])
+        self.assertEqual(int(s["CapPrm"][0], 16), setid, s["CapPrm"])
+        for cap in ("CapInh", "CapAmb"):
+            self.assertEqual(int(s[cap][0], 16), 0, cap)
+        self.assertEqual(s["NoNewPrivs"], ["1"])
+        self.assertEqual(s["Seccomp"], ["2"])
+        print("    local delivery process %s: uid %s, CapEff=CapPrm=%s (setuid, setgid), "
+              "CapAmb=0, NoNewPrivs=1" % (lp[0], uid, s["CapEff"][0]), flush=True)
+        self.assertIn("event=local-delivery-process", self.journal(400))
 
     def test_smtp_on_loopback_port_25(self):
         code = ("import smtplib,sys\n"
@@ -410,6 +460,8 @@ ORDER = ["test_apt_install_exits_0_and_starts_the_service",
          "test_serving_process_runs_as_imsd_without_capabilities",
          "test_exposure_measured_inside_the_container",
          "test_sendmail_and_mail_reach_the_mailboxes",
+         "test_mailboxes_belong_to_their_users_and_mail_reads_them",
+         "test_local_delivery_process_keeps_only_the_right_to_switch_users",
          "test_smtp_on_loopback_port_25",
          "test_reload_with_a_good_configuration_takes_effect",
          "test_reload_with_a_bad_configuration_fails_and_keeps_serving",

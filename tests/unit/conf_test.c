@@ -221,7 +221,8 @@ TEST(every_spec_key_is_accepted)
 	    "transport_map = /etc/imsd/transport\n"
 	    "auth_backend = file\n"
 	    "recipient_check = transport\n"
-	    "alias_maps = /etc/aliases\n";
+	    "alias_maps = /etc/aliases\n"
+	    "system_mailboxes = yes\n";
 	struct conf c;
 
 	CHECK(P(text, &c) == 0);
