@@ -242,6 +242,8 @@ class InstalledUnderSystemd(unittest.TestCase):
         p = c.run("mail", input="x\n")
         self.assertIn("cron as root", p.stdout)
         self.assertIn("mail from alice", p.stdout)
+        self.assertRegex(self.journal(400), r"event=delivered to=<alice@localhost> .*"
+                         r"mailer=mbox status=2\.0\.0")
         # a virtual user (no passwd entry) keeps the Maildir under mail_dir
         c.run("sendmail", "virtual@localhost", input="Subject: to a virtual user\n\nhi\n")
         self.wait_mail("virtual", "to a virtual user")
