@@ -11,6 +11,7 @@
 #include "policy/aliases.h"
 #include "policy/authusers.h"
 #include "policy/recipients.h"
+#include "policy/senderlogins.h"
 #include "policy/transport.h"
 #include "tls/tls.h"
 
@@ -20,6 +21,7 @@ struct cfg {
 	struct aliases *aliases;	/* alias_maps, read and checked; NULL when unset */
 	char mailname[256];		/* /etc/mailname, lower-case; "" when there is none */
 	struct authusers *authusers;	/* NULL when auth_users_file is unset */
+	struct senderlogins *senderlogins;	/* NULL when sender_login_maps is unset */
 	struct transport_map *transports;	/* transport_map; NULL when unset */
 	struct dvauth *dvauth;		/* auth_backend = dovecot: its socket's client; else NULL */
 	struct tls_ctx *tls;		/* NULL when no certificate is configured */
