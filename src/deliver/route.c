@@ -66,7 +66,8 @@ route_decide(const struct conf *c, const struct transport_map *tm, const char *a
 const char *
 route_agent_name(enum route_agent a)
 {
-	return a == ROUTE_MAILDIR ? "maildir" : a == ROUTE_SMTP ? "smtp" : "lmtp";
+	return a == ROUTE_MAILDIR ? "maildir" : a == ROUTE_SMTP ? "smtp" : a == ROUTE_MBOX ?
+	    "mbox" : "lmtp";
 }
 
 void

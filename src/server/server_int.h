@@ -51,6 +51,7 @@
 #include "cfg/cfg.h"
 #include "deliver/dns.h"
 #include "deliver/lmtp_probe.h"
+#include "deliver/localproc.h"
 #include "deliver/relay.h"
 #include "sched/qmgr.h"
 #include "server/control.h"
@@ -220,6 +221,7 @@ struct server {
 	struct dns *dns;
 	struct relay *relay;
 	struct qmgr *qmgr;
+	struct localproc *localproc;	/* system_mailboxes: the local delivery process */
 	struct workq *deliveryq;
 	struct clients *clients;	/* per-client session counts and AUTH failures */
 	pthread_mutex_t climu;
