@@ -72,6 +72,22 @@ cfg_load(const char *conf_path, int generate, char *err, size_t errlen)
 		blame_key(cf, CK_AUTH_USERS_FILE, err, errlen);
 		goto fail;
 	}
+	if (cf->transport_map != NULL) {
+		if ((c->transports = transport_map_load(cf->transport_map, err, errlen)) == NULL) {
+			blame_key(cf, CK_TRANSPORT_MAP, err, errlen);
+			goto fail;
+		}
+		/* an exception for a domain that is not local would route nothing */
+		for (size_t i = 0; i < transport_map_count(c->transports); i++)
+			if (!conf_is_local_domain(cf, transport_map_domain(c->transports, i))) {
+				snprintf(err, errlen, "%s:%u: %s is not in local_domains (a transport "
+				    "says how a local domain's mail is stored)", cf->transport_map,
+				    transport_map_line(c->transports, i),
+				    transport_map_domain(c->transports, i));
+				blame_key(cf, CK_TRANSPORT_MAP, err, errlen);
+				goto fail;
+			}
+	}
 	if (cf->auth_backend == AUTH_BACKEND_DOVECOT &&
 	    (c->dvauth = dvauth_new(cf->auth_dovecot_socket)) == NULL) {
 		snprintf(err, errlen, "out of memory");
@@ -151,6 +167,7 @@ cfg_unref(struct cfg *c)
 	if (c->authusers != NULL)
 		authusers_free(c->authusers);
 	dvauth_free(c->dvauth);
+	transport_map_free(c->transports);
 	if (c->tls != NULL)
 		tls_ctx_unref(c->tls);
 	if (c->client_verify != NULL)

@@ -10,12 +10,14 @@
 #include "net/dvauth.h"
 #include "policy/authusers.h"
 #include "policy/recipients.h"
+#include "policy/transport.h"
 #include "tls/tls.h"
 
 struct cfg {
 	struct conf conf;
 	struct recipients *recipients;	/* NULL when recipients_file is unset */
 	struct authusers *authusers;	/* NULL when auth_users_file is unset */
+	struct transport_map *transports;	/* transport_map; NULL when unset */
 	struct dvauth *dvauth;		/* auth_backend = dovecot: its socket's client; else NULL */
 	struct tls_ctx *tls;		/* NULL when no certificate is configured */
 	struct tls_ctx *client_verify;	/* trust store for verified relaying; NULL when no
@@ -27,9 +29,10 @@ struct cfg {
 
 /*
  * Load conf_path (NULL = embedded default) and everything it names: recipients_file,
- * auth_users_file, the certificate and key (checked to match). With the embedded default
- * and generate set, a missing certificate under ./var/tls is created first (self-signed
- * for hostname). NULL with err on failure; err names the file at fault.
+ * auth_users_file, transport_map (each of its domains checked to be local), the certificate
+ * and key (checked to match). With the embedded default and generate set, a missing
+ * certificate under ./var/tls is created first (self-signed for hostname). NULL with err on
+ * failure; err names the file at fault.
  */
 struct cfg *cfg_load(const char *conf_path, int generate, char *err, size_t errlen);
 struct cfg *cfg_ref(struct cfg *c);

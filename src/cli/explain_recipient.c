@@ -9,10 +9,9 @@
  * last attempt and next retry). Exit 0 whatever the verdict; 1 when ADDRESS is not an
  * address; 2 when the spool cannot be read.
  *
- * The alias expansion is recipients_expand, the walk RCPT makes. XXX The checks before it
- * (mailbox name, unknown user, routing tricks in a local part, relay permission) restate
- * session.c's cmd_rcpt, whose are interleaved with its replies; test_operator_answers.py
- * checks that both answer alike.
+ * The verdict is policy/rcpt's rcpt_decide, the one RCPT asks (judged for a client that
+ * may relay; who may is printed beside it), and the alias expansion is recipients_expand,
+ * the walk RCPT makes: what is explained is what RCPT does.
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -24,8 +23,10 @@
 
 #include "cli/cli.h"
 #include "deliver/dns.h"
+#include "deliver/route.h"
 #include "net/ev.h"
 #include "policy/outtls.h"
+#include "policy/rcpt.h"
 #include "proto/smtp_path.h"
 #include "queue/queue.h"
 #include "util/log.h"
@@ -210,32 +211,37 @@ resolve_print(struct explain *e, const char *name, int host_only, uint16_t port)
 	return 0;
 }
 
-/* How mail for domain leaves this server: relayhost or MX, and TLS. */
+/* How mail for addr (of domain) leaves this server: the route the queue manager gives it
+ * (deliver/route: relayhost, an address literal or MX hosts), and TLS as the relay judges
+ * it for that route. */
 static void
-print_route(struct explain *e, const char *domain)
+print_route(struct explain *e, const char *addr, const char *domain)
 {
 	const struct conf *cf = &e->c->conf;
+	struct route rt;
 	struct netaddr a;
 
-	if (cf->relayhost != NULL) {
+	route_decide(cf, addr, &rt);
+	if (rt.via == VIA_HOST) {
 		printf("  route: relayhost %s%s%s:%u (every non-local domain goes there, no MX lookup "
-		    "for %s)\n", cf->relayhost_literal ? "[" : "", cf->relayhost,
-		    cf->relayhost_literal ? "]" : "", (unsigned)cf->relayhost_port, domain);
-		if (netaddr_parse(cf->relayhost, &a) == 0)
+		    "for %s)\n", rt.no_mx ? "[" : "", rt.nexthop, rt.no_mx ? "]" : "",
+		    (unsigned)rt.port, domain);
+		if (netaddr_parse(rt.nexthop, &a) == 0)
 			printf("    an address: no DNS\n");
 		else
-			resolve_print(e, cf->relayhost, cf->relayhost_literal, cf->relayhost_port);
-	} else if (domain[0] == '[') {
-		printf("  route: the address literal %s itself, port %u (no DNS)\n", domain,
-		    (unsigned)cf->smtp_port);
+			resolve_print(e, rt.nexthop, rt.no_mx, rt.port);
+	} else if (rt.via == VIA_LITERAL) {
+		printf("  route: the address literal %s itself, port %u (no DNS)\n", rt.nexthop,
+		    (unsigned)rt.port);
 	} else {
-		printf("  route: MX hosts of %s, port %u (smtp_port)\n", domain,
-		    (unsigned)cf->smtp_port);
-		resolve_print(e, domain, 0, cf->smtp_port);
+		printf("  route: MX hosts of %s, port %u (smtp_port)\n", rt.nexthop,
+		    (unsigned)rt.port);
+		resolve_print(e, rt.nexthop, 0, rt.port);
 	}
 	{
 		const char *src, *entry;
-		int lvl = outtls_level(cf, domain, &src, &entry);
+		/* the relay looks the level up by the route's destination (its key) */
+		int lvl = outtls_level(cf, rt.key, &src, &entry);
 		char by[300];
 
 		if (entry != NULL)
@@ -249,21 +255,21 @@ print_route(struct explain *e, const char *domain)
 			    "decides at delivery: in mode enforce, TLS required by %s for %s, only MX "
 			    "hosts the policy lists, and their certificates must verify (else the "
 			    "message is deferred); mode testing or none, or no policy: "
-			    "opportunistic\n", by, domain, domain, domain, (unsigned)cf->mta_sts_port,
+			    "opportunistic\n", by, rt.key, rt.key, rt.key, (unsigned)cf->mta_sts_port,
 			    cf->smtp_tls_ca_file != NULL ? cf->smtp_tls_ca_file : "the system CA store",
-			    src, domain);
+			    src, rt.key);
 		else if (lvl == OUTTLS_DANE)
 			printf("  tls: dane (%s): the TLSA records of each MX host (_%u._tcp.HOST) "
 			    "are asked of dns_servers; when that resolver says they are authenticated "
 			    "(AD bit, dnssec_trust_resolver = yes), TLS required by %s for %s and the "
 			    "certificate must match one of them (else the message is deferred); no "
 			    "TLSA records (authenticated denial) or an unsigned zone: opportunistic; "
-			    "a failed TLSA lookup defers\n", by, (unsigned)cf->smtp_port, src, domain);
+			    "a failed TLSA lookup defers\n", by, (unsigned)cf->smtp_port, src, rt.key);
 		else if (lvl == OUTTLS_VERIFY)
 			printf("  tls: verify (%s): TLS required by %s for %s: STARTTLS is required "
 			    "and the MX host's certificate must verify against %s and carry the MX "
 			    "host name; otherwise the message is deferred, never sent in plaintext\n",
-			    by, src, domain, cf->smtp_tls_ca_file != NULL ? cf->smtp_tls_ca_file :
+			    by, src, rt.key, cf->smtp_tls_ca_file != NULL ? cf->smtp_tls_ca_file :
 			    "the system CA store");
 		else
 			printf("  tls: opportunistic (%s): STARTTLS is used whenever the receiving "
@@ -285,11 +291,12 @@ indent(FILE *o, int depth)
 static void
 print_mailbox(struct explain *e, const char *addr, int depth)
 {
-	const char *at = strrchr(addr, '@');
+	struct route rt;
 
+	route_decide(&e->c->conf, addr, &rt);
 	indent(e->out, depth + 1);
-	fprintf(e->out, "%s: local mailbox %s/%s/%.*s/ (Maildir)\n", addr, e->c->conf.mail_dir, at + 1,
-	    (int)(at - addr), addr);
+	fprintf(e->out, "%s: local mailbox %s/%s/ (Maildir)\n", addr, e->c->conf.mail_dir,
+	    rt.nexthop);
 	e->any_local = 1;
 	add_final(e, addr);
 }
@@ -439,10 +446,12 @@ int
 cli_explain_recipient(const struct cfg *c, const char *address)
 {
 	const struct conf *cf = &c->conf;
-	char buf[ADDR_MAX + 8], addr[ADDR_MAX + 2], query[ADDR_MAX + 2], hidden[SMTP_LOCAL_MAX + 1];
+	char buf[ADDR_MAX + 8], addr[RCPT_ADDR_MAX], query[ADDR_MAX + 2];
+	char q[SMTP_LOCAL_MAX + 1], d[SMTP_DOMAIN_MAX + 1];
 	struct explain e = { .c = c };
+	struct rcpt_verdict v;
 	struct smtp_path p;
-	const char *rest, *why = NULL, *cut;
+	const char *rest, *why = NULL;
 	size_t al = strlen(address), dl;
 	int status;
 
@@ -458,82 +467,63 @@ cli_explain_recipient(const struct cfg *c, const char *address)
 		    why ? why : "text after the address");
 		return 1;
 	}
+	/* what the queue is searched for: the address as given, its domain normalised */
+	str_copy(q, sizeof(q), p.local);
+	str_copy(d, sizeof(d), p.domain);
 	if (p.is_postmaster) {
 		/* RFC 5321 section 4.5.1, as the session does */
-		str_copy(p.domain, sizeof(p.domain), cf->local_domains[0]);
-		str_copy(p.local, sizeof(p.local), "postmaster");
+		str_copy(d, sizeof(d), cf->local_domains[0]);
+		str_copy(q, sizeof(q), "postmaster");
 	}
-	lower(p.domain);
-	dl = strlen(p.domain);
-	if (dl > 0 && p.domain[dl - 1] == '.')
-		p.domain[--dl] = '\0';
-	snprintf(query, sizeof(query), "%s@%s", p.local, p.domain);
-	if (!p.is_literal && utf8_has_nonascii(p.domain)) {
-		/* session.c: a U-label domain is compared and looked up as its A-label */
+	lower(d);
+	dl = strlen(d);
+	if (dl > 0 && d[dl - 1] == '.')
+		d[--dl] = '\0';
+	snprintf(query, sizeof(query), "%s@%s", q, d);
+
+	rcpt_decide(cf, c->recipients, 1, &p, &v);
+	if (v.refusal == RR_TOO_LONG) {
+		printf("refused  %s: RCPT gets 501 5.1.3: the address is too long\n", query);
+		goto queue;
+	}
+	if (v.refusal == RR_BAD_IDN) {
+		printf("refused  %s: RCPT gets 553 5.1.3: %s\n", query, v.why);
+		goto queue;
+	}
+	if (!p.is_literal && utf8_has_nonascii(d)) {
+		/* a U-label domain is compared and looked up as its A-label */
 		char a[SMTP_DOMAIN_MAX + 1];
-		if (intl_domain_ascii(p.domain, a, sizeof(a), &why) < 0) {
-			printf("refused  %s: RCPT gets 553 5.1.3: %s\n", query, why);
-			goto queue;
-		}
-		printf("note: %s is compared and looked up as %s (its A-label, RFC 6531)\n",
-		    p.domain, a);
-		str_copy(p.domain, sizeof(p.domain), a);
+		if (intl_domain_ascii(d, a, sizeof(a), &why) == 0)
+			printf("note: %s is compared and looked up as %s (its A-label, RFC 6531)\n",
+			    d, a);
 	}
-
-	if (!p.is_literal && conf_is_local_domain(cf, p.domain) &&
-	    (cut = strpbrk(p.local, "@%!")) != NULL) {
-		/* session.c: a routing trick in a local part hides another address */
-		char *h;
-		str_copy(hidden, sizeof(hidden), p.local);
-		if ((h = strrchr(hidden, '@')) != NULL || (h = strrchr(hidden, '%')) != NULL) {
-			*h = '\0';
-			str_copy(p.domain, sizeof(p.domain), h + 1);
-			str_copy(p.local, sizeof(p.local), hidden);
-		} else {
-			h = strchr(hidden, '!');
-			*h = '\0';
-			str_copy(p.domain, sizeof(p.domain), hidden);
-			str_copy(p.local, sizeof(p.local), h + 1);
-		}
-		lower(p.domain);
-		dl = strlen(p.domain);
-		if (dl > 0 && p.domain[dl - 1] == '.')
-			p.domain[--dl] = '\0';
-		p.is_literal = p.domain[0] == '[';
+	if (v.refusal == RR_BAD_ROUTED) {
+		printf("refused  %s: RCPT gets 501 5.1.3: the local part hides another address, "
+		    "and what it hides is not an address\n", query);
+		goto queue;
+	}
+	if (v.routed)
 		printf("note: the local part hides another address (%s@%s): it is judged as that "
-		    "address\n", p.local, p.domain);
-	}
+		    "address\n", v.local, v.domain);
 
-	if (p.is_literal || !conf_is_local_domain(cf, p.domain)) {
+	if (v.kind == RCPT_RELAY) {
 		printf("relay  %s@%s: %s is not in local_domains, so the mail is sent on to another "
-		    "server\n", p.local, p.domain, p.domain);
+		    "server\n", v.local, v.domain, v.domain);
 		printf("  accepted at RCPT only from relay_networks");
 		print_list_cidrs(cf);
 		printf(" or after AUTH; from anyone else 554 5.7.1 Relay access denied\n");
-		snprintf(addr, sizeof(addr), "%s@%s", p.local, p.domain);
+		snprintf(addr, sizeof(addr), "%s@%s", v.local, v.domain);
 		add_final(&e, addr);
-		print_route(&e, p.domain);
+		print_route(&e, addr, v.domain);
 		goto queue;
 	}
-
-	snprintf(addr, sizeof(addr), "%s@%s", p.local, p.domain);
-	lower(addr);
-	{
-		/* session.c: the mailbox is named by the NFC lower-case local part */
-		char fl[SMTP_LOCAL_MAX + 1];
-		if (intl_local_fold(p.local, fl, sizeof(fl), &why) == 0) {
-			str_copy(p.local, sizeof(p.local), fl);
-			snprintf(addr, sizeof(addr), "%s@%s", p.local, p.domain);
-		} else
-			p.local[0] = '\0';	/* refused just below, with why */
-	}
-	if (p.local[0] == '\0' || !smtp_local_mailbox_ok(p.local, &why)) {
+	str_copy(addr, sizeof(addr), v.addr);
+	if (v.refusal == RR_BAD_LOCAL_PART) {
 		printf("refused  %s: RCPT gets 550 5.1.3: the local part cannot name a mailbox "
-		    "(%s)\n", addr, why);
+		    "(%s)\n", addr, v.why);
 		goto queue;
 	}
-	if (c->recipients != NULL && strncmp(addr, "postmaster@", 11) != 0 &&
-	    recipients_lookup(c->recipients, addr, NULL, NULL) != 1) {
+	if (v.refusal == RR_UNKNOWN_USER) {
 		printf("refused  %s: RCPT gets 550 5.1.1 User unknown: not in recipients_file %s\n",
 		    addr, cf->recipients_file);
 		goto queue;
@@ -563,12 +553,12 @@ cli_explain_recipient(const struct cfg *c, const char *address)
 			    addr);
 		else if (e.any_local && e.any_relay)
 			printf("local  %s: %s is a local domain; its aliases also relay to other "
-			    "servers\n", addr, p.domain);
+			    "servers\n", addr, v.domain);
 		else if (e.any_relay)
 			printf("relay  %s: %s is a local domain, but the alias forwards off-site\n",
-			    addr, p.domain);
+			    addr, v.domain);
 		else
-			printf("local  %s: %s is in local_domains\n", addr, p.domain);
+			printf("local  %s: %s is in local_domains\n", addr, v.domain);
 		fwrite(out, 1, outlen, stdout);
 		free(out);
 	}
@@ -582,7 +572,7 @@ cli_explain_recipient(const struct cfg *c, const char *address)
 			seen |= strcasecmp(strrchr(e.finals[k], '@'), at) == 0;
 		if (!seen) {
 			printf("%s:\n", e.finals[i]);
-			print_route(&e, at + 1);
+			print_route(&e, e.finals[i], at + 1);
 		}
 	}
 queue:

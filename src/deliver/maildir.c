@@ -135,7 +135,7 @@ maildir_deliver(const char *mail_dir, const char *addr, const char *sender, int 
 
 	if (!maildir_addr_ok(addr)) {
 		E("%s: address does not map to a safe mailbox directory", addr);
-		return -1;
+		return MAILDIR_PERM;
 	}
 	if ((size_t)snprintf(root, sizeof(root), "%s", mail_dir) >= sizeof(root) ||
 	    (size_t)(at - addr) >= sizeof(loc) || strlen(at + 1) >= sizeof(dom)) {

@@ -23,9 +23,12 @@ int maildir_addr_ok(const char *addr);
 
 /*
  * Deliver len bytes of body_fd starting at off to the Maildir of addr. unique is a string
- * that makes the file name unique (queue id and recipient index). 0 ok, -1 with err
- * (the reason names the path and the system error).
+ * that makes the file name unique (queue id and recipient index). 0 ok; -1 with err (the
+ * reason names the path and the system error: a retry may succeed); MAILDIR_PERM with err
+ * when addr can never name a mailbox (maildir_addr_ok: mail that reached the queue some
+ * other way than RCPT, an alias target say), so retrying is pointless.
  */
+#define MAILDIR_PERM	(-2)
 int maildir_deliver(const char *mail_dir, const char *addr, const char *sender, int body_fd,
     uint64_t off, uint64_t len, const char *hostname, const char *unique, char *err,
     size_t errlen);

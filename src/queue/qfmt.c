@@ -459,6 +459,64 @@ qfmt_journal_apply(const char *buf, size_t len, struct qenv *e, char *err, size_
 	return 0;
 }
 
+/* A reason as one journal-safe line: printable ASCII, at most QFMT_JOURNAL_REASON_MAX. */
+static void
+journal_reason(const char *reason, char *out)
+{
+	size_t n = 0;
+
+	for (; reason != NULL && reason[n] != '\0' && n < QFMT_JOURNAL_REASON_MAX; n++)
+		out[n] = (unsigned char)reason[n] < 0x20 || (unsigned char)reason[n] >= 0x7f ? ' ' :
+		    reason[n];
+	out[n] = '\0';
+}
+
+static size_t
+journal_len(int n, size_t outlen)
+{
+	if (n < 0)
+		return 0;
+	return (size_t)n < outlen ? (size_t)n : outlen > 0 ? outlen - 1 : 0;
+}
+
+size_t
+qfmt_journal_done(size_t i, char *out, size_t outlen)
+{
+	return journal_len(snprintf(out, outlen, "done %zu\n", i), outlen);
+}
+
+size_t
+qfmt_journal_defer(size_t i, unsigned attempts, time_t next_try, const char *reason, char *out,
+    size_t outlen)
+{
+	char r[QFMT_JOURNAL_REASON_MAX + 1];
+
+	journal_reason(reason, r);
+	return journal_len(snprintf(out, outlen, "defer %zu %u %lld %s\n", i, attempts,
+	    (long long)next_try, r), outlen);
+}
+
+size_t
+qfmt_journal_fail(size_t i, const char *status, const char *reason, char *out, size_t outlen)
+{
+	char r[QFMT_JOURNAL_REASON_MAX + 1], st[16];
+	size_t n = 0;
+
+	/* the status is one word of printable ASCII, as apply's %15s reads it */
+	for (; status != NULL && status[n] > ' ' && status[n] < 0x7f && n < sizeof(st) - 1; n++)
+		st[n] = status[n];
+	st[n] = '\0';
+	journal_reason(reason, r);
+	return journal_len(snprintf(out, outlen, "fail %zu %s %s\n", i, n > 0 ? st : "5.0.0", r),
+	    outlen);
+}
+
+size_t
+qfmt_journal_warned(char *out, size_t outlen)
+{
+	return journal_len(snprintf(out, outlen, "warned\n"), outlen);
+}
+
 /* Free what a decode allocated; e is left zeroed. */
 void
 qenv_free(struct qenv *e)

@@ -100,6 +100,22 @@ void qfmt_trailer_encode(uint64_t bodylen, char out[QFMT_TRAILER_LEN]);
 int qfmt_trailer_decode(const char *buf, size_t len, uint64_t *bodylen);
 /* Apply journal text to e (states, attempts, errors). 0 ok, -1 malformed (err). */
 int qfmt_journal_apply(const char *buf, size_t len, struct qenv *e, char *err, size_t errlen);
+
+/*
+ * Journal records, encoded as qfmt_journal_apply reads them: one line with its newline in
+ * out (NUL-terminated). A reason is made one printable ASCII line (control and 8-bit bytes
+ * become spaces) and cut to QFMT_JOURNAL_REASON_MAX bytes; an empty status becomes the
+ * class default ("5.0.0"). Return the line's length (out is always terminated; a record
+ * never needs more than QFMT_JOURNAL_LINE_MAX bytes with its NUL).
+ */
+#define QFMT_JOURNAL_REASON_MAX	319
+#define QFMT_JOURNAL_LINE_MAX	(QFMT_JOURNAL_REASON_MAX + 80)
+size_t qfmt_journal_done(size_t i, char *out, size_t outlen);
+size_t qfmt_journal_defer(size_t i, unsigned attempts, time_t next_try, const char *reason,
+    char *out, size_t outlen);
+size_t qfmt_journal_fail(size_t i, const char *status, const char *reason, char *out,
+    size_t outlen);
+size_t qfmt_journal_warned(char *out, size_t outlen);
 void qenv_free(struct qenv *e);
 
 #endif

@@ -9,11 +9,14 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "deliver/agent.h"
 #include "deliver/dsn.h"
-#include "deliver/maildir.h"
+#include "deliver/maildir_agent.h"
 #include "deliver/relay.h"
+#include "deliver/route.h"
 #include "proto/smtp_path.h"
 #include "sched/qmgr.h"
+#include "sched/retry.h"
 #include "net/workq.h"
 #include "util/log.h"
 #include "util/metrics.h"
@@ -72,16 +75,23 @@ note_success(struct qm_msg *msg, size_t i, unsigned char how)
 	msg->notify_pending = 1;
 }
 
+/* An agent and its limits: jobs in flight, and per destination (route key) when set. */
+struct agent_slot {
+	struct agent *agent;
+	unsigned jobs, max, per_dest_max;
+};
+
 struct qmgr {
 	struct queue *q;
 	struct workq *wq;
-	struct relay *relay;
 	struct cfg *cfg;
 	struct qm_msg *msgs;
 	unsigned nmsgs;
-	unsigned local_jobs, relay_jobs, book_jobs;
+	struct agent_slot slots[ROUTE_LMTP + 1];	/* by enum route_agent */
+	struct agent *maildir;		/* ours: the maildir agent on wq */
+	unsigned book_jobs;
 	int stopping;
-	struct destcount { char dom[256]; unsigned n; } dests[QMGR_RELAY_MAX];
+	struct destcount { char dom[ROUTE_NEXTHOP_MAX + 8]; unsigned n; } dests[QMGR_RELAY_MAX];
 	struct qm_msg *whead, *wtail;	/* messages waiting for a delivery slot, FIFO */
 };
 
@@ -174,62 +184,13 @@ jappend(struct qm_msg *msg, const char *line)
 	msg->jlen += n;
 }
 
-/* One line of text for the journal: no control bytes. */
 static void
-sanitize(char *s)
+retry_params_of(const struct conf *c, struct retry_params *p)
 {
-	for (; *s; s++)
-		if ((unsigned char)*s < 0x20 || (unsigned char)*s >= 0x7f)
-			*s = ' ';
-}
-
-static const char *
-rcpt_domain(const char *addr)
-{
-	const char *at = strrchr(addr, '@');
-
-	return at ? at + 1 : "";
-}
-
-/*
- * The destination of a remote recipient: its domain lower-cased, a U-label domain in
- * A-label form (RFC 6531: looked up in the DNS as such; both spellings go together). A
- * domain that is not valid IDNA stays as written: the lookup then fails and says so.
- */
-static void
-rcpt_dest(const char *addr, char *out, size_t outlen)
-{
-	const char *why;
-
-	str_copy(out, outlen, rcpt_domain(addr));
-	for (char *p = out; *p; p++)
-		*p = (char)tolower((unsigned char)*p);
-	if (out[0] != '[') {
-		char a[256];
-		if (intl_domain_ascii(out, a, sizeof(a), &why) == 0)
-			str_copy(out, outlen, a);
-	}
-}
-
-static int
-rcpt_is_local(const struct conf *c, const char *addr)
-{
-	char dom[256];
-
-	str_copy(dom, sizeof(dom), rcpt_domain(addr));
-	for (char *p = dom; *p; p++)
-		*p = (char)tolower((unsigned char)*p);
-	return dom[0] != '[' && conf_is_local_domain(c, dom);
-}
-
-static unsigned
-backoff(const struct conf *c, unsigned attempts)
-{
-	unsigned long long v = c->retry_min;
-
-	for (unsigned i = 1; i < attempts && v < c->retry_max; i++)
-		v *= 2;
-	return v > c->retry_max ? c->retry_max : (unsigned)v;
+	p->retry_min = c->retry_min;
+	p->retry_max = c->retry_max;
+	p->queue_lifetime = c->queue_lifetime;
+	p->delay_warning = c->delay_warning;
 }
 
 static struct destcount *
@@ -252,26 +213,31 @@ dest_slot(struct qmgr *m, const char *dom, int create)
 
 /* Record one recipient's outcome in memory and in the journal-to-be. */
 static void
-qm_result(struct qmgr *m, struct qm_msg *msg, size_t i, enum relay_outcome oc,
+qm_result(struct qmgr *m, struct qm_msg *msg, size_t i, enum dlv_outcome oc,
     const char *status, const char *diag, time_t now)
 {
 	struct qrcpt *r = &msg->env.rcpts[i];
-	char line[600], d[320], lto[LOG_VALUE_MAX], lwhy[LOG_VALUE_MAX];
+	struct retry_params rp;
+	char line[QFMT_JOURNAL_LINE_MAX], d[QFMT_JOURNAL_REASON_MAX + 1];
+	char lto[LOG_VALUE_MAX], lwhy[LOG_VALUE_MAX];
 
+	/* the reason as the journal keeps it: one line of printable ASCII */
 	str_copy(d, sizeof(d), diag ? diag : "");
-	sanitize(d);
+	for (char *p = d; *p; p++)
+		if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
+			*p = ' ';
 	switch (oc) {
-	case RELAY_OK:
+	case DLV_OK:
 		r->state = QR_DONE;
 		metrics_inc(M_RCPT_DELIVERED);
-		snprintf(line, sizeof(line), "done %zu\n", i);
+		qfmt_journal_done(i, line, sizeof(line));
 		break;
-	case RELAY_PERM:
+	case DLV_PERM:
 		r->state = QR_FAILED;
 		metrics_inc(M_RCPT_BOUNCED);
 		str_copy(r->status, sizeof(r->status), status && status[0] ? status : "5.0.0");
 		str_copy(r->last_error, sizeof(r->last_error), d);
-		snprintf(line, sizeof(line), "fail %zu %s %s\n", i, r->status, d);
+		qfmt_journal_fail(i, r->status, d, line, sizeof(line));
 		if (msg->newly_failed != NULL)
 			msg->newly_failed[i] |= NF_FAILED;
 		msg->bounce_pending = 1;
@@ -281,7 +247,8 @@ qm_result(struct qmgr *m, struct qm_msg *msg, size_t i, enum relay_outcome oc,
 		break;
 	default:
 		r->attempts++;
-		r->next_try = now + backoff(&m->cfg->conf, r->attempts);
+		retry_params_of(&m->cfg->conf, &rp);
+		r->next_try = now + retry_backoff(&rp, r->attempts);
 		metrics_inc(M_RCPT_DEFERRED);
 		if (msg->deferred_at != now) {
 			/* one count per delivery attempt of the message, not per recipient */
@@ -290,8 +257,7 @@ qm_result(struct qmgr *m, struct qm_msg *msg, size_t i, enum relay_outcome oc,
 		}
 		str_copy(r->status, sizeof(r->status), status && status[0] ? status : "4.0.0");
 		str_copy(r->last_error, sizeof(r->last_error), d);
-		snprintf(line, sizeof(line), "defer %zu %u %lld %s\n", i, r->attempts,
-		    (long long)r->next_try, d);
+		qfmt_journal_defer(i, r->attempts, r->next_try, d, line, sizeof(line));
 		log_info("qid=%s event=deferred to=%s status=%s attempts=%u retry_in=%lds "
 		    "reason=%s", msg->env.qid, log_addr(lto, sizeof(lto), r->addr), r->status,
 		    r->attempts, (long)(r->next_try - now), log_value(lwhy, sizeof(lwhy), d, strlen(d)));
@@ -300,231 +266,144 @@ qm_result(struct qmgr *m, struct qm_msg *msg, size_t i, enum relay_outcome oc,
 	jappend(msg, line);
 }
 
-/* ---- local delivery (worker threads) ---- */
+/* ---- delivery: a job per route, on the route's agent (deliver/agent.h) ---- */
 
-struct local_job {
-	struct work w;
+struct qjob {
+	struct dlv_job job;
 	struct qmgr *m;
 	struct qm_msg *msg;
-	struct cfg *cfg;
-	int fd;			/* the queue file when qmgr still had it open, else -1 */
-	size_t n;
-	size_t *idx;
-	int *ok;
-	char (*err)[300];
+	enum route_agent agent;
 };
 
+/* Give back what a job took from the message and the limits. */
 static void
-local_run(struct work *w)
+qjob_free(struct qjob *qj)
 {
-	struct local_job *j = (struct local_job *)w;
-	const struct qm_msg *msg = j->msg;
-	char err[300], unique[64];
-	int fd = j->fd;
-
-	if (fd < 0 && (fd = queue_open_message(j->m->q, msg->env.qid, err, sizeof(err))) < 0) {
-		for (size_t k = 0; k < j->n; k++) {
-			j->ok[k] = 0;
-			str_copy(j->err[k], sizeof(j->err[k]), err);
-		}
-		return;
-	}
-	for (size_t k = 0; k < j->n; k++) {
-		const struct qrcpt *r = &msg->env.rcpts[j->idx[k]];
-		snprintf(unique, sizeof(unique), "%s_%zu", msg->env.qid, j->idx[k]);
-		j->ok[k] = maildir_deliver(j->cfg->conf.mail_dir, r->addr, msg->env.sender, fd,
-		    msg->body_off, msg->size, j->cfg->conf.hostname, unique, j->err[k],
-		    sizeof(j->err[k])) == 0;
-	}
-	close(fd);
+	cfg_unref(qj->job.cfg);
+	free(qj->job.results);
+	free(qj->job.rcpts);
+	free(qj->job.idx);
+	free(qj->job.notify);
+	free(qj->job.dsn_orcpts);
+	free(qj);
 }
 
 static void
-local_done(struct work *w)
+qjob_done(struct dlv_job *job)
 {
-	struct local_job *j = (struct local_job *)w;
-	struct qmgr *m = j->m;
-	struct qm_msg *msg = j->msg;
+	struct qjob *qj = job->arg;
+	struct qmgr *m = qj->m;
+	struct qm_msg *msg = qj->msg;
+	struct agent_slot *as = &m->slots[qj->agent];
+	const struct agent *a = as->agent;
+	struct destcount *dc = as->per_dest_max > 0 ? dest_slot(m, job->domain, 0) : NULL;
 	time_t now = time(NULL);
 
-	m->local_jobs--;
-	msg->inflight--;
-	for (size_t k = 0; k < j->n; k++) {
-		const struct qrcpt *r = &msg->env.rcpts[j->idx[k]];
-		char lto[LOG_VALUE_MAX], lorcpt[LOG_VALUE_MAX], lfrom[LOG_VALUE_MAX];
-		if (j->ok[k])
-			log_info("qid=%s event=delivered to=%s orcpt=%s from=%s size=%llu "
-			    "mailer=maildir status=2.0.0 delay=%lds", msg->env.qid,
-			    log_addr(lto, sizeof(lto), r->addr), log_addr(lorcpt, sizeof(lorcpt), r->orcpt),
-			    log_addr(lfrom, sizeof(lfrom), msg->env.sender), (unsigned long long)msg->size,
-			    (long)(now - msg->env.arrival));
-		qm_result(m, msg, j->idx[k], j->ok[k] ? RELAY_OK : RELAY_TEMP, j->ok[k] ? "2.0.0" :
-		    "4.3.0", j->ok[k] ? NULL : j->err[k], now);
-		if (j->ok[k])
-			note_success(msg, j->idx[k], NF_DELIVERED);
-	}
-	cfg_unref(j->cfg);
-	free(j->idx);
-	free(j->ok);
-	free(j->err);
-	free(j);
-	qm_maybe_book(m, msg);
-	qm_kick(m);
-}
-
-static void
-start_local(struct qmgr *m, struct qm_msg *msg, size_t *idx, size_t n)
-{
-	struct local_job *j = calloc(1, sizeof(*j));
-
-	if (j == NULL || (j->idx = calloc(n, sizeof(*j->idx))) == NULL ||
-	    (j->ok = calloc(n, sizeof(*j->ok))) == NULL ||
-	    (j->err = calloc(n, sizeof(*j->err))) == NULL) {
-		if (j != NULL) {
-			free(j->idx);
-			free(j->ok);
-		}
-		free(j);
-		return;
-	}
-	memcpy(j->idx, idx, n * sizeof(*idx));
-	j->n = n;
-	j->m = m;
-	j->msg = msg;
-	j->fd = msg->fd;	/* the job owns it now */
-	msg->fd = -1;
-	j->cfg = cfg_ref(m->cfg);
-	j->w.run = local_run;
-	j->w.done = local_done;
-	m->local_jobs++;
-	msg->inflight++;
-	workq_submit(m->wq, &j->w);
-}
-
-/* ---- remote delivery (relay, loop thread) ---- */
-
-struct rjob {
-	struct relay_job job;
-	struct qmgr *m;
-	struct qm_msg *msg;
-	size_t *idx;
-	char dest[256];
-};
-
-static void
-relay_done_cb(struct relay_job *job)
-{
-	struct rjob *rj = job->arg;
-	struct qmgr *m = rj->m;
-	struct qm_msg *msg = rj->msg;
-	struct destcount *dc = dest_slot(m, rj->dest, 0);
-	time_t now = time(NULL);
-
-	m->relay_jobs--;
+	as->jobs--;
 	if (dc != NULL && dc->n > 0)
 		dc->n--;
 	msg->inflight--;
 	for (size_t k = 0; k < job->nrcpts; k++) {
-		const struct relay_result *res = &job->results[k];
-		const struct qrcpt *r = &msg->env.rcpts[rj->idx[k]];
+		const struct dlv_result *res = &job->results[k];
+		struct qrcpt *r = &msg->env.rcpts[job->idx[k]];
 		char lto[LOG_VALUE_MAX], lorcpt[LOG_VALUE_MAX], lfrom[LOG_VALUE_MAX];
 		char lrelay[LOG_VALUE_MAX], lreply[LOG_VALUE_MAX];
-		if (res->outcome == RELAY_OK)
+		if (res->outcome == DLV_OK)
 			log_info("qid=%s event=delivered to=%s orcpt=%s from=%s size=%llu "
-			    "mailer=smtp relay=%s status=%s delay=%lds reply=%s", msg->env.qid,
+			    "mailer=%s%s%s status=%s delay=%lds%s%s", msg->env.qid,
 			    log_addr(lto, sizeof(lto), r->addr), log_addr(lorcpt, sizeof(lorcpt), r->orcpt),
 			    log_addr(lfrom, sizeof(lfrom), msg->env.sender), (unsigned long long)msg->size,
-			    log_value(lrelay, sizeof(lrelay), job->remote_mta, strlen(job->remote_mta)),
-			    res->status, (long)(now - msg->env.arrival),
-			    log_value(lreply, sizeof(lreply), res->diag, strlen(res->diag)));
+			    a->name, job->remote_mta[0] ? " relay=" : "", job->remote_mta[0] ?
+			    log_value(lrelay, sizeof(lrelay), job->remote_mta, strlen(job->remote_mta)) :
+			    "", res->status, (long)(now - msg->env.arrival),
+			    job->remote_mta[0] ? " reply=" : "", job->remote_mta[0] ?
+			    log_value(lreply, sizeof(lreply), res->diag, strlen(res->diag)) : "");
 		if (job->remote_mta[0] != '\0')
-			str_copy(msg->env.rcpts[rj->idx[k]].remote_mta,
-			    sizeof(msg->env.rcpts[rj->idx[k]].remote_mta), job->remote_mta);
-		qm_result(m, msg, rj->idx[k], res->outcome, res->status, res->diag, now);
-		/* a peer that speaks DSN got NOTIFY and reports itself (RFC 3461 §4.1) */
-		if (res->outcome == RELAY_OK && !res->peer_dsn)
-			note_success(msg, rj->idx[k], NF_RELAYED);
+			str_copy(r->remote_mta, sizeof(r->remote_mta), job->remote_mta);
+		qm_result(m, msg, job->idx[k], res->outcome, res->status, res->diag, now);
+		/* a final delivery says "delivered"; a peer that speaks DSN got NOTIFY and
+		 * reports itself (RFC 3461 §4.1), one that does not is reported as "relayed" */
+		if (res->outcome == DLV_OK && (a->final || !res->peer_dsn))
+			note_success(msg, job->idx[k], a->final ? NF_DELIVERED : NF_RELAYED);
 	}
-	cfg_unref(job->cfg);
-	free(job->results);
-	free(job->rcpts);
-	free(job->notify);
-	free(job->dsn_orcpts);
-	free(rj->idx);
-	free(rj);
+	qjob_free(qj);
 	qm_maybe_book(m, msg);
 	qm_kick(m);
 }
 
+/*
+ * Start one job: the n recipients idx of msg on route rt. 0 started (or, when the queue
+ * file cannot be opened, recorded as a temporary failure of each); -1 the agent or the
+ * destination is at its limit (the caller waits for a slot).
+ */
 static int
-start_relay(struct qmgr *m, struct qm_msg *msg, const char *dest, size_t *idx, size_t n)
+start_job(struct qmgr *m, struct qm_msg *msg, const struct route *rt, const size_t *idx,
+    size_t n)
 {
-	struct rjob *rj;
-	struct destcount *dc;
+	struct agent_slot *as = &m->slots[rt->agent];
+	struct destcount *dc = NULL;
+	struct qjob *qj;
 	char err[256];
 	int fd;
 
-	if (m->relay_jobs >= QMGR_RELAY_MAX)
+	if (as->agent == NULL || as->jobs >= as->max)
 		return -1;
-	dc = dest_slot(m, dest, 1);
-	if (dc == NULL || dc->n >= QMGR_DEST_MAX)
+	if (as->per_dest_max > 0 && ((dc = dest_slot(m, rt->key, 1)) == NULL ||
+	    dc->n >= as->per_dest_max))
 		return -1;
-	if ((rj = calloc(1, sizeof(*rj))) == NULL ||
-	    (rj->idx = calloc(n, sizeof(*rj->idx))) == NULL ||
-	    (rj->job.rcpts = calloc(n, sizeof(char *))) == NULL ||
-	    (rj->job.results = calloc(n, sizeof(*rj->job.results))) == NULL ||
-	    (rj->job.notify = calloc(n, sizeof(*rj->job.notify))) == NULL ||
-	    (rj->job.dsn_orcpts = calloc(n, sizeof(char *))) == NULL) {
-		if (rj != NULL) {
-			free(rj->idx);
-			free(rj->job.rcpts);
-			free(rj->job.results);
-			free(rj->job.notify);
+	if ((qj = calloc(1, sizeof(*qj))) == NULL ||
+	    (qj->job.idx = calloc(n, sizeof(*qj->job.idx))) == NULL ||
+	    (qj->job.rcpts = calloc(n, sizeof(char *))) == NULL ||
+	    (qj->job.results = calloc(n, sizeof(*qj->job.results))) == NULL ||
+	    (qj->job.notify = calloc(n, sizeof(*qj->job.notify))) == NULL ||
+	    (qj->job.dsn_orcpts = calloc(n, sizeof(char *))) == NULL) {
+		if (qj != NULL) {
+			qj->job.cfg = NULL;
+			qjob_free(qj);
 		}
-		free(rj);
 		return -1;
 	}
 	if ((fd = msg->fd) >= 0)
 		msg->fd = -1;	/* the job owns it now */
 	else if ((fd = queue_open_message(m->q, msg->env.qid, err, sizeof(err))) < 0) {
+		time_t now = time(NULL);
 		log_error("qid=%s event=queue-error reason=\"%s\"", msg->env.qid, err);
-		free(rj->idx);
-		free(rj->job.rcpts);
-		free(rj->job.results);
-		free(rj->job.notify);
-		free(rj->job.dsn_orcpts);
-		free(rj);
-		return -1;
+		for (size_t k = 0; k < n; k++)
+			qm_result(m, msg, idx[k], DLV_TEMP, "4.3.0", err, now);
+		qjob_free(qj);
+		return 0;
 	}
-	rj->job.body_off = msg->body_off;
-	rj->job.body_len = msg->size;
-	memcpy(rj->idx, idx, n * sizeof(*idx));
-	rj->m = m;
-	rj->msg = msg;
-	str_copy(rj->dest, sizeof(rj->dest), dest);
-	str_copy(rj->job.qid, sizeof(rj->job.qid), msg->env.qid);
-	rj->job.sender = msg->env.sender;
-	rj->job.body_8bit = msg->env.body_8bit;
-	rj->job.requiretls = msg->env.requiretls;
-	rj->job.body_binary = msg->env.body_binary;
-	rj->job.smtputf8 = msg->env.smtputf8;
-	rj->job.fd = fd;
-	str_copy(rj->job.domain, sizeof(rj->job.domain), dest);
+	qj->m = m;
+	qj->msg = msg;
+	qj->agent = rt->agent;
+	qj->job.route = *rt;
+	qj->job.body_off = msg->body_off;
+	qj->job.body_len = msg->size;
+	memcpy(qj->job.idx, idx, n * sizeof(*idx));
+	str_copy(qj->job.qid, sizeof(qj->job.qid), msg->env.qid);
+	str_copy(qj->job.domain, sizeof(qj->job.domain), rt->key);
+	qj->job.sender = msg->env.sender;
+	qj->job.body_8bit = msg->env.body_8bit;
+	qj->job.requiretls = msg->env.requiretls;
+	qj->job.body_binary = msg->env.body_binary;
+	qj->job.smtputf8 = msg->env.smtputf8;
+	qj->job.fd = fd;
 	for (size_t k = 0; k < n; k++) {
-		rj->job.rcpts[k] = msg->env.rcpts[idx[k]].addr;
-		rj->job.notify[k] = msg->env.rcpts[idx[k]].notify;
-		rj->job.dsn_orcpts[k] = msg->env.rcpts[idx[k]].dsn_orcpt;
+		qj->job.rcpts[k] = msg->env.rcpts[idx[k]].addr;
+		qj->job.notify[k] = msg->env.rcpts[idx[k]].notify;
+		qj->job.dsn_orcpts[k] = msg->env.rcpts[idx[k]].dsn_orcpt;
 	}
-	rj->job.dsn_ret = msg->env.dsn_ret;
-	rj->job.envid = msg->env.envid;
-	rj->job.nrcpts = n;
-	rj->job.cfg = cfg_ref(m->cfg);
-	rj->job.done = relay_done_cb;
-	rj->job.arg = rj;
-	dc->n++;
-	m->relay_jobs++;
+	qj->job.dsn_ret = msg->env.dsn_ret;
+	qj->job.envid = msg->env.envid;
+	qj->job.nrcpts = n;
+	qj->job.cfg = cfg_ref(m->cfg);
+	qj->job.done = qjob_done;
+	qj->job.arg = qj;
+	if (dc != NULL)
+		dc->n++;
+	as->jobs++;
 	msg->inflight++;
-	relay_start(m->relay, &rj->job);
+	as->agent->start(as->agent, &qj->job);
 	return 0;
 }
 
@@ -804,6 +683,7 @@ qm_maybe_book(struct qmgr *m, struct qm_msg *msg)
 {
 	struct book_job *j;
 	int all_final = 1;
+	char warned_line[16];
 
 	if (msg->inflight > 0 || msg->updating || m->stopping || time(NULL) < msg->book_after)
 		return;
@@ -835,6 +715,8 @@ qm_maybe_book(struct qmgr *m, struct qm_msg *msg)
 		memcpy(j->nf, msg->newly_failed, msg->env.nrcpts);
 	const char *why = NULL;
 	char lfrom[LOG_VALUE_MAX];
+
+	qfmt_journal_warned(warned_line, sizeof(warned_line));
 	if ((report || msg->warn_pending) && msg->env.sender[0] != '\0' &&
 	    !msg->deleted && !bounce_target(&j->cfg->conf, msg->env.sender, j->dsn_to,
 	    sizeof(j->dsn_to), &why)) {
@@ -845,7 +727,7 @@ qm_maybe_book(struct qmgr *m, struct qm_msg *msg)
 		    log_addr(lfrom, sizeof(lfrom), msg->env.sender),
 		    log_value(lwhy, sizeof(lwhy), reason, strlen(reason)));
 		if (!report)
-			jappend(msg, "warned\n");
+			jappend(msg, warned_line);
 		keep_warn = 0;
 	} else if ((report || msg->warn_pending) && msg->env.sender[0] != '\0' &&
 	    !msg->deleted) {
@@ -886,7 +768,7 @@ qm_maybe_book(struct qmgr *m, struct qm_msg *msg)
 			j->dsn_action = delayed ? DSN_DELAYED : nfailed > 0 ? DSN_FAILED :
 			    ndelivered > 0 ? DSN_DELIVERED : DSN_RELAYED;
 		if (delayed)
-			jappend(msg, "warned\n");
+			jappend(msg, warned_line);
 	} else if (msg->bounce_pending && msg->env.sender[0] == '\0')
 		log_info("qid=%s event=bounce-dropped reason=\"null sender: a failed bounce is "
 		    "never bounced\"", msg->env.qid);
@@ -912,10 +794,12 @@ static void
 qm_schedule(struct qmgr *m, struct qm_msg *msg, time_t now)
 {
 	const struct conf *c = &m->cfg->conf;
-	size_t n = msg->env.nrcpts, nlocal = 0;
+	size_t n = msg->env.nrcpts;
 	size_t *idx;
 	unsigned char *taken;
 	int any_pending = 0;
+	struct retry_params rp;
+	enum retry_verdict verdict;
 
 	if (msg->inflight > 0 || msg->updating || msg->deleted || m->stopping)
 		return;
@@ -931,26 +815,23 @@ qm_schedule(struct qmgr *m, struct qm_msg *msg, time_t now)
 		qm_maybe_book(m, msg);
 		return;
 	}
-	if (now - msg->env.arrival >= (time_t)c->queue_lifetime) {
+	retry_params_of(c, &rp);
+	verdict = retry_judge(&rp, msg->env.arrival, now, msg->env.warned,
+	    msg->env.sender[0] == '\0');
+	if (verdict == RETRY_EXPIRE) {
 		metrics_inc(M_MSG_EXPIRED);
 		for (size_t i = 0; i < n; i++) {
 			struct qrcpt *r = &msg->env.rcpts[i];
 			char diag[300];
 			if (r->state != QR_PENDING)
 				continue;
-			unsigned lt = c->queue_lifetime;
-			snprintf(diag, sizeof(diag), "x-imsd; message expired after %u %s in the "
-			    "queue (queue_lifetime); last error: %s",
-			    lt >= 86400 ? lt / 86400 : lt >= 3600 ? lt / 3600 : lt >= 60 ? lt / 60 : lt,
-			    lt >= 86400 ? "days" : lt >= 3600 ? "hours" : lt >= 60 ? "minutes" :
-			    "seconds", r->last_error[0] ? r->last_error : "none");
-			qm_result(m, msg, i, RELAY_PERM, "5.4.7", diag, now);
+			retry_expired_diag(&rp, r->last_error, diag, sizeof(diag));
+			qm_result(m, msg, i, DLV_PERM, "5.4.7", diag, now);
 		}
 		qm_maybe_book(m, msg);
 		return;
 	}
-	if (!msg->env.warned && now - msg->env.arrival >= (time_t)c->delay_warning &&
-	    msg->env.sender[0] != '\0') {
+	if (verdict == RETRY_WARN) {
 		msg->env.warned = 1;
 		msg->warn_pending = 1;
 		qm_maybe_book(m, msg);
@@ -960,58 +841,32 @@ qm_schedule(struct qmgr *m, struct qm_msg *msg, time_t now)
 		free(idx);
 		return;
 	}
-	/* local recipients: one job */
-	int want_local = 0;
-	for (size_t i = 0; i < n && !want_local; i++) {
-		struct qrcpt *r = &msg->env.rcpts[i];
-		want_local = r->state == QR_PENDING && r->next_try <= now && rcpt_is_local(c, r->addr);
-	}
-	if (want_local && m->local_jobs >= QMGR_LOCAL_MAX)
-		wait_push(m, msg);
-	else if (want_local) {
-		for (size_t i = 0; i < n; i++) {
-			struct qrcpt *r = &msg->env.rcpts[i];
-			if (r->state == QR_PENDING && r->next_try <= now && rcpt_is_local(c, r->addr)) {
-				idx[nlocal++] = i;
-				taken[i] = 1;
-			}
-		}
-		if (nlocal > 0)
-			start_local(m, msg, idx, nlocal);
-	}
-	/* remote recipients: one job per destination (all of them when relayhost is set) */
+	/* every due recipient goes on its route; one job per route key: all the local ones
+	 * together, each remote destination (or the relayhost) its own */
 	for (size_t i = 0; i < n; i++) {
 		struct qrcpt *r = &msg->env.rcpts[i];
-		char dest[256];
+		struct route rt, rt2;
 		size_t k = 0;
-		if (taken[i] || r->state != QR_PENDING || r->next_try > now || rcpt_is_local(c, r->addr))
+		if (taken[i] || r->state != QR_PENDING || r->next_try > now)
 			continue;
-		if (c->relayhost != NULL)
-			str_copy(dest, sizeof(dest), "relayhost");
-		else
-			rcpt_dest(r->addr, dest, sizeof(dest));
+		route_decide(c, r->addr, &rt);
 		for (size_t i2 = i; i2 < n; i2++) {
 			struct qrcpt *r2 = &msg->env.rcpts[i2];
-			char d2[256];
-			if (taken[i2] || r2->state != QR_PENDING || r2->next_try > now ||
-			    rcpt_is_local(c, r2->addr))
+			if (taken[i2] || r2->state != QR_PENDING || r2->next_try > now)
 				continue;
-			if (c->relayhost == NULL) {
-				rcpt_dest(r2->addr, d2, sizeof(d2));
-				if (strcmp(d2, dest) != 0)
+			if (i2 != i) {
+				route_decide(c, r2->addr, &rt2);
+				if (rt2.agent != rt.agent || strcmp(rt2.key, rt.key) != 0)
 					continue;
 			}
 			idx[k++] = i2;
 			taken[i2] = 1;
 		}
-		if (start_relay(m, msg, dest, idx, k) < 0) {
-			/* at a concurrency limit: wait for a slot */
-			for (size_t k2 = 0; k2 < k; k2++)
-				taken[idx[k2]] = 0;
-			wait_push(m, msg);
-			break;
-		}
+		if (start_job(m, msg, &rt, idx, k) < 0)
+			wait_push(m, msg);	/* at a limit: wait for a slot */
 	}
+	if (msg->inflight == 0 && msg->jlen > 0)
+		qm_maybe_book(m, msg);	/* the queue file could not be opened: write that down */
 	free(idx);
 	free(taken);
 }
@@ -1025,9 +880,15 @@ qmgr_new(struct queue *q, struct workq *wq, struct relay *relay, struct cfg *cfg
 
 	if (m == NULL)
 		return NULL;
+	if ((m->maildir = maildir_agent_new(wq)) == NULL) {
+		free(m);
+		return NULL;
+	}
 	m->q = q;
 	m->wq = wq;
-	m->relay = relay;
+	m->slots[ROUTE_MAILDIR] = (struct agent_slot){ m->maildir, 0, QMGR_LOCAL_MAX, 0 };
+	m->slots[ROUTE_SMTP] = (struct agent_slot){ relay_agent(relay), 0, QMGR_RELAY_MAX,
+	    QMGR_DEST_MAX };
 	m->cfg = cfg_ref(cfg);
 	return m;
 }
@@ -1170,13 +1031,17 @@ qmgr_stats(const struct qmgr *m, uint64_t *messages, uint64_t *pending, time_t *
 unsigned
 qmgr_busy(const struct qmgr *m)
 {
-	return m->local_jobs + m->relay_jobs + m->book_jobs;
+	unsigned n = m->book_jobs;
+
+	for (size_t i = 0; i < sizeof(m->slots) / sizeof(m->slots[0]); i++)
+		n += m->slots[i].jobs;
+	return n;
 }
 
 unsigned
 qmgr_busy_local(const struct qmgr *m)
 {
-	return m->local_jobs + m->book_jobs;
+	return m->slots[ROUTE_MAILDIR].jobs + m->book_jobs;
 }
 
 void
@@ -1188,5 +1053,6 @@ qmgr_free(struct qmgr *m)
 		msg_free(msg);
 	}
 	cfg_unref(m->cfg);
+	maildir_agent_free(m->maildir);
 	free(m);
 }

@@ -2,17 +2,19 @@
  * qmgr — the queue manager, on the event loop.
  *
  * It keeps every queued message's per-recipient state in memory (loaded from the queue
- * file and its journal), hands due recipients to a delivery agent — the Maildir writer on
- * worker threads for local domains, the SMTP client (relay) for the rest, grouped by
- * destination — and records what came back: delivered, retry later (retry_min doubling
- * up to retry_max), or failed. Failures become one RFC 3464 bounce per batch to the
+ * file and its journal), hands due recipients to the delivery agent their route names
+ * (deliver/route.h, deliver/agent.h: maildir on worker threads for local domains, smtp for
+ * the rest), one job per route (all local recipients of a message together, each remote
+ * destination its own), and records what came back: delivered, retry later (sched/retry:
+ * retry_min doubling up to retry_max), or failed. Failures become one RFC 3464 bounce per batch to the
  * envelope sender (never for the null sender); a message still undelivered after
  * delay_warning gets one delay notice; after queue_lifetime it is bounced. State changes
  * reach the journal (fdatasync'd) before the next attempt, so a restart neither repeats a
  * delivery that was recorded nor forgets a retry schedule. A message is removed from the
  * queue when every recipient is delivered or bounced.
  *
- * Concurrency: at most QMGR_RELAY_MAX relay jobs, QMGR_DEST_MAX per destination.
+ * Concurrency: at most QMGR_LOCAL_MAX maildir jobs, QMGR_RELAY_MAX smtp jobs and
+ * QMGR_DEST_MAX per destination.
  */
 #ifndef IMSD_QMGR_H
 #define IMSD_QMGR_H

@@ -30,7 +30,7 @@
  * they hold (SS_DATA while a chunk is read, SS_CMD between chunks with the spool file
  * open); the same header handling and limits as DATA, committed by tx_commit only after
  * LAST. BODY=BINARYMIME text is stored as sent; other BDAT text gets DATA's line rules.
- * See the BDAT section of session.c.
+ * See the BDAT section of data.c.
  */
 #ifndef IMSD_SESSION_H
 #define IMSD_SESSION_H

@@ -90,8 +90,11 @@ class Dovecot:
     """A private Dovecot. users: {"user@domain": password}; quota: {"user@domain": "10K"}
     (storage limits; others unlimited); sieve: {"user@domain": script text}."""
 
-    def __init__(self, testdir, users, quota=None, sieve=None, quota_tempfail=False):
+    def __init__(self, testdir, users, quota=None, sieve=None, quota_tempfail=False,
+                 debug=True, socket_mode="0660"):
         available()
+        self.debug = debug
+        self.socket_mode = socket_mode
         self.testdir = testdir
         self.dir = os.path.join(testdir, "dovecot-data")
         self.base, self._own_base = _short_dir(testdir)
@@ -167,8 +170,8 @@ ssl = no
 disable_plaintext_auth = yes
 auth_mechanisms = plain login
 auth_verbose = yes
-auth_debug = yes
-mail_debug = yes
+auth_debug = {debug}
+mail_debug = {debug}
 log_timestamp = "%Y-%m-%d %H:%M:%S "
 default_internal_user = dovecot
 default_internal_group = dovecot
@@ -205,7 +208,7 @@ service auth {{
 }}
 service lmtp {{
   unix_listener lmtp {{
-    mode = 0660
+    mode = {lmtp_mode}
     user = root
   }}
   inet_listener lmtp {{
@@ -245,7 +248,8 @@ plugin {{
   quota_full_tempfail = {tempfail}
 }}
 """.format(run=self.run_dir, dir=self.dir, uid=MAIL_UID, lmtp=self.lmtp_port,
-           imap=self.imap_port, tempfail="yes" if self.quota_tempfail else "no")
+           imap=self.imap_port, tempfail="yes" if self.quota_tempfail else "no",
+           debug="yes" if self.debug else "no", lmtp_mode=self.socket_mode)
 
     def _write_conf(self):
         os.makedirs(os.path.join(self.dir, "state"), exist_ok=True)

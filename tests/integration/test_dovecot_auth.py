@@ -202,16 +202,21 @@ class DovecotAuthOnSubmission(NsCase):
         self.assertCode(rs[4], 235, "2.7.0")
 
 
-class DovecotAuthConfig(unittest.TestCase):
-    """auth_backend in the configuration: errors name file, line and key."""
+class DovecotConfig(unittest.TestCase):
+    """The Dovecot keys in the configuration: errors name file, line and key."""
 
-    def check(self, text):
+    def check(self, text, files=None):
         import imsdtest
         d = tempfile.mkdtemp(prefix="imsd-dvconf-")
         self.addCleanup(shutil.rmtree, d, True)
+        for name, content in (files or {}).items():
+            with open(os.path.join(d, name), "w") as f:
+                f.write(content)
         p = os.path.join(d, "imsd.conf")
         with open(p, "w") as f:
-            f.write("spool_dir = %s/spool\nmail_dir = %s/mail\n" % (d, d) + text)
+            f.write("spool_dir = %s/spool\nmail_dir = %s/mail\n" % (d, d) +
+                    text.replace("DIR/", d + "/"))
+        self.dir = d
         return p, imsdtest.run_cli(["check", "-c", p])
 
     def test_auth_backend_dovecot_is_printed_by_check(self):
@@ -242,6 +247,37 @@ class DovecotAuthConfig(unittest.TestCase):
         self.assertEqual(r.returncode, 1)
         self.assertIn("%s:4: auth_backend: auth_users_file is not used with auth_backend"
                       % p, r.stderr)
+
+    def test_transport_map_is_read_and_checked_against_local_domains(self):
+        p, r = self.check("local_domains = example.org lists.example.org\n"
+                          "transport_map = DIR/transport\n",
+                          {"transport": "# exceptions\nlists.example.org maildir\n"
+                                        "example.org lmtp:unix:/run/dovecot/lmtp\n"})
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertRegex(r.stdout, r"transport_map = \S+/transport  # not yet in effect\n")
+        p, r = self.check("local_domains = example.org\ntransport_map = DIR/transport\n",
+                          {"transport": "\nelsewhere.example lmtp:inet:127.0.0.1:24\n"})
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("%s:4: transport_map: %s/transport:2: elsewhere.example is not in "
+                      "local_domains" % (p, self.dir), r.stderr)
+
+    def test_a_bad_transport_map_line_names_the_map_its_line_and_the_key(self):
+        p, r = self.check("local_domains = example.org\ntransport_map = DIR/transport\n",
+                          {"transport": "example.org lmtp:tcp:127.0.0.1:24\n"})
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("%s:4: transport_map: %s/transport:1: \"lmtp:tcp:127.0.0.1:24\" is not "
+                      "maildir, lmtp:unix:PATH or lmtp:inet:HOST:PORT" % (p, self.dir), r.stderr)
+
+    def test_a_missing_transport_map_is_an_error(self):
+        p, r = self.check("transport_map = DIR/nonexistent\n")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("%s:3: transport_map: " % p, r.stderr)
+        self.assertIn("nonexistent", r.stderr)
+
+    def test_lmtp_mailbox_transport_is_marked_not_yet_in_effect(self):
+        p, r = self.check("mailbox_transport = lmtp:inet:[::1]:24\n")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("mailbox_transport = lmtp:inet:[::1]:24  # not yet in effect\n", r.stdout)
 
 
 if __name__ == "__main__":

@@ -493,6 +493,39 @@ TEST(bad_sequence_is_503_5_5_1)
 	session_free(s);
 }
 
+TEST(a_commands_preconditions_are_checked_in_its_rows_order)
+{
+	struct session *s = start();
+	/* arguments first, then the transaction: DATA x without MAIL is a syntax error */
+	feed(s, "EHLO c\r\nDATA x\r\nDATA\r\nRSET now\r\nVRFY\r\nSTARTTLS x\r\n");
+	CHECK(strstr(fk.out, "501 5.5.4 Syntax: DATA takes no arguments\r\n503 5.5.1 Error: need "
+	    "MAIL command\r\n501 5.5.4 Syntax: RSET takes no arguments\r\n501 5.5.4 Syntax: "
+	    "VRFY address\r\n501 5.5.4 Syntax: STARTTLS takes no arguments\r\n") != NULL);
+	/* a nested MAIL says so */
+	feed(s, "MAIL FROM:<>\r\nMAIL FROM:<>\r\n");
+	CHECK(strstr(fk.out, "503 5.5.1 Error: nested MAIL command\r\n") != NULL);
+	session_free(s);
+}
+
+TEST(junk_commands_up_to_the_limit_are_served_and_one_more_closes)
+{
+	struct session *s = start();
+	char buf[64];
+
+	feed(s, "EHLO c\r\n");
+	for (int i = 0; i < SESSION_JUNK_LIMIT; i++) {
+		feed(s, "NOOP\r\n");
+		if (session_state(s) == SS_CLOSING)
+			break;
+	}
+	CHECK(session_state(s) != SS_CLOSING);	/* exactly the limit */
+	snprintf(buf, sizeof(buf), "NOOP\r\n");
+	feed(s, buf);
+	CHECK(session_state(s) == SS_CLOSING);	/* one more is too many */
+	CHECK(strstr(fk.out, "Too many commands without a message") != NULL);
+	session_free(s);
+}
+
 TEST(pipelined_group_gets_replies_in_order)
 {
 	struct session *s = start();
@@ -1601,6 +1634,8 @@ main(void)
 	RUN(source_route_to_remote_is_judged_by_the_real_address);
 	RUN(local_part_with_slash_or_leading_dot_is_550_5_1_3);
 	RUN(bad_sequence_is_503_5_5_1);
+	RUN(a_commands_preconditions_are_checked_in_its_rows_order);
+	RUN(junk_commands_up_to_the_limit_are_served_and_one_more_closes);
 	RUN(pipelined_group_gets_replies_in_order);
 	RUN(vrfy_is_252_and_unknown_command_500_5_5_1);
 	RUN(error_budget_ends_the_session_with_421);
