@@ -87,8 +87,14 @@ walk_spool_dir(struct walk *w, int dfd, const char *path, const struct spool_ent
 	DIR *dir;
 	int fd;
 
-	if ((fd = openat(dfd, e->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+	if ((fd = openat(dfd, e->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0) {
+		char why[300];
+		snprintf(why, sizeof(why), "what is inside cannot be looked at: %s", strerror(errno));
+		doc_add(w->d, DOC_WARN, w->check, path, why, "its contents are not judged",
+		    "run imsd doctor as root or as the user the server runs as");
+		w->problems++;
 		return;
+	}
 	if ((dir = fdopendir(fd)) == NULL) {
 		close(fd);
 		return;

@@ -39,6 +39,31 @@ RUN_USER = "nobody"
 SPF = "v=spf1 ip4:%s ip6:%s -all" % (ADDR4, ADDR6)
 POLICY = "version: STSv1\r\nmode: enforce\r\nmx: %s\r\nmax_age: 86400\r\n" % HOST
 
+# A resolver standing in for a DNSSEC-validating one, for one TLSA name: its records (hex
+# data), every answer with the AD bit; dnsmasq forwards that name to it (--proxy-dnssec
+# keeps the bit).
+AD_SERVER = r'''
+import socket, struct, sys
+name, port, records = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.1", port))
+print("ready", flush=True)
+while True:
+    data, addr = s.recvfrom(4096)
+    off, labels = 12, []
+    while data[off]:
+        labels.append(data[off + 1:off + 1 + data[off]].decode())
+        off += 1 + data[off]
+    qtype = struct.unpack(">H", data[off + 1:off + 3])[0]
+    question = data[12:off + 5]
+    rrs = [bytes.fromhex(r) for r in records] if ".".join(labels).lower() == name and \
+        qtype == 52 else []
+    out = data[:2] + struct.pack(">HHHHH", 0x8180 | 0x20, 1, len(rrs), 0, 0) + question
+    for rd in rrs:
+        out += b"\xc0\x0c" + struct.pack(">HHIH", 52, 1, 60, len(rd)) + rd
+    s.sendto(out, addr)
+'''
+
 STS_SERVER = r'''
 import http.server, ssl, sys
 cert, key, addr, port, policy = sys.argv[1:6]
@@ -200,7 +225,8 @@ class Doctor(ImsdCase):
             listen="%s:25, [%s]:25, 127.0.0.1:25" % (ADDR4, ADDR6),
             dns_servers="127.0.0.1:53", tls_cert_file=cls.cert, tls_key_file=cls.key,
             smtp_tls_ca_file=cls.ca, mta_sts_port=str(STS_PORT),
-            dkim_sign="%s:s1:%s" % (DOMAIN, cls.dkim_key), run_user=RUN_USER)
+            dkim_sign="%s:s1:%s" % (DOMAIN, cls.dkim_key), run_user=RUN_USER,
+            relay_networks="127.0.0.1/32", retry_min="1h")
         cls.srv = netns.NsServer(cls.ns, os.path.join(d, "srv"), **cls.conf)
         cls.srv.port = 25
         cls.srv.start()
@@ -529,6 +555,91 @@ class Doctor(ImsdCase):
         rc, doc = self.doctor()
         self.assertLine(doc, "tls.dane", "warn", HOST, found=r"does not match",
                         fix=r"_25\._tcp\.mx\.example\.test\. IN TLSA 3 1 1 " + self.tlsa[3])
+
+    def ad_resolver(self, records):
+        """The TLSA name served with the AD bit by AD_SERVER behind dnsmasq."""
+        script = os.path.join(self.dir, "ad_server.py")
+        with open(script, "w") as f:
+            f.write(AD_SERVER)
+        name = "_25._tcp." + HOST
+        proc = subprocess.Popen(self.ns.argv([sys.executable, script, name, "5300"] +
+                                             ["%02x%02x%02x%s" % r for r in records]),
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+
+        def stop():
+            proc.terminate()                     # our child, by pid
+            proc.wait(5)
+        self.addCleanup(stop)
+        self.assertEqual(proc.stdout.readline().strip(), "ready", proc.stderr)
+        z = copy.deepcopy(self.zone)
+        z["tlsa"] = {}
+        type(self).start_dns(z, extra=["--proxy-dnssec", "--server=/%s/127.0.0.1#5300" % name])
+        self.addCleanup(type(self).start_dns, self.zone)
+
+    def test_dnssec_authenticated_tlsa_that_does_not_match_fails(self):
+        self.ad_resolver([(3, 1, 1, "00" * 32)])
+        rc, doc = self.doctor()
+        self.assertFailsWith(doc, rc, "tls.dane", HOST, found=r"does not match: DANE: no "
+                             r"certificate matches",
+                             fix=r"_25\._tcp\.mx\.example\.test\. IN TLSA 3 1 1 " + self.tlsa[3])
+
+    def test_dnssec_authenticated_tlsa_that_matches_is_ok(self):
+        self.ad_resolver([self.tlsa])
+        rc, doc = self.doctor()
+        self.assertLine(doc, "tls.dane", "ok", HOST, found=r"matches \(the answer is "
+                        r"DNSSEC-authenticated\)")
+        self.assertEqual(rc, 0, [c for c in doc["checks"] if c["status"] != "ok"])
+
+    def test_signed_zone_without_tlsa_warns_with_the_record_to_publish(self):
+        self.ad_resolver([])
+        rc, doc = self.doctor()
+        self.assertLine(doc, "tls.dane", "warn", HOST, found=r"the zone is signed",
+                        fix=r"IN TLSA 3 1 1 " + self.tlsa[3])
+
+    # -- the addresses, the service, the queue
+    def test_address_option_replaces_the_listeners_addresses(self):
+        rc, doc = self.doctor(None, "--address", "203.0.113.77")
+        self.assertEqual(doc["addresses"], ["203.0.113.77"])
+        self.assertLine(doc, "dns.addresses", "ok", found=r"203\.0\.113\.77 \(given with "
+                        r"--address\)")
+        self.assertFailsWith(doc, rc, "dns.ptr", "203.0.113.77", found=r"no PTR record")
+        self.assertLine(doc, "dns.spf", "fail", "%s from 203.0.113.77" % DOMAIN,
+                        fix=r"ip4:203\.0\.113\.77")
+        self.assertLine(doc, "dns.mx", "fail", DOMAIN, found=r"MX 10 mx\.example\.test")
+
+    def test_no_server_on_the_spool_fails_the_service(self):
+        conf = self.conf_with(spool_dir=os.path.join(self.dir, "no-spool-here"))
+        rc, doc = self.doctor(conf)
+        self.assertLine(doc, "spool", "warn", found=r"does not exist yet")
+        self.assertFailsWith(doc, rc, "service", found=r"no server is running",
+                             fix=r"imsd run")
+
+    def test_deferred_mail_is_counted_by_reason_and_destination(self):
+        def change(z):
+            z["mx"].append(("dead.test", "mx.dead.test", 10))
+            z["a"]["mx.dead.test"] = [OTHER]
+        self.with_zone(change)
+        self.addCleanup(lambda: self.ns.run([self.binary, "delete", "-c", self.srv.conf_path,
+                                             "ALL"]))
+        for n in range(3):
+            res = netns.client(self.ns, "smtplib", "--host", "127.0.0.1", "--port", "25",
+                               "--cafile", "", "--mail", "alice@example.test", "--subject",
+                               "to dead %d" % n, "--rcpt", "bob%d@dead.test" % n)
+            self.assertNotIn("error", res, res)
+
+        def deferred():
+            p = self.ns.run([self.binary, "queue", "-c", self.srv.conf_path, "--json"])
+            q = json.loads(p.stdout)
+            return sum(1 for m in q["messages"] for r in m["recipients"]
+                       if r["attempts"] > 0) == 3
+        self.assertTrue(imsdtest.wait_for(deferred, 20), "three deferred recipients")
+        rc, doc = self.doctor()
+        self.assertLine(doc, "queue", "ok", found=r"^3 messages, 3 recipients waiting")
+        self.assertLine(doc, "queue.deferrals", "warn", found=r"3 recipients deferred, 0 "
+                        r"failed; most common: 3x x-imsd; connect to mx\.dead\.test: ")
+        self.assertLine(doc, "queue.failures", "warn", "dead.test", found=r"^3 recipients, the "
+                        r"last error: ", fix=r"imsd explain-recipient")
 
     # -- certificates
     def test_expired_certificate_fails(self):
