@@ -415,7 +415,8 @@ do_deliver(const struct sm_opts *o, const struct conf *c)
 	if ((fd = connect_submit(c)) >= 0) {
 		struct submit s;
 		submit_init(&s, fd);
-		code = submit_message(&s, c->hostname, sender, r.v, r.n, m.data, m.len,
+		struct submit_src src = { m.data, m.len, -1, 0 };
+		code = submit_message(&s, c->hostname, sender, r.v, r.n, &src,
 		    report_rejected, NULL, &nrej, &done);
 		close(fd);
 		if (code >= 200 && code < 300) {

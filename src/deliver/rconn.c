@@ -156,6 +156,9 @@ rl_rc_fail(struct rconn *c, const char *fmt, ...)
 		rl_rc_close(c);
 		return;
 	}
+	if (!t->policy_failing)
+		t->other_failed = 1;
+	t->policy_failing = 0;
 	{
 		char a[NETADDR_STRLEN], lh[LOG_VALUE_MAX], lwhy[LOG_VALUE_MAX];
 		log_info("qid=%s event=relay-attempt-failed host=%s addr=%s port=%u reason=%s",
@@ -193,6 +196,9 @@ tls_policy_fail(struct rconn *c, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
+	if (t->job->requiretls && strcmp(t->rtls_status, "5.7.30") != 0)
+		str_copy(t->rtls_status, sizeof(t->rtls_status), "5.7.10");
+	t->policy_failing = 1;
 	rl_rc_fail(c, "TLS required by %s for %s: %s%s", t->tls_source, t->job->domain,
 	    t->sts != NULL && t->sts->mode == MTASTS_ENFORCE ? "MTA-STS policy (mode enforce): " :
 	    "", why);
@@ -470,16 +476,28 @@ rl_task_begin_tx(struct rtask *t)
 	}
 	if (j->requiretls) {
 		const char *why = NULL;
-		if (!(c->tls_verified == 2 || (c->tls_verified == 1 && t->sts != NULL &&
+		if (strcasecmp(c->vhost, t->targets[t->cur].host) != 0 ||
+		    !(c->tls_verified == 2 || (c->tls_verified == 1 && t->sts != NULL &&
 		    t->sts->mode == MTASTS_ENFORCE)))
 			why = "TLS to it is not verified by DANE or an enforced MTA-STS policy";
 		else if (!caps->requiretls)
 			why = "it does not offer REQUIRETLS";
 		if (why != NULL) {
-			/* RFC 8689 §5: such a message is returned, never sent less protected */
-			snprintf(diag, sizeof(diag), "x-imsd; the message requires TLS (REQUIRETLS) and "
-			    "%s: %s", c->t.host, why);
-			task_refuse_all(t, c, "5.7.30", diag);
+			/* RFC 8689 4.2.1: QUIT, and the next MX host; when none is left the message
+			 * is returned (rl_task_done), never sent less protected */
+			char lh[LOG_VALUE_MAX], lw[LOG_VALUE_MAX];
+			snprintf(t->err, sizeof(t->err), "x-imsd; the message requires TLS "
+			    "(REQUIRETLS) and %s: %s", c->t.host, why);
+			str_copy(t->rtls_status, sizeof(t->rtls_status), "5.7.30");
+			log_info("qid=%s event=relay-attempt-failed host=%s reason=%s", j->qid,
+			    log_value(lh, sizeof(lh), c->t.host, strlen(c->t.host)),
+			    log_value(lw, sizeof(lw), t->err + 8, strlen(t->err + 8)));
+			c->task = NULL;
+			t->c = NULL;
+			smtpc_quit(&c->sc);
+			rl_rc_flush(c);
+			t->cur++;
+			rl_task_next_target(t);
 			return;
 		}
 	}
@@ -743,6 +761,7 @@ rc_handshake(struct rconn *c)
 			return;
 		}
 		c->tls_verified = how;
+		str_copy(c->vhost, sizeof(c->vhost), c->t.host);
 	}
 	if (c->task != NULL)
 		log_info("qid=%s event=relay-tls host=%s tls=\"%s %s\"", c->task->job->qid, c->t.host,

@@ -23,6 +23,37 @@ rl_task_tls_required(const struct rtask *t)
 	return 0;
 }
 
+/*
+ * May the idle connection c carry t's message to the target tg? It must go to the same
+ * address and port. When t needs anything of TLS (a level that requires it here, or
+ * REQUIRETLS), c must also have been verified for that very MX host name: two names on
+ * one address are two destinations, and a connection DANE-verified for mx-a says nothing
+ * about mx-b. And what was verified must be what t needs now, or more: the certificate
+ * (verify, MTA-STS) for a certificate, DANE for TLSA records, any verified TLS where only
+ * encryption is required. REQUIRETLS alone (the host has no TLSA records and no enforced
+ * policy) gets a verified connection for the same name, and rl_task_begin_tx judges it.
+ */
+static int
+conn_fits(const struct rconn *c, const struct rtask *t, const struct target *tg)
+{
+	int need = rl_task_tls_required(t);
+
+	if (!netaddr_equal(&c->t.addr, &tg->addr) || c->t.port != tg->port)
+		return 0;
+	if (need == 0 && !t->job->requiretls)
+		return 1;
+	if (c->tls_verified == 0 || strcasecmp(c->vhost, tg->host) != 0)
+		return 0;
+	switch (need) {
+	case 1:
+		return c->tls_verified == 1;
+	case 2:
+		return c->tls_verified == 2;
+	default:
+		return 1;	/* 3 (encryption only), or REQUIRETLS alone */
+	}
+}
+
 /* ---- completion ---- */
 
 static void
@@ -113,6 +144,11 @@ rl_task_done(struct rtask *t)
 		t->c->task = NULL;
 		t->c = NULL;
 	}
+	if (t->rtls_status[0] != '\0' && !t->other_failed && !t->err_perm)
+		/* RFC 8689 4.2.1: no MX host could take it as it requires; then the client MUST
+		 * NOT transmit it and MUST send a non-delivery notification: returned now, not
+		 * retried (the same hosts would be asked the same way) */
+		rl_task_fail_rest(t, DLV_PERM, t->rtls_status, t->err);
 	rl_task_fail_rest(t, t->err_perm ? DLV_PERM : DLV_TEMP, t->err_perm ? "5.4.4" : "4.4.1",
 	    t->err[0] ? t->err : "x-imsd; delivery did not complete");
 	task_finish_later(t);
@@ -220,6 +256,7 @@ rl_task_next_target(struct rtask *t)
 		}
 		if (t->tls_level == OUTTLS_DANE && t->dane_state == DS_FAIL) {
 			char lh[LOG_VALUE_MAX], lw[LOG_VALUE_MAX];
+			t->other_failed = 1;	/* DNS: nothing learned about its TLS */
 			snprintf(t->err, sizeof(t->err), "x-imsd; %s: TLS required by %s for %s: %s",
 			    tg->host, t->tls_source, t->job->domain, t->dane_why);
 			log_info("qid=%s event=relay-attempt-failed host=%s reason=%s", t->job->qid,
@@ -231,9 +268,7 @@ rl_task_next_target(struct rtask *t)
 
 		/* an idle connection to the same place is the cheapest way there */
 		for (c = r->idle; c != NULL && !t->no_tls_for_cur; c = c->next) {
-			if (netaddr_equal(&c->t.addr, &tg->addr) && c->t.port == tg->port &&
-			    (!rl_task_tls_required(t) || (c->tls_verified == rl_task_tls_required(t) &&
-			    strcasecmp(c->t.host, tg->host) == 0))) {
+			if (conn_fits(c, t, tg)) {
 				if (c->prev)
 					c->prev->next = c->next;
 				else
@@ -253,12 +288,14 @@ rl_task_next_target(struct rtask *t)
 		fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 		if (fd < 0) {
 			snprintf(t->err, sizeof(t->err), "x-imsd; socket: %s", strerror(errno));
+			t->other_failed = 1;
 			t->cur++;
 			continue;
 		}
 		if (connect(fd, (struct sockaddr *)&ss, sl) < 0 && errno != EINPROGRESS) {
 			snprintf(t->err, sizeof(t->err), "x-imsd; connect to %s: %s", tg->host,
 			    strerror(errno));
+			t->other_failed = 1;
 			close(fd);
 			t->cur++;
 			continue;
@@ -364,6 +401,9 @@ dns_done(void *arg, const struct dns_result *res)
 					    "%s for %s: MTA-STS policy (mode enforce): the policy does "
 					    "not list this MX host", res->hosts[h].name, t->tls_source,
 					    t->job->domain);
+					if (t->job->requiretls && t->rtls_status[0] == '\0')
+						str_copy(t->rtls_status, sizeof(t->rtls_status),
+						    "5.7.10");
 					continue;
 				}
 			}

@@ -63,8 +63,11 @@ struct rconn {
 	enum rc_state st;
 	struct tls_conn *tls;
 	int tls_up, tls_want, no_tls;
-	int tls_verified;		/* 1: the certificate verified for t.host; 2: by DANE;
+	int tls_verified;		/* 1: the certificate verified for vhost; 2: by DANE;
 					 * 3: TLS without authentication (DANE, no usable TLSA) */
+	char vhost[256];		/* the MX host name tls_verified holds for: a reuse
+					 * for another name on the same address is another
+					 * destination (rl_conn_fits) */
 	struct smtpc sc;		/* the SMTP dialogue (proto/smtpc) */
 	char *out;
 	size_t outlen, outoff, outcap;
@@ -101,6 +104,12 @@ struct rtask {
 	struct smtp_body_enc enc;	/* the body's CRLF lines and dots (proto/smtp_body) */
 	char err[300];			/* the last connection-level error, for temp results */
 	int err_perm;
+	/* REQUIRETLS (RFC 8689 4.2.1): a host met could not take the message over verified
+	 * TLS ("5.7.10") or did not offer REQUIRETLS ("5.7.30"); when every host failed that
+	 * way the message is returned at once with this status, never deferred */
+	char rtls_status[8];
+	int other_failed;		/* a host failed otherwise (connection, DNS): defer */
+	int policy_failing;		/* rl_rc_fail is called by tls_policy_fail */
 	/* what is sent: the queue file, or its 7-bit conversion for a peer without 8BITMIME */
 	int src_fd;
 	uint64_t src_off, src_len;

@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/un.h>
+#include <stdint.h>
 #include <unistd.h>
 
 #include "net/submit.h"
@@ -133,43 +134,117 @@ submit_cmd(struct submit *s, const char *line)
 	return submit_reply(s);
 }
 
-/* The message text, dot-stuffed (RFC 5321 §4.5.2), then the final dot. */
-static int
-write_data(struct submit *s, const char *data, size_t len)
-{
+/* The message on its way out: line ends normalised, dot-stuffed, in 16 KiB writes. */
+struct dataout {
+	struct submit *s;
+	size_t o;
+	int bol;		/* at the beginning of a line */
+	int cr;			/* a CR seen, its LF (or not) not yet */
 	char out[16384];
-	size_t o = 0;
-	int bol = 1;
+};
 
-	for (size_t i = 0; i < len; i++) {
-		if (o + 2 > sizeof(out)) {
-			if (write_all(s, out, o) < 0)
-				return -1;
-			o = 0;
-		}
-		if (bol && data[i] == '.')
-			out[o++] = '.';
-		out[o++] = data[i];
-		bol = data[i] == '\n';
+static int
+out_put(struct dataout *w, const char *p, size_t n)
+{
+	if (w->o + n > sizeof(w->out)) {
+		if (write_all(w->s, w->out, w->o) < 0)
+			return -1;
+		w->o = 0;
 	}
-	if (len > 0 && !bol) {
-		/* the last line without its CRLF (the pickup's file was cut short) */
-		if (o + 2 > sizeof(out)) {
-			if (write_all(s, out, o) < 0)
+	memcpy(w->out + w->o, p, n);
+	w->o += n;
+	return 0;
+}
+
+/*
+ * Feed message bytes. Every line goes out ending in CRLF, whatever ended it in the input:
+ * CRLF, a bare LF or a bare CR (the last as the relay does: never a bare CR or LF on the
+ * wire, so that nothing but our own CRLF.CRLF can end the data, and the server sees the
+ * lines the user wrote). A line starting with a dot gets another (RFC 5321 4.5.2).
+ */
+static int
+out_feed(struct dataout *w, const char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		char c = p[i];
+		if (w->cr) {
+			w->cr = 0;
+			if (out_put(w, "\r\n", 2) < 0)
 				return -1;
-			o = 0;
+			w->bol = 1;
+			if (c == '\n')
+				continue;
 		}
-		out[o++] = '\r';
-		out[o++] = '\n';
+		if (c == '\r') {
+			w->cr = 1;
+			continue;
+		}
+		if (c == '\n') {
+			if (out_put(w, "\r\n", 2) < 0)
+				return -1;
+			w->bol = 1;
+			continue;
+		}
+		if (w->bol && c == '.' && out_put(w, ".", 1) < 0)
+			return -1;
+		if (out_put(w, &c, 1) < 0)
+			return -1;
+		w->bol = 0;
 	}
-	if (write_all(s, out, o) < 0)
+	return 0;
+}
+
+/* The message text from src, then the end of data: always CRLF.CRLF. */
+static int
+write_data(struct submit *s, const struct submit_src *src)
+{
+	struct dataout *w = malloc(sizeof(*w));
+	int r = -1;
+
+	if (w == NULL)
 		return -1;
-	return write_all(s, ".\r\n", 3);
+	w->s = s;
+	w->o = 0;
+	w->bol = 1;
+	w->cr = 0;
+	if (src->fd < 0) {
+		if (out_feed(w, src->mem, src->len) < 0)
+			goto out;
+	} else {
+		/* streamed from the file: never more than one chunk in memory */
+		char buf[65536];
+		uint64_t off = src->off, end = src->off + src->len;
+		while (off < end) {
+			size_t want = end - off < sizeof(buf) ? (size_t)(end - off) : sizeof(buf);
+			ssize_t n = pread(src->fd, buf, want, (off_t)off);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0) {
+				if (n == 0)
+					errno = EIO;	/* the file shrank under us */
+				goto out;
+			}
+			if (out_feed(w, buf, (size_t)n) < 0)
+				goto out;
+			off += (uint64_t)n;
+		}
+	}
+	if (w->cr || !w->bol) {
+		/* the last line without its end (the file was cut short): ours */
+		if (out_put(w, "\r\n", 2) < 0)
+			goto out;
+	}
+	if (out_put(w, ".\r\n", 3) < 0 || write_all(s, w->out, w->o) < 0)
+		goto out;
+	r = 0;
+out:
+	free(w);
+	return r;
 }
 
 int
 submit_message(struct submit *s, const char *helo, const char *sender, char **rcpts,
-    size_t nrcpts, const char *data, size_t len, submit_rejected_fn *rejected, void *arg,
+    size_t nrcpts, const struct submit_src *src, submit_rejected_fn *rejected, void *arg,
     size_t *nrejected, size_t *done)
 {
 	char line[600];
@@ -224,7 +299,7 @@ submit_message(struct submit *s, const char *helo, const char *sender, char **rc
 		if ((code = submit_cmd(s, "DATA")) != 354)
 			goto out;
 		s->stage = "end of data";
-		if (write_data(s, data, len) < 0) {
+		if (write_data(s, src) < 0) {
 			code = fail(s, "sending the message");
 			goto out;
 		}

@@ -8,6 +8,7 @@
 #define IMSD_SUBMIT_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #define SUBMIT_TIMEOUT	120	/* seconds for any one read or write */
 #define SUBMIT_REPLY_MAX 4096	/* a reply, all its lines */
@@ -36,8 +37,19 @@ int submit_reply(struct submit *s);
 /* Called for a recipient the server refused with 5xx (the others still get the message). */
 typedef void submit_rejected_fn(void *arg, const char *rcpt, int code, const char *text);
 
+/* The message: mem/len in memory (fd = -1), or len bytes of the file fd from offset off,
+ * read in chunks (never the whole file in memory). */
+struct submit_src {
+	const char *mem;
+	size_t len;
+	int fd;
+	uint64_t off;
+};
+
 /*
- * The whole submission. data: CRLF lines, not dot-stuffed. A 452 at RCPT after some
+ * The whole submission. src: the message, not dot-stuffed, lines ending in CRLF, LF or CR:
+ * every line is sent ending in CRLF and dot-stuffed, a last line without an end gets one,
+ * and the data always ends with CRLF.CRLF. A 452 at RCPT after some
  * recipients were taken (recipient_limit) ends that transaction, and the rest go in the
  * next one. Returns the final code: 2xx the server queued the message for every recipient
  * it did not refuse (*nrejected refused with 5xx, each reported to rejected); 4xx/5xx the
@@ -46,7 +58,7 @@ typedef void submit_rejected_fn(void *arg, const char *rcpt, int code, const cha
  * still want the message. Ends with QUIT.
  */
 int submit_message(struct submit *s, const char *helo, const char *sender, char **rcpts,
-    size_t nrcpts, const char *data, size_t len, submit_rejected_fn *rejected, void *arg,
+    size_t nrcpts, const struct submit_src *src, submit_rejected_fn *rejected, void *arg,
     size_t *nrejected, size_t *done);
 
 #endif

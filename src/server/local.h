@@ -1,19 +1,14 @@
 /*
  * local — local submission: the socket spool_dir/submit (mode 0666) that `imsd sendmail`
  * talks SMTP to, and the maildrop spool_dir/maildrop (mode 1733) where it leaves messages
- * while no server runs, which the pickup thread feeds to that same socket.
+ * while no server runs.
  *
  * Who submitted is learned from the kernel, never from the client: SO_PEERCRED on the
  * socket, the file's owner in the maildrop. The session on the socket is an ordinary SMTP
  * session (kind SL_LOCAL): message_size_limit, recipient checks and "250 only after the
  * queue commit" hold as on the network.
  *
- * The maildrop, as Postfix's postdrop does it: anyone may create a file there but nobody
- * else may list, read or remove it (sticky, write-and-search only); a file is complete when
- * its writer has made it mode 0644; the pickup opens it without following links, takes only
- * regular files with one link, parses and submits it, and removes it after the server's 250.
- * A file it cannot accept (malformed, refused with 5xx) goes to spool_dir/corrupt with a log
- * line; one a temporary failure keeps waits for the next scan.
+ * The maildrop (spool_dir/maildrop) and its pickup, which feeds this socket: pickup.h.
  */
 #ifndef IMSD_LOCAL_H
 #define IMSD_LOCAL_H
@@ -26,9 +21,6 @@
 #define LOCAL_SOCKET	"submit"
 #define LOCAL_MAILDROP	"maildrop"
 #define LOCAL_CORRUPT	"corrupt"
-#define PICKUP_SECONDS	10	/* the maildrop is scanned at start and this often */
-
-struct pickup;
 
 /* Make spool_dir (open as spoolfd) reachable by local users (0711), create maildrop (1733)
  * and corrupt (0700), and bind spool_dir/submit (0666). All on descriptors, nothing
@@ -39,11 +31,5 @@ int local_listen(int spoolfd, const char *spool_dir, char *err, size_t errlen);
 /* An accepted local connection: fill peer (loopback addresses, the uid). 0, or -1 when the
  * kernel does not say who the peer is. */
 int local_peer(int fd, struct session_peer *peer);
-
-/* Start the pickup thread (after the listeners are served). NULL with err. */
-struct pickup *pickup_start(const char *spool_dir, const char *hostname,
-    unsigned lifetime, char *err, size_t errlen);
-/* Stop it (NULL: nothing) and remove the socket. */
-void pickup_stop(struct pickup *p);
 
 #endif

@@ -159,9 +159,12 @@ server_run(const char *conf_path)
 	for (int i = 1; i < srv.nworkers; i++)
 		if (pthread_create(&srv.workers[i].thread, NULL, srv_worker_main, &srv.workers[i]) != 0)
 			fatal("event=startup-error reason=\"worker thread: %s\"", strerror(errno));
-	if ((srv.pickup = pickup_start(srv.cfg->conf.spool_dir, srv.cfg->conf.hostname,
-	    srv.cfg->conf.queue_lifetime, err, sizeof(err))) == NULL)
-		fatal("event=startup-error reason=\"%s\"", err);
+	{
+		struct pickup_conf pc = { srv.cfg->conf.spool_dir, srv.cfg->conf.hostname,
+		    srv.cfg->conf.queue_lifetime, srv.cfg->conf.message_size_limit, 0 };
+		if ((srv.pickup = pickup_start(&pc, err, sizeof(err))) == NULL)
+			fatal("event=startup-error reason=\"%s\"", err);
+	}
 	log_info("event=started version=%s config=%s hostname=%s workers=%d queued=%d",
 	    IMSD_VERSION, srv.cfg->conf.source, srv.cfg->conf.hostname, srv.nworkers, n);
 	/* systemd (Type=notify): listeners bound, privileges dropped, queue recovered, every

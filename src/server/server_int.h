@@ -52,6 +52,7 @@
 #include "server/control.h"
 #include "server/metrics_http.h"
 #include "server/local.h"
+#include "server/pickup.h"
 #include "server/privs.h"
 #include "server/server.h"
 #include "net/workq.h"

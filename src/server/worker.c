@@ -66,6 +66,7 @@ server_reload(struct server *srv)
 	log_set_level(n->conf.log_level);
 	srv_warn_not_in_effect(&n->conf);
 	qmgr_set_cfg(srv->qmgr, n);
+	pickup_set_limits(srv->pickup, n->conf.message_size_limit, n->conf.queue_lifetime);
 	pthread_mutex_lock(&srv->cfgmu);
 	struct cfg *old = srv->cfg;
 	srv->cfg = n;

@@ -219,13 +219,19 @@ class Behaviour(SendmailCase):
         os.link(secret, os.path.join(drop, "hardlink"))
         srv.start()
         corrupt = os.path.join(srv.spool_dir, "corrupt")
-        self.assertTrue(wait_for(lambda: len(os.listdir(corrupt)) == 3), os.listdir(corrupt))
-        self.assertEqual(sorted(os.listdir(corrupt)), ["garbage", "hardlink", "link"])
-        self.assertEqual(os.listdir(drop), ["partial"])
+        # garbage is kept as a copy; a link and a file with two links are only removed
+        # (nothing is read through them: the content may be someone else's)
+        self.assertTrue(wait_for(lambda: os.listdir(drop) == ["partial"]), os.listdir(drop))
+        self.assertEqual(os.listdir(corrupt), ["garbage"])
         self.assertEqual(srv.maildir_files("localhost", "eve"), [])
         log = srv.log_text()
-        self.assertRegex(log, r"event=maildrop-corrupt file=garbage reason=\"not a maildrop")
-        self.assertRegex(log, r"event=maildrop-corrupt file=link reason=\"a symbolic link\"")
+        self.assertRegex(log, r"event=maildrop-corrupt file=garbage uid=0 reason=\"not a "
+                         r"maildrop.* effect=copied-and-removed")
+        self.assertRegex(log, r"event=maildrop-corrupt file=link uid=0 reason=\"a symbolic "
+                         r"link\" effect=removed-not-copied")
+        self.assertRegex(log, r"event=maildrop-corrupt file=hardlink uid=0 reason=\"has more "
+                         r"than one link\" effect=removed-not-copied")
+        self.assertTrue(os.path.exists(secret), "the link's target is untouched")
 
     def test_size_limit_and_dots_and_bare_lf(self):
         srv = self.server(message_size_limit=2000)
