@@ -117,7 +117,8 @@ def make_cert(d, base, names, days):
 
 
 def wire(name):
-    return "".join("%02x%s" % (len(l), l.encode().hex()) for l in name.rstrip(".").split(".")) + "00"
+    labels = name.rstrip(".").split(".")
+    return "".join("%02x%s" % (len(l), l.encode().hex()) for l in labels) + "00"
 
 
 def ptr_name(addr):
