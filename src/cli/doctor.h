@@ -75,6 +75,7 @@ struct doctor {
 	int mx_tls_ok[DOC_MX_MAX];
 	char mx_tls_why[DOC_MX_MAX][200];
 	int server_running;		/* a server holds the spool lock */
+	int dns_dead;			/* the resolver does not answer: DNS checks skipped */
 };
 
 /* Add a line (printed at once in text mode). found, why, fix: plain text ("" or NULL for

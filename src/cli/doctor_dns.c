@@ -63,9 +63,8 @@ doc_collect_addresses(struct doctor *d)
 					if (p->ifa_addr == NULL || netaddr_from_sockaddr(p->ifa_addr, &a,
 					    NULL) < 0)
 						continue;
-					/* [::] takes IPv4 too unless bound v6-only: imsd binds both */
-					if ((a.family == AF_INET && (any4 || any6)) ||
-					    (a.family == AF_INET6 && any6))
+					/* imsd binds [::] v6-only (listen.c): each wildcard its family */
+					if ((a.family == AF_INET && any4) || (a.family == AF_INET6 && any6))
 						add_addr(d, &a);
 				}
 				freeifaddrs(ifa);
@@ -236,16 +235,20 @@ check_host(struct doctor *d)
 	if (r == NULL)
 		return;
 	if (doc_resolve(d, DOC_LOOKUP_HOST, cf->hostname, r) < 0 ||
-	    (r->status == DNS_TEMPFAIL && strstr(r->why, "no answer within") != NULL)) {
+	    (r->status == DNS_TEMPFAIL && (strstr(r->why, "no answer within") != NULL ||
+	    strstr(r->why, "timeout") != NULL))) {
 		snprintf(found, sizeof(found), "%s", r->why);
 		doc_add(d, DOC_FAIL, "dns.resolver", cf->ndns_servers ? "dns_servers" :
-		    "/etc/resolv.conf", found, "no DNS check can be made, and the relay cannot "
-		    "route mail", "set dns_servers to a working resolver (a local unbound is best)");
+		    "/etc/resolv.conf", found, "no DNS check can be made (they are skipped), and "
+		    "the relay cannot route mail", "set dns_servers to a working resolver (a local "
+		    "unbound is best)");
+		d->dns_dead = 1;
 		free(r);
 		return;
 	}
-	doc_add(d, DOC_OK, "dns.resolver", cf->ndns_servers ? "dns_servers" : "/etc/resolv.conf",
-	    "answers", NULL, NULL);
+	if (r->status != DNS_TEMPFAIL)
+		doc_add(d, DOC_OK, "dns.resolver", cf->ndns_servers ? "dns_servers" :
+		    "/etc/resolv.conf", "answers", NULL, NULL);
 	fix[0] = list[0] = '\0';
 	if (r->status == DNS_OK && r->nhosts > 0)
 		addrs_text(r->hosts[0].addrs, r->hosts[0].naddrs, list, sizeof(list));
@@ -453,6 +456,8 @@ void
 doc_check_dns_host(struct doctor *d)
 {
 	check_host(d);
+	if (d->dns_dead)
+		return;
 	check_ptr(d);
 	for (size_t i = 0; i < d->ndomains; i++)
 		if (d->domain_local[i])
@@ -991,6 +996,8 @@ doc_check_dns_auth(struct doctor *d)
 	struct dnsq *q;
 	int helo_done[AUTH_MAX_ADDRS] = { 0 };
 
+	if (d->dns_dead)
+		return;
 	if (d->ndomains == 0) {
 		doc_add(d, DOC_OK, "dns.domains", d->c->conf.hostname, "no local or signing domain "
 		    "other hosts can look up (local_domains names only local names): nothing to "

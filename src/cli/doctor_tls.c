@@ -164,7 +164,7 @@ check_offer(struct doctor *d)
 				char text[600], subject[NETADDR_STRLEN + 8], b[NETADDR_STRLEN];
 				const struct netaddr *addr = &d->addrs[a];
 				if (!netaddr_equal(&hp->addr, addr) && !(netaddr_is_any(&hp->addr) &&
-				    (hp->addr.family == addr->family || hp->addr.family == AF_INET6)))
+				    hp->addr.family == addr->family))
 					continue;
 				tls_offer(cf, d->c->tls != NULL, addr, &dec);
 				netaddr_str(addr, b, sizeof(b));
@@ -190,7 +190,7 @@ check_dane(struct doctor *d)
 	char rec311[200];
 
 	doc_tlsa_311(d, rec311, sizeof(rec311));
-	for (size_t m = 0; m < d->nmx; m++) {
+	for (size_t m = 0; m < d->nmx && !d->dns_dead; m++) {
 		struct doc_route *r = calloc(1, sizeof(*r));
 		char name[300], found[1200], fix[800], why[400], line[500];
 		size_t usable = 0;

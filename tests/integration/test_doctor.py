@@ -616,6 +616,27 @@ class Doctor(ImsdCase):
         self.assertFailsWith(doc, rc, "service", found=r"no server is running",
                              fix=r"imsd run")
 
+    def test_a_resolver_that_does_not_answer_fails_once_and_skips_the_dns_checks(self):
+        # a UDP socket that reads every query and answers none: each lookup times out
+        sink = subprocess.Popen(self.ns.argv([sys.executable, "-c", "import socket\n"
+                                              "s = socket.socket(socket.AF_INET, "
+                                              "socket.SOCK_DGRAM)\n"
+                                              "s.bind(('127.0.0.1', 5398))\n"
+                                              "print('ready', flush=True)\n"
+                                              "while True:\n    s.recv(4096)\n"]),
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True)
+
+        def stop():
+            sink.terminate()                     # our child, by pid
+            sink.wait(5)
+        self.addCleanup(stop)
+        self.assertEqual(sink.stdout.readline().strip(), "ready")
+        rc, doc = self.doctor(self.conf_with(dns_servers="127.0.0.1:5398"))
+        self.assertFailsWith(doc, rc, "dns.resolver", found=r"timeout|no answer",
+                             fix=r"dns_servers")
+        self.assertEqual([c for c in doc["checks"] if c["check"] in ("dns.ptr", "dns.mx",
+                                                                     "dns.spf", "tls.dane")], [])
+
     def test_deferred_mail_is_counted_by_reason_and_destination(self):
         def change(z):
             z["mx"].append(("dead.test", "mx.dead.test", 10))
