@@ -13,8 +13,11 @@
 #                           server for the metrics tests), systemd (systemd-analyze checks
 #                           the unit offline; nothing is started) and the base tools the
 #                           tests call that a minimal root may lack (mount, useradd, git),
-#                           and Dovecot (core, IMAP, LMTP, Sieve: the mailbox server the
-#                           Dovecot tests start privately).
+#                           Dovecot (core, IMAP, LMTP, Sieve: the mailbox server the
+#                           Dovecot tests start privately), and the mail filters the filter
+#                           tests start privately: rspamd, OpenDKIM, ClamAV's clamd and
+#                           clamav-milter, postgrey, and python3-milter (pymilter) for the
+#                           scripted milters.
 #                           A test that finds a tool missing fails (tests/run.py): add the
 #                           tool here when a test starts calling it.
 #
@@ -75,6 +78,12 @@ if [ "$what" = test ]; then
 /usr/bin/git:git
 /bin/mount:mount
 /usr/sbin/useradd:passwd
+/usr/bin/rspamd:rspamd
+/usr/sbin/opendkim:opendkim
+/usr/sbin/clamd:clamav-daemon
+/usr/sbin/clamav-milter:clamav-milter
+/usr/sbin/postgrey:postgrey
+/usr/lib/python3/dist-packages/Milter/__init__.py:python3-milter
 "
 elif [ "$what" = deb ]; then
 	need="$need
@@ -116,10 +125,17 @@ if echo "$missing" | grep -q postfix; then
 	echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections 2>/dev/null || true
 fi
 # Dovecot is only a test peer too: its package would start a system instance (IMAP on 143,
-# /run/dovecot). Refuse service starts for this install (policy-rc.d, which invoke-rc.d and
-# deb-systemd-invoke obey) when no policy is in place already, and disable it afterwards.
+# /run/dovecot). So would the mail filters (rspamd on 11332-11334, opendkim, clamd and
+# freshclam, which fetches ClamAV's signatures from the network, clamav-milter, postgrey):
+# each test starts its own with its own configuration. Refuse service starts for this install
+# (policy-rc.d, which invoke-rc.d and deb-systemd-invoke obey) when no policy is in place
+# already, and disable them afterwards.
+services=""
+for s in dovecot rspamd opendkim clamav-daemon clamav-milter postgrey; do
+	case " $missing " in *" $s "*|*" $s-core "*) services="$services $s" ;; esac
+done
 own_policy=""
-if echo "$missing" | grep -q dovecot && [ ! -e /usr/sbin/policy-rc.d ]; then
+if [ -n "$services" ] && [ ! -e /usr/sbin/policy-rc.d ]; then
 	printf '#!/bin/sh\n# scripts/deps.sh: no service starts while test peers install\nexit 101\n' \
 		>/usr/sbin/policy-rc.d
 	chmod 755 /usr/sbin/policy-rc.d
@@ -129,13 +145,18 @@ rc=0
 apt-get install -y -q --no-install-recommends $missing || rc=$?
 [ -n "$own_policy" ] && rm -f /usr/sbin/policy-rc.d
 [ "$rc" = 0 ] || exit "$rc"
-if echo "$missing" | grep -q dovecot; then
+for s in $services; do
+	units="$s.service"
+	[ "$s" = dovecot ] && units="dovecot.service dovecot.socket"
+	[ "$s" = clamav-daemon ] && units="clamav-daemon.service clamav-daemon.socket clamav-freshclam.service"
 	if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
-		systemctl disable --now dovecot.service dovecot.socket >/dev/null 2>&1 || true
+		systemctl disable --now $units >/dev/null 2>&1 || true
 	elif command -v update-rc.d >/dev/null 2>&1; then
-		update-rc.d dovecot disable >/dev/null 2>&1 || true
+		for u in $units; do
+			update-rc.d "${u%.*}" disable >/dev/null 2>&1 || true
+		done
 	fi
-fi
+done
 # prometheus is only a test tool (promtool, and a server the metrics test starts on
 # loopback): the package's own service would scrape and listen on :9090 for nothing.
 if echo "$missing" | grep -q prometheus && command -v systemctl >/dev/null 2>&1 &&

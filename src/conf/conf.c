@@ -151,6 +151,9 @@ int conf_is_local_domain(const struct conf *c, const char *domain_lc)
 #define T_TRANSPORT	.type = &conf_t_transport
 #define T_AUTHBACKEND	.type = &conf_t_authbackend
 #define T_RCPTCHECK	.type = &conf_t_rcptcheck
+#define T_MILTERS	.type = &conf_t_milters
+#define T_POLICIES	.type = &conf_t_policies
+#define T_FACTION	.type = &conf_t_faction
 #define NOT_YET		.not_yet = 1	/* capability not in this build: see struct row */
 
 #define DAY 86400ull
@@ -224,6 +227,27 @@ static const struct row schema[CK__COUNT] = {
 	[CK_AUTH_BACKEND]	= { "auth_backend", T_AUTHBACKEND, OFF(auth_backend), .def = "file" },
 	[CK_RECIPIENT_CHECK]	= { "recipient_check", T_RCPTCHECK, OFF(recipient_check),
 				    .def = "local", NOT_YET },
+	[CK_MILTERS]		= { "milters", T_MILTERS, LIST(milters), NOT_YET },
+	[CK_SUBMISSION_MILTERS]	= { "submission_milters", T_MILTERS, LIST(submission_milters),
+				    NOT_YET },
+	[CK_MILTER_DEFAULT_ACTION] = { "milter_default_action", T_FACTION,
+				    OFF(milter_default_action), .def = "tempfail", NOT_YET },
+	[CK_MILTER_CONNECT_TIMEOUT] = { "milter_connect_timeout", T_DUR,
+				    OFF(milter_connect_timeout), .def = "30s", .min = 1, .max = 3600,
+				    NOT_YET },
+	[CK_MILTER_COMMAND_TIMEOUT] = { "milter_command_timeout", T_DUR,
+				    OFF(milter_command_timeout), .def = "30s", .min = 1, .max = 3600,
+				    NOT_YET },
+	[CK_MILTER_CONTENT_TIMEOUT] = { "milter_content_timeout", T_DUR,
+				    OFF(milter_content_timeout), .def = "5m", .min = 1, .max = 3600,
+				    NOT_YET },
+	[CK_POLICY_SERVICES]	= { "policy_services", T_POLICIES, LIST(policy_services), NOT_YET },
+	[CK_POLICY_DEFAULT_ACTION] = { "policy_default_action", T_FACTION,
+				    OFF(policy_default_action), .def = "tempfail", NOT_YET },
+	[CK_POLICY_TIMEOUT]	= { "policy_timeout", T_DUR, OFF(policy_timeout), .def = "100s",
+				    .min = 1, .max = 3600, NOT_YET },
+	[CK_POLICY_CACHE_TTL]	= { "policy_cache_ttl", T_DUR, OFF(policy_cache_ttl),
+				    .def = "0s", .min = 0, .max = 86400, NOT_YET },
 };
 
 /* The name of key k ("hostname", ...); NULL when k is out of range. */
@@ -294,6 +318,9 @@ void conf_free(struct conf *c)
 	conf_free_tlspol(c->tls_policy, c->ntls_policy);
 	free(c->smtp_tls_ca_file);
 	free(c->transport_map);
+	conf_milters_free(c->milters, c->nmilters);
+	conf_milters_free(c->submission_milters, c->nsubmission_milters);
+	conf_policies_free(c->policy_services, c->npolicy_services);
 	memset(c, 0, sizeof *c);
 }
 

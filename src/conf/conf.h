@@ -19,6 +19,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "conf/filters.h"
 #include "util/addr.h"
 
 enum conf_key {
@@ -34,6 +35,9 @@ enum conf_key {
 	CK_SMTP_TLS, CK_TLS_POLICY, CK_SMTP_TLS_CA_FILE, CK_DNSSEC_TRUST_RESOLVER,
 	CK_MTA_STS_PORT,
 	CK_MAILBOX_TRANSPORT, CK_TRANSPORT_MAP, CK_AUTH_BACKEND, CK_RECIPIENT_CHECK,
+	CK_MILTERS, CK_SUBMISSION_MILTERS, CK_MILTER_DEFAULT_ACTION, CK_MILTER_CONNECT_TIMEOUT,
+	CK_MILTER_COMMAND_TIMEOUT, CK_MILTER_CONTENT_TIMEOUT,
+	CK_POLICY_SERVICES, CK_POLICY_DEFAULT_ACTION, CK_POLICY_TIMEOUT, CK_POLICY_CACHE_TTL,
 	CK__COUNT
 };
 
@@ -145,6 +149,16 @@ struct conf {
 	int auth_backend;		/* enum conf_auth_backend */
 	char auth_dovecot_socket[CONF_SOCKPATH_MAX];	/* AUTH_BACKEND_DOVECOT */
 	int recipient_check;		/* enum conf_recipient_check */
+	/* Filters (conf/filters.h): milters in order, for every listener unless
+	 * submission_milters is set for submission_listen and smtps_listen. */
+	struct conf_milter *milters;		size_t nmilters;
+	struct conf_milter *submission_milters;	size_t nsubmission_milters;
+	int milter_default_action;		/* enum filter_action */
+	unsigned milter_connect_timeout, milter_command_timeout, milter_content_timeout;
+	struct conf_policy *policy_services;	size_t npolicy_services;
+	int policy_default_action;		/* enum filter_action */
+	unsigned policy_timeout;		/* seconds: connect, write and read */
+	unsigned policy_cache_ttl;		/* seconds an answer is reused; 0 = never */
 	int embedded;			/* the embedded default configuration (no -c) */
 
 	unsigned char set[CK__COUNT];	/* 1 when the key was given in the file */
@@ -180,6 +194,11 @@ int conf_not_in_effect(const struct conf *c, enum conf_key k);
 /* Print every key with its effective value, one "key = value" line each, marking defaults
  * with "# default" and keys not in effect with "# not yet in effect". */
 void conf_print(const struct conf *c, FILE *fp);
+
+/* The milters of a listener: submission (and smtps) listeners use submission_milters when
+ * that key is set, every other listener (and they, otherwise) milters. */
+const struct conf_milter *conf_listener_milters(const struct conf *c, int submission,
+    size_t *n);
 
 /* Helpers shared with other modules (pure). 0 ok, -1 bad. */
 int conf_parse_size(const char *s, uint64_t *out);

@@ -72,6 +72,10 @@ extern const struct conf_type conf_t_tlspol;
 extern const struct conf_type conf_t_transport;
 extern const struct conf_type conf_t_authbackend;
 extern const struct conf_type conf_t_rcptcheck;
+/* conf/filters.c */
+extern const struct conf_type conf_t_milters;	/* milters, submission_milters */
+extern const struct conf_type conf_t_policies;	/* policy_services */
+extern const struct conf_type conf_t_faction;	/* tempfail | accept | reject */
 
 /* Helpers the parser shares with the types. */
 const char *conf_quote(const char *s, char *buf, size_t len);

@@ -220,7 +220,17 @@ TEST(every_spec_key_is_accepted)
 	    "mailbox_transport = lmtp:unix:/run/dovecot/lmtp\n"
 	    "transport_map = /etc/imsd/transport\n"
 	    "auth_backend = file\n"
-	    "recipient_check = transport\n";
+	    "recipient_check = transport\n"
+	    "milters = inet:127.0.0.1:11332, { unix:/run/opendkim.sock, default_action=accept }\n"
+	    "submission_milters = unix:/run/opendkim.sock\n"
+	    "milter_default_action = reject\n"
+	    "milter_connect_timeout = 5s\n"
+	    "milter_command_timeout = 10s\n"
+	    "milter_content_timeout = 2m\n"
+	    "policy_services = { inet:[::1]:10023, timeout=5s, stage=rcpt, stage=eom }\n"
+	    "policy_default_action = accept\n"
+	    "policy_timeout = 20s\n"
+	    "policy_cache_ttl = 1m\n";
 	struct conf c;
 
 	CHECK(P(text, &c) == 0);
@@ -262,6 +272,141 @@ TEST(every_spec_key_is_accepted)
 	CHECK(conf_is_local_domain(&c, "example.net"));
 	CHECK(!conf_is_local_domain(&c, "example.org"));
 	conf_free(&c);
+}
+
+TEST(filter_keys_default_to_tempfail_and_postfix_timeouts)
+{
+	struct conf c;
+
+	CHECK(P("", &c) == 0);
+	CHECK(c.nmilters == 0 && c.npolicy_services == 0 && c.nsubmission_milters == 0);
+	CHECK(c.milter_default_action == FILTER_TEMPFAIL);
+	CHECK(c.policy_default_action == FILTER_TEMPFAIL);
+	CHECK(c.milter_connect_timeout == 30 && c.milter_command_timeout == 30);
+	CHECK(c.milter_content_timeout == 300 && c.policy_timeout == 100);
+	CHECK(c.policy_cache_ttl == 0);
+	conf_free(&c);
+}
+
+TEST(milters_take_endpoints_and_per_milter_settings)
+{
+	struct conf c;
+	const struct conf_milter *m;
+	size_t n;
+
+	CHECK(P("milters = inet:127.0.0.1:11332 {unix:/run/d.sock,default_action=accept,"
+	    "connect_timeout=5s,command_timeout=1m,content_timeout=2m} inet:[::1]:1 "
+	    "inet:localhost:8891\n", &c) == 0);
+	CHECK(c.nmilters == 4);
+	if (c.nmilters == 4) {
+		CHECK(c.milters[0].ep.kind == CONF_EP_INET && c.milters[0].ep.port == 11332);
+		CHECK_STR(c.milters[0].ep.host, "127.0.0.1");
+		CHECK(c.milters[0].default_action == FILTER_ACTION_UNSET);
+		CHECK(c.milters[0].connect_timeout == 0);
+		CHECK(c.milters[1].ep.kind == CONF_EP_UNIX);
+		CHECK_STR(c.milters[1].ep.path, "/run/d.sock");
+		CHECK_STR(c.milters[1].name, "unix:/run/d.sock");
+		CHECK(c.milters[1].default_action == FILTER_ACCEPT);
+		CHECK(c.milters[1].connect_timeout == 5 && c.milters[1].command_timeout == 60);
+		CHECK(c.milters[1].content_timeout == 120);
+		CHECK_STR(c.milters[2].ep.host, "::1");
+		CHECK_STR(c.milters[3].ep.host, "localhost");
+	}
+	/* submission listeners use milters until submission_milters is set */
+	m = conf_listener_milters(&c, 1, &n);
+	CHECK(m == c.milters && n == 4);
+	conf_free(&c);
+	CHECK(P("milters = inet:127.0.0.1:1\nsubmission_milters =\n", &c) == 0);
+	m = conf_listener_milters(&c, 1, &n);
+	CHECK(n == 0);
+	m = conf_listener_milters(&c, 0, &n);
+	CHECK(n == 1 && m == c.milters);
+	conf_free(&c);
+}
+
+TEST(bad_milter_and_policy_values_name_file_line_key_and_service)
+{
+	CHECK(fails_with("\nmilters = tcp:1.2.3.4:5\n",
+	    "t.conf:2: milters: \"tcp:1.2.3.4:5\" is not inet:HOST:PORT or unix:PATH"));
+	CHECK(fails_with("milters = inet:::1:5\n",
+	    "t.conf:1: milters: \"inet:::1:5\": an IPv6 address is written inet:[ADDR]:PORT"));
+	CHECK(fails_with("milters = inet:a..b:5\n",
+	    "t.conf:1: milters: \"inet:a..b:5\": \"a..b\" is neither an IPv4 address nor a host "
+	    "name"));
+	CHECK(fails_with("milters = inet:h:70000\n",
+	    "t.conf:1: milters: \"inet:h:70000\": the port must be 1 to 65535"));
+	CHECK(fails_with("milters = { inet:h:1, default_action=maybe }\n",
+	    "t.conf:1: milters: { inet:h:1, ... }: default_action: \"maybe\" is not tempfail, "
+	    "accept or reject"));
+	CHECK(fails_with("milters = { inet:h:1, timeout=5s }\n",
+	    "t.conf:1: milters: { inet:h:1, ... }: \"timeout\" is not a milter setting "
+	    "(connect_timeout, command_timeout, content_timeout, default_action)"));
+	CHECK(fails_with("milters = { inet:h:1, command_timeout = 5s }\n",
+	    "t.conf:1: milters: { inet:h:1, ... }: \"command_timeout\" is not NAME=VALUE (no "
+	    "blanks around '=')"));
+	CHECK(fails_with("milters = { inet:h:1, command_timeout=5 }\n",
+	    "t.conf:1: milters: { inet:h:1, ... }: command_timeout=\"5\" is not a duration from "
+	    "1s to 3600s (with a unit: s, m, h or d)"));
+	CHECK(fails_with("milters = { inet:h:1, command_timeout=5s, command_timeout=6s }\n",
+	    "t.conf:1: milters: { inet:h:1, ... }: command_timeout is given twice"));
+	CHECK(fails_with("milters = { inet:h:1\n", "t.conf:1: milters: '{' without its '}'"));
+	CHECK(fails_with("milters = inet:h:1 }\n", "t.conf:1: milters: '}' without its '{'"));
+	CHECK(fails_with("milters = {}\n", "t.conf:1: milters: '{ }' without a milter endpoint"));
+	CHECK(fails_with("milters = unix:/a, unix:/a\n", "t.conf:1: milters: unix:/a is listed "
+	    "twice"));
+	CHECK(fails_starting("milters = unix:/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n",
+	    "t.conf:1: milters: \"unix:/aaa"));
+	CHECK(fails_with("milter_default_action = quarantine\n",
+	    "t.conf:1: milter_default_action: \"quarantine\" is not tempfail, accept or reject"));
+	CHECK(fails_with("policy_services = { inet:h:1, stage=body }\n",
+	    "t.conf:1: policy_services: { inet:h:1, ... }: stage=\"body\" is not connect, helo, "
+	    "mail, rcpt, data or eom"));
+	CHECK(fails_with("policy_services = { inet:h:1, stage=rcpt, stage=rcpt }\n",
+	    "t.conf:1: policy_services: { inet:h:1, ... }: stage=rcpt is given twice"));
+	CHECK(fails_with("policy_services = inet:h:1 { inet:h:1, stage=mail }\n",
+	    "t.conf:1: policy_services: inet:h:1 is listed twice (give one entry several stage= "
+	    "settings)"));
+	CHECK(fails_with("policy_services = { inet:h:1, cache_ttl=2d }\n",
+	    "t.conf:1: policy_services: { inet:h:1, ... }: cache_ttl=\"2d\" is not a duration "
+	    "from 0s to 86400s (with a unit: s, m, h or d)"));
+	CHECK(fails_with("policy_timeout = 0s\n", "t.conf:1: policy_timeout: 0s is out of range "
+	    "(1s to 3600s)"));
+}
+
+TEST(policy_services_default_to_rcpt_and_print_back)
+{
+	struct conf a, b;
+	char *pa, *pb, l[512];
+
+	CHECK(P("policy_services = inet:127.0.0.1:10023, { unix:/run/p, timeout=10s, "
+	    "default_action=dunno, stage=mail, stage=rcpt, cache_ttl=0s, policy_context=x }\n"
+	    "policy_default_action = reject\n", &a) == 0);
+	CHECK(a.npolicy_services == 2);
+	if (a.npolicy_services == 2) {
+		CHECK(a.policy_services[0].stages == POLICY_AT_RCPT);
+		CHECK(a.policy_services[0].default_action == FILTER_ACTION_UNSET);
+		CHECK(a.policy_services[1].stages == (POLICY_AT_MAIL | POLICY_AT_RCPT));
+		CHECK(a.policy_services[1].default_action == FILTER_ACCEPT);
+		CHECK(a.policy_services[1].timeout == 10 && a.policy_services[1].cache_ttl_set);
+		CHECK_STR(a.policy_services[1].context, "x");
+	}
+	CHECK(a.policy_default_action == FILTER_REJECT);
+	pa = printed(&a);
+	CHECK_STR(line_of(pa, "policy_services", l, sizeof l),
+	    "policy_services = inet:127.0.0.1:10023, { unix:/run/p, timeout=10s, "
+	    "default_action=accept, stage=mail, stage=rcpt, cache_ttl=0s, policy_context=x }"
+	    "  # not yet in effect");
+	CHECK(P(pa, &b) == 0);
+	pb = printed(&b);
+	CHECK_STR(line_of(pb, "policy_services", l, sizeof l),
+	    "policy_services = inet:127.0.0.1:10023, { unix:/run/p, timeout=10s, "
+	    "default_action=accept, stage=mail, stage=rcpt, cache_ttl=0s, policy_context=x }"
+	    "  # not yet in effect");
+	free(pa);
+	free(pb);
+	conf_free(&a);
+	conf_free(&b);
 }
 
 TEST(every_key_has_a_name)
@@ -977,6 +1122,10 @@ int main(void)
 	RUN(default_text_parses_to_spec_defaults);
 	RUN(load_without_path_uses_embedded_default);
 	RUN(every_spec_key_is_accepted);
+	RUN(filter_keys_default_to_tempfail_and_postfix_timeouts);
+	RUN(milters_take_endpoints_and_per_milter_settings);
+	RUN(bad_milter_and_policy_values_name_file_line_key_and_service);
+	RUN(policy_services_default_to_rcpt_and_print_back);
 	RUN(every_key_has_a_name);
 	RUN(unknown_key_error_names_file_line_and_key);
 	RUN(line_without_equals_is_an_error);
