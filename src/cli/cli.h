@@ -30,6 +30,9 @@ int cli_queue_open(const char *spool_dir, int lock, struct queue *q, char *err, 
 enum { CLI_RUNUSER_OK, CLI_RUNUSER_FAIL, CLI_RUNUSER_NOTE };
 int cli_as_run_user(const char *path, const struct cfg *c, int check_dirs, struct privs *pv,
     char *msg, size_t msglen);
+/* The configuration a subcommand reads: given (-c FILE), else /etc/imsd/imsd.conf when it
+ * exists, else NULL (the embedded default). */
+const char *cli_conf_path(const char *given);
 
 /* imsd queue --json: the whole queue as one JSON document (read-only, with or without a
  * running server). */
