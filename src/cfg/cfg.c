@@ -72,6 +72,11 @@ cfg_load(const char *conf_path, int generate, char *err, size_t errlen)
 		blame_key(cf, CK_AUTH_USERS_FILE, err, errlen);
 		goto fail;
 	}
+	if (cf->sender_login_maps != NULL &&
+	    (c->senderlogins = senderlogins_load(cf->sender_login_maps, err, errlen)) == NULL) {
+		blame_key(cf, CK_SENDER_LOGIN_MAPS, err, errlen);
+		goto fail;
+	}
 	if (cf->transport_map != NULL) {
 		if ((c->transports = transport_map_load(cf->transport_map, err, errlen)) == NULL) {
 			blame_key(cf, CK_TRANSPORT_MAP, err, errlen);
@@ -166,6 +171,7 @@ cfg_unref(struct cfg *c)
 		recipients_free(c->recipients);
 	if (c->authusers != NULL)
 		authusers_free(c->authusers);
+	senderlogins_free(c->senderlogins);
 	dvauth_free(c->dvauth);
 	transport_map_free(c->transports);
 	if (c->tls != NULL)

@@ -10,6 +10,7 @@
 #include "net/dvauth.h"
 #include "policy/authusers.h"
 #include "policy/recipients.h"
+#include "policy/senderlogins.h"
 #include "policy/transport.h"
 #include "tls/tls.h"
 
@@ -17,6 +18,7 @@ struct cfg {
 	struct conf conf;
 	struct recipients *recipients;	/* NULL when recipients_file is unset */
 	struct authusers *authusers;	/* NULL when auth_users_file is unset */
+	struct senderlogins *senderlogins;	/* NULL when sender_login_maps is unset */
 	struct transport_map *transports;	/* transport_map; NULL when unset */
 	struct dvauth *dvauth;		/* auth_backend = dovecot: its socket's client; else NULL */
 	struct tls_ctx *tls;		/* NULL when no certificate is configured */

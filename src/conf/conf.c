@@ -174,6 +174,7 @@ static const struct row schema[CK__COUNT] = {
 	[CK_TLS_KEY_FILE]	= { "tls_key_file", T_OPTPATH, OFF(tls_key_file) },
 	[CK_TLS_LOOPBACK]	= { "tls_loopback", T_BOOL, OFF(tls_loopback), .def = "no" },
 	[CK_AUTH_USERS_FILE]	= { "auth_users_file", T_OPTPATH, OFF(auth_users_file) },
+	[CK_SENDER_LOGIN_MAPS]	= { "sender_login_maps", T_OPTPATH, OFF(sender_login_maps) },
 	[CK_MESSAGE_SIZE_LIMIT]	= { "message_size_limit", T_SIZE, OFF(message_size_limit),
 				    .def = "10485760", .min = 1024, .max = SIZE_MAX_BYTES },
 	[CK_RECIPIENT_LIMIT]	= { "recipient_limit", T_UINT, OFF(recipient_limit),
@@ -304,6 +305,7 @@ void conf_free(struct conf *c)
 		free(c->local_domains[i]);
 	free(c->local_domains);
 	free(c->recipients_file);
+	free(c->sender_login_maps);
 	free(c->relay_networks);
 	free(c->proxy_networks);
 	free(c->tls_cert_file);

@@ -38,6 +38,7 @@ enum conf_key {
 	CK_MILTERS, CK_SUBMISSION_MILTERS, CK_MILTER_DEFAULT_ACTION, CK_MILTER_CONNECT_TIMEOUT,
 	CK_MILTER_COMMAND_TIMEOUT, CK_MILTER_CONTENT_TIMEOUT,
 	CK_POLICY_SERVICES, CK_POLICY_DEFAULT_ACTION, CK_POLICY_TIMEOUT, CK_POLICY_CACHE_TTL,
+	CK_SENDER_LOGIN_MAPS,
 	CK__COUNT
 };
 
@@ -108,6 +109,7 @@ struct conf {
 	char *mail_dir;
 	char **local_domains;		size_t nlocal_domains;	/* lower-case, no trailing dot */
 	char *recipients_file;		/* NULL = unset */
+	char *sender_login_maps;	/* NULL = unset (policy/senderlogins.h) */
 	struct cidr *relay_networks;	size_t nrelay_networks;
 	struct cidr *proxy_networks;	size_t nproxy_networks;	/* PROXY header required */
 	char *tls_cert_file;		/* NULL = unset */

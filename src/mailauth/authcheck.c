@@ -210,6 +210,34 @@ authcheck_sign_domains(const struct dkim_keys *keys, int fd, uint64_t off, uint6
 	return n;
 }
 
+int
+authcheck_from_addrs(int fd, uint64_t off, uint64_t len, char (*addr)[MHDR_ADDR_MAX],
+    size_t *n)
+{
+	struct mhdr_field f;
+	size_t hl, pos = 0;
+	int complete, nfrom = 0, r, ret = 0;
+	char *h = read_headers(fd, off, len, &hl, &complete);
+
+	*n = 0;
+	if (h == NULL)
+		return -1;
+	while (ret == 0 && (r = mhdr_next(h, hl, &pos, &f)) != 0) {
+		if (r < 0) {
+			const char *nl = memchr(h + pos, '\n', hl - pos);
+			if (nl == NULL)
+				break;
+			pos = (size_t)(nl - h) + 1;
+			continue;
+		}
+		if (mhdr_is(&f, "From") && (++nfrom > 1 ||
+		    mhdr_from_addrs(f.value, f.valuelen, addr, n) < 0))
+			ret = -1;
+	}
+	free(h);
+	return nfrom == 1 ? ret : -1;
+}
+
 void
 authcheck_inbound(const struct authcheck_in *in, struct authcheck_out *out)
 {

@@ -20,6 +20,7 @@
 #include "mailauth/dkimop.h"
 #include "mailauth/dmarcop.h"
 #include "mailauth/spfcheck.h"
+#include "proto/msghdr.h"
 #include "conf/conf.h"
 
 #define AUTH_DNS_BUDGET_MS	20000	/* one message's SPF + DKIM keys + DMARC lookups */
@@ -73,5 +74,10 @@ void authcheck_out_free(struct authcheck_out *out);
  * envelope sender's, each only when a key signs it. Reads the header section at fd. */
 size_t authcheck_sign_domains(const struct dkim_keys *keys, int fd, uint64_t off,
     uint64_t len, const char *sender, char (*dom)[256]);
+
+/* The From: mailboxes of the message at fd (at most MHDR_DOMAINS_MAX), for the
+ * sender_login_maps check. 0 ok; -1 no From: field, more than one, or not an address list. */
+int authcheck_from_addrs(int fd, uint64_t off, uint64_t len, char (*addr)[MHDR_ADDR_MAX],
+    size_t *n);
 
 #endif

@@ -15,6 +15,8 @@ struct client {
 	unsigned conns;
 	unsigned fails;		/* failures in the bucket */
 	time_t leak_at;		/* when the bucket last leaked (or filled) */
+	unsigned rcpt_refused;	/* refused recipients in their bucket */
+	time_t rcpt_leak_at;
 };
 
 struct clients {
@@ -98,7 +100,7 @@ drop_if_idle(struct clients *t, const struct netaddr *a)
 	struct netaddr key;
 	struct client **pp = find(t, a, &key), *c = *pp;
 
-	if (c != NULL && c->conns == 0 && c->fails == 0) {
+	if (c != NULL && c->conns == 0 && c->fails == 0 && c->rcpt_refused == 0) {
 		*pp = c->next;
 		free(c);
 		t->n--;
@@ -129,22 +131,47 @@ clients_conn_add(struct clients *t, const struct netaddr *a, int delta)
 	return 0;
 }
 
-/* Let the bucket forget one failure per CLIENTS_AUTH_LEAK seconds since it last did. */
+/* Let a bucket forget one entry per period seconds since it last did. */
+static void
+leak_bucket(unsigned *n, time_t *at, time_t now, time_t period)
+{
+	if (*n == 0 || now <= *at)
+		return;
+	time_t gone = (now - *at) / period;
+	if (gone <= 0)
+		return;
+	if ((time_t)*n <= gone) {
+		*n = 0;
+		*at = now;
+	} else {
+		*n -= (unsigned)gone;
+		*at += gone * period;
+	}
+}
+
 static void
 leak(struct client *c, time_t now)
 {
-	if (c->fails == 0 || now <= c->leak_at)
-		return;
-	time_t gone = (now - c->leak_at) / CLIENTS_AUTH_LEAK;
-	if (gone <= 0)
-		return;
-	if ((time_t)c->fails <= gone) {
-		c->fails = 0;
-		c->leak_at = now;
-	} else {
-		c->fails -= (unsigned)gone;
-		c->leak_at += gone * CLIENTS_AUTH_LEAK;
+	leak_bucket(&c->fails, &c->leak_at, now, CLIENTS_AUTH_LEAK);
+	leak_bucket(&c->rcpt_refused, &c->rcpt_leak_at, now, CLIENTS_RCPT_LEAK);
+}
+
+enum clients_rcpt
+clients_rcpt_refused(struct clients *t, const struct netaddr *a, time_t now)
+{
+	struct client *c = get(t, a, 0);
+
+	if (c == NULL) {
+		if (t->n >= CLIENTS_MAX || (c = get(t, a, 1)) == NULL)
+			return CLIENTS_RCPT_GO;
 	}
+	leak(c, now);
+	if (c->rcpt_refused == 0)
+		c->rcpt_leak_at = now;
+	if (c->rcpt_refused <= CLIENTS_RCPT_HARD)
+		c->rcpt_refused++;
+	return c->rcpt_refused > CLIENTS_RCPT_HARD ? CLIENTS_RCPT_CUT :
+	    c->rcpt_refused > CLIENTS_RCPT_SOFT ? CLIENTS_RCPT_SLOW : CLIENTS_RCPT_GO;
 }
 
 int
@@ -182,7 +209,7 @@ clients_auth_refund(struct clients *t, const struct netaddr *a)
 	if (c != NULL && c->fails > 0)
 		c->fails--;
 	if (c != NULL && c->conns == 0 && c->fails == 0)
-		drop_if_idle(t, a);
+		drop_if_idle(t, a);	/* keeps it while recipients are remembered */
 }
 
 size_t
@@ -195,7 +222,7 @@ clients_expire(struct clients *t, time_t now)
 		while (*pp != NULL) {
 			struct client *c = *pp;
 			leak(c, now);
-			if (c->conns == 0 && c->fails == 0) {
+			if (c->conns == 0 && c->fails == 0 && c->rcpt_refused == 0) {
 				*pp = c->next;
 				free(c);
 				t->n--;

@@ -9,7 +9,11 @@
  * one by one.
  *
  * AUTH failures fill a leaky bucket per client: CLIENTS_AUTH_BURST failures are allowed
- * at once, then one more every CLIENTS_AUTH_LEAK seconds. The table is bounded: past
+ * at once, then one more every CLIENTS_AUTH_LEAK seconds. Refused recipients (unknown
+ * users, relaying denied: what an address harvester collects, a session at a time) fill
+ * another: past CLIENTS_RCPT_SOFT each further one is answered CLIENTS_RCPT_DELAY seconds
+ * late, past CLIENTS_RCPT_HARD the client is cut off (421), and it forgets one every
+ * CLIENTS_RCPT_LEAK seconds. The table is bounded: past
  * CLIENTS_MAX entries a new client's failures are not remembered (its connections still
  * are counted), which fails open rather than locking out everyone.
  *
@@ -26,6 +30,10 @@
 #define CLIENTS_AUTH_BURST	10	/* failures allowed at once from one client */
 #define CLIENTS_AUTH_LEAK	60	/* seconds for the bucket to forget one failure */
 #define CLIENTS_MAX		100000	/* entries remembered at most */
+#define CLIENTS_RCPT_SOFT	30	/* refused recipients before each next one waits */
+#define CLIENTS_RCPT_HARD	60	/* refused recipients before the client is cut off */
+#define CLIENTS_RCPT_LEAK	10	/* seconds for that bucket to forget one */
+#define CLIENTS_RCPT_DELAY	2	/* seconds each answer waits past the soft limit */
 
 struct clients;
 
@@ -47,6 +55,11 @@ int clients_auth_allowed(struct clients *t, const struct netaddr *a, time_t now)
  * with clients_auth_refund when the credentials were good. */
 void clients_auth_failed(struct clients *t, const struct netaddr *a, time_t now);
 void clients_auth_refund(struct clients *t, const struct netaddr *a);
+
+/* What a refused recipient means for its client: go on, answer it late, or cut it off. */
+enum clients_rcpt { CLIENTS_RCPT_GO, CLIENTS_RCPT_SLOW, CLIENTS_RCPT_CUT };
+/* A recipient from a was refused at now: count it, and say what its client has earned. */
+enum clients_rcpt clients_rcpt_refused(struct clients *t, const struct netaddr *a, time_t now);
 
 /* Forget clients with no session and nothing left in their bucket; returns how many. */
 size_t clients_expire(struct clients *t, time_t now);

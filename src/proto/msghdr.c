@@ -140,8 +140,14 @@ spec_domain(const char *spec, size_t n, char out[256])
 		out[0] = '\0';
 }
 
-int
-mhdr_from_domains(const char *v, size_t len, char dom[][256], size_t *n)
+/*
+ * Walk an RFC 5322 address list (display names, quoted strings, comments, angle
+ * addresses, groups, obsolete routes): each mailbox's addr-spec, comments and whitespace
+ * gone, goes to emit. 0 ok (*n mailboxes), -1 not an address list.
+ */
+static int
+from_walk(const char *v, size_t len, void (*emit)(void *arg, size_t i, const char *spec,
+    size_t sl), void *arg, size_t *n)
 {
 	char spec[512], angle[512];
 	size_t sl = 0, al = 0, count = 0;
@@ -192,8 +198,7 @@ mhdr_from_domains(const char *v, size_t len, char dom[][256], size_t *n)
 			if (have_angle || sl > 0) {
 				const char *s = have_angle ? angle : spec;
 				size_t l = have_angle ? al : sl;
-				if (count < MHDR_DOMAINS_MAX)
-					spec_domain(s, l, dom[count]);
+				emit(arg, count, s, l);
 				count++;
 				any = 1;
 			}
@@ -208,7 +213,49 @@ mhdr_from_domains(const char *v, size_t len, char dom[][256], size_t *n)
 	}
 	if (!any)
 		return -1;
-	*n = count < MHDR_DOMAINS_MAX ? count : MHDR_DOMAINS_MAX;
+	*n = count;
+	return 0;
+}
+
+static void
+emit_domain(void *arg, size_t i, const char *spec, size_t sl)
+{
+	char (*dom)[256] = arg;
+
+	if (i < MHDR_DOMAINS_MAX)
+		spec_domain(spec, sl, dom[i]);
+}
+
+int
+mhdr_from_domains(const char *v, size_t len, char dom[][256], size_t *n)
+{
+	if (from_walk(v, len, emit_domain, dom, n) < 0)
+		return -1;
+	if (*n > MHDR_DOMAINS_MAX)
+		*n = MHDR_DOMAINS_MAX;
+	return 0;
+}
+
+static void
+emit_addr(void *arg, size_t i, const char *spec, size_t sl)
+{
+	char (*addr)[MHDR_ADDR_MAX] = arg;
+
+	if (i >= MHDR_DOMAINS_MAX)
+		return;
+	if (sl >= MHDR_ADDR_MAX)
+		sl = 0;		/* longer than any address: an empty one, owned by nobody */
+	memcpy(addr[i], spec, sl);
+	addr[i][sl] = '\0';
+}
+
+int
+mhdr_from_addrs(const char *v, size_t len, char addr[][MHDR_ADDR_MAX], size_t *n)
+{
+	if (from_walk(v, len, emit_addr, addr, n) < 0)
+		return -1;
+	if (*n > MHDR_DOMAINS_MAX)
+		*n = MHDR_DOMAINS_MAX;
 	return 0;
 }
 

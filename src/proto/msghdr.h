@@ -34,6 +34,11 @@ int mhdr_is(const struct mhdr_field *f, const char *name);
  * counted as the empty string); -1 not an address list. */
 int mhdr_from_domains(const char *v, size_t len, char dom[][256], size_t *n);
 
+/* The same list's mailboxes as addr-specs ("local@domain", comments and blanks gone, a
+ * quoted local part as written; one longer than MHDR_ADDR_MAX - 1 comes back empty). */
+#define MHDR_ADDR_MAX 512
+int mhdr_from_addrs(const char *v, size_t len, char addr[][MHDR_ADDR_MAX], size_t *n);
+
 /* 0 ok (out: the authserv-id, lower-case); -1 none found. */
 int mhdr_authserv_id(const char *v, size_t len, char *out, size_t outlen);
 

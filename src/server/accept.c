@@ -87,9 +87,20 @@ pconn_cb(struct ev_io *io, uint32_t events)
 		peer.remote_port = h.sport;
 		peer.local = h.dst;
 		peer.local_port = h.dport;
-	} else
-		log_debug("event=proxy-header version=%d addresses=none (LOCAL or UNKNOWN) "
-		    "balancer=%s", h.version, via);
+	} else {
+		/* v2 LOCAL or UNSPEC, v1 UNKNOWN: the balancer's health check, or a client it
+		 * does not name. Keeping the balancer's addresses would hand it the balancer's
+		 * trust (loopback, relay_networks: relaying, no DNS lists or SPF, DKIM
+		 * signing, AUTH without TLS); the session gets the unspecified address and
+		 * refuses mail (session.h, no_client). */
+		int fam = p->sock.remote.family;
+		netaddr_parse(fam == AF_INET6 ? "::" : "0.0.0.0", &peer.remote);
+		netaddr_parse(fam == AF_INET6 ? "::" : "0.0.0.0", &peer.local);
+		peer.remote_port = peer.local_port = 0;
+		peer.no_client = 1;
+		log_info("event=proxy-header version=%d addresses=none balancer=%s "
+		    "effect=\"no client named: no mail, no AUTH, no exemption\"", h.version, via);
+	}
 	srv_pconn_free(p, -1);
 	srv_conn_start(wk, fd, kind, &peer, via, cfg);
 	cfg_unref(cfg);

@@ -18,11 +18,13 @@ srv_conn_checks(const struct conn *c, const struct session_tx *tx)
 	return c->cfg->conf.inbound_checks && !c->exempt && !tx->authenticated;
 }
 
-/* DKIM signing for this transaction? Keys, and a client allowed to send as us. */
+/* DKIM signing for this transaction? Keys, and a client allowed to send as us; or an
+ * authenticated client whose From: sender_login_maps checks first. */
 int
 srv_conn_signs(const struct conn *c, const struct session_tx *tx)
 {
-	return c->cfg->dkim.n > 0 && (c->exempt || tx->authenticated);
+	return (c->cfg->dkim.n > 0 && (c->exempt || tx->authenticated)) ||
+	    (tx->authenticated && c->cfg->senderlogins != NULL);
 }
 
 struct dnsbl_job {
@@ -172,9 +174,22 @@ srv_cb_mail_check(void *arg, const char *sender, int authenticated)
 {
 	struct conn *c = arg;
 
-	(void)sender;
 	free(c->spf);
 	c->spf = NULL;
+	if (authenticated && c->cfg->senderlogins != NULL &&
+	    !senderlogins_owns(c->cfg->senderlogins, session_auth_user(c->s), sender)) {
+		/* sender_login_maps: a login sends only as the addresses it owns */
+		char reply[700], ls[LOG_VALUE_MAX], lu[LOG_VALUE_MAX];
+		const char *u = session_auth_user(c->s);
+		log_value(ls, sizeof(ls), sender, strlen(sender));
+		log_value(lu, sizeof(lu), u, strlen(u));
+		log_info("sid=%s event=sender-login-mismatch stage=mail from=%s login=%s", c->sid,
+		    ls, lu);
+		snprintf(reply, sizeof(reply), "553 5.7.1 <%s>: Sender address rejected: not "
+		    "owned by user %s", sender, lu);
+		session_mail_done(c->s, reply);
+		return;
+	}
 	if (c->exempt || authenticated) {
 		session_mail_done(c->s, NULL);	/* from inside the callback: fine */
 		return;
@@ -211,6 +226,8 @@ struct check_job {
 	char err[256];
 	char domains[2][256];
 	size_t ndomains;
+	char login[256];		/* sender_login_maps: the AUTH login to check From for */
+	char refuse[600];		/* its verdict: the reply refusing the message, or "" */
 };
 
 static void
@@ -222,6 +239,28 @@ check_run(struct work *w)
 		return;		/* check_done only cleans up */
 	if (j->sign) {
 		const char *d[2] = { j->domains[0], j->domains[1] };
+		if (j->login[0] != '\0') {
+			/* sender_login_maps: signed (and sent) only when the login owns every
+			 * From: address */
+			char addr[MHDR_DOMAINS_MAX][MHDR_ADDR_MAX], la[LOG_VALUE_MAX];
+			size_t n = 0, i;
+			int r = authcheck_from_addrs(j->fd, j->off, j->len, addr, &n);
+			for (i = 0; r == 0 && i < n; i++)
+				if (!senderlogins_owns(j->cfg->senderlogins, j->login, addr[i]))
+					break;
+			if (r < 0 || n == 0)
+				snprintf(j->refuse, sizeof(j->refuse), "550 5.7.1 The message needs "
+				    "exactly one From: field with addresses that user %s owns",
+				    j->login);
+			else if (i < n)
+				snprintf(j->refuse, sizeof(j->refuse), "550 5.7.1 From: address %s is "
+				    "not owned by user %s", log_value(la, sizeof(la), addr[i],
+				    strlen(addr[i])), j->login);
+			if (j->refuse[0] != '\0')
+				return;
+			if (j->cfg->dkim.n == 0)
+				return;		/* checked; nothing to sign with */
+		}
 		j->ndomains = authcheck_sign_domains(&j->cfg->dkim, j->fd, j->off, j->len, j->sender,
 		    j->domains);
 		if (j->ndomains > 0 && dkim_sign_message(&j->cfg->dkim, d, j->ndomains, j->fd, j->off,
@@ -250,6 +289,17 @@ check_done(struct work *w)
 	if (c->dead || session_state(c->s) != SS_COMMIT || c->w.fd < 0) {
 		if (c->dead)
 			srv_conn_close(c);
+		goto out;
+	}
+	if (j->sign && j->refuse[0] != '\0') {
+		char lu[LOG_VALUE_MAX], lr[LOG_VALUE_MAX];
+		log_info("sid=%s qid=%s event=sender-login-mismatch login=%s reply=%s", c->sid,
+		    c->w.qid, log_value(lu, sizeof(lu), j->login, strlen(j->login)),
+		    log_value(lr, sizeof(lr), j->refuse, strlen(j->refuse)));
+		srv_cb_tx_abort(c);
+		session_commit_refused(c->s, j->refuse);
+		srv_conn_process(c);
+		srv_conn_kick(c);
 		goto out;
 	}
 	if (j->sign) {
@@ -315,6 +365,8 @@ srv_cb_tx_commit(void *arg, struct session_tx *tx)
 	j->addr = c->peer;
 	snprintf(j->helo, sizeof(j->helo), "%s", session_helo(c->s));
 	snprintf(j->sender, sizeof(j->sender), "%s", tx->sender);
+	if (sign && tx->authenticated && c->cfg->senderlogins != NULL)
+		snprintf(j->login, sizeof(j->login), "%s", session_auth_user(c->s));
 	if (c->spf != NULL) {
 		j->spf = *c->spf;
 		j->have_spf = 1;

@@ -84,19 +84,25 @@ spool_minfree(const struct conf *cf)
 }
 
 /* Free bytes on the spool's filesystem for an unprivileged writer, measured at most once a
- * second (force: now). Shared by the workers; a race measures twice, no harm. */
+ * second (force: now), less what was written into the spool since the measurement: a
+ * burst of messages inside one second must not pass through the reserve. Shared by the
+ * workers; a race measures twice, no harm. */
 static uint64_t
 spool_free(struct server *srv, const char *spool_dir, int force)
 {
 	time_t now = time(NULL);
 	struct statvfs st;
 
-	if (!force && __atomic_load_n(&srv->spool_free_at, __ATOMIC_RELAXED) == now)
-		return __atomic_load_n(&srv->spool_free, __ATOMIC_RELAXED);
+	if (!force && __atomic_load_n(&srv->spool_free_at, __ATOMIC_RELAXED) == now) {
+		uint64_t f = __atomic_load_n(&srv->spool_free, __ATOMIC_RELAXED);
+		uint64_t a = __atomic_load_n(&srv->spool_admitted, __ATOMIC_RELAXED);
+		return f > a ? f - a : 0;
+	}
 	if (statvfs(spool_dir, &st) < 0)
 		return UINT64_MAX;	/* cannot tell: do not refuse mail for it */
 	uint64_t f = (uint64_t)st.f_bavail * st.f_frsize;
 	__atomic_store_n(&srv->spool_free, f, __ATOMIC_RELAXED);
+	__atomic_store_n(&srv->spool_admitted, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&srv->spool_free_at, now, __ATOMIC_RELAXED);
 	return f;
 }
@@ -213,6 +219,7 @@ srv_cb_tx_write(void *arg, const char *buf, size_t len)
 {
 	struct conn *c = arg;
 
+	__atomic_add_fetch(&c->srv->spool_admitted, (uint64_t)len, __ATOMIC_RELAXED);
 	if (queue_append(&c->w, buf, len, c->werr, sizeof(c->werr)) < 0) {
 		int e = errno;
 		log_error("sid=%s event=queue-error reason=\"%s\"", c->sid, c->werr);
@@ -853,6 +860,24 @@ refuse_metric(enum admit_refusal r)
 	    r == ADMIT_CLIENT_LIMIT ? M_REFUSED_CLIENT_LIMIT : M_REFUSED_MEMORY;
 }
 
+/* A recipient refused: counted for the client address across its sessions (clients.h).
+ * Local users (the socket, the maildrop) are not counted: the kernel says who they are. */
+static int
+cb_rcpt_refused(void *arg)
+{
+	struct conn *c = arg;
+	enum clients_rcpt r;
+
+	if (c->kind == SL_LOCAL)
+		return 0;
+	pthread_mutex_lock(&c->srv->climu);
+	r = clients_rcpt_refused(c->srv->clients, &c->peer, time(NULL));
+	pthread_mutex_unlock(&c->srv->climu);
+	if (r == CLIENTS_RCPT_SLOW)
+		return CLIENTS_RCPT_DELAY;
+	return r == CLIENTS_RCPT_CUT ? -1 : 0;
+}
+
 static const struct session_ops session_ops = {
 	.output = srv_cb_output,
 	.tx_open = srv_cb_tx_open,
@@ -866,6 +891,7 @@ static const struct session_ops session_ops = {
 	.pause = srv_cb_pause,
 	.space_ok = srv_cb_space_ok,
 	.mail_check = srv_cb_mail_check,
+	.rcpt_refused = cb_rcpt_refused,
 };
 
 /*
@@ -953,15 +979,16 @@ srv_conn_start(struct worker *wk, int fd, enum session_listener kind,
 	    via ? " proxy=" : "", via ? via : "",
 	    refuse ? " action=refused reason=" : "", refuse ? why : "");
 	if (kind == SL_SMTPS && refuse == NULL) {
-		c->exempt = kind == SL_LOCAL || netaddr_is_loopback(&c->peer) ||
-		    conf_relay_client(cf, &c->peer);
-		srv_dnsbl_start(c);
+		c->exempt = !peer->no_client && (netaddr_is_loopback(&c->peer) ||
+		    conf_relay_client(cf, &c->peer));
+		if (!peer->no_client)
+			srv_dnsbl_start(c);
 		conn_start_tls(c);	/* RFC 8314: the handshake first, whatever the address */
 		return;
 	}
-	c->exempt = kind == SL_LOCAL || netaddr_is_loopback(&c->peer) ||
-		    conf_relay_client(cf, &c->peer);
-	if (refuse == NULL)
+	c->exempt = !peer->no_client && (kind == SL_LOCAL || netaddr_is_loopback(&c->peer) ||
+	    conf_relay_client(cf, &c->peer));
+	if (refuse == NULL && !peer->no_client)
 		srv_dnsbl_start(c);
 	c->deadline = conn_deadline(c);
 	session_start(c->s, refuse);

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "proto/http.h"
+#include "util/addr.h"
 #include "server/metrics_http.h"
 #include "util/log.h"
 #include "util/version.h"
@@ -24,6 +25,8 @@ struct mh_client {
 	struct metrics_http *mh;
 	struct mh_client *prev, *next;
 	struct http_req req;
+	struct netaddr peer;
+	unsigned long seq;	/* accepted as the seq-th: lower is older */
 	time_t deadline;
 	char *out;		/* the response, while it is being sent */
 	size_t outlen, outoff;
@@ -39,6 +42,7 @@ struct metrics_http {
 	void *collect_arg;
 	time_t started;
 	time_t paused_until;	/* out of descriptors: accepting waits until then */
+	unsigned long seq;
 };
 
 static void
@@ -184,6 +188,65 @@ client_cb(struct ev_io *io, uint32_t events)
 	}
 }
 
+static unsigned
+peer_clients(const struct metrics_http *mh, const struct netaddr *a)
+{
+	unsigned n = 0;
+
+	for (const struct mh_client *c = mh->clients; c != NULL; c = c->next)
+		n += netaddr_equal(&c->peer, a);
+	return n;
+}
+
+/* The oldest client still waiting for its request, of the address a (NULL: of the address
+ * holding the most connections); NULL when there is none. */
+static struct mh_client *
+oldest_idle(struct metrics_http *mh, const struct netaddr *a)
+{
+	struct mh_client *best = NULL;
+	unsigned most = 0;
+
+	if (a == NULL)
+		for (struct mh_client *c = mh->clients; c != NULL; c = c->next) {
+			unsigned n = c->out == NULL ? peer_clients(mh, &c->peer) : 0;
+			if (n > most) {
+				most = n;
+				a = &c->peer;
+			}
+		}
+	if (a == NULL)
+		return NULL;
+	for (struct mh_client *c = mh->clients; c != NULL; c = c->next)
+		if (c->out == NULL && netaddr_equal(&c->peer, a) && (best == NULL || c->seq < best->seq))
+			best = c;
+	return best;
+}
+
+/*
+ * Room for a client from a: past METRICS_HTTP_PER_PEER from a, or METRICS_HTTP_CLIENTS in
+ * all, the oldest idle client (of a; else of the address holding the most) is closed. 1
+ * there is room now, 0 not (every candidate is being answered).
+ */
+static int
+make_room(struct metrics_http *mh, const struct netaddr *a)
+{
+	struct mh_client *v = NULL;
+	char b[NETADDR_STRLEN];
+
+	if (peer_clients(mh, a) >= METRICS_HTTP_PER_PEER) {
+		if ((v = oldest_idle(mh, a)) == NULL)
+			return 0;
+	} else if (mh->nclients >= METRICS_HTTP_CLIENTS) {
+		if ((v = oldest_idle(mh, NULL)) == NULL)
+			return 0;
+	} else
+		return 1;
+	log_debug("event=metrics-client-evicted client=%s reason=\"idle, and a new connection "
+	    "needed its place\"", netaddr_str(&v->peer, b, sizeof(b)));
+	client_close(v);
+	return 1;
+}
+
 static void
 accept_cb(struct ev_io *io, uint32_t events)
 {
@@ -191,7 +254,10 @@ accept_cb(struct ev_io *io, uint32_t events)
 	struct metrics_http *mh = l->mh;
 
 	for (int i = 0; i < 16; i++) {
-		int fd = accept4(io->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof(ss);
+		int fd = accept4(io->fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		struct netaddr peer;
 		struct mh_client *c;
 
 		if (fd < 0) {
@@ -203,11 +269,15 @@ accept_cb(struct ev_io *io, uint32_t events)
 			}
 			return;
 		}
-		if (mh->nclients >= METRICS_HTTP_CLIENTS || (c = calloc(1, sizeof(*c))) == NULL) {
-			close(fd);
+		memset(&peer, 0, sizeof(peer));
+		netaddr_from_sockaddr((struct sockaddr *)&ss, &peer, NULL);
+		if (!make_room(mh, &peer) || (c = calloc(1, sizeof(*c))) == NULL) {
+			close(fd);	/* every place is taken by a client being answered */
 			continue;
 		}
 		c->mh = mh;
+		c->peer = peer;
+		c->seq = ++mh->seq;
 		http_req_init(&c->req);
 		c->deadline = time(NULL) + METRICS_HTTP_SECONDS;
 		if (ev_io_start(mh->loop, &c->io, fd, EPOLLIN, client_cb, c) < 0) {

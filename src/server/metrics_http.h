@@ -5,9 +5,13 @@
  *
  * It lives on one event loop (worker 0's, beside the queue manager whose gauges it reads)
  * and never blocks it: sockets are non-blocking, a response is written as the client takes
- * it. Limits: METRICS_HTTP_CLIENTS clients at once (more are closed at once),
- * METRICS_HTTP_SECONDS for a client to send its request and read the answer (checked by
- * metrics_http_tick), the head limits of proto/http. No authentication: bind it to an
+ * it. Limits: METRICS_HTTP_CLIENTS clients at once and METRICS_HTTP_PER_PEER from one
+ * address; a new connection past either evicts the oldest client still waiting for its
+ * request (of the same address, or of the address holding the most), so clients that open
+ * connections and send nothing cannot keep a scraper out (only a table of clients all
+ * being answered turns a new one away); METRICS_HTTP_SECONDS for a client to send its
+ * request and read the answer (checked by metrics_http_tick); the head limits of
+ * proto/http. No authentication: bind it to an
  * address only the monitoring system reaches. Reading it needs neither root nor the
  * control socket.
  */
@@ -22,6 +26,7 @@
 #include "util/metrics.h"
 
 #define METRICS_HTTP_CLIENTS	16
+#define METRICS_HTTP_PER_PEER	4
 #define METRICS_HTTP_SECONDS	10
 
 struct metrics_http;

@@ -324,6 +324,102 @@ privs_reclaim(const struct privs *p, const char *path, char *err, size_t errlen)
 	return 0;
 }
 
+/* Make the directory at/name root's and passable (0711 at least); ENOENT is fine. The
+ * descriptor in *out (or -1). 0, or -1 with err. */
+static int
+root_dir(int at, const char *name, const char *shown, int *out, char *err, size_t errlen)
+{
+	struct stat st;
+	int fd = openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+	*out = -1;
+	if (fd < 0 && errno == ENOENT)
+		return 0;
+	if (fd < 0) {
+		E("%s: %s", shown, errno == ELOOP || errno == ENOTDIR ? "not a directory but a "
+		    "symbolic link or a file: root does not follow it; remove it" : strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) < 0 || (st.st_uid != 0 && fchown(fd, 0, 0) < 0) ||
+	    ((st.st_mode & 0711) != 0711 && fchmod(fd, (st.st_mode & 0755) | 0711) < 0)) {
+		E("%s: %s", shown, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	*out = fd;
+	return 0;
+}
+
+static const char *const tls_files[] = { "cert.pem", "key.pem" };
+
+/* The embedded default as root, before anything is read; see privs.h. */
+int
+privs_embedded_prepare(char *err, size_t errlen)
+{
+	int vfd, tfd, r = 0;
+
+	if (geteuid() != 0)
+		return 0;
+	if (root_dir(AT_FDCWD, "var", "var", &vfd, err, errlen) < 0)
+		return -1;
+	if (vfd < 0)
+		return 0;
+	if (root_dir(vfd, "tls", "var/tls", &tfd, err, errlen) < 0) {
+		close(vfd);
+		return -1;
+	}
+	for (size_t i = 0; tfd >= 0 && r == 0 && i < sizeof(tls_files) / sizeof(tls_files[0]); i++) {
+		struct stat st;
+		if (fstatat(tfd, tls_files[i], &st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		if (!S_ISREG(st.st_mode) || st.st_nlink != 1) {
+			E("var/tls/%s: not a plain file (%s): root reads the certificate and key "
+			    "there before it switches users; remove it", tls_files[i],
+			    S_ISLNK(st.st_mode) ? "a symbolic link" : S_ISREG(st.st_mode) ?
+			    "several links" : "not a regular file");
+			r = -1;
+		}
+	}
+	if (tfd >= 0)
+		close(tfd);
+	close(vfd);
+	return r;
+}
+
+/* The embedded certificate and key, readable by the run user's group; see privs.h. */
+int
+privs_share_tls(const struct privs *p, char *err, size_t errlen)
+{
+	int tfd;
+
+	if (!p->switch_user)
+		return 0;
+	if ((tfd = open("var/tls", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+		return errno == ENOENT ? 0 : (E("var/tls: %s", strerror(errno)), -1);
+	if (fchmod(tfd, 0711) < 0) {	/* passable: the files themselves say who reads */
+		E("var/tls: %s", strerror(errno));
+		close(tfd);
+		return -1;
+	}
+	for (size_t i = 0; i < sizeof(tls_files) / sizeof(tls_files[0]); i++) {
+		struct stat st;
+		int fd = openat(tfd, tls_files[i], O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink == 1 &&
+		    (fchownat(fd, "", 0, p->gid, AT_EMPTY_PATH) < 0 ||
+		    fchmodat(tfd, tls_files[i], i == 0 ? 0644 : 0640, 0) < 0)) {
+			E("var/tls/%s: %s", tls_files[i], strerror(errno));
+			close(fd);
+			close(tfd);
+			return -1;
+		}
+		close(fd);
+	}
+	close(tfd);
+	return 0;
+}
+
 /* A command run by root on the spool: become its owner; see privs.h. */
 int
 privs_as_spool_owner(const char *spool_dir, char *err, size_t errlen)

@@ -61,6 +61,20 @@ int privs_own(const struct privs *p, const char *path, int depth, char *err, siz
 int privs_reclaim(const struct privs *p, const char *path, char *err, size_t errlen);
 
 /*
+ * The embedded default (make run) started as root, before its configuration is loaded:
+ * ./var and ./var/tls are made root's (an earlier version gave var/tls to the run user,
+ * who could have put links there), and var/tls/cert.pem and key.pem must be plain files
+ * with one link: root reads the key there and the server keeps it after switching users,
+ * so a link to another service's key would hand that key to the run user. Not root:
+ * nothing. 0, or -1 with err naming the file.
+ */
+int privs_embedded_prepare(char *err, size_t errlen);
+
+/* After that: the certificate (0644) and key (0640) in var/tls, root's, of the run user's
+ * group, so that a reload as the run user reads them; the directory stays root's. */
+int privs_share_tls(const struct privs *p, char *err, size_t errlen);
+
+/*
  * For a command that root runs on the spool (imsd queue, delete, flush, explain-recipient,
  * mailq): become the owner of spool_dir, for good, before opening anything in it, as
  * Postfix's tools become mail_owner. The spool belongs to the user imsd serves as, who

@@ -26,6 +26,11 @@ server_run(const char *conf_path)
 	srv.sigfd = -1;
 	pthread_mutex_init(&srv.cfgmu, NULL);
 	pthread_mutex_init(&srv.climu, NULL);
+	if (conf_path == NULL && privs_embedded_prepare(err, sizeof(err)) < 0) {
+		char lerr[LOG_VALUE_MAX];
+		fatal("event=startup-error reason=%s", log_value(lerr, sizeof(lerr), err,
+		    strlen(err)));
+	}
 	if ((srv.cfg = cfg_load(conf_path, 1, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "imsd: %s\n", err);
 		return 1;
@@ -110,7 +115,7 @@ server_run(const char *conf_path)
 		if (mfd < 0 || privs_own_fd(&pv, srv.q.dirfd, cf->spool_dir, 2, err, sizeof(err)) < 0 ||
 		    privs_own_fd(&pv, mfd, cf->mail_dir, cf->embedded ? 4 : 0, err, sizeof(err)) < 0 ||
 		    (cf->embedded && cf->tls_cert_file != NULL &&
-		    privs_own(&pv, "var/tls", 1, err, sizeof(err)) < 0))
+		    privs_share_tls(&pv, err, sizeof(err)) < 0))
 			fatal("event=startup-error reason=%s", log_value(lerr, sizeof(lerr), err,
 			    strlen(err)));
 		close(mfd);

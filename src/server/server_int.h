@@ -226,6 +226,7 @@ struct server {
 	unsigned long long nsessions;
 	uint64_t spool_free;	/* bytes free for us on the spool's filesystem (cached) */
 	time_t spool_free_at;	/* when it was measured */
+	uint64_t spool_admitted;	/* bytes written into the spool since then */
 	time_t spool_full_logged;	/* one spool-full line a second is enough */
 	struct inbox_item *inbox;	/* under cmu */
 

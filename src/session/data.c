@@ -116,19 +116,40 @@ hdr_emit(struct session *s, const char *p, size_t n)
 enum hf_mode { HF_NAME, HF_PASS, HF_HOLD, HF_DROP };
 static const char ar_name[] = "authentication-results";
 
+/*
+ * Does the Authentication-Results value v name us as its authserv-id? Our hostname in any
+ * case, with or without a final dot (mx.example. is the same name). A field whose id
+ * cannot be read at all (an unterminated comment first, only comments, nothing) counts as
+ * ours too: a reader downstream that is more lenient might find our name in it, and a
+ * field that names nobody readable is no loss.
+ */
+static int
+ar_claims_us(const struct session *s, const char *v, size_t len)
+{
+	char id[256];
+	size_t n, h = strlen(s->conf->hostname);
+
+	if (mhdr_authserv_id(v, len, id, sizeof(id)) < 0)
+		return 1;
+	n = strlen(id);
+	if (n > 0 && id[n - 1] == '.')
+		id[--n] = '\0';
+	if (h > 0 && s->conf->hostname[h - 1] == '.')
+		h--;
+	return n == h && strncasecmp(id, s->conf->hostname, h) == 0;
+}
+
 static void
 hf_finish(struct session *s)
 {
-	char id[256];
 	const char *colon;
 
 	if (s->hf_mode == HF_DROP) {
 		s->ar_removed++;
 	} else if (s->hf_mode == HF_HOLD && s->hf_hold != NULL) {
 		colon = memchr(s->hf_hold, ':', s->hf_holdlen);
-		if (colon != NULL && mhdr_authserv_id(colon + 1, s->hf_holdlen -
-		    (size_t)(colon + 1 - s->hf_hold), id, sizeof(id)) == 0 &&
-		    strcasecmp(id, s->conf->hostname) == 0)
+		if (colon != NULL && ar_claims_us(s, colon + 1, s->hf_holdlen -
+		    (size_t)(colon + 1 - s->hf_hold)))
 			s->ar_removed++;
 		else
 			hdr_emit(s, s->hf_hold, s->hf_holdlen);

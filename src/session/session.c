@@ -215,6 +215,31 @@ ss_error(struct session *s)
 	}
 }
 
+/*
+ * A recipient refused as unknown or not ours to relay: an error of this session (its
+ * tarpit), and one of its client across sessions (ops->rcpt_refused), so that a harvester
+ * opening a new session every few guesses is slowed down and then cut off all the same.
+ */
+static void
+rcpt_refused(struct session *s)
+{
+	int r = s->ops->rcpt_refused != NULL ? s->ops->rcpt_refused(s->arg) : 0;
+
+	if (r < 0) {
+		ss_slog(s, LOG_WARN, "event=too-many-rejected-recipients scope=client-address");
+		ss_close(s, "421 4.7.0 %s Too many rejected recipients from your address; "
+		    "try again later", s->conf->hostname);
+		return;
+	}
+	ss_error(s);
+	if (r > 0 && s->state != SS_CLOSING && !s->paused && s->ops->pause != NULL) {
+		if (r > SESSION_ERROR_DELAY_MAX)
+			r = SESSION_ERROR_DELAY_MAX;
+		s->paused = 1;
+		s->ops->pause(s->arg, (unsigned)r);
+	}
+}
+
 void
 ss_junk(struct session *s)
 {
@@ -467,7 +492,8 @@ helo_arg(const char *args, char *out, size_t outlen)
 int
 ss_auth_offered(const struct session *s)
 {
-	return s->auth_available && (s->tls || netaddr_is_loopback(&s->peer.local));
+	return s->auth_available && !s->peer.no_client &&
+	    (s->tls || netaddr_is_loopback(&s->peer.local));
 }
 
 static void
@@ -538,6 +564,15 @@ cmd_mail(struct session *s, const char *args)
 	enum dsn_ret ret = DSN_RET_NONE;
 	char envid[DSN_ENVID_MAX + 1] = "";
 
+	if (s->peer.no_client) {
+		/* A PROXY header without addresses: whoever this is, the balancer's own
+		 * address (loopback, relay_networks) must not vouch for it. */
+		ss_slog(s, LOG_INFO, "event=reject stage=mail status=5.7.1 reason=proxy-no-address");
+		ss_reply(s, "550 5.7.1 This connection names no client (a PROXY header without "
+		    "addresses): no mail is accepted on it");
+		ss_error(s);
+		return;
+	}
 	if (s->kind == SL_SUBMISSION && s->auth_user[0] == '\0') {
 		/* RFC 6409 §4.3: submission requires authentication. */
 		ss_reply(s, "530 5.7.0 Authentication required");
@@ -804,6 +839,8 @@ expand_rcpt(struct session *s, const char *addr, const char *orcpt, unsigned not
 static int
 session_may_relay(const struct session *s)
 {
+	if (s->peer.no_client)
+		return 0;
 	return rcpt_may_relay(s->conf, &s->peer.remote, s->auth_user[0] != '\0',
 	    s->kind == SL_LOCAL);
 }
@@ -893,7 +930,11 @@ cmd_rcpt(struct session *s, const char *args)
 			    v.refusal == RR_RELAY_DENIED && v.routed ? " routed=yes" : "");
 		rcpt_refusal_reply(&v, safe, line, sizeof(line));
 		ss_reply(s, "%s", line);
-		ss_error(s);
+		if (v.refusal == RR_RELAY_DENIED || v.refusal == RR_UNKNOWN_USER ||
+		    v.refusal == RR_BAD_LOCAL_PART)
+			rcpt_refused(s);	/* a guess that missed */
+		else
+			ss_error(s);
 		return;
 	}
 	case RCPT_RELAY:
@@ -1025,6 +1066,12 @@ const char *
 session_helo(const struct session *s)
 {
 	return s->helo;
+}
+
+const char *
+session_auth_user(const struct session *s)
+{
+	return s->auth_user;
 }
 
 size_t

@@ -126,6 +126,11 @@ struct session_ops {
 	 * spf_reject.) The session consumes nothing until session_mail_done, which may be
 	 * called from inside this callback. */
 	void (*mail_check)(void *arg, const char *sender, int authenticated);
+	/* Optional. A recipient was refused as unknown or not ours to relay: what an address
+	 * harvester collects, one session at a time. The client's standing across all its
+	 * sessions: 0 go on, N > 0 (at most SESSION_ERROR_DELAY_MAX) hold this reply N
+	 * seconds, < 0 it is over its budget (421 4.7.0 and close). */
+	int (*rcpt_refused)(void *arg);
 };
 
 /* What tx_write returns when the spool's filesystem is full (ENOSPC, EDQUOT): the DATA
@@ -154,6 +159,11 @@ struct session_peer {
 	struct netaddr remote;	uint16_t remote_port;
 	long uid;		/* SL_LOCAL: the submitting user (SO_PEERCRED, or the maildrop
 				 * file's owner); unused otherwise */
+	int no_client;		/* a PROXY header without addresses (v2 LOCAL or UNSPEC, v1
+				 * UNKNOWN): who the client is is not known, local and remote
+				 * are the unspecified address. Such a session gets no
+				 * exemption, no AUTH, and its MAIL is refused (550 5.7.1);
+				 * a balancer's health check may still EHLO, NOOP and QUIT. */
 };
 
 enum session_state {
@@ -233,6 +243,8 @@ void session_disconnected(struct session *s);
 enum session_state session_state(const struct session *s);
 /* The name the client gave in EHLO/HELO ("" before). */
 const char *session_helo(const struct session *s);
+/* The AUTH login of the session, "" before a successful AUTH. */
+const char *session_auth_user(const struct session *s);
 /* The mechanism (enum sasl_mech) of the AUTH exchange in progress or last made. */
 int session_auth_mech(const struct session *s);
 /* The MAIL FROM address of the open transaction ("" for <>). */

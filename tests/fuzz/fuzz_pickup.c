@@ -110,7 +110,7 @@ static void sv_starttls(void *arg) { abort(); }
 static void sv_auth(void *arg, const char *u, const char *p) { abort(); }
 
 static const struct session_ops ops = { sv_output, sv_open, sv_write, sv_commit, sv_abort,
-    sv_log, sv_starttls, sv_auth, NULL, NULL, NULL, NULL };
+    sv_log, sv_starttls, sv_auth, NULL, NULL, NULL, NULL, NULL };
 
 static void *
 serve_main(void *arg)

@@ -118,8 +118,15 @@ f_space(void *arg, uint64_t size)
 	return full_calls % 7 != 3;
 }
 
+/* The client's standing across sessions after a refused recipient: go, slow, cut off. */
+static int
+f_rcpt_refused(void *arg)
+{
+	return full_calls % 11 == 5 ? -1 : full_calls % 3 == 1 ? 2 : 0;
+}
+
 static const struct session_ops ops = { f_output, f_open, f_write, f_commit, f_abort, f_log,
-    f_starttls, f_auth, f_output_full, f_pause, f_space };
+    f_starttls, f_auth, f_output_full, f_pause, f_space, NULL, f_rcpt_refused };
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -92,6 +92,32 @@ class SpoolFull(TmpfsCase):
         self.assertReply(c.cmd("MAIL FROM:<s@example.org> SIZE=2000000"), 452, "4.3.1")
         self.assertReply(c.cmd("MAIL FROM:<s@example.org> SIZE=100000"), 250)
 
+    def test_a_burst_inside_one_second_is_refused_at_mail_not_after_its_data(self):
+        # issue 24, finding 9: the free space is measured at most once a second; ten 200 KB
+        # messages inside one second went through a 1 MiB reserve, and the refusal came
+        # only after the data. The bytes admitted since the measurement count now.
+        srv, spool = self.server_on_small_spool(message_size_limit=10485760,
+                                                queue_minfree="1m")
+        self.fill(spool, 1024 * 1024 + 350 * 1024)
+        time.sleep(1.1)
+        c = self.client(srv)
+        self.assertReply(c.ehlo(), 250)
+        body = ("x" * 998 + "\r\n") * 200                  # about 200 KB
+        results = []
+        for i in range(10):
+            r = c.cmd("MAIL FROM:<s@example.org>")
+            if r.code != 250:
+                results.append(("MAIL", r.code))
+                c.cmd("RSET")
+                continue
+            self.assertReply(c.cmd("RCPT TO:<alice@localhost>"), 250)
+            self.assertReply(c.cmd("DATA"), 354)
+            c.send(make_message("burst %d" % i, body=body) + b".\r\n")
+            results.append(("DATA", c.reply().code))
+        self.assertIn(("MAIL", 452), results, results)
+        self.assertNotIn(("DATA", 452), results, "refused only after the data: %r" % results)
+        self.assertEqual(results[0], ("DATA", 250))
+
     def test_disk_filling_during_data_gets_4xx_leaves_nothing_and_loses_nothing(self):
         srv, spool = self.server_on_small_spool(message_size_limit=10485760,
                                                 queue_minfree="1k")

@@ -218,6 +218,65 @@ class Tarpit(ImsdCase):
         self.assertIn("event=tarpit errors=11", log)
         self.assertIn("event=too-many-errors errors=20", log)
 
+    def test_recipient_guesses_are_counted_per_client_across_sessions(self):
+        # issue 24, finding 4: a harvester reconnecting every 10 guesses never reached the
+        # per-session tarpit (300 guesses in 0.02 s); now the client address is counted:
+        # past 30 refused recipients each answer waits 2 s, past 60 it is cut off
+        srv = self.server()
+        srv.write_file("rcpts", "alice@localhost\n")
+        srv.set_conf(recipients_file=srv.dir + "/rcpts")
+        srv.stop()
+        srv.start()
+        lock = threading.Lock()
+        refused, slow, cut = [], [], []
+        deadline = time.monotonic() + 60
+
+        def harvester(k):
+            for n in range(12):                      # sessions, bounded
+                if cut or time.monotonic() > deadline:
+                    return
+                c = Client(srv.port, timeout=20)
+                try:
+                    c.reply()
+                    c.ehlo()
+                    c.cmd("MAIL FROM:<h@example.org>")
+                    for i in range(10):
+                        t0 = time.monotonic()
+                        r = c.cmd("RCPT TO:<g%d-%d-%d@localhost>" % (k, n, i))
+                        dt = time.monotonic() - t0
+                        with lock:
+                            if r.code == 421:
+                                cut.append(r.text)
+                                return
+                            refused.append(r.code)
+                            if dt > 1.5:
+                                slow.append(dt)
+                finally:
+                    c.close()
+
+        threads = [threading.Thread(target=harvester, args=(k,)) for k in range(10)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(90)
+        self.assertTrue(cut, "never cut off after %d refused recipients" % len(refused))
+        self.assertIn("Too many rejected recipients from your address", cut[0])
+        self.assertEqual(set(refused), {550})
+        self.assertGreaterEqual(len(refused), 60)
+        self.assertLessEqual(len(refused), 61 + 10, "one in flight per harvester at most")
+        self.assertGreater(len(slow), 10, "answers past the 30th were not delayed")
+        print("    %d guesses from 10 parallel harvesters, %d answered late, then 421"
+              % (len(refused), len(slow)), flush=True)
+        # a new session: its first guess is refused and cut off at once
+        c = self.client(srv, timeout=20)
+        self.assertReply(c.ehlo(), 250)
+        self.assertReply(c.cmd("MAIL FROM:<h@example.org>"), 250)
+        self.assertReply(c.cmd("RCPT TO:<alice@localhost>"), 250)     # real mail still goes
+        self.assertReply(c.cmd("RCPT TO:<again@localhost>"), 550, "5.1.1")
+        self.assertReply(c.reply(), 421, "4.7.0")
+        self.assertIn("event=too-many-rejected-recipients scope=client-address",
+                      srv.log_text())
+
     def test_relay_denied_recipients_spend_the_budget_too(self):
         srv = self.server(relay_networks="192.0.2.0/24")
         c = self.client(srv, timeout=30)

@@ -198,6 +198,42 @@ class Exposition(MetricsCase):
             for s in idle + [half]:
                 s.close()
 
+    def test_idle_connections_cannot_keep_a_scraper_out(self):
+        # issue 24, finding 8: 16 connections that send nothing used to fill the table, and
+        # every scrape got a reset, renewable every 10 s
+        srv = self.metrics_server()
+
+        def idle_from(source, n):
+            out = []
+            for _ in range(n):
+                s = socket.socket()
+                s.bind((source, 0))
+                s.settimeout(5)
+                s.connect(("127.0.0.1", srv.mport))
+                out.append(s)
+                time.sleep(0.02)        # accepted in this order
+            self.addCleanup(lambda: [x.close() for x in out])
+            return out
+
+        def closed_by_server(s, wait=2):
+            s.settimeout(wait)
+            try:
+                return s.recv(1) == b""
+            except ConnectionResetError:
+                return True
+            except socket.timeout:
+                return False
+
+        # one address: at most METRICS_HTTP_PER_PEER (4) at once, its oldest idle go first
+        first = idle_from("127.0.0.2", 8)
+        self.assertEqual([closed_by_server(s) for s in first[:4]], [True] * 4)
+        # the table full of idle clients from four addresses; a scrape still gets its answer
+        crowd = idle_from("127.0.0.3", 4) + idle_from("127.0.0.4", 4) + idle_from("127.0.0.5", 4)
+        for _ in range(3):
+            self.assertEqual(scrape(srv.mport)[0], 200)
+        self.assertTrue(any(closed_by_server(s, 0.3) for s in crowd + first[4:]),
+                        "a scrape found room only by evicting an idle client")
+
     def test_an_unprivileged_user_reads_the_metrics(self):
         # no root and no control socket: any local user with a TCP client will do
         imsdtest.need_root("running a client as nobody")

@@ -87,8 +87,41 @@ class ProxyHeader(ImsdCase):
         self.assertRegex(srv.log_text(), r"client=192\.0\.2\.8:40002 local=198\.51\.100\.10:25")
         h = self.proxied(srv, v2(None, None, local=True))
         self.assertReply(h.reply(), 220)
-        self.assertRegex(srv.log_text(), r"client=127\.0\.0\.3:\d+ local=127\.0\.0\.1:%d "
-                         r"listener=smtp worker=\d+ proxy=" % srv.port)
+        # a health check: no client named, so not the balancer's addresses either
+        self.assertRegex(srv.log_text(), r"client=0\.0\.0\.0:0 local=0\.0\.0\.0:0 "
+                         r"listener=smtp worker=\d+ proxy=127\.0\.0\.3:\d+")
+
+    def test_headers_without_addresses_get_no_exemption_and_no_mail(self):
+        # issue 24, finding 5: a balancer in relay_networks (and on loopback); its LOCAL,
+        # UNKNOWN and UNSPEC headers used to hand every such session its trust: relaying to
+        # any domain, no DNS lists or SPF, DKIM signing, AUTH without TLS
+        users = netns.write_users(self.tmp + "/users")
+        srv = self.proxy_server(relay_networks="127.0.0.0/8", auth_users_file=users)
+        named = self.proxied(srv, v1("203.0.113.9", "127.0.0.1"))
+        self.assertReply(named.reply(), 220)
+        self.assertIn("AUTH", named.ehlo().text)        # loopback destination: AUTH offered
+        self.assertReply(named.cmd("MAIL FROM:<p@example.org>"), 250)
+        self.assertReply(named.cmd("RCPT TO:<x@remote.example>"), 554, "5.7.1")
+        for name, header in (("v2 LOCAL", v2(None, None, local=True)),
+                             ("v1 UNKNOWN", b"PROXY UNKNOWN\r\n"),
+                             ("v1 UNKNOWN with addresses", b"PROXY UNKNOWN 192.0.2.1 127.0.0.1 "
+                                                           b"1 25\r\n"),
+                             ("v2 UNSPEC", V2SIG + bytes([0x21, 0x00, 0, 0]))):
+            with self.subTest(header=name):
+                c = self.proxied(srv, header)
+                self.assertReply(c.reply(), 220)
+                ehlo = c.ehlo()
+                self.assertEqual(ehlo.code, 250)             # a health check still works
+                self.assertNotIn("AUTH", ehlo.text)
+                self.assertReply(c.cmd("NOOP"), 250)
+                self.assertIn(c.cmd("AUTH PLAIN AGFsaWNlAHNlY3JldA==").code, (503, 538))
+                r = c.cmd("MAIL FROM:<p@example.org>")
+                self.assertReply(r, 550, "5.7.1")
+                self.assertIn("names no client", r.text)
+                self.assertReply(c.cmd("RCPT TO:<x@remote.example>"), 503)
+                self.assertReply(c.cmd("QUIT"), 221)
+        self.assertIn("event=reject stage=mail status=5.7.1 reason=proxy-no-address",
+                      srv.log_text())
 
     def test_per_client_limit_counts_the_client_of_the_header(self):
         srv = self.proxy_server(max_connections_per_ip=1)

@@ -273,6 +273,40 @@ class SpoolLinks(ImsdCase):
         srv.wait_mail("localhost", "alice")
         self.assertEqual(snapshot(self.watched)[self.victim][5], b"root:secret:1:0:99999:7:::\n")
 
+    def test_embedded_default_refuses_a_key_linked_into_var_tls(self):
+        # `make run` as root: an earlier version gave ./var/tls to the run user (nobody),
+        # who could link key.pem to another service's key; root read it and the server,
+        # once nobody, held that key. Now var/tls is taken back and a link is refused
+        # before anything is read (the start stops before any port is bound).
+        work = os.path.join(self.tmp, "run")
+        tls = os.path.join(work, "var", "tls")
+        os.makedirs(tls)
+        os.chmod(work, 0o755)
+        os.chown(tls, 65534, 65534)
+        os.chmod(tls, 0o700)
+        other = os.path.join(self.outside, "privkey.pem")
+        with open(other, "w") as f:
+            f.write("-----BEGIN PRIVATE KEY-----\nnot really\n-----END PRIVATE KEY-----\n")
+        os.chmod(other, 0o600)
+        before = snapshot(self.watched + [other])
+        for name in ("cert.pem", "key.pem"):
+            p = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                                "ln", "-s", other, os.path.join(tls, name)],
+                               capture_output=True, text=True)
+            self.assertEqual(p.returncode, 0, p.stderr)
+        try:
+            p = subprocess.run([imsd_binary(), "run"], capture_output=True, text=True,
+                               timeout=20, cwd=work, errors="replace")
+        except subprocess.TimeoutExpired:
+            self.fail("imsd served with a key read through a link in var/tls")
+        self.assertIsNone(SANITIZER_RE.search(p.stderr), p.stderr)
+        self.assertEqual(p.returncode, 2, p.stderr[-2000:])
+        self.assertRegex(p.stderr, r"event=startup-error reason=\"var/tls/cert\.pem: not a "
+                         r"plain file \(a symbolic link\)")
+        st = os.stat(tls)
+        self.assertEqual(st.st_uid, 0, "var/tls taken back by root")
+        self.assertEqual(snapshot(self.watched + [other]), before)
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -101,6 +101,33 @@ TEST(a_good_attempt_is_refunded)
 	clients_free(t);
 }
 
+TEST(refused_recipients_slow_then_cut_off_a_client_across_sessions_and_leak)
+{
+	struct clients *t = clients_new();
+	struct netaddr a = A("2001:db8:7:7::1"), same64 = A("2001:db8:7:7::99"),
+	    b = A("2001:db8:7:8::1");
+	time_t now = 2000000;
+	int i;
+
+	/* sessions come and go; the count is the client's (its /64) */
+	for (i = 1; i <= CLIENTS_RCPT_SOFT; i++) {
+		clients_conn_add(t, i % 2 ? &a : &same64, 1);
+		CHECK(clients_rcpt_refused(t, i % 2 ? &a : &same64, now) == CLIENTS_RCPT_GO);
+		clients_conn_add(t, i % 2 ? &a : &same64, -1);
+	}
+	for (; i <= CLIENTS_RCPT_HARD; i++)
+		CHECK(clients_rcpt_refused(t, &a, now) == CLIENTS_RCPT_SLOW);
+	CHECK(clients_rcpt_refused(t, &same64, now) == CLIENTS_RCPT_CUT);
+	CHECK(clients_rcpt_refused(t, &a, now + 1) == CLIENTS_RCPT_CUT);
+	CHECK(clients_rcpt_refused(t, &b, now) == CLIENTS_RCPT_GO);	/* another /64 */
+	CHECK(clients_count(t) == 2);		/* remembered without a session */
+	/* forgotten one per CLIENTS_RCPT_LEAK seconds */
+	CHECK(clients_rcpt_refused(t, &a, now + 3 * CLIENTS_RCPT_LEAK) == CLIENTS_RCPT_SLOW);
+	CHECK(clients_expire(t, now + 1000 * CLIENTS_RCPT_LEAK) == 2);
+	CHECK(clients_count(t) == 0);
+	clients_free(t);
+}
+
 int
 main(void)
 {
@@ -109,5 +136,6 @@ main(void)
 	RUN(auth_failures_lock_then_leak);
 	RUN(auth_bucket_outlives_connections);
 	RUN(a_good_attempt_is_refunded);
+	RUN(refused_recipients_slow_then_cut_off_a_client_across_sessions_and_leak);
 	T_EXIT();
 }

@@ -230,7 +230,8 @@ TEST(every_spec_key_is_accepted)
 	    "policy_services = { inet:[::1]:10023, timeout=5s, stage=rcpt, stage=eom }\n"
 	    "policy_default_action = accept\n"
 	    "policy_timeout = 20s\n"
-	    "policy_cache_ttl = 1m\n";
+	    "policy_cache_ttl = 1m\n"
+	    "sender_login_maps = /etc/imsd/sender-logins\n";
 	struct conf c;
 
 	CHECK(P(text, &c) == 0);

@@ -119,7 +119,7 @@ f_auth(void *arg, const char *user, const char *pass)
 }
 
 static const struct session_ops ops = { f_output, f_open, f_write, f_commit, f_abort, f_log,
-    f_starttls, f_auth, NULL, NULL, NULL, NULL };
+    f_starttls, f_auth, NULL, NULL, NULL, NULL, NULL };
 
 static struct conf conf;
 static struct fake fk;
@@ -152,7 +152,7 @@ f_space(void *arg, uint64_t size)
 }
 
 static const struct session_ops ops_bounded = { f_output, f_open, f_write, f_commit, f_abort,
-    f_log, f_starttls, f_auth, f_full, f_pause, f_space, NULL };
+    f_log, f_starttls, f_auth, f_full, f_pause, f_space, NULL, NULL };
 
 static struct session *
 start_bounded(void)
@@ -1207,6 +1207,27 @@ TEST(authentication_results_claiming_our_hostname_are_removed_others_kept)
 	session_free(s);
 }
 
+TEST(authentication_results_naming_us_with_a_final_dot_or_an_unreadable_id_are_removed)
+{
+	/* issue 24, finding 9: "mx.example." is our name too, and a field whose id cannot be
+	 * read (an unterminated comment first, nothing but a comment) may be read as ours by
+	 * someone more lenient downstream */
+	struct session *s = start();
+	feed(s, "EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<bob@localhost>\r\nDATA\r\n");
+	feed(s, "Authentication-Results: mx.example.; dkim=pass header.d=paypal.com\r\n"
+	    "Authentication-Results: \"MX.EXAMPLE.\"; spf=pass\r\n"
+	    "Authentication-Results: (unterminated mx.example; dmarc=pass\r\n"
+	    "Authentication-Results: (only a comment)\r\n"
+	    "Authentication-Results: mx.example.other; spf=fail\r\n"
+	    "Authentication-Results: mx.exampl; spf=fail\r\n"
+	    "Subject: dots\r\n\r\nbody\r\n.\r\n");
+	CHECK(fk.commits == 1);
+	CHECK_STR(body_after_received(), "Authentication-Results: mx.example.other; spf=fail\r\n"
+	    "Authentication-Results: mx.exampl; spf=fail\r\n"
+	    "Subject: dots\r\n\r\nbody\r\n");
+	session_free(s);
+}
+
 TEST(authentication_results_filter_holds_across_one_byte_segments)
 {
 	struct session *s = start();
@@ -1262,7 +1283,7 @@ f_mail_check(void *arg, const char *sender, int authenticated)
 }
 
 static const struct session_ops ops_mailcheck = { f_output, f_open, f_write, f_commit, f_abort,
-    f_log, f_starttls, f_auth, NULL, NULL, NULL, f_mail_check };
+    f_log, f_starttls, f_auth, NULL, NULL, NULL, f_mail_check, NULL };
 
 TEST(mail_check_holds_pipelined_commands_until_answered)
 {
@@ -1688,6 +1709,7 @@ main(void)
 	RUN(mail_below_queue_minfree_gets_452_4_3_1);
 	RUN(commit_without_space_gets_452_4_3_1);
 	RUN(authentication_results_claiming_our_hostname_are_removed_others_kept);
+	RUN(authentication_results_naming_us_with_a_final_dot_or_an_unreadable_id_are_removed);
 	RUN(authentication_results_filter_holds_across_one_byte_segments);
 	RUN(an_oversized_authentication_results_field_is_dropped);
 	RUN(a_bare_cr_line_does_not_end_the_header_for_the_filter);
