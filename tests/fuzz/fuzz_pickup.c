@@ -206,6 +206,25 @@ normalise(const char *b, size_t n, size_t *outlen)
 	return o;
 }
 
+/* The spool made for the run goes when the process does (libFuzzer ends by exit()). */
+static void
+remove_spool(void)
+{
+	char path[300];
+
+	unlinkat(dropfd, "f", 0);
+	for (int i = 0; i < 10; i++) {
+		char n[8];
+		snprintf(n, sizeof(n), i ? "f.%d" : "f", i);
+		unlinkat(corruptfd, n, 0);
+	}
+	snprintf(path, sizeof(path), "%s/maildrop", spool);
+	rmdir(path);
+	snprintf(path, sizeof(path), "%s/corrupt", spool);
+	rmdir(path);
+	rmdir(spool);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -232,6 +251,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		corruptfd = open(path, O_RDONLY | O_DIRECTORY);
 		if (dropfd < 0 || corruptfd < 0)
 			abort();
+		atexit(remove_spool);
 		ready = 1;
 	}
 	if (size < 1)
