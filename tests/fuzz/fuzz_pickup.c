@@ -10,6 +10,7 @@
  * out, every message the session commits is the file's text with every line ending in
  * CRLF, and the file is gone from the maildrop unless the pickup says it waits.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -270,9 +271,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	/* the oracle for the text: only for files whose body the session keeps as it is */
 	if (sm_drop_parse((const char *)data, size, &d, err, sizeof(err)) == 0) {
-		if (memmem(d.data, d.len, "uthentication-", 14) == NULL &&
-		    memmem(d.data, d.len, "UTHENTICATION-", 14) == NULL)
+		/* the session removes Authentication-Results fields that could be taken for
+		 * ours: no comparison for a text that names the field in any case */
+		char *low = malloc(d.len + 1);
+		if (low == NULL)
+			abort();
+		for (size_t i = 0; i < d.len; i++)
+			low[i] = (char)tolower((unsigned char)d.data[i]);
+		if (memmem(low, d.len, "authentication-results", 22) == NULL)
 			expect = normalise(d.data, d.len, &expectlen);
+		free(low);
 		sm_drop_free(&d);
 	}
 
