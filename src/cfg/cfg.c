@@ -27,6 +27,29 @@ blame_key(const struct conf *cf, enum conf_key k, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: %s: %s", cf->source, conf_key_name(k), tmp);
 }
 
+/* /etc/mailname (Debian: the host's mail name): its first line, lower-case, "" if none. */
+static void
+read_mailname(char *out, size_t len)
+{
+	FILE *fp = fopen("/etc/mailname", "re");
+	char line[256];
+	size_t n;
+
+	out[0] = '\0';
+	if (fp == NULL)
+		return;
+	if (fgets(line, sizeof(line), fp) != NULL) {
+		n = strcspn(line, " \t\r\n");
+		line[n] = '\0';
+		for (size_t i = 0; i < n; i++)
+			if (line[i] >= 'A' && line[i] <= 'Z')
+				line[i] = (char)(line[i] - 'A' + 'a');
+		if (n > 0 && strchr(line, '/') == NULL)
+			snprintf(out, len, "%s", line);
+	}
+	fclose(fp);
+}
+
 /* Does any outbound TLS level ask for certificate verification (or a CA file is named,
  * which is then checked at load even before a policy uses it)? */
 static int
@@ -65,6 +88,12 @@ cfg_load(const char *conf_path, int generate, char *err, size_t errlen)
 	if (cf->recipients_file != NULL &&
 	    (c->recipients = recipients_load(cf->recipients_file, err, errlen)) == NULL) {
 		blame_key(cf, CK_RECIPIENTS_FILE, err, errlen);
+		goto fail;
+	}
+	read_mailname(c->mailname, sizeof(c->mailname));
+	if (cf->alias_maps != NULL &&
+	    (c->aliases = aliases_load(cf->alias_maps, err, errlen)) == NULL) {
+		blame_key(cf, CK_ALIAS_MAPS, err, errlen);
 		goto fail;
 	}
 	if (cf->auth_users_file != NULL &&
@@ -173,6 +202,7 @@ cfg_unref(struct cfg *c)
 		authusers_free(c->authusers);
 	senderlogins_free(c->senderlogins);
 	dvauth_free(c->dvauth);
+	aliases_free(c->aliases);
 	transport_map_free(c->transports);
 	if (c->tls != NULL)
 		tls_ctx_unref(c->tls);

@@ -8,6 +8,7 @@
 #include "mailauth/dkimop.h"
 #include "conf/conf.h"
 #include "net/dvauth.h"
+#include "policy/aliases.h"
 #include "policy/authusers.h"
 #include "policy/recipients.h"
 #include "policy/senderlogins.h"
@@ -17,6 +18,8 @@
 struct cfg {
 	struct conf conf;
 	struct recipients *recipients;	/* NULL when recipients_file is unset */
+	struct aliases *aliases;	/* alias_maps, read and checked; NULL when unset */
+	char mailname[256];		/* /etc/mailname, lower-case; "" when there is none */
 	struct authusers *authusers;	/* NULL when auth_users_file is unset */
 	struct senderlogins *senderlogins;	/* NULL when sender_login_maps is unset */
 	struct transport_map *transports;	/* transport_map; NULL when unset */

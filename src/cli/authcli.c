@@ -2,6 +2,7 @@
  * authcli — see authcli.h.
  */
 #include "cli/authcli.h"
+#include "cli/cli.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -118,6 +119,7 @@ authcli_explain(int argc, char **argv)
 			break;
 		}
 	}
+	path = cli_conf_path(path);
 	if (file == NULL || ip == NULL || helo == NULL || from == NULL) {
 		fprintf(stderr, "usage: imsd explain-auth [-c FILE] MESSAGE.eml --client-ip ADDR "
 		    "--helo NAME --mail-from ADDRESS\n");

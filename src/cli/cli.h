@@ -15,6 +15,10 @@
  * in the spool is never followed as root). 0, or -1 with err. */
 int cli_queue_open(const char *spool_dir, int lock, struct queue *q, char *err, size_t errlen);
 
+/* The configuration a subcommand reads: given (-c FILE), else /etc/imsd/imsd.conf when it
+ * exists, else NULL (the embedded default). */
+const char *cli_conf_path(const char *given);
+
 /* imsd queue --json: the whole queue as one JSON document (read-only, with or without a
  * running server). */
 int cli_queue_json(const struct cfg *c);

@@ -1,8 +1,11 @@
 /*
  * imsd — command-line entry: a table of subcommands (SPEC.md "Command line").
  */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +14,7 @@
 
 #include <netdb.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 
@@ -18,6 +22,7 @@
 #include "cli/cli.h"
 #include "cli/sendmail.h"
 #include "conf/conf.h"
+#include "policy/aliases.h"
 #include "policy/tls_offer.h"
 #include "queue/queue.h"
 #include "cfg/cfg.h"
@@ -37,6 +42,7 @@ static const char usage_text[] =
     "                                         run SPF, DKIM and DMARC on a stored message\n"
     "       imsd dkim-keygen [--ed25519] DOMAIN SELECTOR KEYFILE  new signing key + DNS record\n"
     "       imsd explain-recipient [-c FILE] ADDRESS  how mail to ADDRESS is routed, and its queue\n"
+    "       imsd newaliases [-c FILE]           check the alias file (alias_maps, or /etc/aliases)\n"
     "       imsd version\n"
     "       imsd sendmail [-c FILE] [sendmail options] [ADDRESS...]  (also as sendmail, mailq)\n";
 
@@ -47,7 +53,8 @@ usage(void)
 	return 1;
 }
 
-/* Parse "[-c FILE]" and return the remaining arguments' index, or -1. */
+/* Parse "[-c FILE]" (defaulting as cli_conf_path does) and return the remaining arguments'
+ * index, or -1. */
 static int
 parse_c(int argc, char **argv, const char **conf_path)
 {
@@ -63,7 +70,19 @@ parse_c(int argc, char **argv, const char **conf_path)
 		*conf_path = argv[i] + 2;
 		i++;
 	}
+	*conf_path = cli_conf_path(*conf_path);
 	return i;
+}
+
+/* Without -c: the installed configuration when there is one (the package's), else NULL,
+ * the embedded default (SPEC.md "Command line"). Every subcommand, as sendmail does, so
+ * that `imsd queue` run from / by an administrator reads the spool the server uses. */
+const char *
+cli_conf_path(const char *given)
+{
+	if (given == NULL && access(SENDMAIL_DEFAULT_CONF, F_OK) == 0)
+		return SENDMAIL_DEFAULT_CONF;
+	return given;
 }
 
 static int take_flag(int *argc, char **argv, const char *flag);
@@ -183,6 +202,46 @@ take_flag(int *argc, char **argv, const char *flag)
 	return 0;
 }
 
+/*
+ * The maildrop (spool_dir/maildrop): what sendmail left there while no server answered,
+ * not yet in the queue. Listed after the queue, one line each: the file, its size, its age
+ * and the submitting user (the file's owner, as the pickup will record it). Returns how
+ * many; nothing printed when the directory cannot be read (as a user: the maildrop is 1733).
+ */
+static size_t
+print_maildrop(const char *spool_dir)
+{
+	char path[4200], age[32];
+	struct dirent *de;
+	size_t n = 0;
+	DIR *d;
+	int dfd;
+
+	snprintf(path, sizeof(path), "%s/maildrop", spool_dir);
+	if ((dfd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+		return 0;
+	if ((d = fdopendir(dfd)) == NULL) {
+		close(dfd);
+		return 0;
+	}
+	while ((de = readdir(d)) != NULL) {
+		struct stat st;
+		struct passwd *pw;
+		if (de->d_name[0] == '.' ||
+		    fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
+			continue;
+		if (n++ == 0)
+			printf("maildrop (%s), waiting for pickup by the server:\n", path);
+		print_age(time(NULL) - st.st_mtime, age, sizeof(age));
+		pw = getpwuid(st.st_uid);
+		printf("%s  %8llu  %5s  from %s (uid %ld)%s\n", de->d_name,
+		    (unsigned long long)st.st_size, age, pw ? pw->pw_name : "?", (long)st.st_uid,
+		    (st.st_mode & 0444) == 0444 ? "" : "  (still being written)");
+	}
+	closedir(d);
+	return n;
+}
+
 /* List the queue straight from the spool (read-only; works with or without a server). */
 static int
 cmd_queue(int argc, char **argv)
@@ -239,10 +298,14 @@ cmd_queue(int argc, char **argv)
 		}
 		qenv_free(&env);
 	}
-	if (n == 0)
+	size_t nd = print_maildrop(c->conf.spool_dir);
+	if (n == 0 && nd == 0)
 		printf("Mail queue is empty\n");
 	else
-		printf("-- %zu message%s in the queue\n", n, n == 1 ? "" : "s");
+		printf("-- %zu message%s in the queue%s\n", n, n == 1 ? "" : "s",
+		    nd == 0 ? "" : nd == 1 ? ", 1 in the maildrop" : "");
+	if (nd > 1)
+		printf("-- %zu messages in the maildrop\n", nd);
 	queue_list_free(ids, n);
 	queue_close(&q);
 	cfg_unref(c);
@@ -492,6 +555,37 @@ cmd_explain_recipient(int argc, char **argv)
 	return r;
 }
 
+/* newaliases: read and check the alias file as the server will. Nothing is built: the
+ * file is read as it is at every start and reload. 0 ok, 1 an error (file:line). */
+static int
+cmd_newaliases(int argc, char **argv)
+{
+	const char *path, *file;
+	char err[1024];
+	struct conf cf;
+	struct aliases *a;
+	int i = parse_c(argc, argv, &path);
+
+	if (i < 0 || i != argc)
+		return usage();
+	if (conf_load(path, &cf, err, sizeof(err)) < 0) {
+		fprintf(stderr, "newaliases: %s\n", err);
+		return 1;
+	}
+	file = cf.alias_maps != NULL ? cf.alias_maps : "/etc/aliases";
+	if ((a = aliases_load(file, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "newaliases: %s\n", err);
+		conf_free(&cf);
+		return 1;
+	}
+	printf("newaliases: %s: %zu alias%s, no errors%s\n", file, aliases_count(a),
+	    aliases_count(a) == 1 ? "" : "es", cf.alias_maps != NULL ? "" :
+	    " (alias_maps is unset in the configuration: the server does not read it)");
+	aliases_free(a);
+	conf_free(&cf);
+	return 0;
+}
+
 static int
 cmd_version(int argc, char **argv)
 {
@@ -520,6 +614,7 @@ static const struct {
 	{ "flush", cmd_flush },
 	{ "delete", cmd_delete },
 	{ "version", cmd_version },
+	{ "newaliases", cmd_newaliases },
 	{ "explain-auth", authcli_explain },
 	{ "dkim-keygen", authcli_keygen },
 	{ "sendmail", cmd_sendmail },
@@ -541,6 +636,16 @@ main(int argc, char **argv)
 	const char *base = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
 	if (strcmp(base, "sendmail") == 0 || strcmp(base, "mailq") == 0)
 		return sendmail_main(argc, argv, 1, base[0] == 'm', run_subcommand);
+	if (strcmp(base, "newaliases") == 0) {
+		/* installed as /usr/bin/newaliases: "newaliases [-c FILE]" */
+		char *av[4] = { argv[0], "newaliases", NULL, NULL };
+		int ac = 2;
+		for (int k = 1; k < argc && ac < 4; k++)
+			av[ac++] = argv[k];
+		if (argc > 3)
+			return usage();
+		return cmd_newaliases(ac, av);
+	}
 	if (argc < 2)
 		return usage();
 	for (size_t i = 0; i < sizeof(subcommands) / sizeof(subcommands[0]); i++)

@@ -609,8 +609,16 @@ sendmail_main(int argc, char **argv, int first, int as_mailq,
 		rc = subcommand(ac, av);
 		return rc == 0 ? EX_OK : rc == 1 ? EX_CONFIG : EX_UNAVAILABLE;
 	}
-	if (o.mode == SM_NOOP)
-		return EX_OK;	/* newaliases: recipients_file is read as it is, nothing to build */
+	if (o.mode == SM_NOOP) {
+		/* -bi (newaliases): check the alias file; nothing to build */
+		char *av[4] = { argv[0], "newaliases", NULL, NULL };
+		int ac = 2;
+		if (path != NULL) {
+			av[ac++] = "-c";
+			av[ac++] = (char *)path;
+		}
+		return subcommand(ac, av) == 0 ? EX_OK : EX_CONFIG;
+	}
 	if (conf_load(path, &c, err, sizeof(err)) < 0) {
 		fprintf(stderr, "sendmail: %s\n", err);
 		return EX_CONFIG;

@@ -249,6 +249,10 @@ static const struct row schema[CK__COUNT] = {
 				    .min = 1, .max = 3600, NOT_YET },
 	[CK_POLICY_CACHE_TTL]	= { "policy_cache_ttl", T_DUR, OFF(policy_cache_ttl),
 				    .def = "0s", .min = 0, .max = 86400, NOT_YET },
+	/* aliases(5): read and checked (imsd check, newaliases, reload); delivery through it
+	 * is not in this build yet */
+	[CK_ALIAS_MAPS]		= { "alias_maps", T_OPTPATH, OFF(alias_maps), .not_yet = 1 },
+	[CK_SYSTEM_MAILBOXES]	= { "system_mailboxes", T_BOOL, OFF(system_mailboxes), .def = "no" },
 };
 
 /* The name of key k ("hostname", ...); NULL when k is out of range. */
@@ -306,6 +310,7 @@ void conf_free(struct conf *c)
 	free(c->local_domains);
 	free(c->recipients_file);
 	free(c->sender_login_maps);
+	free(c->alias_maps);
 	free(c->relay_networks);
 	free(c->proxy_networks);
 	free(c->tls_cert_file);

@@ -39,6 +39,7 @@ enum conf_key {
 	CK_MILTER_COMMAND_TIMEOUT, CK_MILTER_CONTENT_TIMEOUT,
 	CK_POLICY_SERVICES, CK_POLICY_DEFAULT_ACTION, CK_POLICY_TIMEOUT, CK_POLICY_CACHE_TTL,
 	CK_SENDER_LOGIN_MAPS,
+	CK_ALIAS_MAPS, CK_SYSTEM_MAILBOXES,
 	CK__COUNT
 };
 
@@ -110,6 +111,8 @@ struct conf {
 	char **local_domains;		size_t nlocal_domains;	/* lower-case, no trailing dot */
 	char *recipients_file;		/* NULL = unset */
 	char *sender_login_maps;	/* NULL = unset (policy/senderlogins.h) */
+	char *alias_maps;		/* aliases(5) file; NULL = unset */
+	int system_mailboxes;		/* passwd users at the host's names: /var/mail/USER */
 	struct cidr *relay_networks;	size_t nrelay_networks;
 	struct cidr *proxy_networks;	size_t nproxy_networks;	/* PROXY header required */
 	char *tls_cert_file;		/* NULL = unset */

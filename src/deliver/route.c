@@ -57,7 +57,8 @@ route_decide(const struct conf *c, const char *addr, struct route *r)
 const char *
 route_agent_name(enum route_agent a)
 {
-	return a == ROUTE_MAILDIR ? "maildir" : a == ROUTE_SMTP ? "smtp" : "lmtp";
+	return a == ROUTE_MAILDIR ? "maildir" : a == ROUTE_SMTP ? "smtp" : a == ROUTE_MBOX ?
+	    "mbox" : "lmtp";
 }
 
 void

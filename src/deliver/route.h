@@ -27,7 +27,9 @@
 
 #define ROUTE_NEXTHOP_MAX	320	/* a domain/local pair, a host, a socket path */
 
-enum route_agent { ROUTE_MAILDIR, ROUTE_SMTP, ROUTE_LMTP };
+/* ROUTE_MBOX: a system user's /var/mail/USER (deliver/mbox_agent.h); not route_decide's
+ * (it reads no passwd): the queue manager turns a maildir route into it. */
+enum route_agent { ROUTE_MAILDIR, ROUTE_SMTP, ROUTE_LMTP, ROUTE_MBOX };
 
 enum route_via {
 	VIA_MAILBOX,	/* a mailbox of this host: nexthop "domain/local" */

@@ -3,6 +3,8 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <grp.h>
+#include <pwd.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -53,14 +55,63 @@ open_subdir(int dirfd, const char *name)
 	return openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 }
 
+/* "owner:group, mode 0NNN" of name in dirfd, for an error that says whom it belongs to. */
 static void
-subdir_error(const char *spool_dir, const char *name, char *err, size_t errlen)
+describe_owner(int dirfd, const char *name, char *out, size_t len, uid_t *uid)
 {
-	if (errno == ELOOP || errno == ENOTDIR)
+	struct stat st;
+	struct passwd *pw;
+	struct group *gr;
+	char u[64], g[64];
+
+	*uid = (uid_t)-1;
+	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+		snprintf(out, len, "?");
+		return;
+	}
+	*uid = st.st_uid;
+	if ((pw = getpwuid(st.st_uid)) != NULL)
+		snprintf(u, sizeof(u), "%s", pw->pw_name);
+	else
+		snprintf(u, sizeof(u), "%ld", (long)st.st_uid);
+	if ((gr = getgrgid(st.st_gid)) != NULL)
+		snprintf(g, sizeof(g), "%s", gr->gr_name);
+	else
+		snprintf(g, sizeof(g), "%ld", (long)st.st_gid);
+	snprintf(out, len, "%s:%s, mode %04o", u, g, (unsigned)(st.st_mode & 07777));
+}
+
+/* A spool directory that cannot be opened: what it is, whose it is, and the repair. */
+static void
+access_error(int dirfd, const char *name, const char *shown, int e, char *err, size_t errlen)
+{
+	char owner[200], me[64];
+	struct passwd *pw = getpwuid(geteuid());
+	uid_t uid;
+
+	snprintf(me, sizeof(me), "%s", pw ? pw->pw_name : "?");	/* before getpwuid again */
+	describe_owner(dirfd, name, owner, sizeof(owner), &uid);
+	if (e == EACCES && uid != geteuid())
+		E("%s: %s: it belongs to %s, and imsd runs as %s (uid %ld); give it back: "
+		    "chown -R %s: %s", shown, strerror(e), owner, me, (long)geteuid(), me, shown);
+	else
+		E("%s: %s (%s; imsd runs as %s, uid %ld)", shown, strerror(e), owner, me,
+		    (long)geteuid());
+}
+
+static void
+subdir_error(int dirfd, const char *spool_dir, const char *name, char *err, size_t errlen)
+{
+	char shown[4200];
+	int e = errno;
+
+	if (e == ELOOP || e == ENOTDIR)
 		E("%s/%s: not a directory but a symbolic link or a file: imsd does not follow "
 		    "links in the spool; remove it", spool_dir, name);
-	else
-		E("%s/%s: %s", spool_dir, name, strerror(errno));
+	else {
+		snprintf(shown, sizeof(shown), "%s/%s", spool_dir, name);
+		access_error(dirfd, name, shown, e, err, errlen);
+	}
 }
 
 /* Open (and create) the spool; see queue.h. */
@@ -76,7 +127,8 @@ queue_open(const char *spool_dir, int lock, struct queue *q, char *err, size_t e
 		return -1;
 	}
 	if ((fd = open(spool_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
-		E("%s: cannot open spool directory: %s", spool_dir, strerror(errno));
+		int e = errno;
+		access_error(AT_FDCWD, spool_dir, spool_dir, e, err, errlen);
 		memset(q, 0, sizeof(*q));
 		q->dirfd = q->incfd = q->qfd = q->lockfd = q->freefd = -1;
 		return -1;
@@ -94,11 +146,11 @@ queue_open_at(int fd, const char *spool_dir, int lock, struct queue *q, char *er
 	q->incfd = q->qfd = q->lockfd = q->freefd = -1;
 	q->dirfd = fd;
 	if ((q->incfd = open_subdir(q->dirfd, "incoming")) < 0) {
-		subdir_error(spool_dir, "incoming", err, errlen);
+		subdir_error(q->dirfd, spool_dir, "incoming", err, errlen);
 		goto fail;
 	}
 	if ((q->qfd = open_subdir(q->dirfd, "queue")) < 0) {
-		subdir_error(spool_dir, "queue", err, errlen);
+		subdir_error(q->dirfd, spool_dir, "queue", err, errlen);
 		goto fail;
 	}
 	if (lock) {
@@ -134,7 +186,7 @@ queue_open_at(int fd, const char *spool_dir, int lock, struct queue *q, char *er
 	if (lock) {
 		/* only the lock holder recycles files */
 		if ((q->freefd = open_subdir(q->dirfd, "free")) < 0) {
-			subdir_error(spool_dir, "free", err, errlen);
+			subdir_error(q->dirfd, spool_dir, "free", err, errlen);
 			goto fail;
 		}
 		if ((q->freelock = malloc(sizeof(pthread_mutex_t))) == NULL ||

@@ -12,6 +12,7 @@
 #include "deliver/agent.h"
 #include "deliver/dsn.h"
 #include "deliver/maildir_agent.h"
+#include "deliver/mbox_agent.h"
 #include "deliver/relay.h"
 #include "deliver/route.h"
 #include "proto/smtp_path.h"
@@ -87,8 +88,9 @@ struct qmgr {
 	struct cfg *cfg;
 	struct qm_msg *msgs;
 	unsigned nmsgs;
-	struct agent_slot slots[ROUTE_LMTP + 1];	/* by enum route_agent */
+	struct agent_slot slots[ROUTE_MBOX + 1];	/* by enum route_agent */
 	struct agent *maildir;		/* ours: the maildir agent on wq */
+	struct agent *mbox;		/* ours, with system_mailboxes: /var/mail/USER */
 	unsigned book_jobs;
 	int stopping;
 	struct destcount { char dom[ROUTE_NEXTHOP_MAX + 8]; unsigned n; } dests[QMGR_RELAY_MAX];
@@ -788,6 +790,20 @@ qm_maybe_book(struct qmgr *m, struct qm_msg *msg)
 	workq_submit(m->wq, &j->w);
 }
 
+/* route_decide, and a local recipient who is a system user goes to /var/mail/USER */
+static void
+local_route(const struct qmgr *m, const struct cfg *c, const char *addr, struct route *rt)
+{
+	char user[64];
+
+	route_decide(&c->conf, addr, rt);
+	if (rt->agent == ROUTE_MAILDIR && m->mbox != NULL &&
+	    mbox_agent_user(c, addr, user, sizeof(user))) {
+		rt->agent = ROUTE_MBOX;
+		snprintf(rt->key, sizeof(rt->key), "mbox");
+	}
+}
+
 /* ---- scheduling ---- */
 
 static void
@@ -849,13 +865,13 @@ qm_schedule(struct qmgr *m, struct qm_msg *msg, time_t now)
 		size_t k = 0;
 		if (taken[i] || r->state != QR_PENDING || r->next_try > now)
 			continue;
-		route_decide(c, r->addr, &rt);
+		local_route(m, m->cfg, r->addr, &rt);
 		for (size_t i2 = i; i2 < n; i2++) {
 			struct qrcpt *r2 = &msg->env.rcpts[i2];
 			if (taken[i2] || r2->state != QR_PENDING || r2->next_try > now)
 				continue;
 			if (i2 != i) {
-				route_decide(c, r2->addr, &rt2);
+				local_route(m, m->cfg, r2->addr, &rt2);
 				if (rt2.agent != rt.agent || strcmp(rt2.key, rt.key) != 0)
 					continue;
 			}
@@ -891,6 +907,14 @@ qmgr_new(struct queue *q, struct workq *wq, struct relay *relay, struct cfg *cfg
 	    QMGR_DEST_MAX };
 	m->cfg = cfg_ref(cfg);
 	return m;
+}
+
+void
+qmgr_set_localproc(struct qmgr *m, struct localproc *lp)
+{
+	if (lp == NULL || m->mbox != NULL || (m->mbox = mbox_agent_new(m->wq, lp)) == NULL)
+		return;
+	m->slots[ROUTE_MBOX] = (struct agent_slot){ m->mbox, 0, QMGR_LOCAL_MAX, 0 };
 }
 
 void
@@ -1054,5 +1078,6 @@ qmgr_free(struct qmgr *m)
 	}
 	cfg_unref(m->cfg);
 	maildir_agent_free(m->maildir);
+	mbox_agent_free(m->mbox);
 	free(m);
 }

@@ -38,6 +38,11 @@ struct workq;
 /* Local addresses of this server, for loop detection. */
 struct qmgr *qmgr_new(struct queue *q, struct workq *wq, struct relay *relay, struct cfg *cfg);
 void qmgr_set_cfg(struct qmgr *m, struct cfg *cfg);
+
+/* The local delivery process (deliver/localproc.h) for system_mailboxes; NULL = none. Set
+ * before the first delivery. */
+struct localproc;
+void qmgr_set_localproc(struct qmgr *m, struct localproc *lp);
 /* A message was committed (or recovered): load it and schedule what is due. */
 void qmgr_add(struct qmgr *m, const char *qid);
 /* Load every message in the queue. Returns the count. */

@@ -119,6 +119,13 @@ server_run(const char *conf_path)
 			fatal("event=startup-error reason=%s", log_value(lerr, sizeof(lerr), err,
 			    strlen(err)));
 		close(mfd);
+		/* system_mailboxes: the one process that may switch users (to write
+		 * /var/mail/USER as USER) is forked now, before this one drops every right */
+		if (cf->system_mailboxes && !pv.stay_root &&
+		    (srv.localproc = localproc_start(pv.switch_user, pv.uid, pv.gid, pv.name, err,
+		    sizeof(err))) == NULL)
+			fatal("event=startup-error reason=%s", log_value(lerr, sizeof(lerr), err,
+			    strlen(err)));
 		if (privs_drop(&pv, err, sizeof(err)) < 0 ||
 		    privs_check_dir("spool_dir", cf->spool_dir, err, sizeof(err)) < 0 ||
 		    privs_check_dir("mail_dir", cf->mail_dir, err, sizeof(err)) < 0)
@@ -155,6 +162,10 @@ server_run(const char *conf_path)
 	}
 	if ((srv.qmgr = qmgr_new(&srv.q, srv.deliveryq, srv.relay, srv.cfg)) == NULL)
 		fatal("event=startup-error reason=\"queue manager\"");
+	qmgr_set_localproc(srv.qmgr, srv.localproc);
+	if (srv.localproc != NULL)
+		log_info("event=local-delivery-process pid=%ld capabilities=setuid,setgid "
+		    "mailboxes=/var/mail/USER", (long)localproc_pid(srv.localproc));
 	n = qmgr_recover(srv.qmgr);
 	metrics_http_set_collect(srv.metrics, srv_metrics_collect, &srv);
 	if ((srv.ctl = control_open(srv.loop, srv.qmgr, srv.cfg->conf.spool_dir, err,
@@ -214,6 +225,7 @@ server_run(const char *conf_path)
 	dns_free(srv.dns);
 	qmgr_free(srv.qmgr);
 	srv.qmgr = NULL;
+	localproc_stop(srv.localproc);
 	while (srv.inbox != NULL) {
 		struct inbox_item *it = srv.inbox;
 		srv.inbox = it->next;

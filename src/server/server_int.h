@@ -47,6 +47,7 @@
 #include "queue/queue.h"
 #include "cfg/cfg.h"
 #include "deliver/dns.h"
+#include "deliver/localproc.h"
 #include "deliver/relay.h"
 #include "sched/qmgr.h"
 #include "server/control.h"
@@ -216,6 +217,7 @@ struct server {
 	struct dns *dns;
 	struct relay *relay;
 	struct qmgr *qmgr;
+	struct localproc *localproc;	/* system_mailboxes: the local delivery process */
 	struct workq *deliveryq;
 	struct clients *clients;	/* per-client session counts and AUTH failures */
 	pthread_mutex_t climu;

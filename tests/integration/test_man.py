@@ -81,7 +81,7 @@ class ManPages(unittest.TestCase):
 
     def test_mandoc_lint_is_clean(self):
         mandoc = imsdtest.need_tool("mandoc", "mandoc")
-        p = subprocess.run([mandoc, "-T", "lint", IMSD8, CONF5], capture_output=True, text=True,
+        p = subprocess.run([mandoc, "-T", "lint", IMSD8, CONF5, os.path.join(MAN, "aliases.5")], capture_output=True, text=True,
                            timeout=60)
         # Before the package is installed, the pages cannot find each other in the manual
         # database, and mandoc mentions an old system database: neither is about our text.
@@ -89,6 +89,31 @@ class ManPages(unittest.TestCase):
                 if "outdated mandoc.db" not in l
                 and not re.search(r"referenced manual not found: Xr (imsd 8|imsd\.conf 5)", l)]
         self.assertEqual(left, [], "mandoc -T lint:\n" + "\n".join(left))
+
+class ListenSyntax(unittest.TestCase):
+    """imsd.conf(5) and the README give the IPv6 listener syntax; the parser must take it."""
+
+    def test_ipv6_listen_examples_of_the_docs_are_what_the_parser_accepts(self):
+        import tempfile
+        with open(CONF5) as f:
+            man = f.read()
+        with open(os.path.join(ROOT, "README.md")) as f:
+            readme = f.read()
+        good = set(re.findall(r"^\.Ql (\[[0-9a-fA-F:]+\]:\d+)", man, re.M))
+        self.assertIn("[::1]:25", good, "imsd.conf(5) gives an IPv6 listen example")
+        self.assertIn("IPv6 as `[ADDR]:PORT`", readme)
+        with tempfile.TemporaryDirectory() as d:
+            conf = os.path.join(d, "imsd.conf")
+            for addr in sorted(good) + ["[ADDR]:PORT"]:
+                with open(conf, "w") as f:
+                    f.write("listen = %s\n" % addr.replace("ADDR", "::1").replace("PORT", "2525"))
+                p = run_cli(["check", "-q", "-c", conf])
+                self.assertEqual(p.returncode, 0, "%s: %s" % (addr, p.stderr))
+            with open(conf, "w") as f:
+                f.write("listen = [::1:25]\n")       # the form the man page once gave
+            p = run_cli(["check", "-q", "-c", conf])
+            self.assertEqual(p.returncode, 1)
+            self.assertIn("IPv6 as [ADDR]:PORT", p.stderr)
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ DELIVERY_TIMEOUT = 20.0
 # keeps system users and the users' mail; dpkg, apt, systemd and the journal keep records.
 KEPT = re.compile(r"^/(var/mail(/.*)?|etc/(passwd|group|shadow|gshadow|subuid|subgid)-?|"
                   r"var/lib/(dpkg|apt|systemd|ucf|dbus)(/.*)?|var/log(/.*)?|"
-                  r"var/cache(/.*)?|tmp(/.*)?|var/tmp(/.*)?|run(/.*)?|etc/ld\.so\.cache|"
+                  r"var/cache(/.*)?|tmp(/.*)?|var/tmp(/.*)?|run(/.*)?|etc/ld\.so\.cache|etc/aliases|"
                   r"etc/systemd/system/.*\.wants|var/lib/systemd/deb-systemd-helper-.*)$")
 
 
@@ -89,6 +89,9 @@ class InstalledUnderSystemd(unittest.TestCase):
         cls.c.boot()
         c = cls.c
         c.run("useradd", "--create-home", "--shell", "/bin/sh", "alice")
+        # exim4-config (pulled by bsd-mailx) made /etc/aliases; a system without one gets
+        # the package's
+        c.run("rm", "-f", "/etc/aliases")
         cls.before = set(c.run("find", "/", "-xdev").stdout.split("\n"))
         t2 = time.monotonic()
         cls.install = c.run("apt-get", "install", "-y", "-q",
@@ -122,15 +125,22 @@ class InstalledUnderSystemd(unittest.TestCase):
                          "%s\n---- journal ----\n%s" % (st, self.journal()))
         return st
 
-    def box(self, user):
-        return "/var/mail/imsd/localhost/%s/new" % user
+    SYSTEM_USERS = ("root", "alice", "nobody")
 
     def mails(self, user):
-        """{Subject: message bytes} of what user's mailbox holds."""
-        p = self.c.run("sh", "-c", 'for f in "$1"/*; do [ -f "$f" ] && cat "$f" && '
-                       'printf "\\n@@END@@\\n"; done; true', "sh", self.box(user), text=False)
+        """{Subject: message bytes} of what user's mailbox holds: /var/mail/USER (mbox) for
+        a system user, the Maildir /var/mail/imsd/localhost/USER/new for another."""
+        if user in self.SYSTEM_USERS:
+            p = self.c.run("sh", "-c", '[ ! -e "$1" ] || cat "$1"', "sh", "/var/mail/" + user,
+                           text=False)
+            parts = re.split(rb"(?:^|\n)From [^\n]*\n", p.stdout)
+        else:
+            p = self.c.run("sh", "-c", 'for f in "$1"/*; do [ -f "$f" ] && cat "$f" && '
+                           'printf "\\n@@END@@\\n"; done; true', "sh",
+                           "/var/mail/imsd/localhost/%s/new" % user, text=False)
+            parts = p.stdout.split(b"\n@@END@@\n")
         out = {}
-        for m in p.stdout.split(b"\n@@END@@\n"):
+        for m in parts:
             s = re.search(rb"(?m)^Subject: (.*)$", m)
             if s:
                 out[s.group(1).decode()] = m
@@ -148,6 +158,12 @@ class InstalledUnderSystemd(unittest.TestCase):
                                                      self.c.run("mailq", check=False).stdout,
                                                      self.journal()))
             time.sleep(0.2)
+
+    def start(self, verb="start"):
+        """systemctl start (or restart), the start limit's count reset first: these tests
+        start the unit more often than its StartLimitBurst allows in 10 s."""
+        self.c.run("systemctl", "reset-failed", "imsd", check=False)
+        return self.c.run("systemctl", verb, "imsd", check=False, timeout=60)
 
     def write_conf(self, text):
         self.c.run("sh", "-c", 'cat > "$1"', "sh", CONF, input=text)
@@ -213,6 +229,51 @@ class InstalledUnderSystemd(unittest.TestCase):
         print("    delivered: root <- 'cron as root' (sendmail -t), 'mail from alice' "
               "(mail(1) as alice); alice <- 'to alice' (sendmail)", flush=True)
 
+    def test_mailboxes_belong_to_their_users_and_mail_reads_them(self):
+        c = self.c
+        self.wait_mail("alice", "to alice")
+        for user in ("root", "alice"):
+            st = c.run("stat", "-c", "%U %G %a %F", "/var/mail/" + user).stdout.split()
+            self.assertEqual(st[:3], [user, "mail", "600"], "/var/mail/%s: %s" % (user, st))
+        # bsd-mailx, as each user, reads its own mailbox: the header summary, then `x`
+        # (quit, changing nothing)
+        p = c.run("mail", input="x\n", user="alice")
+        self.assertIn("to alice", p.stdout)
+        p = c.run("mail", input="x\n")
+        self.assertIn("cron as root", p.stdout)
+        self.assertIn("mail from alice", p.stdout)
+        self.assertRegex(self.journal(400), r"event=delivered to=<alice@localhost> .*"
+                         r"mailer=mbox status=2\.0\.0")
+        # a virtual user (no passwd entry) keeps the Maildir under mail_dir
+        c.run("sendmail", "virtual@localhost", input="Subject: to a virtual user\n\nhi\n")
+        self.wait_mail("virtual", "to a virtual user")
+        st = c.run("stat", "-c", "%U %G %a", "/var/mail/imsd/localhost/virtual").stdout.split()
+        self.assertEqual(st, ["imsd", "imsd", "700"])
+        print("    mailboxes: /var/mail/root root:mail 600, /var/mail/alice alice:mail 600 "
+              "(mail lists them); virtual@localhost -> /var/mail/imsd/localhost/virtual/ "
+              "imsd:imsd 700", flush=True)
+
+    def test_local_delivery_process_keeps_only_the_right_to_switch_users(self):
+        c = self.c
+        main = self.assert_running()["MainPID"]
+        kids = c.run("cat", "/proc/%s/task/%s/children" % (main, main)).stdout.split()
+        names = {k: c.run("cat", "/proc/%s/comm" % k).stdout.strip() for k in kids}
+        lp = [k for k, n in names.items() if n == "imsd-local"]
+        self.assertEqual(len(lp), 1, names)
+        s = status_fields(c.run("cat", "/proc/%s/status" % lp[0]).stdout)
+        uid = c.run("id", "-u", "imsd").stdout.strip()
+        self.assertEqual(s["Uid"], [uid] * 4)
+        setid = (1 << 6) | (1 << 7)             # CAP_SETGID, CAP_SETUID
+        self.assertEqual(int(s["CapEff"][0], 16), setid, s["CapEff"])
+        self.assertEqual(int(s["CapPrm"][0], 16), setid, s["CapPrm"])
+        for cap in ("CapInh", "CapAmb"):
+            self.assertEqual(int(s[cap][0], 16), 0, cap)
+        self.assertEqual(s["NoNewPrivs"], ["1"])
+        self.assertEqual(s["Seccomp"], ["2"])
+        print("    local delivery process %s: uid %s, CapEff=CapPrm=%s (setuid, setgid), "
+              "CapAmb=0, NoNewPrivs=1" % (lp[0], uid, s["CapEff"][0]), flush=True)
+        self.assertIn("event=local-delivery-process", self.journal(400))
+
     def test_smtp_on_loopback_port_25(self):
         code = ("import smtplib,sys\n"
                 "s=smtplib.SMTP('127.0.0.1',25,timeout=20)\n"
@@ -257,13 +318,12 @@ class InstalledUnderSystemd(unittest.TestCase):
         old = self.c.read(CONF).decode()
         self.write_conf(old + "\nno_such_key = 1\n")
         t0 = time.monotonic()
-        p = self.c.run("systemctl", "restart", "imsd", check=False, timeout=60)
+        p = self.start("restart")
         st = self.wait_state(("failed",), timeout=20)
         ended = time.monotonic() - t0
         j = self.journal()
         self.write_conf(old)
-        self.c.run("systemctl", "reset-failed", "imsd", check=False)
-        self.c.run("systemctl", "start", "imsd")
+        self.assertEqual(self.start().returncode, 0)
         self.assertNotEqual(p.returncode, 0, "systemctl restart reported success for a "
                             "service that cannot start")
         self.assertEqual(st["ActiveState"], "failed", st)
@@ -286,15 +346,14 @@ class InstalledUnderSystemd(unittest.TestCase):
         try:
             self.assertEqual(hold.stdout.readline().strip(), "held")
             t0 = time.monotonic()
-            p = c.run("systemctl", "start", "imsd", check=False, timeout=60)
+            p = self.start()
             st = self.wait_state(("failed",), timeout=30)
             ended = time.monotonic() - t0
         finally:
             hold.kill()
             hold.wait()
         j = self.journal()
-        c.run("systemctl", "reset-failed", "imsd", check=False)
-        c.run("systemctl", "start", "imsd")
+        self.assertEqual(self.start().returncode, 0)
         self.assertNotEqual(p.returncode, 0, "systemctl start reported success")
         self.assertEqual(st["ActiveState"], "failed", "%s\n%s" % (st, j))
         self.assertLess(ended, 15, "a failing start should end `failed` in seconds")
@@ -310,10 +369,79 @@ class InstalledUnderSystemd(unittest.TestCase):
         # while stopped, sendmail leaves the message in the maildrop
         c.run("sendmail", "root", input="Subject: while stopped\n\nwaited\n", user="nobody")
         out = c.run("mailq", check=False).stdout
-        c.run("systemctl", "restart", "imsd")
+        self.assertRegex(out, r"waiting for pickup[^\n]*\n\S+\s+\d+\s+\S+\s+from nobody "
+                         r"\(uid 65534\)", "mailq lists the maildrop")
+        self.assertEqual(self.start("restart").returncode, 0)
         self.assert_running(self.wait_state(("active",)))
         m = self.wait_mail("root", "while stopped")
         self.assertIn(b"(imsd, from userid 65534)", m, out)
+
+    def test_root_commands_before_the_first_start_leave_the_spool_to_imsd(self):
+        c = self.c
+        c.run("systemctl", "stop", "imsd")
+        # as on a system where root runs mailq before the service ever started
+        c.run("rm", "-rf", "/var/spool/imsd/queue", "/var/spool/imsd/incoming")
+        c.run("mailq")
+        c.run("imsd", "queue")
+        owners = c.run("stat", "-c", "%n %U", "/var/spool/imsd/queue",
+                       "/var/spool/imsd/incoming").stdout
+        self.assertEqual(owners.split(), ["/var/spool/imsd/queue", "imsd",
+                                          "/var/spool/imsd/incoming", "imsd"], owners)
+        self.assertEqual(self.start().returncode, 0)
+        self.assert_running()
+        # a directory given away by hand: the start fails naming owner, mode and the repair
+        c.run("systemctl", "stop", "imsd")
+        c.run("chown", "root:root", "/var/spool/imsd/queue")
+        p = self.start()
+        j = self.journal()
+        fix = re.search(r"give it back: (chown -R imsd: /var/spool/imsd/queue)", j)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertRegex(j, r"/var/spool/imsd/queue: Permission denied: it belongs to "
+                         r"root:root, mode 0700, and imsd runs as imsd \(uid \d+\)")
+        self.assertIsNotNone(fix, j)
+        c.run("sh", "-c", fix.group(1))
+        self.assertEqual(self.start().returncode, 0)
+        self.assert_running()
+
+    def test_commands_without_c_use_the_installed_configuration(self):
+        c = self.c
+        for argv in (["imsd", "check"], ["imsd", "queue"], ["imsd", "flush"],
+                     ["imsd", "queue", "--json"]):
+            p = c.run("sh", "-c", 'cd /root && exec "$@"', "sh", *argv, check=False)
+            self.assertEqual(p.returncode, 0, "%s: %s%s" % (argv, p.stdout, p.stderr))
+            if argv[1] == "check":
+                self.assertIn("configuration /etc/imsd/imsd.conf is valid", p.stdout)
+            if argv[1] == "queue" and len(argv) == 2:
+                self.assertIn("Mail queue is empty", p.stdout)
+        self.assertEqual(c.run("test", "-e", "/root/var", check=False).returncode, 1,
+                         "a command without -c made ./var: it ignored /etc/imsd/imsd.conf")
+
+    def test_debian_mta_conventions(self):
+        c = self.c
+        al = c.read("/etc/aliases").decode()
+        for role in ("postmaster", "abuse", "mailer-daemon"):
+            self.assertRegex(al, r"(?m)^%s: root$" % role, "seeded by the package")
+        p = c.run("newaliases")
+        self.assertIn("/etc/aliases: 3 aliases, no errors", p.stdout)
+        c.run("sendmail", "-bi")
+        c.sh("printf 'postmaster: root\\nbroken line\\n' > /root/aliases.bad")
+        p = c.run("sh", "-c", "printf 'alias_maps = /root/aliases.bad\\n' > /root/al.conf; "
+                  "newaliases -c /root/al.conf", check=False)
+        self.assertEqual(p.returncode, 1)
+        c.run("rm", "/root/aliases.bad", "/root/al.conf")
+        self.assertIn("newaliases: /root/aliases.bad:2: \"broken\": no ':' after the name",
+                      p.stderr)
+        c.run("/usr/lib/sendmail", "-t", "-i",
+              input="To: root\nSubject: through /usr/lib/sendmail\n\nold path\n")
+        self.wait_mail("root", "through /usr/lib/sendmail")
+
+    def test_the_package_carries_its_docs(self):
+        c = self.c
+        p = c.run("sh", "-c", "ls /usr/share/doc/imsd /usr/share/doc/imsd/examples "
+                  "/usr/share/man/man8/imsd.8.gz /usr/share/man/man5/imsd.conf.5.gz "
+                  "/usr/share/man/man5/aliases.5.gz")
+        for name in ("README.md", "changelog", "copyright", "imsd.conf"):
+            self.assertRegex(p.stdout, r"(?m)^%s(\.gz)?$" % re.escape(name), p.stdout)
 
     def test_purge_leaves_only_what_debian_policy_keeps(self):
         c = self.c
@@ -334,12 +462,18 @@ ORDER = ["test_apt_install_exits_0_and_starts_the_service",
          "test_serving_process_runs_as_imsd_without_capabilities",
          "test_exposure_measured_inside_the_container",
          "test_sendmail_and_mail_reach_the_mailboxes",
+         "test_mailboxes_belong_to_their_users_and_mail_reads_them",
+         "test_local_delivery_process_keeps_only_the_right_to_switch_users",
          "test_smtp_on_loopback_port_25",
          "test_reload_with_a_good_configuration_takes_effect",
          "test_reload_with_a_bad_configuration_fails_and_keeps_serving",
          "test_a_configuration_error_fails_the_restart_at_once",
          "test_a_start_that_keeps_failing_ends_failed_within_seconds",
          "test_stop_then_maildrop_then_restart",
+         "test_root_commands_before_the_first_start_leave_the_spool_to_imsd",
+         "test_commands_without_c_use_the_installed_configuration",
+         "test_debian_mta_conventions",
+         "test_the_package_carries_its_docs",
          "test_purge_leaves_only_what_debian_policy_keeps"]
 
 

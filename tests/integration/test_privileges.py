@@ -230,12 +230,13 @@ class SystemdUnit(unittest.TestCase):
         print("    systemd-analyze security: %s %s" % (m.group(1), m.group(2)), flush=True)
         self.assertLessEqual(float(m.group(1)), 2.0)
 
-    def test_unit_runs_as_imsd_with_the_bind_capability_only(self):
+    def test_unit_runs_as_imsd_with_the_bind_and_switch_capabilities_only(self):
         with open(UNIT) as f:
             text = f.read()
-        for line in ("User=imsd", "AmbientCapabilities=CAP_NET_BIND_SERVICE",
-                     "CapabilityBoundingSet=CAP_NET_BIND_SERVICE", "ProtectSystem=strict",
-                     "ReadWritePaths=/var/spool/imsd /var/mail/imsd", "ProtectHome=yes",
+        for line in ("User=imsd", "AmbientCapabilities=CAP_NET_BIND_SERVICE CAP_SETUID CAP_SETGID",
+                     "CapabilityBoundingSet=CAP_NET_BIND_SERVICE CAP_SETUID CAP_SETGID",
+                     "ProtectSystem=strict",
+                     "ReadWritePaths=/var/spool/imsd /var/mail", "ProtectHome=yes",
                      "PrivateTmp=yes", "NoNewPrivileges=yes", "SystemCallFilter=@system-service",
                      "Type=notify",
                      "ExecReload=/usr/sbin/imsd check -q -c /etc/imsd/imsd.conf",

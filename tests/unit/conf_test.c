@@ -231,7 +231,9 @@ TEST(every_spec_key_is_accepted)
 	    "policy_default_action = accept\n"
 	    "policy_timeout = 20s\n"
 	    "policy_cache_ttl = 1m\n"
-	    "sender_login_maps = /etc/imsd/sender-logins\n";
+	    "sender_login_maps = /etc/imsd/sender-logins\n"
+	    "alias_maps = /etc/aliases\n"
+	    "system_mailboxes = yes\n";
 	struct conf c;
 
 	CHECK(P(text, &c) == 0);
