@@ -20,6 +20,7 @@
 
 #include "cli/authcli.h"
 #include "cli/cli.h"
+#include "cli/doctor.h"
 #include "cli/sendmail.h"
 #include "conf/conf.h"
 #include "policy/aliases.h"
@@ -42,6 +43,9 @@ static const char usage_text[] =
     "                                         run SPF, DKIM and DMARC on a stored message\n"
     "       imsd dkim-keygen [--ed25519] DOMAIN SELECTOR KEYFILE  new signing key + DNS record\n"
     "       imsd explain-recipient [-c FILE] ADDRESS  how mail to ADDRESS is routed, and its queue\n"
+    "       imsd doctor  [-c FILE] [--json] [--address ADDR]...  check this host: configuration,\n"
+    "                                         spool, TLS, DNS, the service; exit 1 when a check fails\n"
+    "       imsd dns-records [-c FILE] [--address ADDR]... DOMAIN  the records to publish\n"
     "       imsd newaliases [-c FILE]           check the alias file (alias_maps, or /etc/aliases)\n"
     "       imsd version\n"
     "       imsd sendmail [-c FILE] [sendmail options] [ADDRESS...]  (also as sendmail, mailq)\n";
@@ -98,54 +102,24 @@ cmd_run(int argc, char **argv)
 	return server_run(path);
 }
 
-/*
- * Root's check of a configuration the server will read as run_user: the server reads every
- * file again as that user on a reload (and under systemd, User=imsd, from the start), so a
- * recipients file or key only root can read passes root's check and fails the server.
- * Load it once more in a child that has become run_user. 0 readable, 1 not (said on stderr).
- */
+/* Root's check of a configuration the server will read as run_user (cli_as_run_user):
+ * 0 readable, 1 not (said on stderr). */
 static int
 check_as_run_user(const char *path, const struct cfg *c)
 {
+	char msg[1400];
 	struct privs pv;
-	char err[1024];
-	pid_t pid;
-	int st;
 
-	if (privs_plan(&c->conf, &pv, err, sizeof(err)) < 0) {
-		/* a run_user written in the file is the file's error; the default user missing
-		 * on this machine (a build host) is the machine's: said, not failed */
-		fprintf(stderr, "imsd: %s%s\n", c->conf.set[CK_RUN_USER] ? "" : "note: ", err);
-		return c->conf.set[CK_RUN_USER] ? 1 : 0;
-	}
-	if (!pv.switch_user)
+	switch (cli_as_run_user(path, c, 0, &pv, msg, sizeof(msg))) {
+	case CLI_RUNUSER_OK:
 		return 0;
-	fflush(stdout);
-	fflush(stderr);
-	if ((pid = fork()) < 0) {
-		fprintf(stderr, "imsd: check: fork: %s\n", strerror(errno));
+	case CLI_RUNUSER_NOTE:
+		fprintf(stderr, "imsd: note: %s\n", msg);
+		return 0;
+	default:
+		fprintf(stderr, "imsd: %s\n", msg);
 		return 1;
 	}
-	if (pid == 0) {
-		struct cfg *as;
-		if (initgroups(pv.name, pv.gid) < 0 || setgid(pv.gid) < 0 || setuid(pv.uid) < 0) {
-			fprintf(stderr, "imsd: check: cannot become %s: %s\n", pv.name,
-			    strerror(errno));
-			_exit(1);
-		}
-		if ((as = cfg_load(path, 0, err, sizeof(err))) == NULL) {
-			fprintf(stderr, "imsd: %s (read as %s, uid %ld: the server reads its files as "
-			    "this user; make them readable by it, e.g. chgrp %s FILE && chmod 0640 "
-			    "FILE)\n", err, pv.name, (long)pv.uid, pv.name);
-			_exit(1);
-		}
-		cfg_unref(as);
-		_exit(0);
-	}
-	while (waitpid(pid, &st, 0) < 0)
-		if (errno != EINTR)
-			return 1;
-	return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : 1;
 }
 
 static int
@@ -555,6 +529,65 @@ cmd_explain_recipient(int argc, char **argv)
 	return r;
 }
 
+/*
+ * doctor and dns-records: [-c FILE] [--json] [--address ADDR]... [DOMAIN] (without -c, the
+ * configuration cli_conf_path names). The addresses (at most DOC_ADDRS_MAX) replace those
+ * the listeners give, for a host behind NAT.
+ */
+static int
+doctor_args(int argc, char **argv, const char **path, int *json, const char **addrs,
+    size_t *naddrs, const char **arg)
+{
+	*path = NULL;
+	*json = 0;
+	*naddrs = 0;
+	*arg = NULL;
+	for (int i = 2; i < argc; i++) {
+		const char *a = argv[i];
+		if (strcmp(a, "-c") == 0 && i + 1 < argc)
+			*path = argv[++i];
+		else if (strncmp(a, "-c", 2) == 0 && a[2] != '\0')
+			*path = a + 2;
+		else if (strcmp(a, "--json") == 0 && json != NULL)
+			*json = 1;
+		else if (strcmp(a, "--address") == 0 && i + 1 < argc) {
+			if (*naddrs == DOC_ADDRS_MAX)
+				return -1;
+			addrs[(*naddrs)++] = argv[++i];
+		} else if (a[0] != '-' && arg != NULL && *arg == NULL)
+			*arg = a;
+		else
+			return -1;
+	}
+	*path = cli_conf_path(*path);
+	return 0;
+}
+
+static int
+cmd_doctor(int argc, char **argv)
+{
+	const char *path, *addrs[DOC_ADDRS_MAX], *arg;
+	size_t n;
+	int json;
+
+	if (doctor_args(argc, argv, &path, &json, addrs, &n, &arg) < 0 || arg != NULL)
+		return usage();
+	return cli_doctor(path, json, addrs, n);
+}
+
+static int
+cmd_dns_records(int argc, char **argv)
+{
+	const char *path, *addrs[DOC_ADDRS_MAX], *domain;
+	size_t n;
+	int json;
+
+	if (doctor_args(argc, argv, &path, &json, addrs, &n, &domain) < 0 || domain == NULL ||
+	    json)
+		return usage();
+	return cli_dns_records(path, domain, addrs, n);
+}
+
 /* newaliases: read and check the alias file as the server will. Nothing is built: the
  * file is read as it is at every start and reload. 0 ok, 1 an error (file:line). */
 static int
@@ -617,6 +650,8 @@ static const struct {
 	{ "newaliases", cmd_newaliases },
 	{ "explain-auth", authcli_explain },
 	{ "dkim-keygen", authcli_keygen },
+	{ "doctor", cmd_doctor },
+	{ "dns-records", cmd_dns_records },
 	{ "sendmail", cmd_sendmail },
 };
 

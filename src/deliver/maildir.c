@@ -12,6 +12,7 @@
 
 #include "deliver/maildir.h"
 #include "proto/smtp_path.h"
+#include "queue/spool_layout.h"
 #include "util/fs.h"
 
 #define E(...) snprintf(err, errlen, __VA_ARGS__)
@@ -56,7 +57,7 @@ subdir(int parent, const char *name, const char *shown, char *err, size_t errlen
 	struct stat st;
 	int fd;
 
-	if (mkdirat(parent, name, 0700) < 0 && errno != EEXIST) {
+	if (mkdirat(parent, name, MAILDIR_MODE_DIR) < 0 && errno != EEXIST) {
 		E("%s: cannot create mailbox directory: %s", shown, strerror(errno));
 		return -1;
 	}
@@ -145,7 +146,7 @@ maildir_deliver(const char *mail_dir, const char *addr, const char *sender, int 
 	loc[at - addr] = '\0';
 	snprintf(dom, sizeof(dom), "%s", at + 1);
 	/* mail_dir itself is the operator's: it may be a link (/var/mail -> /srv/mail). */
-	if (fs_mkdirs(root, 0700) < 0 ||
+	if (fs_mkdirs(root, MAILDIR_MODE_DIR) < 0 ||
 	    (rootfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
 		E("%s: cannot open mail_dir: %s", mail_dir, strerror(errno));
 		return -1;
@@ -174,7 +175,7 @@ maildir_deliver(const char *mail_dir, const char *addr, const char *sender, int 
 			*p = '_';
 	snprintf(shown, sizeof(shown), "%s/%s/%s/tmp/%s", mail_dir, dom, loc, name);
 	if ((fd = openat(tmpfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-	    0600)) < 0) {
+	    MAILDIR_MODE_FILE)) < 0) {
 		E("%s: %s", shown, strerror(errno));
 		goto out;
 	}

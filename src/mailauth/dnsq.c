@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 struct dnsq {
@@ -285,9 +286,14 @@ parse_answer(struct dnsq_answer *a, unsigned char *abuf, int alen)
 		}
 		if (he->h_name != NULL && push_name(a, he->h_name) < 0)
 			tempfail(a, "out of memory");
-		for (char **al = he->h_aliases; a->status == DNSQ_OK && al && *al; al++)
-			if (push_name(a, *al) < 0)
+		/* c-ares lists every PTR name among the aliases, the first one included */
+		for (char **al = he->h_aliases; a->status == DNSQ_OK && al && *al; al++) {
+			int dup = 0;
+			for (size_t i = 0; i < a->nnames && !dup; i++)
+				dup = strcasecmp(a->names[i], *al) == 0;
+			if (!dup && push_name(a, *al) < 0)
 				tempfail(a, "out of memory");
+		}
 		ares_free_hostent(he);
 		break;
 	}

@@ -427,3 +427,90 @@ policyd_format_refusal(const struct policyd_verdict *v, enum policyd_stage st,
 		snprintf(out, POLICYD_REPLY_LINE_MAX, "%d %s %s: %s", code, enh,
 		    says[(unsigned)st <= POLICYD_AT_EOM ? st : POLICYD_AT_EOM], v->text);
 }
+
+void
+policyd_chain_init(struct policyd_chain *c)
+{
+	memset(c, 0, sizeof *c);
+}
+
+static int
+chain_refuse(struct policyd_chain *c, const struct policyd_verdict *v)
+{
+	c->done = 1;
+	c->refused = 1;
+	c->refusal = *v;
+	/* DEFER_IF_REJECT: a refusal after it becomes its temporary one */
+	if (c->dir)
+		c->refusal = c->dir_v;
+	return 1;
+}
+
+int
+policyd_chain_add(struct policyd_chain *c, const struct policyd_verdict *v)
+{
+	if (c->done)
+		return 1;
+	switch (v->kind) {
+	case POLICYD_OK:
+		c->done = 1;
+		return 1;
+	case POLICYD_REJECT:
+		return chain_refuse(c, v);
+	case POLICYD_DEFER_IF_PERMIT:
+		if (!c->dip) {
+			c->dip = 1;
+			c->dip_v = *v;
+		}
+		return 0;
+	case POLICYD_DEFER_IF_REJECT:
+		if (!c->dir) {
+			c->dir = 1;
+			c->dir_v = *v;
+		}
+		return 0;
+	case POLICYD_PREPEND:
+		if (c->nprepend < POLICYD_PREPEND_MAX)
+			memcpy(c->prepend[c->nprepend++], v->text, sizeof v->text);
+		return 0;
+	default:		/* DUNNO, INFO, WARN: the next one decides */
+		return 0;
+	}
+}
+
+int
+policyd_chain_default(struct policyd_chain *c, int action)
+{
+	struct policyd_verdict v;
+
+	memset(&v, 0, sizeof v);
+	if (action == 1)
+		return policyd_chain_add(c, &v);	/* accept: DUNNO */
+	v.kind = POLICYD_REJECT;
+	if (action == 2) {
+		v.code = 550;
+		snprintf(v.enh, sizeof v.enh, "5.7.1");
+		snprintf(v.text, sizeof v.text, "Policy service unavailable");
+	} else {
+		v.code = 451;
+		snprintf(v.enh, sizeof v.enh, "4.3.5");
+		snprintf(v.text, sizeof v.text, "Server configuration problem");
+	}
+	return chain_refuse(c, &v);
+}
+
+int
+policyd_chain_result(const struct policyd_chain *c, enum policyd_stage st, const char *what,
+    char out[POLICYD_REPLY_LINE_MAX])
+{
+	const struct policyd_verdict *v = NULL;
+
+	if (c->refused)
+		v = &c->refusal;
+	else if (c->dip)
+		v = &c->dip_v;		/* not refused, so permitted: the defer applies */
+	if (v == NULL)
+		return 0;
+	policyd_format_refusal(v, st, what, out);
+	return 1;
+}

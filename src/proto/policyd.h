@@ -21,7 +21,7 @@
  *
  * policyd_request_put writes a request from the session's facts; policyd_format_refusal
  * words a refusing verdict as Postfix's smtpd does ("<rcpt>: Recipient address rejected:
- * text").
+ * text"); policyd_chain combines the verdicts of several services asked in turn.
  */
 #ifndef IMSD_POLICYD_H
 #define IMSD_POLICYD_H
@@ -135,5 +135,38 @@ const char *policyd_state_name(enum policyd_stage st, int esmtp);
 #define POLICYD_REPLY_LINE_MAX	512
 void policyd_format_refusal(const struct policyd_verdict *v, enum policyd_stage st,
     const char *what, char out[POLICYD_REPLY_LINE_MAX]);
+
+/*
+ * The verdicts of the policy services asked in turn at one stage, combined as Postfix's
+ * restriction lists combine them: a refusal (REJECT, DEFER, 4NN, 5NN) or OK ends the stage;
+ * DUNNO, INFO, WARN and PREPEND go on to the next service (PREPEND's header is kept for the
+ * message); DEFER_IF_PERMIT is kept and refuses at the end unless something refused first;
+ * DEFER_IF_REJECT turns a later refusal into its 4xx. A verdict the caller could not carry out
+ * is given as the stage's default action (policyd_chain_default).
+ */
+#define POLICYD_PREPEND_MAX	8	/* header fields kept for one message */
+
+struct policyd_chain {
+	int done;			/* the stage is decided: ask no more services */
+	int refused;			/* ... by this refusal: */
+	struct policyd_verdict refusal;
+	int dip, dir;			/* a DEFER_IF_PERMIT / DEFER_IF_REJECT seen */
+	struct policyd_verdict dip_v, dir_v;
+	unsigned nprepend;
+	char prepend[POLICYD_PREPEND_MAX][POLICYD_TEXT_MAX];
+};
+
+void policyd_chain_init(struct policyd_chain *c);
+/* One service's verdict. Returns 1 when the stage is decided. */
+int policyd_chain_add(struct policyd_chain *c, const struct policyd_verdict *v);
+/* A service that failed (unreachable, garbage, an action imsd does not carry out): its
+ * default action, tempfail (451 4.3.5 Server configuration problem), accept (as DUNNO) or
+ * reject (550 5.7.1 ... Policy service unavailable), given as enum filter_action's values
+ * 0, 1, 2. Returns 1 when the stage is decided. */
+int policyd_chain_default(struct policyd_chain *c, int action);
+/* The outcome after the last service (or once decided): 1 with the reply line in out when
+ * the stage is refused, 0 when it goes on. */
+int policyd_chain_result(const struct policyd_chain *c, enum policyd_stage st, const char *what,
+    char out[POLICYD_REPLY_LINE_MAX]);
 
 #endif

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "queue/queue.h"
+#include "queue/spool_layout.h"
 #include "util/fs.h"
 
 #define E(...) snprintf(err, errlen, __VA_ARGS__)
@@ -50,7 +51,7 @@ spool_openat(int dfd, const char *name, int flags, mode_t mode)
 static int
 open_subdir(int dirfd, const char *name)
 {
-	if (mkdirat(dirfd, name, 0700) < 0 && errno != EEXIST)
+	if (mkdirat(dirfd, name, SPOOL_MODE_PRIVATE) < 0 && errno != EEXIST)
 		return -1;
 	return openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 }
@@ -120,7 +121,7 @@ queue_open(const char *spool_dir, int lock, struct queue *q, char *err, size_t e
 {
 	int fd;
 
-	if (fs_mkdirs(spool_dir, 0700) < 0) {
+	if (fs_mkdirs(spool_dir, SPOOL_MODE_PRIVATE) < 0) {
 		E("%s: cannot create spool directory: %s", spool_dir, strerror(errno));
 		memset(q, 0, sizeof(*q));
 		q->dirfd = q->incfd = q->qfd = q->lockfd = q->freefd = -1;
@@ -157,7 +158,7 @@ queue_open_at(int fd, const char *spool_dir, int lock, struct queue *q, char *er
 		/* never followed, never anything but our own plain file: a link planted here
 		 * would have root create or open its target */
 		q->lockfd = openat(q->dirfd, "lock", O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK |
-		    O_NOCTTY | O_CLOEXEC, 0600);
+		    O_NOCTTY | O_CLOEXEC, SPOOL_MODE_FILE);
 		if (q->lockfd < 0 && (errno == ELOOP || errno == EISDIR || errno == ENXIO)) {
 			E("%s/lock: not a plain file but a symbolic link or something else: imsd "
 			    "does not follow links in the spool; remove it", spool_dir);
@@ -429,7 +430,7 @@ queue_create(struct queue *q, struct qenv *env, struct queue_writer *w, char *er
 		w->recycled = 1;
 	for (int tries = 0; w->fd < 0 && tries < 5; tries++) {
 		queue_new_id(env->qid);
-		w->fd = spool_openat(q->incfd, env->qid, O_WRONLY | O_CREAT | O_EXCL, 0600);
+		w->fd = spool_openat(q->incfd, env->qid, O_WRONLY | O_CREAT | O_EXCL, SPOOL_MODE_FILE);
 		if (w->fd >= 0 || errno != EEXIST)
 			break;
 	}
@@ -714,7 +715,7 @@ queue_journal(struct queue *q, const char *qid, const char *line, char *err, siz
 	int fd;
 
 	snprintf(jname, sizeof(jname), "%s.j", qid);
-	fd = spool_openat(q->qfd, jname, O_WRONLY | O_CREAT | O_APPEND, 0600);
+	fd = spool_openat(q->qfd, jname, O_WRONLY | O_CREAT | O_APPEND, SPOOL_MODE_FILE);
 	if (fd < 0) {
 		E("%s: journal: %s", jname, strerror(errno));
 		return -1;

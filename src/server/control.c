@@ -10,6 +10,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "queue/spool_layout.h"
 #include "server/control.h"
 #include "util/log.h"
 
@@ -144,11 +145,11 @@ control_open(struct ev_loop *loop, struct qmgr *qmgr, const char *spool_dir, cha
 		free(ctl);
 		return NULL;
 	}
-	old = umask(0077);	/* 0600: only the owner may flush or delete */
+	old = umask(0777 & ~SPOOL_MODE_FILE);	/* only the owner may flush or delete */
 	n = bind(ctl->fd, (struct sockaddr *)&sun, sizeof(sun));
 	umask(old);
 	if (n == 0)
-		n = chmod(ctl->path, 0600);
+		n = chmod(ctl->path, SPOOL_MODE_FILE);
 	if (n < 0 || listen(ctl->fd, 16) < 0 ||
 	    ev_io_start(loop, &ctl->io, ctl->fd, EPOLLIN, ctl_accept_cb, ctl) < 0) {
 		snprintf(err, errlen, "%s: %s", ctl->path, strerror(errno));

@@ -11,6 +11,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "queue/spool_layout.h"
 #include "server/local.h"
 #include "server/pickup.h"
 #include "util/log.h"
@@ -29,7 +30,7 @@ local_subdir(int spoolfd, const char *spool_dir, const char *name, mode_t mode, 
 	struct stat st;
 	int fd;
 
-	if (mkdirat(spoolfd, name, 0700) < 0 && errno != EEXIST) {
+	if (mkdirat(spoolfd, name, SPOOL_MODE_PRIVATE) < 0 && errno != EEXIST) {
 		E("%s/%s: %s", spool_dir, name, strerror(errno));
 		return -1;
 	}
@@ -57,15 +58,17 @@ local_listen(int spoolfd, const char *spool_dir, char *err, size_t errlen)
 	mode_t old;
 
 	/* local users reach the socket and the maildrop, and list nothing */
-	if (fstat(spoolfd, &st) < 0 || ((st.st_mode & 07777) != 0711 && fchmod(spoolfd, 0711) < 0)) {
+	if (fstat(spoolfd, &st) < 0 || ((st.st_mode & 07777) != SPOOL_MODE_TOP &&
+	    fchmod(spoolfd, SPOOL_MODE_TOP) < 0)) {
 		E("%s: cannot make it reachable for local submission: %s", spool_dir,
 		    strerror(errno));
 		return -1;
 	}
-	if ((sub = local_subdir(spoolfd, spool_dir, LOCAL_MAILDROP, 01733, err, errlen)) < 0)
+	if ((sub = local_subdir(spoolfd, spool_dir, LOCAL_MAILDROP, SPOOL_MODE_MAILDROP, err,
+	    errlen)) < 0)
 		return -1;
 	close(sub);
-	if ((sub = local_subdir(spoolfd, spool_dir, LOCAL_CORRUPT, 0700, err, errlen)) < 0)
+	if ((sub = local_subdir(spoolfd, spool_dir, LOCAL_CORRUPT, SPOOL_MODE_PRIVATE, err, errlen)) < 0)
 		return -1;
 	close(sub);
 	n = snprintf(path, sizeof(path), "%s/%s", spool_dir, LOCAL_SOCKET);
@@ -105,7 +108,7 @@ local_listen(int spoolfd, const char *spool_dir, char *err, size_t errlen)
 		close(fd);
 		return -1;
 	}
-	old = umask(0111);
+	old = umask(0777 & ~SPOOL_MODE_SUBMIT);
 	n = bind(fd, (struct sockaddr *)&rel, sizeof(rel));
 	e = errno;
 	umask(old);

@@ -17,6 +17,7 @@
 
 #include "net/submit.h"
 #include "proto/sendmail.h"
+#include "queue/spool_layout.h"
 #include "server/local.h"
 #include "server/pickup.h"
 #include "util/log.h"
@@ -412,7 +413,7 @@ pickup_file(struct pickup *p, int dfd, const char *name, time_t now)
 		give_up(p, dfd, name, -1, 0, (long)st.st_uid, err);
 		return PICKUP_DONE;
 	}
-	if ((st.st_mode & 07777) != 0644) {
+	if ((st.st_mode & 07777) != SPOOL_MODE_DROPPED) {
 		/* still being written; abandoned if its writer died long ago */
 		if (now - st.st_mtime > lifetime(p))
 			give_up(p, dfd, name, fd, (uint64_t)st.st_size, (long)st.st_uid,

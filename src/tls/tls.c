@@ -32,6 +32,7 @@
 #include <openssl/x509v3.h>
 
 #include "tls/tls.h"
+#include "tls/tls_int.h"
 
 /* TLS 1.2 suites: forward secret key exchange and AEAD only (TLS 1.3 keeps its defaults). */
 #define TLS12_CIPHERS \
@@ -41,12 +42,6 @@
 
 #define SELFSIGNED_YEARS	10
 #define CN_MAX			64	/* RFC 5280 ub-common-name */
-
-struct tls_ctx {
-	SSL_CTX	*ssl;
-	int	 refs;
-	int	 server;
-};
 
 struct tls_conn {
 	SSL		*ssl;

@@ -16,6 +16,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define MAXREPLY 16
 
 static char act[POLICYD_ACTION_MAX];
+static struct policyd_chain chain;
 static size_t ends[MAXREPLY];
 
 static void
@@ -55,6 +56,27 @@ check_verdict(const char *a)
 	if (v.kind == POLICYD_REDIRECT || v.kind == POLICYD_BCC)
 		check(strchr(v.text, '@') != NULL);
 	check(strcmp(policyd_kind_name(v.kind), "?") != 0);
+	/* every reply is one more service asked at the same stage */
+	if (r == 0)
+		policyd_chain_add(&chain, &v);
+	else
+		policyd_chain_default(&chain, (int)(strlen(a) % 3));
+}
+
+/* The combined outcome: nothing, or one reply line of a 4xx/5xx code that fits. */
+static void
+check_chain(const char *what)
+{
+	char line[POLICYD_REPLY_LINE_MAX];
+
+	if (policyd_chain_result(&chain, (enum policyd_stage)(strlen(what) % 6), what, line)) {
+		size_t n = strnlen(line, sizeof line);
+
+		check(n < sizeof line && n >= 4);
+		check((line[0] == '4' || line[0] == '5') && line[3] == ' ');
+		check(strchr(line, '\r') == NULL && strchr(line, '\n') == NULL);
+	}
+	check(chain.nprepend <= POLICYD_PREPEND_MAX);
 }
 
 int
@@ -64,6 +86,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t off = 0, n = 0, used, fail_at = (size_t)-1, start = 0, k = 0;
 	int r;
 
+	policyd_chain_init(&chain);
 	while (off <= size) {
 		r = policyd_reply_parse(s + off, size - off, act, &used, &why);
 		if (r < 0) {
@@ -83,6 +106,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		n++;
 		off += used;
 	}
+
+	check_chain(size > 0 && data[0] & 1 ? "bob@example.org" : "");
 
 	/* growing: each prefix [start, i] in turn, as bytes arrive */
 	for (size_t i = 0; i <= size && size <= 4096; i++) {

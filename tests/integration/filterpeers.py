@@ -10,8 +10,9 @@ stopped by its PID.
   rspamd.conf: no DNS (the only resolver is 127.0.0.1:1, which answers nothing), a short
   TLD list (a start in about two seconds instead of compiling 9,600 suffixes), actions
   reject = 15 and add_header = 6, milter_headers adding X-Spamd-Result, X-Rspamd-Server and
-  X-Rspamd-Queue-Id, and one local rule, IMSD_BORDERLINE (8 points: add_header), for a
-  Subject containing "imsd borderline". GTUBE is rspamd's own.
+  X-Rspamd-Queue-Id (for local and authenticated clients too: the tests' are on loopback),
+  and one local rule, IMSD_BORDERLINE (8 points: add_header), for a Subject containing
+  "imsd borderline". GTUBE is rspamd's own.
 * OpenDKIM: a signing milter (Mode s) for one domain with a fresh 2048-bit RSA key;
   dns_txt() is the selector's TXT record, for dkimpy's verifier.
 * Clamd + ClamavMilter: clamd with a signature database written here (Imsd-Test.EICAR: the
@@ -171,7 +172,11 @@ actions { reject = 15; add_header = 6; }
 lua = "/usr/share/rspamd/rules/rspamd.lua";
 lua = "%(d)s/imsd.lua";
 modules { path = "/usr/share/rspamd/plugins"; }
-milter_headers { use = ["x-spamd-result", "x-rspamd-server", "x-rspamd-queue-id"]; }
+milter_headers {
+  use = ["x-spamd-result", "x-rspamd-server", "x-rspamd-queue-id"];
+  skip_local = false;           # the tests' clients are on loopback
+  skip_authenticated = false;
+}
 worker "rspamd_proxy" {
   bind_socket = "127.0.0.1:%(port)d";
   milter = yes;

@@ -15,6 +15,7 @@ service as it found it; the last one purges). The package is the one `make deb` 
 it is newer than every file it is made from; otherwise this test runs `make deb`.
 """
 
+import json
 import os
 import re
 import smtplib
@@ -186,6 +187,23 @@ class InstalledUnderSystemd(unittest.TestCase):
                  time.monotonic() - self.installed_at), flush=True)
         self.assert_running(st)
         self.assertEqual(st["NRestarts"], "0", self.journal())
+
+    def test_doctor_reads_the_unit_over_the_system_bus_and_finds_the_spool_as_installed(self):
+        p = self.c.run("imsd", "doctor", "-c", CONF, "--json", check=False)
+        doc = json.loads(p.stdout)
+        lines = {(c["check"], c["subject"]): c for c in doc["checks"]}
+        svc = lines.get(("service", "imsd.service"))
+        self.assertIsNotNone(svc, p.stdout)
+        self.assertEqual(svc["status"], "ok", svc)
+        self.assertRegex(svc["found"], r"^loaded, active \(running\) since .*; 0 restarts")
+        spool = lines.get(("spool", "/var/spool/imsd"))
+        self.assertIsNotNone(spool, p.stdout)
+        self.assertEqual(spool["status"], "ok", [c for c in doc["checks"]
+                                                 if c["check"] == "spool"])
+        self.assertEqual(lines[("mailboxes", "/var/mail/imsd")]["status"], "ok", p.stdout)
+        self.assertEqual(lines[("config", CONF)]["status"], "ok", p.stdout)
+        print("    imsd doctor in the container: %s; %s" % (svc["found"], spool["found"]),
+              flush=True)
 
     def test_serving_process_runs_as_imsd_without_capabilities(self):
         st = self.assert_running()
@@ -459,6 +477,7 @@ class InstalledUnderSystemd(unittest.TestCase):
 
 ORDER = ["test_apt_install_exits_0_and_starts_the_service",
          "test_service_stays_active_with_no_restarts",
+         "test_doctor_reads_the_unit_over_the_system_bus_and_finds_the_spool_as_installed",
          "test_serving_process_runs_as_imsd_without_capabilities",
          "test_exposure_measured_inside_the_container",
          "test_sendmail_and_mail_reach_the_mailboxes",

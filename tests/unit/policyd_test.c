@@ -208,6 +208,75 @@ TEST(refusals_are_worded_as_postfix_words_them)
 	CHECK_STR(policyd_state_name(POLICYD_AT_EOM, 0), "END-OF-MESSAGE");
 }
 
+static struct policyd_chain CH;
+static char LINE[POLICYD_REPLY_LINE_MAX];
+
+static int
+chain(const char *const *actions, size_t n)
+{
+	struct policyd_verdict v;
+	const char *w;
+
+	policyd_chain_init(&CH);
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(actions[i], "!tempfail") == 0) {
+			if (policyd_chain_default(&CH, 0))
+				break;
+			continue;
+		}
+		if (strcmp(actions[i], "!accept") == 0) {
+			if (policyd_chain_default(&CH, 1))
+				break;
+			continue;
+		}
+		if (strcmp(actions[i], "!reject") == 0) {
+			if (policyd_chain_default(&CH, 2))
+				break;
+			continue;
+		}
+		policyd_action_parse(actions[i], &v, &w);
+		if (policyd_chain_add(&CH, &v))
+			break;
+	}
+	return policyd_chain_result(&CH, POLICYD_AT_RCPT, "bob@x.example", LINE);
+}
+
+TEST(services_in_turn_combine_as_postfix_restrictions_do)
+{
+	const char *a[] = { "DUNNO", "OK", "REJECT never asked" };
+	const char *b[] = { "DUNNO", "REJECT no" };
+	const char *c[] = { "DEFER_IF_PERMIT 4.2.0 Greylisted", "DUNNO" };
+	const char *d[] = { "DEFER_IF_PERMIT grey", "550 5.1.1 unknown" };
+	const char *e[] = { "DEFER_IF_REJECT maybe", "REJECT no" };
+	const char *f[] = { "DEFER_IF_REJECT maybe", "DUNNO" };
+	const char *g[] = { "PREPEND X-A: 1", "PREPEND X-B: 2", "OK" };
+	const char *h[] = { "!tempfail" };
+	const char *i2[] = { "!accept", "DUNNO" };
+	const char *j[] = { "!reject" };
+	const char *k[] = { "DEFER_IF_PERMIT grey", "OK" };
+
+	CHECK(chain(a, 3) == 0);
+	CHECK(chain(b, 2) == 1);
+	CHECK_STR(LINE, "554 5.7.1 <bob@x.example>: Recipient address rejected: no");
+	CHECK(chain(c, 2) == 1);
+	CHECK_STR(LINE, "450 4.2.0 <bob@x.example>: Recipient address rejected: Greylisted");
+	CHECK(chain(d, 2) == 1);
+	CHECK_STR(LINE, "550 5.1.1 <bob@x.example>: Recipient address rejected: unknown");
+	CHECK(chain(e, 2) == 1);
+	CHECK_STR(LINE, "450 4.7.1 <bob@x.example>: Recipient address rejected: maybe");
+	CHECK(chain(f, 2) == 0);
+	CHECK(chain(g, 3) == 0 && CH.nprepend == 2);
+	CHECK_STR(CH.prepend[1], "X-B: 2");
+	CHECK(chain(h, 1) == 1);
+	CHECK_STR(LINE, "451 4.3.5 <bob@x.example>: Recipient address rejected: Server "
+	    "configuration problem");
+	CHECK(chain(i2, 2) == 0);
+	CHECK(chain(j, 1) == 1);
+	CHECK_STR(LINE, "550 5.7.1 <bob@x.example>: Recipient address rejected: Policy service "
+	    "unavailable");
+	CHECK(chain(k, 2) == 1);		/* an OK permits, so the defer applies */
+}
+
 int
 main(void)
 {
@@ -221,5 +290,6 @@ main(void)
 	RUN(message_actions);
 	RUN(actions_imsd_cannot_carry_out_are_errors);
 	RUN(refusals_are_worded_as_postfix_words_them);
+	RUN(services_in_turn_combine_as_postfix_restrictions_do);
 	T_EXIT();
 }
